@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpRequest
+
+from . import services
+from .models import ApiKey, Membership, Role, Scope, Tenant, TenantGroup
+
+
+def admin_tenant_ids(request: HttpRequest) -> list[int] | None:
+    """Tenants a staff user administers (owner or admin role); None means all (superuser)."""
+    if request.user.is_superuser:
+        return None
+    return list(
+        Membership.objects.filter(user=request.user, is_active=True, role__in=[Role.OWNER, Role.ADMIN]).values_list(
+            "tenant_id", flat=True
+        )
+    )
+
+
+class TenantScopedAdmin(admin.ModelAdmin):
+    """Staff see and pick only the tenants they administer; a superuser sees all."""
+
+    tenant_lookup = "tenant"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        tenant_ids = admin_tenant_ids(request)
+        if tenant_ids is None:
+            return queryset
+        return queryset.filter(**{f"{self.tenant_lookup}__in": tenant_ids})
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        tenant_ids = admin_tenant_ids(request)
+        if db_field.name == "tenant" and tenant_ids is not None:
+            kwargs["queryset"] = Tenant.objects.filter(pk__in=tenant_ids)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    fields = ["username", "user", "role", "is_active"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(Tenant)
+class TenantAdmin(TenantScopedAdmin):
+    tenant_lookup = "pk"
+    list_display = ["slug", "name", "is_active", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["slug", "name"]
+    inlines = [MembershipInline]
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+
+@admin.register(Membership)
+class MembershipAdmin(TenantScopedAdmin):
+    list_display = ["username", "tenant", "role", "is_active", "user"]
+    list_filter = ["tenant", "role", "is_active"]
+    search_fields = ["username", "user__username", "user__email"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(TenantGroup)
+class TenantGroupAdmin(TenantScopedAdmin):
+    list_display = ["name", "tenant", "created_at"]
+    list_filter = ["tenant"]
+    search_fields = ["name"]
+    readonly_fields = ["auth_group"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.group_rename(group=obj, name=obj.name)
+        else:
+            created = services.group_create(tenant=obj.tenant, name=obj.name)
+            obj.pk, obj.auth_group = created.pk, created.auth_group
+
+
+class ApiKeyCreateForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = ApiKey
+        fields = ["tenant", "name", "scopes", "expires_at"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(TenantScopedAdmin):
+    list_display = ["name", "prefix", "tenant", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    list_filter = ["tenant"]
+    search_fields = ["name", "prefix"]
+    actions = ["revoke"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiKeyCreateForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["tenant", "name", "prefix", "scopes", "created_by", "created_at", "expires_at", "revoked_at", "last_used_at"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return  # keys are immutable; revoke and create a new one instead
+        api_key, raw_key = services.api_key_create(
+            tenant=form.cleaned_data["tenant"],
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"],
+            expires_at=form.cleaned_data["expires_at"],
+            created_by=request.user,
+        )
+        obj.pk = api_key.pk
+        messages.warning(request, f"The new key, shown this once (it is not stored): {raw_key}")
+
+    @admin.action(description="Revoke the selected API keys")
+    def revoke(self, request, queryset):
+        for api_key in queryset:
+            services.api_key_revoke(api_key=api_key)
+        messages.success(request, f"Revoked {queryset.count()} key(s).")

@@ -1,0 +1,135 @@
+"""Tenants, the people in them, their groups, and the API keys of tenant apps."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+# A tenant-local user name: what the tenant app calls its user (an id, an email, a login).
+tenant_username_validator = RegexValidator(
+    r"^[\w.@+-]{1,150}$", "Use up to 150 letters, digits and @ . + - _ characters."
+)
+
+
+class Tenant(models.Model):
+    slug = models.SlugField(max_length=63, unique=True, help_text="Stable identifier, used in the X-Tenant header.")
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True, help_text="An inactive tenant is refused on every request.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Administrator"
+    EDITOR = "editor", "Editor"
+    READER = "reader", "Reader"
+    COMPLIANCE = "compliance", "Compliance"
+
+
+class Membership(models.Model):
+    """A user's place in one tenant. A user may hold memberships in several tenants."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    username = models.CharField(
+        max_length=150,
+        validators=[tenant_username_validator],
+        help_text="The name the tenant knows this user by; unique within the tenant only.",
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.READER)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["tenant", "username"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user"], name="membership_one_per_tenant"),
+            models.UniqueConstraint(fields=["tenant", "username"], name="membership_username_unique_in_tenant"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username}@{self.tenant.slug} ({self.role})"
+
+
+class TenantGroup(models.Model):
+    """A group of one tenant. It wraps a Django auth group (what django-guardian grants to), whose
+    own name is internal and globally unique, so tenants may reuse group names freely."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="groups")
+    name = models.CharField(max_length=150)
+    auth_group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="tenant_group")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tenant", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="tenant_group_name_unique_in_tenant"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.tenant.slug}"
+
+
+class Scope(models.TextChoices):
+    """What an API key may do. Members' roles map onto the same scopes (permissions.ROLE_SCOPES)."""
+
+    SEARCH = "search", "Search"
+    ASK = "ask", "Ask questions"
+    DOCUMENTS_READ = "documents:read", "Read documents"
+    DOCUMENTS_WRITE = "documents:write", "Upload and manage documents"
+    USERS_MANAGE = "users:manage", "Provision users"
+    GROUPS_MANAGE = "groups:manage", "Manage groups"
+    KEYS_MANAGE = "keys:manage", "Manage API keys"
+    ACT_AS_USER = "act_as_user", "Act for a named user of the tenant"
+    AUDIT_READ = "audit:read", "Read the answer audit trail"
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def usable(self) -> ApiKeyQuerySet:
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now))
+
+
+class ApiKey(models.Model):
+    """A tenant app's credential. The raw key is shown once at creation and never stored: only
+    its SHA-256 digest is, with a short public prefix to find the row."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    scopes = models.JSONField(default=list)
+    # The key's own principal: grants made to this user are what the key reads by itself.
+    service_user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_key", editable=False
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["tenant", "-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()

@@ -1,0 +1,114 @@
+"""Tenant resolution, in one place.
+
+Every API request is resolved to a `TenantContext` here and nowhere else:
+
+* an API key → its own tenant (an ``X-Tenant`` header, if sent, must name that same tenant);
+* a logged-in user → the tenant named by the ``X-Tenant`` header, where the user must hold an
+  active membership.
+
+The DRF permission class (permissions.TenantPermission) calls `resolve_tenant_context` on every
+request, so no endpoint can forget it. Failures are typed errors with a message saying what to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from apps.core.exceptions import NotAuthenticated, NotFound, PermissionDenied
+
+from .models import ApiKey, Membership, Role, Scope, Tenant
+
+TENANT_HEADER = "X-Tenant"
+
+# What a member may do, by role, in the same vocabulary as API key scopes.
+_ALL_BUT_ACTING = frozenset(Scope.values) - {Scope.ACT_AS_USER}
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    Role.OWNER: _ALL_BUT_ACTING,
+    Role.ADMIN: _ALL_BUT_ACTING,
+    Role.EDITOR: frozenset({Scope.SEARCH, Scope.ASK, Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE}),
+    Role.READER: frozenset({Scope.SEARCH, Scope.ASK, Scope.DOCUMENTS_READ}),
+    Role.COMPLIANCE: frozenset({Scope.AUDIT_READ}),
+}
+
+
+@dataclass(frozen=True)
+class TenantContext:
+    """Who is acting, for which tenant, allowed to do what."""
+
+    tenant: Tenant
+    user: AbstractBaseUser  # a member, or the API key's own service user
+    api_key: ApiKey | None
+    membership: Membership | None
+    scopes: frozenset[str]
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def require(self, scope: str) -> None:
+        if not self.allows(scope):
+            who = f"API key '{self.api_key.name}'" if self.api_key else f"role '{self.membership.role}'"
+            raise PermissionDenied(
+                f"This needs the '{scope}' scope, which {who} does not have.",
+                code="scope_missing",
+                extra={"required_scope": scope, "scopes": sorted(self.scopes)},
+            )
+
+
+def _require_active(tenant: Tenant) -> None:
+    if not tenant.is_active:
+        raise PermissionDenied(f"Tenant '{tenant.slug}' is inactive.", code="tenant_inactive")
+
+
+def resolve_tenant_context(
+    *, user: AbstractBaseUser | AnonymousUser | None, api_key: ApiKey | None, tenant_slug: str | None
+) -> TenantContext:
+    tenant_slug = (tenant_slug or "").strip() or None
+
+    if api_key is not None:
+        tenant = api_key.tenant
+        if tenant_slug is not None and tenant_slug != tenant.slug:
+            raise PermissionDenied(
+                f"This API key belongs to another tenant than '{tenant_slug}': drop the "
+                f"{TENANT_HEADER} header or use a key of that tenant.",
+                code="tenant_mismatch",
+            )
+        _require_active(tenant)
+        return TenantContext(
+            tenant=tenant,
+            user=api_key.service_user,
+            api_key=api_key,
+            membership=None,
+            scopes=frozenset(api_key.scopes),
+        )
+
+    if user is None or not user.is_authenticated:
+        raise NotAuthenticated(
+            "Authentication required: send 'Authorization: Api-Key <key>', or log in and name "
+            f"the tenant in the {TENANT_HEADER} header.",
+        )
+    if tenant_slug is None:
+        raise PermissionDenied(
+            f"Name the tenant in the {TENANT_HEADER} header (its slug).",
+            code="tenant_header_missing",
+            extra={"your_tenants": sorted(user.memberships.filter(is_active=True).values_list("tenant__slug", flat=True))},
+        )
+    membership = (
+        Membership.objects.select_related("tenant").filter(user=user, tenant__slug=tenant_slug).first()
+    )
+    if membership is None:
+        # Same answer whether the tenant exists or not: membership is what reveals a tenant.
+        raise NotFound(f"No tenant '{tenant_slug}' among your memberships.", code="tenant_not_found")
+    _require_active(membership.tenant)
+    if not membership.is_active:
+        raise PermissionDenied(
+            f"Your membership in tenant '{tenant_slug}' is deactivated.", code="membership_inactive"
+        )
+    return TenantContext(
+        tenant=membership.tenant,
+        user=user,
+        api_key=None,
+        membership=membership,
+        scopes=ROLE_SCOPES[membership.role],
+    )

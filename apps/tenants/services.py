@@ -1,0 +1,249 @@
+"""Writes for tenants, members, groups and API keys. Each takes the tenant (or an object of it)
+first and keyword-only arguments, and runs in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.core.exceptions import ApplicationError, Conflict, NotAuthenticated, PermissionDenied
+
+from . import keys
+from .models import ApiKey, Membership, Role, Scope, Tenant, TenantGroup, tenant_username_validator
+
+User = get_user_model()
+
+# last_used_at is written at most this often per key, so authentication is not a write per request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+# --------------------------------------------------------------------------- tenants
+@transaction.atomic
+def tenant_create(*, slug: str, name: str, owner: AbstractBaseUser | None = None) -> Tenant:
+    if Tenant.objects.filter(slug=slug).exists():
+        raise Conflict(f"A tenant with slug '{slug}' already exists.", code="tenant_exists")
+    tenant = Tenant(slug=slug, name=name)
+    tenant.full_clean()
+    tenant.save()
+    if owner is not None:
+        membership_add(tenant=tenant, user=owner, username=owner.get_username(), role=Role.OWNER)
+    return tenant
+
+
+# --------------------------------------------------------------------------- members
+def _validate_username(username: str) -> None:
+    try:
+        tenant_username_validator(username)
+    except ValidationError as exc:
+        raise ApplicationError(f"Invalid username {username!r}: {exc.messages[0]}", code="invalid_username") from exc
+
+
+def _validate_role(role: str) -> None:
+    if role not in Role.values:
+        raise ApplicationError(f"Unknown role {role!r}: use one of {', '.join(Role.values)}.", code="invalid_role")
+
+
+@transaction.atomic
+def membership_add(*, tenant: Tenant, user: AbstractBaseUser, username: str, role: str = Role.READER) -> Membership:
+    """Give an existing platform user a place in a tenant (a user may belong to several)."""
+    _validate_username(username)
+    _validate_role(role)
+    if Membership.objects.filter(tenant=tenant, username=username).exists():
+        raise Conflict(f"A user named '{username}' already exists in this tenant.", code="username_taken")
+    if Membership.objects.filter(tenant=tenant, user=user).exists():
+        raise Conflict("That user is already a member of this tenant.", code="already_member")
+    return Membership.objects.create(tenant=tenant, user=user, username=username, role=role)
+
+
+def _internal_username(tenant: Tenant, username: str) -> str:
+    # Django usernames are global; tenant-local names are not. "<name>@<tenant slug>" is readable
+    # in the admin and cannot collide across tenants (a slug has no '@').
+    candidate = f"{username}@{tenant.slug}"
+    if len(candidate) > 150 or User.objects.filter(username=candidate).exists():
+        candidate = f"user-{uuid.uuid4().hex}"
+    return candidate
+
+
+@transaction.atomic
+def member_create(
+    *,
+    tenant: Tenant,
+    username: str,
+    role: str = Role.READER,
+    email: str = "",
+    first_name: str = "",
+    last_name: str = "",
+) -> Membership:
+    """A new person of this tenant, provisioned by the tenant app. They authenticate through the
+    tenant app (which acts for them), so no password is set."""
+    _validate_username(username)
+    _validate_role(role)
+    if Membership.objects.filter(tenant=tenant, username=username).exists():
+        raise Conflict(f"A user named '{username}' already exists in this tenant.", code="username_taken")
+    user = User(username=_internal_username(tenant, username), email=email, first_name=first_name, last_name=last_name)
+    user.set_unusable_password()
+    user.save()
+    return Membership.objects.create(tenant=tenant, user=user, username=username, role=role)
+
+
+@transaction.atomic
+def member_set_active(*, membership: Membership, active: bool) -> Membership:
+    """Deactivate (or reactivate) a person in one tenant; their other memberships are untouched."""
+    if membership.is_active != active:
+        membership.is_active = active
+        membership.deactivated_at = None if active else timezone.now()
+        membership.save(update_fields=["is_active", "deactivated_at"])
+    return membership
+
+
+@transaction.atomic
+def member_set_role(*, membership: Membership, role: str) -> Membership:
+    _validate_role(role)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+# --------------------------------------------------------------------------- groups
+def _validate_group_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 150:
+        raise ApplicationError("A group name needs 1 to 150 characters.", code="invalid_group_name")
+    return name
+
+
+@transaction.atomic
+def group_create(*, tenant: Tenant, name: str) -> TenantGroup:
+    name = _validate_group_name(name)
+    if TenantGroup.objects.filter(tenant=tenant, name=name).exists():
+        raise Conflict(f"A group named '{name}' already exists in this tenant.", code="group_exists")
+    auth_group = Group.objects.create(name=f"tenant-{tenant.pk}-{uuid.uuid4().hex}")
+    return TenantGroup.objects.create(tenant=tenant, name=name, auth_group=auth_group)
+
+
+@transaction.atomic
+def group_rename(*, group: TenantGroup, name: str) -> TenantGroup:
+    name = _validate_group_name(name)
+    if TenantGroup.objects.filter(tenant=group.tenant, name=name).exclude(pk=group.pk).exists():
+        raise Conflict(f"A group named '{name}' already exists in this tenant.", code="group_exists")
+    group.name = name
+    group.save(update_fields=["name"])
+    return group
+
+
+@transaction.atomic
+def group_delete(*, group: TenantGroup) -> None:
+    group.auth_group.delete()  # cascades to the TenantGroup and to guardian's grants
+
+
+def _same_tenant(group: TenantGroup, membership: Membership) -> None:
+    if group.tenant_id != membership.tenant_id:
+        raise PermissionDenied("A group can only hold members of its own tenant.", code="cross_tenant")
+
+
+@transaction.atomic
+def group_member_add(*, group: TenantGroup, membership: Membership) -> None:
+    _same_tenant(group, membership)
+    membership.user.groups.add(group.auth_group)
+
+
+@transaction.atomic
+def group_member_remove(*, group: TenantGroup, membership: Membership) -> None:
+    _same_tenant(group, membership)
+    membership.user.groups.remove(group.auth_group)
+
+
+# --------------------------------------------------------------------------- API keys
+def _validate_scopes(scopes: Iterable[str], *, granting_scopes: frozenset[str] | None) -> list[str]:
+    scopes = sorted(set(scopes))
+    unknown = [s for s in scopes if s not in Scope.values]
+    if unknown:
+        raise ApplicationError(
+            f"Unknown scope(s) {', '.join(unknown)}: use any of {', '.join(Scope.values)}.",
+            code="invalid_scope",
+        )
+    if not scopes:
+        raise ApplicationError("An API key needs at least one scope.", code="invalid_scope")
+    if granting_scopes is not None:
+        beyond = [s for s in scopes if s not in granting_scopes]
+        if beyond:
+            raise PermissionDenied(
+                f"You cannot grant scope(s) you do not hold: {', '.join(beyond)}.", code="scope_escalation"
+            )
+    return scopes
+
+
+@transaction.atomic
+def api_key_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    scopes: Iterable[str],
+    expires_at: datetime | None = None,
+    created_by: AbstractBaseUser | None = None,
+    granting_scopes: frozenset[str] | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its raw value, which exists only in this return value.
+
+    `granting_scopes` are the creator's own scopes when a tenant member or key creates the key:
+    nobody hands out more than they hold.
+    """
+    scope_list = _validate_scopes(scopes, granting_scopes=granting_scopes)
+    if not name.strip():
+        raise ApplicationError("An API key needs a name.", code="invalid_name")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ApplicationError("expires_at must be in the future.", code="invalid_expiry")
+    generated = keys.generate()
+    service_user = User(username=f"apikey-{generated.prefix}")
+    service_user.set_unusable_password()
+    service_user.save()
+    api_key = ApiKey.objects.create(
+        tenant=tenant,
+        name=name.strip(),
+        prefix=generated.prefix,
+        key_hash=generated.digest,
+        scopes=scope_list,
+        service_user=service_user,
+        created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+        expires_at=expires_at,
+    )
+    return api_key, generated.raw
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+def api_key_authenticate(*, raw_key: str) -> ApiKey:
+    """The key behind a raw value, or NotAuthenticated saying why not (never which part matched)."""
+    prefix = keys.parse_prefix(raw_key)
+    if prefix is None:
+        raise NotAuthenticated(f"Malformed API key: {keys.KEY_FORMAT_HINT}.", code="api_key_malformed")
+    api_key = ApiKey.objects.select_related("tenant", "service_user").filter(prefix=prefix).first()
+    # Compare against a digest even when the prefix is unknown, so both cases take the same time.
+    if not keys.matches(raw_key, api_key.key_hash if api_key else "0" * 64) or api_key is None:
+        raise NotAuthenticated("Unknown API key.", code="api_key_invalid")
+    if api_key.revoked_at is not None:
+        raise NotAuthenticated(
+            f"This API key was revoked on {api_key.revoked_at:%Y-%m-%d %H:%M} UTC.", code="api_key_revoked"
+        )
+    if api_key.is_expired:
+        raise NotAuthenticated(
+            f"This API key expired on {api_key.expires_at:%Y-%m-%d %H:%M} UTC.", code="api_key_expired"
+        )
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key

@@ -1,0 +1,213 @@
+"""Settings shared by every environment, read from environment variables.
+
+Two profiles share one code path (docs/architecture.md):
+
+* ``embedded`` (the default): SQLite, the embedded search backend, Celery tasks run eagerly
+  in-process. Nothing to install or start.
+* ``full``: PostgreSQL, Redis as the Celery broker, Elasticsearch. Every service is named by an
+  environment variable; a missing one stops start-up with a message naming it.
+
+Every variable is listed in the README's table.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parents[3]
+VAR_DIR = Path(environ.Env().str("PLATFORM_VAR_DIR", default=str(BASE_DIR / "var")))
+
+env = environ.Env()
+
+PROFILE_EMBEDDED = "embedded"
+PROFILE_FULL = "full"
+PLATFORM_PROFILE = env.str("PLATFORM_PROFILE", default=PROFILE_EMBEDDED)
+if PLATFORM_PROFILE not in (PROFILE_EMBEDDED, PROFILE_FULL):
+    raise ImproperlyConfigured(
+        f"PLATFORM_PROFILE={PLATFORM_PROFILE!r}: use 'embedded' (the default) or 'full'."
+    )
+
+if PLATFORM_PROFILE == PROFILE_FULL:
+    _missing = [
+        name
+        for name in ("DATABASE_URL", "CELERY_BROKER_URL", "ELASTICSEARCH_URL")
+        if not env.str(name, default="")
+    ]
+    if _missing:
+        raise ImproperlyConfigured(
+            "The full profile needs " + ", ".join(_missing) + " (see the README's table of "
+            "environment variables; `bash bin/services env` prints them for local services)."
+        )
+
+# --------------------------------------------------------------------------- core
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "guardian",
+    "drf_spectacular",
+    "apps.core",
+    "apps.tenants",
+    "apps.search",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "knowledge_platform.urls"
+WSGI_APPLICATION = "knowledge_platform.wsgi.application"
+ASGI_APPLICATION = "knowledge_platform.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --------------------------------------------------------------------------- database
+DATABASES = {
+    "default": env.db_url(
+        "DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'knowledge_platform.sqlite3'}"
+    )
+}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --------------------------------------------------------------------------- auth
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# guardian's anonymous user is not used: every request is tied to a tenant member or an API key.
+ANONYMOUS_USER_NAME = None
+
+# --------------------------------------------------------------------------- i18n, static
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_URL = "media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --------------------------------------------------------------------------- REST API
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # The first class names the 401 challenge (WWW-Authenticate: Api-Key).
+        "apps.tenants.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    # Every endpoint is tenant-scoped unless it says otherwise (health, schema): security by
+    # construction, no view can forget to resolve the tenant.
+    "DEFAULT_PERMISSION_CLASSES": ["apps.tenants.permissions.TenantPermission"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "apps.core.exception_handler.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Knowledge platform API",
+    "DESCRIPTION": (
+        "Multi-tenant, access-controlled retrieval-augmented answering. Authenticate with "
+        "`Authorization: Api-Key <key>`, or as a user with the `X-Tenant` header naming the tenant."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs are public: they describe the API, they hold no tenant data.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --------------------------------------------------------------------------- Celery
+if PLATFORM_PROFILE == PROFILE_FULL:
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL")
+    CELERY_TASK_ALWAYS_EAGER = False
+else:
+    # Embedded: tasks run in-process at call time, so nothing else needs to run.
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
+    CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=None)
+# A task is acknowledged when it finished, so a worker killed mid-task hands it to another.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=3.0)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+
+# --------------------------------------------------------------------------- search
+SEARCH_BACKEND = env.str(
+    "SEARCH_BACKEND",
+    default="elasticsearch" if PLATFORM_PROFILE == PROFILE_FULL else "embedded",
+)
+SEARCH = {
+    "EMBEDDED": {
+        # Its own SQLite file, whatever the main database is: FTS5 + NumPy over stored vectors.
+        "PATH": env.str("EMBEDDED_SEARCH_PATH", default=str(VAR_DIR / "search.sqlite3")),
+    },
+    "ELASTICSEARCH": {
+        "URL": env.str("ELASTICSEARCH_URL", default="http://127.0.0.1:9200"),
+        "USERNAME": env.str("ELASTICSEARCH_USERNAME", default=""),
+        "PASSWORD": env.str("ELASTICSEARCH_PASSWORD", default=""),
+        "API_KEY": env.str("ELASTICSEARCH_API_KEY", default=""),
+        "CA_CERTS": env.str("ELASTICSEARCH_CA_CERTS", default=""),
+        "VERIFY_CERTS": env.bool("ELASTICSEARCH_VERIFY_CERTS", default=True),
+        "REQUEST_TIMEOUT": env.float("ELASTICSEARCH_REQUEST_TIMEOUT", default=10.0),
+        "INDEX_PREFIX": env.str("ELASTICSEARCH_INDEX_PREFIX", default="kp"),
+    },
+}
+
+# --------------------------------------------------------------------------- logging
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"elastic_transport": {"level": "WARNING"}},
+}

@@ -1,0 +1,24 @@
+"""The test suite: the profile still comes from PLATFORM_PROFILE (bin/test runs both)."""
+
+import tempfile
+from pathlib import Path
+
+from .base import *  # noqa: F403
+from .base import SEARCH, env
+
+DEBUG = False
+SECRET_KEY = "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; tests' own users
+
+_TEST_VAR = Path(tempfile.mkdtemp(prefix="kp-test-"))
+MEDIA_ROOT = _TEST_VAR / "media"
+STATIC_ROOT = _TEST_VAR / "staticfiles"
+STATIC_ROOT.mkdir()
+SEARCH["EMBEDDED"]["PATH"] = str(_TEST_VAR / "search.sqlite3")
+# Indices created by tests never collide with a developer's own.
+SEARCH["ELASTICSEARCH"]["INDEX_PREFIX"] = env.str("ELASTICSEARCH_INDEX_PREFIX", default="kp-test")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
