@@ -18,17 +18,19 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from apps.core.exceptions import NotAuthenticated, NotFound, PermissionDenied
 
+from .actors import Actor
 from .models import ApiKey, Membership, Role, Scope, Tenant
 
 TENANT_HEADER = "X-Tenant"
 
-# What a member may do, by role, in the same vocabulary as API key scopes.
+# What a member may do, by role, in the same vocabulary as API key scopes. For documents the
+# scope only opens the endpoints: a reader's grants (view/change/manage) decide per object.
 _ALL_BUT_ACTING = frozenset(Scope.values) - {Scope.ACT_AS_USER}
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     Role.OWNER: _ALL_BUT_ACTING,
     Role.ADMIN: _ALL_BUT_ACTING,
     Role.EDITOR: frozenset({Scope.SEARCH, Scope.ASK, Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE}),
-    Role.READER: frozenset({Scope.SEARCH, Scope.ASK, Scope.DOCUMENTS_READ}),
+    Role.READER: frozenset({Scope.SEARCH, Scope.ASK, Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE}),
     Role.COMPLIANCE: frozenset({Scope.AUDIT_READ}),
 }
 
@@ -42,6 +44,10 @@ class TenantContext:
     api_key: ApiKey | None
     membership: Membership | None
     scopes: frozenset[str]
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(user=self.user, api_key=self.api_key)
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes

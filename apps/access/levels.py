@@ -1,0 +1,31 @@
+"""Access levels and the guardian permission codenames behind them. Levels are cumulative:
+manage ⊃ change ⊃ view, so a grant of a level assigns that permission and every one below it."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Level(IntEnum):
+    VIEW = 1
+    CHANGE = 2
+    MANAGE = 3
+
+    @classmethod
+    def parse(cls, name: str) -> Level:
+        return cls[name.upper()]
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+LEVEL_NAMES = [level.label for level in Level]
+
+
+def codename(level: Level, model_name: str) -> str:
+    return f"{level.label}_{model_name}"
+
+
+def codenames_up_to(level: Level, model_name: str) -> list[str]:
+    return [codename(lower, model_name) for lower in Level if lower <= level]

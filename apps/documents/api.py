@@ -1,0 +1,486 @@
+"""The documents API for tenant apps: collections, documents, versions, lifecycle, grants.
+
+Scopes gate the kind of call (documents:read / documents:write); per-object access (view, change,
+manage) is checked through apps/access/checks.py; lookups go through selectors that only ever
+return what the caller may see."""
+
+from __future__ import annotations
+
+from django.http import FileResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.access import services as access_services
+from apps.access.checks import require, require_role_level
+from apps.access.levels import LEVEL_NAMES, Level
+from apps.core.exceptions import ApplicationError, NotFound
+from apps.core.pagination import paginated_response, paginated_schema
+from apps.tenants import selectors as tenant_selectors
+from apps.tenants.models import Scope
+from apps.tenants.permissions import tenant_context
+
+from . import selectors, services
+from .models import DocumentState
+
+READ_WRITE = {
+    "GET": Scope.DOCUMENTS_READ,
+    "POST": Scope.DOCUMENTS_WRITE,
+    "PUT": Scope.DOCUMENTS_WRITE,
+    "PATCH": Scope.DOCUMENTS_WRITE,
+    "DELETE": Scope.DOCUMENTS_WRITE,
+}
+
+
+# --------------------------------------------------------------------------- output shapes
+class CollectionOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class VersionOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    number = serializers.IntegerField()
+    original_filename = serializers.CharField()
+    media_type = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    change_note = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    status = serializers.CharField()
+    status_reason = serializers.CharField()
+    progress_done = serializers.IntegerField()
+    progress_total = serializers.IntegerField()
+    processing_started_at = serializers.DateTimeField(allow_null=True)
+    processing_finished_at = serializers.DateTimeField(allow_null=True)
+    purged_at = serializers.DateTimeField(allow_null=True)
+
+
+class DocumentOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    collection = serializers.IntegerField(source="collection_id")
+    title = serializers.CharField()
+    author = serializers.CharField()
+    category = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField())
+    effective_date = serializers.DateField(allow_null=True)
+    source_url = serializers.CharField()
+    state = serializers.CharField()
+    published_version = VersionOutputSerializer(allow_null=True)
+    has_own_grants = serializers.BooleanField()
+    retention_until = serializers.DateField(allow_null=True)
+    legal_hold = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    purged_at = serializers.DateTimeField(allow_null=True)
+
+
+class EventOutputSerializer(serializers.Serializer):
+    action = serializers.CharField()
+    version = serializers.IntegerField(source="version.number", allow_null=True, default=None)
+    actor = serializers.SerializerMethodField()
+    reason = serializers.CharField()
+    details = serializers.DictField()
+    created_at = serializers.DateTimeField()
+
+    def get_actor(self, event) -> str | None:
+        if event.api_key_id:
+            return f"api-key:{event.api_key.prefix}"
+        return event.actor.get_username() if event.actor else None
+
+
+class GrantSerializer(serializers.Serializer):
+    user = serializers.CharField(required=False, help_text="A tenant username.")
+    group = serializers.IntegerField(required=False, help_text="A tenant group id.")
+    api_key = serializers.CharField(required=False, help_text="An API key prefix: grants the key's own reads.")
+    level = serializers.ChoiceField(choices=LEVEL_NAMES)
+
+    def validate(self, data):
+        named = [k for k in ("user", "group", "api_key") if k in data]
+        if len(named) != 1:
+            raise serializers.ValidationError("Name exactly one of user, group or api_key.")
+        return data
+
+
+class GrantsInputSerializer(serializers.Serializer):
+    grants = GrantSerializer(many=True)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+
+
+# --------------------------------------------------------------------------- grants helpers
+def _grants_out(context, obj) -> list[dict]:
+    from django.contrib.auth.models import Group
+
+    out = []
+    for grant in access_services.grants_list(obj):
+        if isinstance(grant.principal, Group):
+            out.append({"group": grant.principal.tenant_group.pk, "level": grant.level.label})
+        elif hasattr(grant.principal, "api_key"):
+            out.append({"api_key": grant.principal.api_key.prefix, "level": grant.level.label})
+        else:
+            membership = grant.principal.memberships.filter(tenant=context.tenant).first()
+            out.append({"user": membership.username if membership else None, "level": grant.level.label})
+    return out
+
+
+def _grants_in(context, data: list[dict]) -> list[access_services.Grant]:
+    grants = []
+    for item in data:
+        level = Level.parse(item["level"])
+        if "user" in item:
+            principal = tenant_selectors.membership_get(tenant=context.tenant, username=item["user"]).user
+        elif "group" in item:
+            principal = tenant_selectors.group_get(tenant=context.tenant, group_id=item["group"]).auth_group
+        else:
+            principal = tenant_selectors.api_key_get(tenant=context.tenant, prefix=item["api_key"]).service_user
+        grants.append(access_services.Grant(principal, level))
+    return grants
+
+
+_grants_schema = serializers.ListSerializer(child=GrantSerializer())
+
+
+# --------------------------------------------------------------------------- collections
+class CollectionListCreateView(APIView):
+    required_scopes = READ_WRITE
+
+    class CollectionCreateSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        description = serializers.CharField(required=False, default="", allow_blank=True)
+
+    @extend_schema(operation_id="collections_list", responses=paginated_schema(CollectionOutputSerializer), tags=["collections"])
+    def get(self, request: Request) -> Response:
+        collections = selectors.collection_list(context=tenant_context(request))
+        return paginated_response(request=request, view=self, queryset=collections, serializer_class=CollectionOutputSerializer)
+
+    @extend_schema(request=CollectionCreateSerializer, responses={201: CollectionOutputSerializer}, tags=["collections"])
+    def post(self, request: Request) -> Response:
+        context = tenant_context(request)
+        require_role_level(context, Level.CHANGE, "Creating a collection")
+        data = self.CollectionCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        collection = services.collection_create(tenant=context.tenant, **data.validated_data)
+        return Response(CollectionOutputSerializer(collection).data, status=status.HTTP_201_CREATED)
+
+
+class CollectionDetailView(APIView):
+    required_scopes = READ_WRITE
+
+    class CollectionUpdateSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False)
+        description = serializers.CharField(required=False, allow_blank=True)
+
+    @extend_schema(responses=CollectionOutputSerializer, tags=["collections"])
+    def get(self, request: Request, collection_id: int) -> Response:
+        collection = selectors.collection_get(context=tenant_context(request), collection_id=collection_id)
+        return Response(CollectionOutputSerializer(collection).data)
+
+    @extend_schema(request=CollectionUpdateSerializer, responses=CollectionOutputSerializer, tags=["collections"])
+    def patch(self, request: Request, collection_id: int) -> Response:
+        context = tenant_context(request)
+        collection = selectors.collection_get(context=context, collection_id=collection_id)
+        require(context, collection, Level.CHANGE)
+        data = self.CollectionUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        collection = services.collection_update(collection=collection, **data.validated_data)
+        return Response(CollectionOutputSerializer(collection).data)
+
+    @extend_schema(responses={204: None}, tags=["collections"])
+    def delete(self, request: Request, collection_id: int) -> Response:
+        context = tenant_context(request)
+        collection = selectors.collection_get(context=context, collection_id=collection_id)
+        require(context, collection, Level.MANAGE)
+        services.collection_delete(collection=collection)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CollectionGrantsView(APIView):
+    required_scopes = READ_WRITE
+
+    @extend_schema(responses=_grants_schema, tags=["collections"], summary="Grants on the collection")
+    def get(self, request: Request, collection_id: int) -> Response:
+        context = tenant_context(request)
+        collection = selectors.collection_get(context=context, collection_id=collection_id)
+        require(context, collection, Level.MANAGE)
+        return Response(_grants_out(context, collection))
+
+    @extend_schema(request=GrantsInputSerializer, responses=_grants_schema, tags=["collections"], summary="Replace the collection's grants")
+    def put(self, request: Request, collection_id: int) -> Response:
+        context = tenant_context(request)
+        collection = selectors.collection_get(context=context, collection_id=collection_id)
+        require(context, collection, Level.MANAGE)
+        data = GrantsInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        grants = _grants_in(context, data.validated_data["grants"])
+        access_services.grants_replace(obj=collection, grants=grants, actor=context.actor)
+        return Response(_grants_out(context, collection))
+
+
+# --------------------------------------------------------------------------- documents
+class DocumentListCreateView(APIView):
+    required_scopes = READ_WRITE
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    class DocumentFilterSerializer(serializers.Serializer):
+        collection = serializers.IntegerField(required=False)
+        state = serializers.ChoiceField(choices=DocumentState.choices, required=False)
+        category = serializers.CharField(required=False)
+        tag = serializers.CharField(required=False)
+        q = serializers.CharField(required=False, help_text="Words in the title.")
+        effective_from = serializers.DateField(required=False)
+        effective_to = serializers.DateField(required=False)
+
+    class DocumentCreateSerializer(serializers.Serializer):
+        collection = serializers.IntegerField()
+        title = serializers.CharField(max_length=500)
+        author = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        category = serializers.CharField(max_length=100, required=False, allow_blank=True)
+        tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+        effective_date = serializers.DateField(required=False, allow_null=True)
+        source_url = serializers.URLField(max_length=1000, required=False, allow_blank=True)
+        retention_until = serializers.DateField(required=False, allow_null=True)
+        legal_hold = serializers.BooleanField(required=False)
+        file = serializers.FileField(required=False, help_text="The first version (optional).")
+        change_note = serializers.CharField(required=False, default="", allow_blank=True)
+
+    @extend_schema(
+        operation_id="documents_list",
+        parameters=[DocumentFilterSerializer],
+        responses=paginated_schema(DocumentOutputSerializer),
+        tags=["documents"],
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.DocumentFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        params = dict(filters.validated_data)
+        if "collection" in params:
+            params["collection_id"] = params.pop("collection")
+        if "q" in params:
+            params["title_contains"] = params.pop("q")
+        documents = selectors.document_list(context=tenant_context(request), **params)
+        return paginated_response(request=request, view=self, queryset=documents, serializer_class=DocumentOutputSerializer)
+
+    @extend_schema(
+        request={"multipart/form-data": DocumentCreateSerializer, "application/json": DocumentCreateSerializer},
+        responses={201: DocumentOutputSerializer},
+        tags=["documents"],
+    )
+    def post(self, request: Request) -> Response:
+        context = tenant_context(request)
+        data = self.DocumentCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        collection = selectors.collection_get(context=context, collection_id=fields.pop("collection"))
+        require(context, collection, Level.CHANGE)
+        document = services.document_create(tenant=context.tenant, collection=collection, actor=context.actor, **fields)
+        return Response(DocumentOutputSerializer(document).data, status=status.HTTP_201_CREATED)
+
+
+def _document(request: Request, document_id: int, level: Level):
+    context = tenant_context(request)
+    document = selectors.document_get(context=context, document_id=document_id)
+    require(context, document, level)
+    return context, document
+
+
+class DocumentDetailView(APIView):
+    required_scopes = READ_WRITE
+
+    class DocumentUpdateSerializer(serializers.Serializer):
+        title = serializers.CharField(max_length=500, required=False)
+        author = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        category = serializers.CharField(max_length=100, required=False, allow_blank=True)
+        tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+        effective_date = serializers.DateField(required=False, allow_null=True)
+        source_url = serializers.URLField(max_length=1000, required=False, allow_blank=True)
+        retention_until = serializers.DateField(required=False, allow_null=True)
+        legal_hold = serializers.BooleanField(required=False)
+
+    @extend_schema(responses=DocumentOutputSerializer, tags=["documents"])
+    def get(self, request: Request, document_id: int) -> Response:
+        _, document = _document(request, document_id, Level.VIEW)
+        return Response(DocumentOutputSerializer(document).data)
+
+    @extend_schema(request=DocumentUpdateSerializer, responses=DocumentOutputSerializer, tags=["documents"])
+    def patch(self, request: Request, document_id: int) -> Response:
+        data = self.DocumentUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        # Retention and legal hold decide whether content may be destroyed: managers only.
+        level = Level.MANAGE if {"retention_until", "legal_hold"} & data.validated_data.keys() else Level.CHANGE
+        context, document = _document(request, document_id, level)
+        document = services.document_update(document=document, actor=context.actor, **data.validated_data)
+        return Response(DocumentOutputSerializer(document).data)
+
+    @extend_schema(request=ReasonSerializer, responses=DocumentOutputSerializer, tags=["documents"], summary="Soft-delete")
+    def delete(self, request: Request, document_id: int) -> Response:
+        context, document = _document(request, document_id, Level.MANAGE)
+        reason = ReasonSerializer(data=request.data)
+        reason.is_valid(raise_exception=True)
+        document = services.document_delete(document=document, actor=context.actor, **reason.validated_data)
+        return Response(DocumentOutputSerializer(document).data)
+
+
+class VersionListCreateView(APIView):
+    required_scopes = READ_WRITE
+    parser_classes = [MultiPartParser, FormParser]
+
+    class VersionUploadSerializer(serializers.Serializer):
+        file = serializers.FileField()
+        change_note = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+
+    @extend_schema(operation_id="document_versions_list", responses=paginated_schema(VersionOutputSerializer), tags=["versions"])
+    def get(self, request: Request, document_id: int) -> Response:
+        _, document = _document(request, document_id, Level.VIEW)
+        versions = selectors.version_list(document=document)
+        return paginated_response(request=request, view=self, queryset=versions, serializer_class=VersionOutputSerializer)
+
+    @extend_schema(
+        request={"multipart/form-data": VersionUploadSerializer},
+        responses={201: VersionOutputSerializer},
+        tags=["versions"],
+        summary="Upload a new version (multipart)",
+    )
+    def post(self, request: Request, document_id: int) -> Response:
+        context, document = _document(request, document_id, Level.CHANGE)
+        data = self.VersionUploadSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = services.version_upload(document=document, actor=context.actor, **data.validated_data)
+        return Response(VersionOutputSerializer(version).data, status=status.HTTP_201_CREATED)
+
+
+class VersionDetailView(APIView):
+    required_scope = Scope.DOCUMENTS_READ
+
+    @extend_schema(responses=VersionOutputSerializer, tags=["versions"])
+    def get(self, request: Request, document_id: int, number: int) -> Response:
+        _, document = _document(request, document_id, Level.VIEW)
+        return Response(VersionOutputSerializer(selectors.version_get(document=document, number=number)).data)
+
+
+class VersionContentView(APIView):
+    required_scope = Scope.DOCUMENTS_READ
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes}, tags=["versions"], summary="Download a version's file")
+    def get(self, request: Request, document_id: int, number: int):
+        _, document = _document(request, document_id, Level.VIEW)
+        version = selectors.version_get(document=document, number=number)
+        if not version.file:
+            raise NotFound(f"Version {number} was purged; its content is gone.", code="version_purged")
+        return FileResponse(
+            version.file.open("rb"), as_attachment=True, filename=version.original_filename, content_type=version.media_type
+        )
+
+
+class VersionPublishView(APIView):
+    required_scope = Scope.DOCUMENTS_WRITE
+
+    @extend_schema(request=ReasonSerializer, responses=DocumentOutputSerializer, tags=["lifecycle"], summary="Publish a ready version")
+    def post(self, request: Request, document_id: int, number: int) -> Response:
+        context, document = _document(request, document_id, Level.MANAGE)
+        version = selectors.version_get(document=document, number=number)
+        reason = ReasonSerializer(data=request.data)
+        reason.is_valid(raise_exception=True)
+        document = services.version_publish(version=version, actor=context.actor, **reason.validated_data)
+        return Response(DocumentOutputSerializer(document).data)
+
+
+class DocumentRollbackView(APIView):
+    required_scope = Scope.DOCUMENTS_WRITE
+
+    class RollbackSerializer(serializers.Serializer):
+        version_id = serializers.IntegerField(help_text="The id of an earlier, ready version of this document.")
+        reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+
+    @extend_schema(request=RollbackSerializer, responses=DocumentOutputSerializer, tags=["lifecycle"], summary="Re-publish an earlier version")
+    def post(self, request: Request, document_id: int) -> Response:
+        context, document = _document(request, document_id, Level.MANAGE)
+        data = self.RollbackSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = selectors.version_get_by_id(context=context, version_id=data.validated_data["version_id"])
+        if version.document_id != document.pk:
+            raise ApplicationError(
+                f"Version {version.pk} belongs to another document; roll back to one of this document's versions.",
+                code="version_of_another_document",
+            )
+        document = services.document_rollback(
+            document=document, version=version, actor=context.actor, reason=data.validated_data["reason"]
+        )
+        return Response(DocumentOutputSerializer(document).data)
+
+
+class _LifecycleView(APIView):
+    required_scope = Scope.DOCUMENTS_WRITE
+    service = None
+
+    def post(self, request: Request, document_id: int) -> Response:
+        context, document = _document(request, document_id, Level.MANAGE)
+        reason = ReasonSerializer(data=request.data)
+        reason.is_valid(raise_exception=True)
+        document = type(self).service(document=document, actor=context.actor, **reason.validated_data)
+        return Response(DocumentOutputSerializer(document).data)
+
+
+@extend_schema(request=ReasonSerializer, responses=DocumentOutputSerializer, tags=["lifecycle"], summary="Archive (hide from search)")
+class DocumentArchiveView(_LifecycleView):
+    service = services.document_archive
+
+
+@extend_schema(request=ReasonSerializer, responses=DocumentOutputSerializer, tags=["lifecycle"], summary="Unarchive")
+class DocumentUnarchiveView(_LifecycleView):
+    service = services.document_unarchive
+
+
+@extend_schema(
+    request=ReasonSerializer,
+    responses=DocumentOutputSerializer,
+    tags=["lifecycle"],
+    summary="Purge the content (refused under legal hold or before retention ends)",
+)
+class DocumentPurgeView(_LifecycleView):
+    service = services.document_purge
+
+
+class DocumentHistoryView(APIView):
+    required_scope = Scope.DOCUMENTS_READ
+
+    @extend_schema(operation_id="document_history_list", responses=paginated_schema(EventOutputSerializer), tags=["documents"])
+    def get(self, request: Request, document_id: int) -> Response:
+        _, document = _document(request, document_id, Level.VIEW)
+        events = selectors.document_history(document=document)
+        return paginated_response(request=request, view=self, queryset=events, serializer_class=EventOutputSerializer)
+
+
+class DocumentGrantsView(APIView):
+    required_scopes = READ_WRITE
+
+    class DocumentGrantsSerializer(serializers.Serializer):
+        inherited = serializers.BooleanField(help_text="True while the document reads its collection's grants.")
+        grants = GrantSerializer(many=True)
+
+    @extend_schema(responses=DocumentGrantsSerializer, tags=["documents"], summary="The grants that apply to the document")
+    def get(self, request: Request, document_id: int) -> Response:
+        context, document = _document(request, document_id, Level.MANAGE)
+        source = document if document.has_own_grants else document.collection
+        return Response({"inherited": not document.has_own_grants, "grants": _grants_out(context, source)})
+
+    @extend_schema(request=GrantsInputSerializer, responses=DocumentGrantsSerializer, tags=["documents"], summary="Give the document its own grants")
+    def put(self, request: Request, document_id: int) -> Response:
+        context, document = _document(request, document_id, Level.MANAGE)
+        data = GrantsInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        access_services.grants_replace(obj=document, grants=_grants_in(context, data.validated_data["grants"]), actor=context.actor)
+        return Response({"inherited": False, "grants": _grants_out(context, document)})
+
+    @extend_schema(responses=DocumentGrantsSerializer, tags=["documents"], summary="Drop the document's own grants: inherit again")
+    def delete(self, request: Request, document_id: int) -> Response:
+        context, document = _document(request, document_id, Level.MANAGE)
+        access_services.document_grants_inherit(document=document, actor=context.actor)
+        return Response({"inherited": True, "grants": _grants_out(context, document.collection)})

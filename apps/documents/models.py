@@ -1,0 +1,152 @@
+"""Collections, documents and their immutable versions, and each document's history."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from apps.tenants.models import ApiKey, Tenant
+
+
+class Collection(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="collections")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tenant", "name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="collection_name_unique_in_tenant")]
+        permissions = [("manage_collection", "Can manage the collection and its documents' lifecycle")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DocumentState(models.TextChoices):
+    DRAFT = "draft", "Draft"  # no published version yet
+    PUBLISHED = "published", "Published"
+    ARCHIVED = "archived", "Archived"  # hidden from search, kept
+    DELETED = "deleted", "Deleted"  # soft-deleted; purge removes the content
+
+
+class Document(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="documents")
+    collection = models.ForeignKey(Collection, on_delete=models.PROTECT, related_name="documents")
+    title = models.CharField(max_length=500)
+    author = models.CharField(max_length=200, blank=True)
+    category = models.CharField(max_length=100, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    effective_date = models.DateField(null=True, blank=True)
+    source_url = models.URLField(max_length=1000, blank=True)
+    state = models.CharField(max_length=16, choices=DocumentState.choices, default=DocumentState.DRAFT)
+    published_version = models.ForeignKey(
+        "DocumentVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Access: a document reads its collection's grants unless it has grants of its own.
+    has_own_grants = models.BooleanField(default=False)
+    retention_until = models.DateField(null=True, blank=True, help_text="Purge is refused before this date.")
+    legal_hold = models.BooleanField(default=False, help_text="Purge is refused while set.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    purged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["tenant", "-updated_at"]
+        indexes = [models.Index(fields=["tenant", "state"]), models.Index(fields=["tenant", "collection"])]
+        permissions = [("manage_document", "Can publish, roll back, archive, delete and purge the document")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class IngestionStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROCESSING = "processing", "Processing"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+def version_upload_path(version: DocumentVersion, filename: str) -> str:
+    # The stored name never uses the uploaded one (path tricks): tenant/document/version + sha.
+    return f"documents/{version.document.tenant_id}/{version.document_id}/v{version.number}-{version.sha256[:16]}"
+
+
+class DocumentVersion(models.Model):
+    """One uploaded content of a document. Immutable once created: only its ingestion status moves
+    (and purge empties the file, keeping the row as a tombstone for audit)."""
+
+    MUTABLE_FIELDS = frozenset(
+        {"status", "status_reason", "processing_started_at", "processing_finished_at", "progress_done", "progress_total"}
+    )
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    file = models.FileField(upload_to=version_upload_path, max_length=500, blank=True)
+    original_filename = models.CharField(max_length=255)
+    media_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    change_note = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=16, choices=IngestionStatus.choices, default=IngestionStatus.PENDING)
+    status_reason = models.TextField(blank=True)
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    processing_finished_at = models.DateTimeField(null=True, blank=True)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    purged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["document", "-number"]
+        constraints = [models.UniqueConstraint(fields=["document", "number"], name="version_number_unique_in_document")]
+
+    def __str__(self) -> str:
+        return f"{self.document} v{self.number}"
+
+    def save(self, *args, update_fields=None, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            allowed = self.MUTABLE_FIELDS | {"file", "purged_at"}
+            if update_fields is None or not set(update_fields) <= allowed:
+                raise ValueError(
+                    "A document version is immutable; only its ingestion status may change "
+                    f"(save with update_fields within {sorted(allowed)})."
+                )
+        super().save(*args, update_fields=update_fields, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Document versions are never deleted one by one; purge the document instead.")
+
+
+class DocumentEvent(models.Model):
+    """The document's history: every lifecycle transition, who made it, when and why."""
+
+    class Action(models.TextChoices):
+        CREATED = "created"
+        VERSION_UPLOADED = "version_uploaded"
+        METADATA_CHANGED = "metadata_changed"
+        PUBLISHED = "published"
+        ROLLED_BACK = "rolled_back"
+        ARCHIVED = "archived"
+        UNARCHIVED = "unarchived"
+        DELETED = "deleted"
+        PURGED = "purged"
+        GRANTS_CHANGED = "grants_changed"
+        INGESTION_FAILED = "ingestion_failed"
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="events")
+    version = models.ForeignKey(DocumentVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=32, choices=Action.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["document", "-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.document}: {self.action}"

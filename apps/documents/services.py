@@ -1,0 +1,269 @@
+"""The document lifecycle: collections, documents, versions, publish, roll back, archive, delete,
+purge. Each write runs in one transaction and records its event in the document's history in that
+same transaction. Permission checks happen above (API, admin); these enforce the lifecycle rules."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from apps.core.exceptions import ApplicationError, Conflict
+from apps.tenants.actors import Actor
+from apps.tenants.models import Tenant
+
+from .models import Collection, Document, DocumentEvent, DocumentState, DocumentVersion, IngestionStatus
+from .uploads import inspect_upload
+
+METADATA_FIELDS = ("title", "author", "category", "tags", "effective_date", "source_url", "retention_until", "legal_hold")
+
+
+def _event(document: Document, action: str, actor: Actor, *, version=None, reason: str = "", **details: Any) -> None:
+    DocumentEvent.objects.create(
+        document=document,
+        version=version,
+        action=action,
+        actor=actor.user if actor.user is not None and actor.user.is_authenticated else None,
+        api_key=actor.api_key,
+        reason=reason,
+        details=details,
+    )
+
+
+# --------------------------------------------------------------------------- collections
+@transaction.atomic
+def collection_create(*, tenant: Tenant, name: str, description: str = "") -> Collection:
+    name = name.strip()
+    if not name:
+        raise ApplicationError("A collection needs a name.", code="invalid_name")
+    if Collection.objects.filter(tenant=tenant, name=name).exists():
+        raise Conflict(f"A collection named '{name}' already exists.", code="collection_exists")
+    return Collection.objects.create(tenant=tenant, name=name, description=description)
+
+
+@transaction.atomic
+def collection_update(*, collection: Collection, name: str | None = None, description: str | None = None) -> Collection:
+    if name is not None:
+        name = name.strip()
+        if Collection.objects.filter(tenant=collection.tenant, name=name).exclude(pk=collection.pk).exists():
+            raise Conflict(f"A collection named '{name}' already exists.", code="collection_exists")
+        collection.name = name
+    if description is not None:
+        collection.description = description
+    collection.save()
+    return collection
+
+
+@transaction.atomic
+def collection_delete(*, collection: Collection) -> None:
+    if collection.documents.exists():
+        raise Conflict(
+            f"Collection '{collection.name}' still holds {collection.documents.count()} document(s); "
+            "move or purge them first.",
+            code="collection_not_empty",
+        )
+    collection.delete()
+
+
+# --------------------------------------------------------------------------- documents
+@transaction.atomic
+def document_create(
+    *, tenant: Tenant, collection: Collection, actor: Actor, file: UploadedFile | None = None, change_note: str = "", **metadata: Any
+) -> Document:
+    if collection.tenant_id != tenant.pk:
+        raise ApplicationError("That collection belongs to another tenant.", code="invalid_collection")
+    unknown = set(metadata) - set(METADATA_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Unknown field(s): {', '.join(sorted(unknown))}.", code="invalid_field")
+    document = Document.objects.create(
+        tenant=tenant, collection=collection, created_by=actor.user if actor.user else None, **metadata
+    )
+    _event(document, DocumentEvent.Action.CREATED, actor, title=document.title)
+    if file is not None:
+        version_upload(document=document, file=file, change_note=change_note, actor=actor)
+    return document
+
+
+@transaction.atomic
+def document_update(*, document: Document, actor: Actor, **changes: Any) -> Document:
+    _refuse_if_deleted(document)
+    unknown = set(changes) - set(METADATA_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Unknown field(s): {', '.join(sorted(unknown))}.", code="invalid_field")
+    before = {field: getattr(document, field) for field in changes}
+    for field, value in changes.items():
+        setattr(document, field, value)
+    document.save()
+    changed = {f: {"from": str(before[f]), "to": str(v)} for f, v in changes.items() if before[f] != v}
+    if changed:
+        _event(document, DocumentEvent.Action.METADATA_CHANGED, actor, changes=changed)
+    return document
+
+
+def _refuse_if_deleted(document: Document) -> None:
+    if document.state == DocumentState.DELETED:
+        raise Conflict("This document is deleted.", code="document_deleted")
+
+
+@transaction.atomic
+def version_upload(*, document: Document, file: UploadedFile, actor: Actor, change_note: str = "") -> DocumentVersion:
+    """A new immutable version. It is ingested after commit; the published version keeps serving
+    until this one is published. Content identical to the latest version is refused (409)."""
+    document = Document.objects.select_for_update().get(pk=document.pk)
+    _refuse_if_deleted(document)
+    info = inspect_upload(file)
+    latest = document.versions.order_by("-number").first()
+    if latest is not None and latest.sha256 == info.sha256:
+        raise Conflict(
+            f"This content is identical to version {latest.number}; nothing was uploaded.",
+            code="duplicate_content",
+            extra={"version": latest.number, "sha256": info.sha256},
+        )
+    number = (document.versions.aggregate(Max("number"))["number__max"] or 0) + 1
+    version = DocumentVersion(
+        document=document,
+        number=number,
+        original_filename=info.original_filename,
+        media_type=info.media_type,
+        size=info.size,
+        sha256=info.sha256,
+        change_note=change_note,
+        created_by=actor.user if actor.user else None,
+    )
+    version.file.save(info.original_filename, file, save=False)
+    version.save()
+    _event(document, DocumentEvent.Action.VERSION_UPLOADED, actor, version=version, number=number, sha256=info.sha256)
+    return version
+
+
+def _make_current(document: Document, version: DocumentVersion, actor: Actor, action: str, reason: str) -> Document:
+    if version.document_id != document.pk:
+        raise ApplicationError(
+            f"Version {version.pk} belongs to another document.", code="version_of_another_document"
+        )
+    _refuse_if_deleted(document)
+    if version.status != IngestionStatus.READY:
+        raise Conflict(
+            f"Version {version.number} is {version.status}; only a ready version can be published.",
+            code="version_not_ready",
+            extra={"status": version.status, "reason": version.status_reason},
+        )
+    previous = document.published_version
+    document.published_version = version
+    document.state = DocumentState.PUBLISHED
+    document.save(update_fields=["published_version", "state", "updated_at"])
+    _event(
+        document, action, actor, version=version, reason=reason,
+        number=version.number, previous=previous.number if previous else None,
+    )
+    return document
+
+
+@transaction.atomic
+def version_publish(*, version: DocumentVersion, actor: Actor, reason: str = "") -> Document:
+    document = Document.objects.select_for_update().get(pk=version.document_id)
+    return _make_current(document, version, actor, DocumentEvent.Action.PUBLISHED, reason)
+
+
+@transaction.atomic
+def document_rollback(*, document: Document, version: DocumentVersion, actor: Actor, reason: str = "") -> Document:
+    """Re-publish an earlier version of this same document."""
+    document = Document.objects.select_for_update().get(pk=document.pk)
+    if document.published_version_id == version.pk:
+        raise Conflict(f"Version {version.number} is already the published one.", code="already_published")
+    return _make_current(document, version, actor, DocumentEvent.Action.ROLLED_BACK, reason)
+
+
+@transaction.atomic
+def document_archive(*, document: Document, actor: Actor, reason: str = "") -> Document:
+    _refuse_if_deleted(document)
+    if document.state == DocumentState.ARCHIVED:
+        raise Conflict("This document is already archived.", code="already_archived")
+    document.state = DocumentState.ARCHIVED
+    document.save(update_fields=["state", "updated_at"])
+    _event(document, DocumentEvent.Action.ARCHIVED, actor, reason=reason)
+    return document
+
+
+@transaction.atomic
+def document_unarchive(*, document: Document, actor: Actor, reason: str = "") -> Document:
+    if document.state != DocumentState.ARCHIVED:
+        raise Conflict(f"This document is {document.state}, not archived.", code="not_archived")
+    document.state = DocumentState.PUBLISHED if document.published_version_id else DocumentState.DRAFT
+    document.save(update_fields=["state", "updated_at"])
+    _event(document, DocumentEvent.Action.UNARCHIVED, actor, reason=reason)
+    return document
+
+
+@transaction.atomic
+def document_delete(*, document: Document, actor: Actor, reason: str = "") -> Document:
+    """Soft delete: hidden everywhere, content kept until purged."""
+    _refuse_if_deleted(document)
+    document.state = DocumentState.DELETED
+    document.save(update_fields=["state", "updated_at"])
+    _event(document, DocumentEvent.Action.DELETED, actor, reason=reason)
+    return document
+
+
+@transaction.atomic
+def document_purge(*, document: Document, actor: Actor, reason: str = "", today: date | None = None) -> Document:
+    """Remove the content of every version for good. Refused under legal hold or before the
+    retention date. The rows stay as a tombstone (title, sha256, sizes, history), so audit records
+    that cite a version still resolve to what it was."""
+    document = Document.objects.select_for_update().get(pk=document.pk)
+    if document.purged_at is not None:
+        raise Conflict("This document is already purged.", code="already_purged")
+    if document.legal_hold:
+        raise Conflict("This document is under legal hold; lift the hold before purging.", code="legal_hold")
+    today = today or timezone.localdate()
+    if document.retention_until is not None and today < document.retention_until:
+        raise Conflict(
+            f"This document must be retained until {document.retention_until}.",
+            code="retention_period",
+            extra={"retention_until": str(document.retention_until)},
+        )
+    now = timezone.now()
+    files = []
+    for version in document.versions.all():
+        if version.file:
+            files.append((version.file.storage, version.file.name))
+        version.file = ""
+        version.purged_at = now
+        version.save(update_fields=["file", "purged_at"])
+    document.state = DocumentState.DELETED
+    document.published_version = None
+    document.purged_at = now
+    document.save(update_fields=["state", "published_version", "purged_at", "updated_at"])
+    _event(document, DocumentEvent.Action.PURGED, actor, reason=reason, versions=len(files))
+
+    def remove_files() -> None:  # only once the purge is committed: a rollback loses nothing
+        for storage, name in files:
+            storage.delete(name)
+
+    transaction.on_commit(remove_files)
+    return document
+
+
+@transaction.atomic
+def version_set_status(*, version: DocumentVersion, status: str, reason: str = "") -> DocumentVersion:
+    """Ingestion reports here: pending → processing → ready, or failed with a reason."""
+    if status not in IngestionStatus.values:
+        raise ApplicationError(f"Unknown status {status!r}.", code="invalid_status")
+    version.status = status
+    version.status_reason = reason
+    now = timezone.now()
+    fields = ["status", "status_reason"]
+    if status == IngestionStatus.PROCESSING:
+        version.processing_started_at = now
+        fields.append("processing_started_at")
+    if status in (IngestionStatus.READY, IngestionStatus.FAILED):
+        version.processing_finished_at = now
+        fields.append("processing_finished_at")
+    version.save(update_fields=fields)
+    if status == IngestionStatus.FAILED:
+        _event(version.document, DocumentEvent.Action.INGESTION_FAILED, Actor(user=None), version=version, reason=reason)
+    return version
