@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connections
 
 from apps.documents import services
 from apps.documents.models import Document
@@ -43,6 +44,9 @@ def browser_page():
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         yield page
         browser.close()
+        # Playwright's greenlets give the test body its own context, so Django opened a separate
+        # connection for the ORM calls made there; close it, or the test database cannot be dropped.
+        connections.close_all()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
@@ -91,3 +95,4 @@ def test_log_in_upload_publish_roll_back(browser_page, live_server, tmp_path):
     assert Document.objects.get(pk=document.pk).published_version.number == 1
     shot(page, "admin-document-lifecycle")
     assert "rolled_back" in page.inner_text("body")
+
