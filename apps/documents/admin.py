@@ -279,13 +279,6 @@ class DocumentAdmin(GrantsAdminMixin, TenantScopedAdmin):
         )
         obj.pk = created.pk
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ApplicationError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            return HttpResponseRedirect(request.path)
-
     @admin.display(description="published")
     def published(self, obj: Document) -> str:
         return f"v{obj.published_version.number}" if obj.published_version else "—"

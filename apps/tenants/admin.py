@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
+
+from apps.core.exceptions import ApplicationError
 
 from . import services
 from .models import ApiKey, Membership, Role, Scope, Tenant, TenantGroup
@@ -20,9 +22,17 @@ def admin_tenant_ids(request: HttpRequest) -> list[int] | None:
 
 
 class TenantScopedAdmin(admin.ModelAdmin):
-    """Staff see and pick only the tenants they administer; a superuser sees all."""
+    """Staff see and pick only the tenants they administer; a superuser sees all. A refusal from a
+    service (ApplicationError) shows as an error message on the page, not a server error."""
 
     tenant_lookup = "tenant"
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(request.path)
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
@@ -39,10 +49,16 @@ class TenantScopedAdmin(admin.ModelAdmin):
 
 
 class MembershipInline(admin.TabularInline):
+    """Read-only here; memberships are added and changed on their own page, through the services."""
+
     model = Membership
     extra = 0
     fields = ["username", "user", "role", "is_active"]
-    raw_id_fields = ["user"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Tenant)
@@ -64,13 +80,42 @@ class MembershipAdmin(TenantScopedAdmin):
     search_fields = ["username", "user__username", "user__email"]
     raw_id_fields = ["user"]
 
+    def get_readonly_fields(self, request, obj=None):
+        return ["tenant", "user", "username"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.member_set_role(membership=obj, role=obj.role)
+            services.member_set_active(membership=Membership.objects.get(pk=obj.pk), active=obj.is_active)
+        else:
+            created = services.membership_add(tenant=obj.tenant, user=obj.user, username=obj.username, role=obj.role)
+            obj.pk = created.pk
+
 
 @admin.register(TenantGroup)
 class TenantGroupAdmin(TenantScopedAdmin):
-    list_display = ["name", "tenant", "created_at"]
+    list_display = ["name", "tenant", "is_everyone", "created_at"]
     list_filter = ["tenant"]
     search_fields = ["name"]
     readonly_fields = ["auth_group"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None:
+            return ["tenant", "auth_group"] + (["name"] if obj.is_everyone else [])
+        return ["auth_group"]
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not (obj is not None and obj.is_everyone)
+
+    def delete_model(self, request, obj):
+        services.group_delete(group=obj)
+
+    def delete_queryset(self, request, queryset):
+        for group in queryset:
+            if group.is_everyone:
+                self.message_user(request, f"Kept “{group}”: the everyone group cannot be deleted.", messages.WARNING)
+            else:
+                services.group_delete(group=group)
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -30,6 +30,7 @@ class MemberOutputSerializer(serializers.Serializer):
 class GroupOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
+    is_everyone = serializers.BooleanField(help_text="The group of all members: a grant to it is tenant-wide.")
     created_at = serializers.DateTimeField()
     members = serializers.SerializerMethodField()
 

@@ -65,15 +65,23 @@ class TenantGroup(models.Model):
     """A group of one tenant. It wraps a Django auth group (what django-guardian grants to), whose
     own name is internal and globally unique, so tenants may reuse group names freely."""
 
+    EVERYONE = "everyone"
+
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="groups")
     name = models.CharField(max_length=150)
     auth_group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="tenant_group")
+    # Every tenant has one 'everyone' group holding all its members: a grant to it is a
+    # tenant-wide grant. It is kept by the services; it cannot be renamed, deleted or edited.
+    is_everyone = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["tenant", "name"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "name"], name="tenant_group_name_unique_in_tenant"),
+            models.UniqueConstraint(
+                fields=["tenant"], condition=models.Q(is_everyone=True), name="one_everyone_group_per_tenant"
+            ),
         ]
 
     def __str__(self) -> str:

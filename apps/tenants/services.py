@@ -32,6 +32,7 @@ def tenant_create(*, slug: str, name: str, owner: AbstractBaseUser | None = None
     tenant = Tenant(slug=slug, name=name)
     tenant.full_clean()
     tenant.save()
+    _group_create(tenant=tenant, name=TenantGroup.EVERYONE, is_everyone=True)
     if owner is not None:
         membership_add(tenant=tenant, user=owner, username=owner.get_username(), role=Role.OWNER)
     return tenant
@@ -59,7 +60,15 @@ def membership_add(*, tenant: Tenant, user: AbstractBaseUser, username: str, rol
         raise Conflict(f"A user named '{username}' already exists in this tenant.", code="username_taken")
     if Membership.objects.filter(tenant=tenant, user=user).exists():
         raise Conflict("That user is already a member of this tenant.", code="already_member")
-    return Membership.objects.create(tenant=tenant, user=user, username=username, role=role)
+    membership = Membership.objects.create(tenant=tenant, user=user, username=username, role=role)
+    _join_everyone(membership)
+    return membership
+
+
+def _join_everyone(membership: Membership) -> None:
+    everyone = TenantGroup.objects.filter(tenant=membership.tenant, is_everyone=True).first()
+    if everyone is not None:
+        membership.user.groups.add(everyone.auth_group)
 
 
 def _internal_username(tenant: Tenant, username: str) -> str:
@@ -90,7 +99,9 @@ def member_create(
     user = User(username=_internal_username(tenant, username), email=email, first_name=first_name, last_name=last_name)
     user.set_unusable_password()
     user.save()
-    return Membership.objects.create(tenant=tenant, user=user, username=username, role=role)
+    membership = Membership.objects.create(tenant=tenant, user=user, username=username, role=role)
+    _join_everyone(membership)
+    return membership
 
 
 @transaction.atomic
@@ -121,15 +132,28 @@ def _validate_group_name(name: str) -> str:
 
 @transaction.atomic
 def group_create(*, tenant: Tenant, name: str) -> TenantGroup:
-    name = _validate_group_name(name)
+    return _group_create(tenant=tenant, name=_validate_group_name(name))
+
+
+def _group_create(*, tenant: Tenant, name: str, is_everyone: bool = False) -> TenantGroup:
     if TenantGroup.objects.filter(tenant=tenant, name=name).exists():
         raise Conflict(f"A group named '{name}' already exists in this tenant.", code="group_exists")
     auth_group = Group.objects.create(name=f"tenant-{tenant.pk}-{uuid.uuid4().hex}")
-    return TenantGroup.objects.create(tenant=tenant, name=name, auth_group=auth_group)
+    return TenantGroup.objects.create(tenant=tenant, name=name, auth_group=auth_group, is_everyone=is_everyone)
+
+
+def _refuse_everyone(group: TenantGroup) -> None:
+    if group.is_everyone:
+        raise Conflict(
+            "The 'everyone' group always holds every member of the tenant; it cannot be renamed, "
+            "deleted or edited.",
+            code="everyone_group",
+        )
 
 
 @transaction.atomic
 def group_rename(*, group: TenantGroup, name: str) -> TenantGroup:
+    _refuse_everyone(group)
     name = _validate_group_name(name)
     if TenantGroup.objects.filter(tenant=group.tenant, name=name).exclude(pk=group.pk).exists():
         raise Conflict(f"A group named '{name}' already exists in this tenant.", code="group_exists")
@@ -140,6 +164,7 @@ def group_rename(*, group: TenantGroup, name: str) -> TenantGroup:
 
 @transaction.atomic
 def group_delete(*, group: TenantGroup) -> None:
+    _refuse_everyone(group)
     group.auth_group.delete()  # cascades to the TenantGroup and to guardian's grants
 
 
@@ -150,12 +175,14 @@ def _same_tenant(group: TenantGroup, membership: Membership) -> None:
 
 @transaction.atomic
 def group_member_add(*, group: TenantGroup, membership: Membership) -> None:
+    _refuse_everyone(group)
     _same_tenant(group, membership)
     membership.user.groups.add(group.auth_group)
 
 
 @transaction.atomic
 def group_member_remove(*, group: TenantGroup, membership: Membership) -> None:
+    _refuse_everyone(group)
     _same_tenant(group, membership)
     membership.user.groups.remove(group.auth_group)
 

@@ -139,3 +139,16 @@ def test_an_api_key_reads_what_is_granted_to_it(setup, acme):
     assert visible_ids(bot) == set()
     admin.put(f"/api/v1/documents/{policy.pk}/grants", {"grants": [{"api_key": raw[3:15], "level": "view"}]}, format="json")
     assert visible_ids(bot) == {policy.pk}
+
+
+@pytest.mark.django_db
+def test_a_grant_to_everyone_is_tenant_wide(setup, acme):
+    from apps.tenants.models import TenantGroup
+
+    admin, handbook, policy, reader = setup
+    everyone = TenantGroup.objects.get(tenant=acme.tenant, is_everyone=True)
+    admin.put(f"/api/v1/collections/{handbook.pk}/grants", {"grants": [{"group": everyone.pk, "level": "view"}]}, format="json")
+    assert visible_ids(reader) == {policy.pk}
+    newcomer = tenant_services.member_create(tenant=acme.tenant, username="newcomer")
+    assert visible_ids(user_client(newcomer, "acme")) == {policy.pk}
+    assert visible_ids(key_client(acme.key(scopes=[Scope.DOCUMENTS_READ]))) == set()  # keys are not people

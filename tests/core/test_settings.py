@@ -65,3 +65,28 @@ def test_the_openapi_schema_is_valid_and_generates_without_warnings(tmp_path):
     result = manage("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"), PLATFORM_VAR_DIR=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "/api/v1/groups" in (tmp_path / "schema.yaml").read_text()
+
+
+def test_s3_compatible_storage_is_configured_from_the_environment(tmp_path):
+    """No S3 service runs here: this checks the wiring (django-storages' S3 backend with the
+    endpoint, bucket and credentials from the environment), not an upload."""
+    code = (
+        "from django.core.files.storage import storages; s = storages['default']; "
+        "print(type(s).__name__, s.bucket_name, s.endpoint_url)"
+    )
+    result = manage(
+        "shell", "-c", code,
+        FILE_STORAGE="s3",
+        AWS_STORAGE_BUCKET_NAME="kp-documents",
+        AWS_S3_ENDPOINT_URL="http://127.0.0.1:9000",
+        AWS_ACCESS_KEY_ID="id",
+        AWS_SECRET_ACCESS_KEY="secret",
+        PLATFORM_VAR_DIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == ["S3Storage", "kp-documents", "http://127.0.0.1:9000"]
+
+
+def test_an_unknown_storage_is_refused(tmp_path):
+    result = manage("check", FILE_STORAGE="ftp", PLATFORM_VAR_DIR=str(tmp_path))
+    assert result.returncode != 0 and "use 'local' or 's3'" in result.stderr

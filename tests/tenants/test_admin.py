@@ -53,3 +53,20 @@ def test_superuser_sees_every_tenant(acme, globex):
     client.force_login(admin)
     page = client.get("/admin/tenants/tenant/").content.decode()
     assert "acme" in page and "globex" in page
+
+
+@pytest.mark.django_db
+def test_a_membership_added_in_the_admin_joins_everyone(staff_of_acme, acme):
+    from apps.tenants.models import Membership, TenantGroup
+
+    newcomer = get_user_model().objects.create_user("newcomer")
+    response = staff_of_acme.post(
+        "/admin/tenants/membership/add/",
+        {"tenant": acme.tenant.pk, "user": newcomer.pk, "username": "newcomer", "role": "reader", "is_active": "on"},
+    )
+    assert response.status_code == 302, response.content
+    assert Membership.objects.filter(tenant=acme.tenant, username="newcomer").exists()
+    everyone = TenantGroup.objects.get(tenant=acme.tenant, is_everyone=True)
+    assert newcomer.groups.filter(pk=everyone.auth_group_id).exists()
+    page = staff_of_acme.get(f"/admin/tenants/tenantgroup/{everyone.pk}/delete/")
+    assert page.status_code == 403

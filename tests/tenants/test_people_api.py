@@ -80,7 +80,7 @@ class TestGroups:
 
     def test_another_tenants_groups_are_invisible(self, acme_app, globex_app):
         globex_group = globex_app.post("/api/v1/groups", {"name": "secret"}).json()["id"]
-        assert acme_app.get("/api/v1/groups").json()["count"] == 0
+        assert [g["name"] for g in acme_app.get("/api/v1/groups").json()["results"]] == ["everyone"]
         for response in (
             acme_app.get(f"/api/v1/groups/{globex_group}"),
             acme_app.patch(f"/api/v1/groups/{globex_group}", {"name": "mine"}),
@@ -101,3 +101,26 @@ class TestGroups:
     def test_a_blank_name_is_refused(self, acme_app):
         response = acme_app.post("/api/v1/groups", {"name": "   "})
         assert response.status_code == 400
+
+
+@pytest.mark.django_db
+class TestEveryoneGroup:
+    def everyone(self, client) -> dict:
+        return next(g for g in client.get("/api/v1/groups").json()["results"] if g["is_everyone"])
+
+    def test_every_member_is_in_it_new_ones_too(self, acme_app):
+        assert sorted(self.everyone(acme_app)["members"]) == ["owner", "reader"]
+        acme_app.post("/api/v1/users", {"username": "newcomer"})
+        assert "newcomer" in self.everyone(acme_app)["members"]
+
+    def test_it_cannot_be_renamed_deleted_or_edited(self, acme_app):
+        group = self.everyone(acme_app)["id"]
+        for response in (
+            acme_app.patch(f"/api/v1/groups/{group}", {"name": "all"}),
+            acme_app.delete(f"/api/v1/groups/{group}"),
+            acme_app.delete(f"/api/v1/groups/{group}/members/reader"),
+            acme_app.post(f"/api/v1/groups/{group}/members", {"username": "reader"}),
+        ):
+            assert response.status_code == 409
+            assert response.json()["code"] == "everyone_group"
+        assert acme_app.post("/api/v1/groups", {"name": "everyone"}).status_code == 409
