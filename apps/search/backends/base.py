@@ -1,20 +1,93 @@
+"""The search backend interface, and `search()` written once on top of two retrievers.
+
+A backend implements storage and the two retrievers (`_retrieve`: BM25 and dense candidates,
+already filtered by tenant, principals, `published` and the metadata filters, inside the engine).
+Fusion, the per-document cap, the score floors and highlighting happen here, identically for
+every backend."""
+
 from __future__ import annotations
 
 import abc
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .. import fusion
+from ..analysis import highlight
+from ..types import (
+    MAX_K, Candidate, ChunkRef, ChunkUpdate, Fusion, IndexedChunk, Mode, SearchHit, SearchQuery, SearchResult,
+)
 
 
 class SearchBackendError(Exception):
     """The search backend could not do what was asked (down, misconfigured, refused)."""
 
 
+class InvalidQuery(ValueError):
+    """A query the backend refuses to run; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    index: str
+    chunks: int
+    seconds: float
+
+
+def validate_query(query: SearchQuery) -> None:
+    if not query.principals:
+        raise InvalidQuery("A search needs the caller's principals; nothing is readable without them.")
+    if not 1 <= query.k <= MAX_K:
+        raise InvalidQuery(f"k must be between 1 and {MAX_K}.")
+    if query.mode in (Mode.DENSE, Mode.HYBRID) and query.vector is None:
+        raise InvalidQuery(f"Mode {query.mode.value} needs the query vector.")
+    if query.mode in (Mode.BM25, Mode.HYBRID) and not query.text.strip():
+        raise InvalidQuery(f"Mode {query.mode.value} needs query text.")
+    if not 0.0 <= query.dense_weight <= 1.0:
+        raise InvalidQuery("dense_weight must be between 0 and 1.")
+    if not 1 <= query.rrf_k <= 1000:
+        raise InvalidQuery("rrf_k must be between 1 and 1000.")
+    if query.max_per_document is not None and query.max_per_document < 1:
+        raise InvalidQuery("max_per_document must be at least 1.")
+
+
 class SearchBackend(abc.ABC):
-    """The interface every search backend implements.
-
-    The foundation needs only `health`; indexing and search arrive with the search issue,
-    written once against this class so callers never branch on the backend.
-    """
-
     name: str
+
+    # ---------------------------------------------------------------- writes (by chunk id)
+    @abc.abstractmethod
+    def ensure_index(self) -> None:
+        """Create the index (or tables) if missing. Idempotent."""
+
+    @abc.abstractmethod
+    def index_chunks(self, chunks: Sequence[IndexedChunk]) -> None:
+        """Insert or replace whole chunks, by id (a retry writes the same thing)."""
+
+    @abc.abstractmethod
+    def update_chunks(self, updates: Sequence[ChunkUpdate]) -> None:
+        """Change access, visibility and metadata of indexed chunks, by id; ids not in the index
+        are ignored (reconcile adds them)."""
+
+    @abc.abstractmethod
+    def delete_chunks(self, refs: Sequence[ChunkRef]) -> None:
+        """Remove chunks by id; missing ids are fine."""
+
+    @abc.abstractmethod
+    def rebuild(self, chunks: Iterable[IndexedChunk]) -> RebuildReport:
+        """Build a fresh index from `chunks` and switch readers to it at once (no downtime)."""
+
+    @abc.abstractmethod
+    def fingerprints(self) -> dict[str, str]:
+        """chunk id → fingerprint of everything indexed, for reconcile."""
+
+    def refresh(self) -> None:
+        """Make every write so far visible to searches (near-real-time engines)."""
+
+    # ---------------------------------------------------------------- reads
+    @abc.abstractmethod
+    def _retrieve(self, query: SearchQuery, size: int) -> tuple[list[Candidate], list[Candidate]]:
+        """BM25 and dense candidates (each best first, at most `size`), filtered inside the engine
+        by tenant, principals, published and `query.filters`. Empty lists for a mode's unused side."""
 
     @abc.abstractmethod
     def health(self) -> str:
@@ -22,3 +95,73 @@ class SearchBackend(abc.ABC):
 
     def close(self) -> None:
         """Release connections. Safe to call more than once."""
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        validate_query(query)
+        started = time.perf_counter()
+        size = query.candidates or max(4 * query.k, 50)
+        bm25, dense = self._retrieve(query, size)
+        hits = self._rank(query, bm25, dense)
+        return SearchResult(
+            hits=hits,
+            took_ms=round((time.perf_counter() - started) * 1000, 2),
+            bm25_candidates=len(bm25),
+            dense_candidates=len(dense),
+        )
+
+    def _rank(self, query: SearchQuery, bm25: list[Candidate], dense: list[Candidate]) -> list[SearchHit]:
+        by_id = {c.chunk_id: c for c in (*dense, *bm25)}
+        bm25_scores = {c.chunk_id: c.score for c in bm25}
+        dense_scores = {c.chunk_id: c.score for c in dense}
+        bm25_rank = {c.chunk_id: i for i, c in enumerate(bm25, start=1)}
+        dense_rank = {c.chunk_id: i for i, c in enumerate(dense, start=1)}
+
+        if query.mode == Mode.BM25:
+            fused = bm25_scores
+        elif query.mode == Mode.DENSE:
+            fused = dense_scores
+        elif query.fusion == Fusion.RRF:
+            fused = fusion.reciprocal_rank([[c.chunk_id for c in bm25], [c.chunk_id for c in dense]], k=query.rrf_k)
+        else:
+            fused = fusion.weighted(bm25_scores, dense_scores, dense_weight=query.dense_weight)
+
+        def relevant(chunk_id: str) -> bool:
+            floors = []
+            if query.min_similarity is not None and query.mode != Mode.BM25:
+                floors.append(dense_scores.get(chunk_id, -1.0) >= query.min_similarity)
+            if query.min_bm25 is not None and query.mode != Mode.DENSE:
+                floors.append(bm25_scores.get(chunk_id, 0.0) >= query.min_bm25)
+            return not floors or any(floors)  # evidence from either retriever is enough
+
+        hits: list[SearchHit] = []
+        per_document: dict[int, int] = {}
+        for chunk_id in sorted(fused, key=lambda cid: (-fused[cid], cid)):
+            if not relevant(chunk_id):
+                continue
+            candidate = by_id[chunk_id]
+            if query.max_per_document is not None:
+                if per_document.get(candidate.document_id, 0) >= query.max_per_document:
+                    continue
+                per_document[candidate.document_id] = per_document.get(candidate.document_id, 0) + 1
+            hits.append(
+                SearchHit(
+                    chunk_id=chunk_id,
+                    document_id=candidate.document_id,
+                    version_id=candidate.version_id,
+                    collection_id=candidate.collection_id,
+                    rank=len(hits) + 1,
+                    score=round(fused[chunk_id], 6),
+                    components={
+                        "bm25": bm25_scores.get(chunk_id),
+                        "bm25_rank": bm25_rank.get(chunk_id),
+                        "dense": dense_scores.get(chunk_id),
+                        "dense_rank": dense_rank.get(chunk_id),
+                    },
+                    title=candidate.title,
+                    text=candidate.text,
+                    highlights=highlight(candidate.text, query.text) if query.text else [],
+                )
+            )
+            if len(hits) == query.k:
+                break
+        return hits

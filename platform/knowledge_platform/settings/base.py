@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "apps.search",
     "apps.documents",
     "apps.access",
+    "apps.ingestion",
 ]
 
 MIDDLEWARE = [
@@ -224,7 +225,20 @@ SEARCH = {
         "VERIFY_CERTS": env.bool("ELASTICSEARCH_VERIFY_CERTS", default=True),
         "REQUEST_TIMEOUT": env.float("ELASTICSEARCH_REQUEST_TIMEOUT", default=10.0),
         "INDEX_PREFIX": env.str("ELASTICSEARCH_INDEX_PREFIX", default="kp"),
+        # Large tenants get an index of their own (tenant ids); the rest share one, routed by tenant.
+        "DEDICATED_TENANTS": env.list("ELASTICSEARCH_DEDICATED_TENANTS", cast=int, default=[]),
+        "INT8": env.bool("ELASTICSEARCH_INT8_HNSW", default=False),  # int8-quantised HNSW vectors
+        "SHARDS": env.int("ELASTICSEARCH_SHARDS", default=1),
+        "REPLICAS": env.int("ELASTICSEARCH_REPLICAS", default=0),
     },
+}
+
+# --------------------------------------------------------------------------- embeddings
+EMBEDDING = {
+    # A sentence-transformers model folder; empty means all-MiniLM-L6-v2 from its PyPI package.
+    "MODEL_PATH": env.str("EMBEDDING_MODEL_PATH", default=""),
+    "BATCH_SIZE": env.int("EMBEDDING_BATCH_SIZE", default=32),
+    "MAX_SEQ_LENGTH": env.int("EMBEDDING_MAX_SEQ_LENGTH", default=None),
 }
 
 # --------------------------------------------------------------------------- logging

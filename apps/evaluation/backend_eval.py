@@ -1,0 +1,93 @@
+"""Retrieval quality of a search backend alone, on a BEIR test collection: each corpus document
+becomes one indexed chunk (no parsing, no chunking), each query runs through `backend.search`
+with the same tenant and principal filters as any user query. Used by the `search_beir_eval`
+command, the Cranfield quality tests and for tuning the fusion defaults."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from apps.search.backends.base import SearchBackend
+from apps.search.types import Fusion, IndexedChunk, Mode, SearchQuery
+
+from . import metrics
+from .beir import BeirSet
+
+EVAL_TENANT = 999_999  # a tenant id no real tenant has; the index used here is a throwaway one
+EVAL_PRINCIPALS = ("tenant-wide",)
+
+
+@dataclass(frozen=True)
+class Config:
+    label: str
+    mode: Mode
+    fusion: Fusion = Fusion.RRF
+    dense_weight: float = 0.65
+    rrf_k: int = 60
+    extra: dict = field(default_factory=dict)
+
+
+STANDARD_CONFIGS = [
+    Config("bm25", Mode.BM25),
+    Config("dense", Mode.DENSE),
+    Config("hybrid rrf", Mode.HYBRID, Fusion.RRF),
+    Config("hybrid weighted", Mode.HYBRID, Fusion.WEIGHTED),
+]
+
+
+def cached_vectors(texts: list[str], embedder, cache_dir: Path | None, label: str, progress: bool) -> np.ndarray:
+    key = hashlib.sha256(embedder.identity.encode() + b"\0" + "\0".join(texts).encode()).hexdigest()[:20]
+    path = cache_dir / f"{label}-{key}.npy" if cache_dir else None
+    if path and path.exists():
+        return np.load(path)
+    vectors = embedder.encode(texts, show_progress=progress)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, vectors)
+    return vectors
+
+
+def load_corpus(backend: SearchBackend, beir: BeirSet, embedder, *, cache_dir: Path | None = None, progress: bool = True) -> int:
+    texts = [doc.text or doc.title for doc in beir.corpus]
+    vectors = cached_vectors(texts, embedder, cache_dir, f"{beir.name}-corpus", progress)
+    chunks = (
+        IndexedChunk(
+            chunk_id=f"beir-{doc.doc_id}", tenant_id=EVAL_TENANT, collection_id=1, document_id=number, version_id=number,
+            published=True, principals=EVAL_PRINCIPALS, title=doc.title, text=doc.text or doc.title, vector=vector,
+        )
+        for number, (doc, vector) in enumerate(zip(beir.corpus, vectors), start=1)
+    )
+    backend.rebuild(chunks)
+    backend.refresh()
+    return len(beir.corpus)
+
+
+def run(backend: SearchBackend, beir: BeirSet, embedder, configs: Iterable[Config], *, k: int = 100,
+        cache_dir: Path | None = None, progress: bool = True) -> dict[str, dict]:
+    """label → {"metrics": {...}, "per_query": {...}, "run": {...}}"""
+    query_ids = sorted(beir.queries, key=lambda q: (len(q), q))
+    vectors = cached_vectors([beir.queries[q] for q in query_ids], embedder, cache_dir, f"{beir.name}-queries", False)
+    results = {}
+    for config in configs:
+        ranking: dict[str, dict[str, float]] = {}
+        for qid, vector in tqdm(list(zip(query_ids, vectors)), desc=config.label, disable=not progress, leave=False):
+            query = SearchQuery(
+                tenant_id=EVAL_TENANT, principals=EVAL_PRINCIPALS, text=beir.queries[qid], vector=vector, mode=config.mode,
+                k=k, fusion=config.fusion, dense_weight=config.dense_weight, rrf_k=config.rrf_k, **config.extra,
+            )
+            hits = backend.search(query).hits
+            # Scores by rank keep exactly the backend's order (ties included).
+            ranking[qid] = {hit.chunk_id.removeprefix("beir-"): float(k - hit.rank + 1) for hit in hits}
+        per_query = metrics.per_query(beir.qrels, ranking)
+        results[config.label] = {
+            "metrics": {name: sum(values.values()) / len(values) for name, values in per_query.items()},
+            "per_query": per_query,
+            "run": ranking,
+        }
+    return results

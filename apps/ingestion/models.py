@@ -1,0 +1,62 @@
+"""What ingestion makes of a document version: its sections (parents, for context) and chunks
+(children, for retrieval), with their embeddings. The database is the system of record; the
+search index is a projection of these rows and can be rebuilt from them without re-embedding."""
+
+from __future__ import annotations
+
+import numpy as np
+from django.db import models
+
+from apps.documents.models import DocumentVersion
+
+
+def chunk_id(version_id: int, ordinal: int) -> str:
+    """Deterministic: re-ingesting a version writes the same ids, so retries are idempotent and
+    index updates and deletes go by id."""
+    return f"v{version_id}-c{ordinal}"
+
+
+class Section(models.Model):
+    """A parent section of a version's extracted text: what an answer quotes for context."""
+
+    version = models.ForeignKey(DocumentVersion, on_delete=models.CASCADE, related_name="sections")
+    ordinal = models.PositiveIntegerField()
+    heading = models.CharField(max_length=500, blank=True)
+    text = models.TextField()
+    start_offset = models.PositiveIntegerField()
+    end_offset = models.PositiveIntegerField()
+    page = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["version", "ordinal"]
+        constraints = [models.UniqueConstraint(fields=["version", "ordinal"], name="section_ordinal_unique_in_version")]
+
+
+class Chunk(models.Model):
+    """A child chunk: the unit of retrieval, with character offsets into the extracted text."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    version = models.ForeignKey(DocumentVersion, on_delete=models.CASCADE, related_name="chunks")
+    section = models.ForeignKey(Section, null=True, blank=True, on_delete=models.SET_NULL, related_name="chunks")
+    ordinal = models.PositiveIntegerField()
+    text = models.TextField()
+    text_sha256 = models.CharField(max_length=64, db_index=True)
+    start_offset = models.PositiveIntegerField()
+    end_offset = models.PositiveIntegerField()
+    token_count = models.PositiveIntegerField(default=0)
+    # float32, L2-normalised; `embedding_model` names the model that made it, so a change of model
+    # is detected and the affected chunks can be re-embedded.
+    embedding = models.BinaryField()
+    embedding_model = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["version", "ordinal"]
+        constraints = [models.UniqueConstraint(fields=["version", "ordinal"], name="chunk_ordinal_unique_in_version")]
+        indexes = [models.Index(fields=["text_sha256", "embedding_model"])]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def vector(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.embedding), dtype=np.float32)

@@ -1,0 +1,247 @@
+"""One conformance suite for every search backend (Wagtail's BackendTests pattern): the mixin holds
+the tests, each subclass only names its backend. The Elasticsearch class needs the full profile:
+skipped on a developer's machine without it, a failure under CI=true."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import numpy as np
+import pytest
+from django.conf import settings
+
+from apps.search import fusion
+from apps.search.backends.base import InvalidQuery
+from apps.search.backends.elasticsearch import ElasticsearchBackend
+from apps.search.backends.embedded import EmbeddedBackend
+from apps.search.types import ChunkRef, Fusion, IndexedChunk, Mode, SearchFilters, SearchQuery
+
+DIMS = 384
+ALICE, BOB, EVERYONE = "user:1", "user:2", "tenant-wide"
+
+
+def direction(*weights: tuple[int, float]) -> np.ndarray:
+    """A unit vector from (axis, weight) pairs: nearby axes mean similar meaning."""
+    v = np.zeros(DIMS, dtype=np.float32)
+    for axis, weight in weights:
+        v[axis] = weight
+    return v / np.linalg.norm(v)
+
+
+def chunk(cid: str, text: str, vec: np.ndarray, *, tenant=1, principals=(EVERYONE,), document=None, collection=1,
+          published=True, category="", tags=(), effective=None, title="") -> IndexedChunk:
+    return IndexedChunk(
+        chunk_id=cid, tenant_id=tenant, collection_id=collection, document_id=document or abs(hash(cid)) % 10_000,
+        version_id=1, published=published, principals=tuple(principals), title=title, text=text, vector=vec,
+        category=category, tags=tuple(tags), effective_date=effective,
+    )
+
+
+def q(text: str = "", vec: np.ndarray | None = None, *, mode=Mode.HYBRID, tenant=1, principals=(EVERYONE,), **kw) -> SearchQuery:
+    return SearchQuery(tenant_id=tenant, principals=tuple(principals), text=text, vector=vec, mode=mode, **kw)
+
+
+class BackendTests:
+    """The behaviour every backend must have. Subclasses provide `make_backend`."""
+
+    backend = None
+
+    @pytest.fixture(autouse=True)
+    def _backend(self, tmp_path):
+        self.backend = self.make_backend(tmp_path)
+        self.backend.ensure_index()
+        yield
+        self.drop_backend()
+
+    def make_backend(self, tmp_path):
+        raise NotImplementedError
+
+    def drop_backend(self) -> None:
+        self.backend.close()
+
+    def put(self, *chunks: IndexedChunk) -> None:
+        self.backend.index_chunks(list(chunks))
+        self.backend.refresh()
+
+    def ids(self, query: SearchQuery) -> list[str]:
+        return [hit.chunk_id for hit in self.backend.search(query).hits]
+
+    # ---------------------------------------------------------------- isolation and access
+    @pytest.mark.parametrize("mode", list(Mode))
+    def test_tenant_isolation(self, mode):
+        self.put(chunk("a1", "wing flutter at high speed", direction((0, 1))),
+                 chunk("b1", "wing flutter at high speed", direction((0, 1)), tenant=2))
+        assert self.ids(q("wing flutter", direction((0, 1)), mode=mode, tenant=1)) == ["a1"]
+        assert self.ids(q("wing flutter", direction((0, 1)), mode=mode, tenant=2)) == ["b1"]
+        assert self.ids(q("wing flutter", direction((0, 1)), mode=mode, tenant=3)) == []
+
+    @pytest.mark.parametrize("mode", list(Mode))
+    def test_acl_is_a_prefilter_so_top_k_is_among_readable_chunks(self, mode):
+        secret = [chunk(f"s{i}", "boundary layer transition boundary layer", direction((0, 1), (1 + i, 0.05)), principals=(BOB,)) for i in range(30)]
+        readable = chunk("r1", "transition of a boundary layer on a cone", direction((0, 1), (50, 0.6)), principals=(ALICE,))
+        self.put(*secret, readable)
+        assert self.ids(q("boundary layer transition", direction((0, 1)), mode=mode, principals=(ALICE,), k=1)) == ["r1"]
+        assert "r1" not in self.ids(q("boundary layer transition", direction((0, 1)), mode=mode, principals=(BOB,), k=50))
+
+    def test_unpublished_chunks_are_never_found(self):
+        self.put(chunk("draft", "heat transfer in slabs", direction((2, 1)), published=False))
+        for mode in Mode:
+            assert self.ids(q("heat transfer", direction((2, 1)), mode=mode)) == []
+
+    def test_a_query_without_principals_is_refused(self):
+        with pytest.raises(InvalidQuery):
+            self.backend.search(q("anything", direction((0, 1)), principals=()))
+
+    def test_principal_updates(self):
+        c = chunk("p1", "shock wave interaction", direction((3, 1)), principals=(ALICE,))
+        self.put(c)
+        assert self.ids(q("shock wave", direction((3, 1)), principals=(BOB,))) == []
+        moved = IndexedChunk(**{**c.__dict__, "principals": (BOB,)})
+        self.backend.update_chunks([moved.as_update()])
+        self.backend.refresh()
+        assert self.ids(q("shock wave", direction((3, 1)), principals=(BOB,))) == ["p1"]
+        assert self.ids(q("shock wave", direction((3, 1)), principals=(ALICE,))) == []
+
+    def test_updating_a_chunk_that_is_not_indexed_is_ignored(self):
+        ghost = chunk("ghost", "nothing", direction((3, 1)))
+        self.backend.update_chunks([ghost.as_update()])
+        self.backend.refresh()
+        assert self.backend.fingerprints() == {}
+
+    def test_deletes(self):
+        self.put(chunk("d1", "supersonic inlet", direction((4, 1))), chunk("d2", "supersonic inlet design", direction((4, 1))))
+        self.backend.delete_chunks([ChunkRef("d1", 1), ChunkRef("never-there", 1)])
+        self.backend.refresh()
+        assert self.ids(q("supersonic inlet", direction((4, 1)))) == ["d2"]
+
+    def test_indexing_twice_is_idempotent(self):
+        c = chunk("i1", "panel flutter", direction((5, 1)))
+        self.put(c)
+        self.put(c)
+        assert self.ids(q("panel flutter", direction((5, 1)))) == ["i1"]
+        assert self.backend.fingerprints() == {"i1": c.fingerprint()}
+
+    # ---------------------------------------------------------------- metadata filters
+    def _corpus(self):
+        self.put(
+            chunk("m1", "lift of a delta wing", direction((6, 1)), collection=1, category="policy", tags=("wing", "lift"), effective=date(2024, 1, 1), document=11),
+            chunk("m2", "lift of a swept wing", direction((6, 1)), collection=2, category="manual", tags=("wing",), effective=date(2025, 6, 1), document=12),
+            chunk("m3", "lift of a slender wing", direction((6, 1)), collection=2, category="policy", tags=("slender",), effective=None, document=13),
+        )
+
+    @pytest.mark.parametrize(
+        "filters, expected",
+        [
+            (SearchFilters(collection_ids=(2,)), {"m2", "m3"}),
+            (SearchFilters(categories=("policy",)), {"m1", "m3"}),
+            (SearchFilters(tags=("wing",)), {"m1", "m2"}),
+            (SearchFilters(tags=("slender", "lift")), {"m1", "m3"}),
+            (SearchFilters(document_ids=(12, 13)), {"m2", "m3"}),
+            (SearchFilters(date_from=date(2025, 1, 1)), {"m2"}),
+            (SearchFilters(date_to=date(2024, 12, 31)), {"m1"}),
+            (SearchFilters(categories=("policy",), collection_ids=(2,)), {"m3"}),
+        ],
+    )
+    @pytest.mark.parametrize("mode", list(Mode))
+    def test_metadata_filters(self, filters, expected, mode):
+        self._corpus()
+        assert set(self.ids(q("lift wing", direction((6, 1)), mode=mode, filters=filters))) == expected
+
+    # ---------------------------------------------------------------- ranking
+    def _ranking_corpus(self):
+        # BM25 prefers k1 > k2 > k3 (more query words), dense prefers k3 > k2 > k1.
+        self.put(
+            chunk("k1", "jet noise jet noise reduction nozzle", direction((7, 0.2), (8, 1)), document=1),
+            chunk("k2", "jet noise reduction", direction((7, 0.6), (8, 1)), document=2),
+            chunk("k3", "nozzle acoustics", direction((7, 1), (8, 0.1)), document=3),
+        )
+
+    def test_bm25_and_dense_orders(self):
+        self._ranking_corpus()
+        assert self.ids(q("jet noise", mode=Mode.BM25)) == ["k1", "k2"]
+        assert self.ids(q(vec=direction((7, 1)), mode=Mode.DENSE)) == ["k3", "k2", "k1"]
+
+    def test_fusion_order_matches_the_fusion_functions(self):
+        self._ranking_corpus()
+        bm25 = self.ids(q("jet noise", mode=Mode.BM25))
+        dense = self.ids(q(vec=direction((7, 1)), mode=Mode.DENSE))
+        rrf = fusion.reciprocal_rank([bm25, dense], k=60)
+        expected = sorted(rrf, key=lambda cid: (-rrf[cid], cid))
+        result = self.backend.search(q("jet noise", direction((7, 1)), fusion=Fusion.RRF))
+        assert [h.chunk_id for h in result.hits] == expected
+        assert result.hits[0].components["bm25_rank"] is not None and result.hits[0].components["dense_rank"] is not None
+        assert self.ids(q("jet noise", direction((7, 1)), fusion=Fusion.WEIGHTED, dense_weight=1.0))[:3] == dense
+        assert self.ids(q("jet noise", direction((7, 1)), fusion=Fusion.WEIGHTED, dense_weight=0.0))[:2] == bm25
+
+    def test_at_most_n_chunks_per_document(self):
+        self.put(*[chunk(f"n{i}", "wake of a cylinder", direction((9, 1), (10 + i, 0.1)), document=7) for i in range(3)],
+                 chunk("other", "wake of a cylinder", direction((9, 1), (20, 0.3)), document=8))
+        ids = self.ids(q("cylinder wake", direction((9, 1)), max_per_document=1))
+        assert len(ids) == 2 and "other" in ids
+
+    def test_a_score_floor_says_nothing_is_relevant(self):
+        self.put(chunk("f1", "stall of airfoils", direction((11, 1))))
+        unrelated = direction((12, 1))
+        assert self.ids(q(vec=unrelated, mode=Mode.DENSE)) == ["f1"]
+        assert self.ids(q(vec=unrelated, mode=Mode.DENSE, min_similarity=0.3)) == []
+        assert self.ids(q("stall", direction((11, 1)), mode=Mode.DENSE, min_similarity=0.3)) == ["f1"]
+
+    def test_query_syntax_is_just_text(self):
+        self.put(chunk("x1", "OR AND NOT near wing", direction((13, 1))))
+        for text in ['"wing', "wing OR", "(wing", "wing*", "title:wing", "NEAR(wing)", "-wing", "wing AND NOT", "{}[]^~\\/:"]:
+            self.backend.search(q(text, direction((13, 1)), mode=Mode.BM25))
+        assert self.ids(q("title:wing*", mode=Mode.BM25)) == ["x1"]
+
+    def test_highlights_mark_the_matching_words(self):
+        self.put(chunk("h1", "The flutter of <panels> at supersonic speeds", direction((14, 1))))
+        hit = self.backend.search(q("panel flutter", direction((14, 1)))).hits[0]
+        assert "<mark>flutter</mark>" in hit.highlights[0] and "&lt;<mark>panels</mark>&gt;" in hit.highlights[0]
+
+    # ---------------------------------------------------------------- rebuild
+    def test_rebuild_replaces_the_index_from_the_given_chunks(self):
+        self.put(chunk("old", "vortex shedding", direction((15, 1))))
+        fresh = [chunk(f"new{i}", "vortex shedding behind bluff bodies", direction((15, 1), (16 + i, 0.2))) for i in range(3)]
+        report = self.backend.rebuild(iter(fresh))
+        assert report.chunks == 3
+        assert sorted(self.ids(q("vortex shedding", direction((15, 1))))) == ["new0", "new1", "new2"]
+        assert self.backend.fingerprints() == {c.chunk_id: c.fingerprint() for c in fresh}
+
+
+class TestEmbeddedBackend(BackendTests):
+    def make_backend(self, tmp_path):
+        return EmbeddedBackend({"PATH": str(tmp_path / "search.sqlite3")})
+
+
+@pytest.mark.full_profile
+class TestElasticsearchBackend(BackendTests):
+    def make_backend(self, tmp_path):
+        prefix = f"kp-conformance-{uuid.uuid4().hex[:8]}"
+        return ElasticsearchBackend({**settings.SEARCH["ELASTICSEARCH"], "INDEX_PREFIX": prefix})
+
+    def drop_backend(self) -> None:
+        # destructive_requires_name is on: delete by exact names, never by wildcard.
+        names = list(self.backend.client.indices.get(index=f"{self.backend.prefix}-*", allow_no_indices=True))
+        if names:
+            self.backend.client.indices.delete(index=",".join(names))
+        self.backend.close()
+
+    def test_analysis_is_detected(self):
+        assert self.backend.analysis() in ("english", "python-english")
+        mapping = self.backend.client.indices.get_mapping(index=f"{self.backend.prefix}-chunks")
+        assert next(iter(mapping.values()))["mappings"]["_meta"]["analysis"] == self.backend.analysis()
+
+
+@pytest.mark.full_profile
+class TestElasticsearchDedicatedTenantIndex(TestElasticsearchBackend):
+    """Tenant 2 in an index of its own: the same behaviour, and its chunks live apart."""
+
+    def make_backend(self, tmp_path):
+        backend = super().make_backend(tmp_path)
+        backend.dedicated = {2}
+        return backend
+
+    def test_a_dedicated_tenant_has_its_own_index(self):
+        self.put(chunk("own", "wing", direction((0, 1)), tenant=2))
+        assert self.backend.client.count(index=f"{self.backend.prefix}-chunks-t2")["count"] == 1
+        assert self.backend.client.count(index=f"{self.backend.prefix}-chunks")["count"] == 0
