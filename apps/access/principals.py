@@ -3,7 +3,7 @@ a caller holds. A caller may read a document iff the two sets intersect.
 
     user:<user id>          a user (a member, or an API key's service user)
     group:<auth group id>   a tenant group
-    tenant-wide             whoever reads every document of the tenant: owners, admins, editors,
+    tenant:<id>:all         whoever reads every document of tenant <id>: owners, admins, editors,
                             and API keys with documents:write (every document carries it)
 
 Group membership is resolved at query time (`context_principals`), so a change in membership
@@ -22,7 +22,12 @@ from .levels import Level, codename
 
 # Roles that read (and change) every document of their tenant, whatever the grants say.
 TENANT_WIDE_ROLES = (Role.OWNER, Role.ADMIN, Role.EDITOR)
-TENANT_WIDE = "tenant-wide"
+
+
+def tenant_wide(tenant_id: int) -> str:
+    # Qualified by tenant, so no principal of one tenant ever matches another tenant's chunks,
+    # even before the backend's tenant filter.
+    return f"tenant:{tenant_id}:all"
 
 
 def grant_source(document):
@@ -36,20 +41,20 @@ def document_reader_principals(document) -> list[str]:
     perm = codename(Level.VIEW, source._meta.model_name)
     users = get_users_with_perms(source, only_with_perms_in=[perm], with_group_users=False, with_superusers=False)
     groups = get_groups_with_perms(source, attach_perms=True)
-    principals = [TENANT_WIDE]
+    principals = [tenant_wide(document.tenant_id)]
     principals += sorted(f"user:{user.pk}" for user in users)
     principals += sorted(f"group:{group.pk}" for group, perms in groups.items() if perm in perms)
     return principals
 
 
-def user_principals(*, user: AbstractBaseUser, tenant: Tenant, tenant_wide: bool) -> list[str]:
+def user_principals(*, user: AbstractBaseUser, tenant: Tenant, reads_everything: bool) -> list[str]:
     """What a user holds in a tenant: themselves, the tenant's groups they are in, and
-    `tenant-wide` when their role reads everything."""
+    `tenant:<id>:all` when their role reads everything."""
     principals = [f"user:{user.pk}"]
     group_ids = user.groups.filter(tenant_group__tenant=tenant).values_list("pk", flat=True)
     principals += sorted(f"group:{pk}" for pk in group_ids)
-    if tenant_wide:
-        principals.append(TENANT_WIDE)
+    if reads_everything:
+        principals.append(tenant_wide(tenant.pk))
     return principals
 
 
@@ -57,7 +62,7 @@ def context_principals(context: TenantContext) -> list[str]:
     """The principals of a request's caller: a member, or an API key as its service user (a key
     that may write documents manages, and so reads, the whole tenant)."""
     if context.membership is not None:
-        tenant_wide = context.membership.role in TENANT_WIDE_ROLES
+        reads_everything = context.membership.role in TENANT_WIDE_ROLES
     else:
-        tenant_wide = context.allows(Scope.DOCUMENTS_WRITE)
-    return user_principals(user=context.user, tenant=context.tenant, tenant_wide=tenant_wide)
+        reads_everything = context.allows(Scope.DOCUMENTS_WRITE)
+    return user_principals(user=context.user, tenant=context.tenant, reads_everything=reads_everything)

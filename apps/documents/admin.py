@@ -20,7 +20,7 @@ from apps.access import services as access_services
 from apps.access.levels import LEVEL_NAMES, Level
 from apps.core.exceptions import ApplicationError
 from apps.tenants.actors import Actor
-from apps.tenants.admin import TenantScopedAdmin, admin_tenant_ids
+from apps.tenants.admin import TenantListFilter, TenantScopedAdmin, admin_tenant_ids
 from apps.tenants.models import ApiKey, Membership, TenantGroup
 
 from . import services
@@ -108,11 +108,29 @@ class GrantsAdminMixin:
 
 
 # --------------------------------------------------------------------------- collections
+class CollectionListFilter(admin.SimpleListFilter):
+    """Lists only the collections of the staff user's tenants."""
+
+    title = "collection"
+    parameter_name = "collection"
+
+    def lookups(self, request, model_admin):
+        tenant_ids = admin_tenant_ids(request)
+        collections = Collection.objects.all() if tenant_ids is None else Collection.objects.filter(tenant_id__in=tenant_ids)
+        return [(str(c.pk), f"{c.name} ({c.tenant.slug})") for c in collections.select_related("tenant")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(collection_id=self.value()) if self.value() else queryset
+
+
 @admin.register(Collection)
 class CollectionAdmin(GrantsAdminMixin, TenantScopedAdmin):
     list_display = ["name", "tenant", "document_count", "grants_link", "created_at"]
-    list_filter = ["tenant"]
+    list_filter = [TenantListFilter]
     search_fields = ["name"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["tenant"] if obj is not None else []  # documents keep their tenant: so does the collection
 
     def get_urls(self):
         return [path("<path:object_id>/grants/", self.admin_site.admin_view(self.grants_view), name="documents_collection_grants")] + super().get_urls()
@@ -214,7 +232,7 @@ class ReasonForm(forms.Form):
 @admin.register(Document)
 class DocumentAdmin(GrantsAdminMixin, TenantScopedAdmin):
     list_display = ["title", "tenant", "collection", "state", "published", "latest_status", "legal_hold", "updated_at"]
-    list_filter = ["tenant", "collection", "state", LatestVersionStatusFilter, "legal_hold"]
+    list_filter = [TenantListFilter, CollectionListFilter, "state", LatestVersionStatusFilter, "legal_hold"]
     search_fields = ["title"]
     inlines = [VersionInline, EventInline]
     actions = ["archive", "unarchive", "soft_delete", "purge"]
@@ -303,8 +321,14 @@ class DocumentAdmin(GrantsAdminMixin, TenantScopedAdmin):
     def _back(self, document: Document):
         return HttpResponseRedirect(reverse("admin:documents_document_change", args=[document.pk]))
 
-    def upload_view(self, request: HttpRequest, object_id: str):
+    def _document_to_change(self, request, object_id) -> Document:
         document = self._document(request, object_id)
+        if not self.has_change_permission(request, document):
+            raise PermissionDenied
+        return document
+
+    def upload_view(self, request: HttpRequest, object_id: str):
+        document = self._document_to_change(request, object_id)
         form = UploadVersionForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             try:
@@ -318,7 +342,7 @@ class DocumentAdmin(GrantsAdminMixin, TenantScopedAdmin):
         return TemplateResponse(request, "admin/documents/document/upload.html", context)
 
     def publish_view(self, request: HttpRequest, object_id: str, number: int):
-        document = self._document(request, object_id)
+        document = self._document_to_change(request, object_id)
         version = get_object_or_404(document.versions, number=number)
         current = document.published_version
         rollback = current is not None and current.number > version.number
@@ -376,19 +400,19 @@ class DocumentAdmin(GrantsAdminMixin, TenantScopedAdmin):
         }
         return TemplateResponse(request, "admin/documents/document/confirm_action.html", context)
 
-    @admin.action(description="Archive (hide from search)")
+    @admin.action(description="Archive (hide from search)", permissions=["change"])
     def archive(self, request, queryset):
         return self._confirmed(request, queryset, "Archive", services.document_archive)
 
-    @admin.action(description="Unarchive")
+    @admin.action(description="Unarchive", permissions=["change"])
     def unarchive(self, request, queryset):
         return self._confirmed(request, queryset, "Unarchive", services.document_unarchive)
 
-    @admin.action(description="Delete (soft; content kept until purged)")
+    @admin.action(description="Delete (soft; content kept until purged)", permissions=["change"])
     def soft_delete(self, request, queryset):
         return self._confirmed(request, queryset, "Delete", services.document_delete)
 
-    @admin.action(description="Purge content (refused under legal hold or retention)")
+    @admin.action(description="Purge content (refused under legal hold or retention)", permissions=["change"])
     def purge(self, request, queryset):
         return self._confirmed(request, queryset, "Purge", services.document_purge)
 

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.access import services as access_services
-from apps.access.checks import require, require_role_level
+from apps.access.checks import holds, require, require_role_level
 from apps.access.levels import LEVEL_NAMES, Level
 from apps.core.exceptions import ApplicationError, NotFound
 from apps.core.pagination import paginated_response, paginated_schema
@@ -96,7 +96,7 @@ class EventOutputSerializer(serializers.Serializer):
 
 class GrantSerializer(serializers.Serializer):
     user = serializers.CharField(required=False, help_text="A tenant username.")
-    group = serializers.IntegerField(required=False, help_text="A tenant group id.")
+    group = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text="A tenant group id.")
     api_key = serializers.CharField(required=False, help_text="An API key prefix: grants the key's own reads.")
     level = serializers.ChoiceField(choices=LEVEL_NAMES)
 
@@ -230,7 +230,7 @@ class DocumentListCreateView(APIView):
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     class DocumentFilterSerializer(serializers.Serializer):
-        collection = serializers.IntegerField(required=False)
+        collection = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
         state = serializers.ChoiceField(choices=DocumentState.choices, required=False)
         category = serializers.CharField(required=False)
         tag = serializers.CharField(required=False)
@@ -239,7 +239,7 @@ class DocumentListCreateView(APIView):
         effective_to = serializers.DateField(required=False)
 
     class DocumentCreateSerializer(serializers.Serializer):
-        collection = serializers.IntegerField()
+        collection = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
         title = serializers.CharField(max_length=500)
         author = serializers.CharField(max_length=200, required=False, allow_blank=True)
         category = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -279,7 +279,8 @@ class DocumentListCreateView(APIView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         collection = selectors.collection_get(context=context, collection_id=fields.pop("collection"))
-        require(context, collection, Level.CHANGE)
+        # Retention and legal hold decide whether content may be destroyed: managers only.
+        require(context, collection, Level.MANAGE if {"retention_until", "legal_hold"} & fields.keys() else Level.CHANGE)
         document = services.document_create(tenant=context.tenant, collection=collection, actor=context.actor, **fields)
         return Response(DocumentOutputSerializer(document).data, status=status.HTTP_201_CREATED)
 
@@ -289,6 +290,22 @@ def _document(request: Request, document_id: int, level: Level):
     document = selectors.document_get(context=context, document_id=document_id)
     require(context, document, level)
     return context, document
+
+
+def _versions(context, document):
+    """Readers with `view` alone see the published version only; drafts of new versions are for
+    those who may change the document."""
+    versions = selectors.version_list(document=document)
+    if holds(context, document, Level.CHANGE):
+        return versions
+    return versions.filter(pk=document.published_version_id)
+
+
+def _version(context, document, number: int):
+    version = _versions(context, document).filter(number=number).first()
+    if version is None:
+        raise NotFound(f"Document {document.pk} has no version {number}.", code="version_not_found")
+    return version
 
 
 class DocumentDetailView(APIView):
@@ -338,8 +355,8 @@ class VersionListCreateView(APIView):
 
     @extend_schema(operation_id="document_versions_list", responses=paginated_schema(VersionOutputSerializer), tags=["versions"])
     def get(self, request: Request, document_id: int) -> Response:
-        _, document = _document(request, document_id, Level.VIEW)
-        versions = selectors.version_list(document=document)
+        context, document = _document(request, document_id, Level.VIEW)
+        versions = _versions(context, document)
         return paginated_response(request=request, view=self, queryset=versions, serializer_class=VersionOutputSerializer)
 
     @extend_schema(
@@ -361,8 +378,8 @@ class VersionDetailView(APIView):
 
     @extend_schema(responses=VersionOutputSerializer, tags=["versions"])
     def get(self, request: Request, document_id: int, number: int) -> Response:
-        _, document = _document(request, document_id, Level.VIEW)
-        return Response(VersionOutputSerializer(selectors.version_get(document=document, number=number)).data)
+        context, document = _document(request, document_id, Level.VIEW)
+        return Response(VersionOutputSerializer(_version(context, document, number)).data)
 
 
 class VersionContentView(APIView):
@@ -370,8 +387,8 @@ class VersionContentView(APIView):
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes}, tags=["versions"], summary="Download a version's file")
     def get(self, request: Request, document_id: int, number: int):
-        _, document = _document(request, document_id, Level.VIEW)
-        version = selectors.version_get(document=document, number=number)
+        context, document = _document(request, document_id, Level.VIEW)
+        version = _version(context, document, number)
         if not version.file:
             raise NotFound(f"Version {number} was purged; its content is gone.", code="version_purged")
         return FileResponse(
@@ -396,7 +413,7 @@ class DocumentRollbackView(APIView):
     required_scope = Scope.DOCUMENTS_WRITE
 
     class RollbackSerializer(serializers.Serializer):
-        version_id = serializers.IntegerField(help_text="The id of an earlier, ready version of this document.")
+        version_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="The id of an earlier, ready version of this document.")
         reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
 
     @extend_schema(request=RollbackSerializer, responses=DocumentOutputSerializer, tags=["lifecycle"], summary="Re-publish an earlier version")
@@ -453,7 +470,7 @@ class DocumentHistoryView(APIView):
 
     @extend_schema(operation_id="document_history_list", responses=paginated_schema(EventOutputSerializer), tags=["documents"])
     def get(self, request: Request, document_id: int) -> Response:
-        _, document = _document(request, document_id, Level.VIEW)
+        _, document = _document(request, document_id, Level.CHANGE)
         events = selectors.document_history(document=document)
         return paginated_response(request=request, view=self, queryset=events, serializer_class=EventOutputSerializer)
 

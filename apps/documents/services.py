@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -60,11 +60,17 @@ def collection_update(*, collection: Collection, name: str | None = None, descri
 
 @transaction.atomic
 def collection_delete(*, collection: Collection) -> None:
+    live = collection.documents.filter(purged_at__isnull=True).count()
+    if live:
+        raise Conflict(
+            f"Collection '{collection.name}' still holds {live} document(s); delete and purge them first.",
+            code="collection_not_empty",
+        )
     if collection.documents.exists():
         raise Conflict(
-            f"Collection '{collection.name}' still holds {collection.documents.count()} document(s); "
-            "move or purge them first.",
-            code="collection_not_empty",
+            f"Collection '{collection.name}' holds the tombstones of purged documents, kept so audit records "
+            "still resolve; it cannot be deleted (rename it instead).",
+            code="collection_holds_tombstones",
         )
     collection.delete()
 
@@ -88,18 +94,31 @@ def document_create(
     return document
 
 
+RETENTION_FIELDS = {"retention_until", "legal_hold"}
+
+
+def _locked(document: Document) -> Document:
+    """The document row, locked for this transaction: every transition decides on fresh state and
+    writes only its own fields, so concurrent changes never overwrite each other."""
+    return Document.objects.select_for_update().get(pk=document.pk)
+
+
 @transaction.atomic
 def document_update(*, document: Document, actor: Actor, **changes: Any) -> Document:
-    _refuse_if_deleted(document)
     unknown = set(changes) - set(METADATA_FIELDS)
     if unknown:
         raise ApplicationError(f"Unknown field(s): {', '.join(sorted(unknown))}.", code="invalid_field")
-    before = {field: getattr(document, field) for field in changes}
-    for field, value in changes.items():
-        setattr(document, field, value)
-    document.save()
-    changed = {f: {"from": str(before[f]), "to": str(v)} for f, v in changes.items() if before[f] != v}
+    document = _locked(document)
+    if document.purged_at is not None:
+        raise Conflict("This document is purged; nothing about it can change.", code="already_purged")
+    if document.state == DocumentState.DELETED and set(changes) - RETENTION_FIELDS:
+        # A deleted document keeps only what decides its purge: retention and legal hold.
+        raise Conflict("This document is deleted; only retention_until and legal_hold can change.", code="document_deleted")
+    changed = {f: {"from": str(getattr(document, f)), "to": str(v)} for f, v in changes.items() if getattr(document, f) != v}
     if changed:
+        for field in changed:
+            setattr(document, field, changes[field])
+        document.save(update_fields=[*changed, "updated_at"])
         _event(document, DocumentEvent.Action.METADATA_CHANGED, actor, changes=changed)
     return document
 
@@ -113,7 +132,7 @@ def _refuse_if_deleted(document: Document) -> None:
 def version_upload(*, document: Document, file: UploadedFile, actor: Actor, change_note: str = "") -> DocumentVersion:
     """A new immutable version. It is ingested after commit; the published version keeps serving
     until this one is published. Content identical to the latest version is refused (409)."""
-    document = Document.objects.select_for_update().get(pk=document.pk)
+    document = _locked(document)
     _refuse_if_deleted(document)
     info = inspect_upload(file)
     latest = document.versions.order_by("-number").first()
@@ -135,7 +154,17 @@ def version_upload(*, document: Document, file: UploadedFile, actor: Actor, chan
         created_by=actor.user if actor.user else None,
     )
     version.file.save(info.original_filename, file, save=False)
-    version.save()
+    try:
+        with transaction.atomic():
+            version.save()
+    except IntegrityError as exc:
+        version.file.storage.delete(version.file.name)  # no row, no file
+        raise Conflict(
+            "Another version of this document was uploaded at the same moment; upload again.", code="concurrent_upload"
+        ) from exc
+    except Exception:
+        version.file.storage.delete(version.file.name)
+        raise
     _event(document, DocumentEvent.Action.VERSION_UPLOADED, actor, version=version, number=number, sha256=info.sha256)
     return version
 
@@ -146,6 +175,8 @@ def _make_current(document: Document, version: DocumentVersion, actor: Actor, ac
             f"Version {version.pk} belongs to another document.", code="version_of_another_document"
         )
     _refuse_if_deleted(document)
+    if document.state == DocumentState.ARCHIVED:
+        raise Conflict("This document is archived; unarchive it before publishing a version.", code="document_archived")
     if version.status != IngestionStatus.READY:
         raise Conflict(
             f"Version {version.number} is {version.status}; only a ready version can be published.",
@@ -165,14 +196,14 @@ def _make_current(document: Document, version: DocumentVersion, actor: Actor, ac
 
 @transaction.atomic
 def version_publish(*, version: DocumentVersion, actor: Actor, reason: str = "") -> Document:
-    document = Document.objects.select_for_update().get(pk=version.document_id)
+    document = _locked(version.document)
     return _make_current(document, version, actor, DocumentEvent.Action.PUBLISHED, reason)
 
 
 @transaction.atomic
 def document_rollback(*, document: Document, version: DocumentVersion, actor: Actor, reason: str = "") -> Document:
     """Re-publish an earlier version of this same document."""
-    document = Document.objects.select_for_update().get(pk=document.pk)
+    document = _locked(document)
     if document.published_version_id == version.pk:
         raise Conflict(f"Version {version.number} is already the published one.", code="already_published")
     return _make_current(document, version, actor, DocumentEvent.Action.ROLLED_BACK, reason)
@@ -180,6 +211,7 @@ def document_rollback(*, document: Document, version: DocumentVersion, actor: Ac
 
 @transaction.atomic
 def document_archive(*, document: Document, actor: Actor, reason: str = "") -> Document:
+    document = _locked(document)
     _refuse_if_deleted(document)
     if document.state == DocumentState.ARCHIVED:
         raise Conflict("This document is already archived.", code="already_archived")
@@ -191,6 +223,7 @@ def document_archive(*, document: Document, actor: Actor, reason: str = "") -> D
 
 @transaction.atomic
 def document_unarchive(*, document: Document, actor: Actor, reason: str = "") -> Document:
+    document = _locked(document)
     if document.state != DocumentState.ARCHIVED:
         raise Conflict(f"This document is {document.state}, not archived.", code="not_archived")
     document.state = DocumentState.PUBLISHED if document.published_version_id else DocumentState.DRAFT
@@ -202,6 +235,7 @@ def document_unarchive(*, document: Document, actor: Actor, reason: str = "") ->
 @transaction.atomic
 def document_delete(*, document: Document, actor: Actor, reason: str = "") -> Document:
     """Soft delete: hidden everywhere, content kept until purged."""
+    document = _locked(document)
     _refuse_if_deleted(document)
     document.state = DocumentState.DELETED
     document.save(update_fields=["state", "updated_at"])
@@ -214,9 +248,11 @@ def document_purge(*, document: Document, actor: Actor, reason: str = "", today:
     """Remove the content of every version for good. Refused under legal hold or before the
     retention date. The rows stay as a tombstone (title, sha256, sizes, history), so audit records
     that cite a version still resolve to what it was."""
-    document = Document.objects.select_for_update().get(pk=document.pk)
+    document = _locked(document)
     if document.purged_at is not None:
         raise Conflict("This document is already purged.", code="already_purged")
+    if document.state != DocumentState.DELETED:
+        raise Conflict("Delete the document before purging it (purge destroys the content for good).", code="not_deleted")
     if document.legal_hold:
         raise Conflict("This document is under legal hold; lift the hold before purging.", code="legal_hold")
     today = today or timezone.localdate()

@@ -51,7 +51,7 @@ def _is_docx(head_and_file: UploadedFile) -> bool:
     try:
         with zipfile.ZipFile(head_and_file) as archive:
             return "word/document.xml" in archive.namelist()
-    except zipfile.BadZipFile:
+    except Exception:  # any malformed archive (bad names, truncation, bombs) is simply not a DOCX
         return False
     finally:
         head_and_file.seek(0)

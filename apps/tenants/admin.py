@@ -2,12 +2,43 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.http import HttpRequest, HttpResponseRedirect
 
 from apps.core.exceptions import ApplicationError
 
 from . import services
 from .models import ApiKey, Membership, Role, Scope, Tenant, TenantGroup
+
+
+def admin_grantor(request: HttpRequest, tenant) -> dict:
+    """What a staff user may hand out in a tenant: their role and its scopes (nothing to check for
+    a superuser). Keyword arguments for the services' granting checks."""
+    from .resolution import ROLE_SCOPES
+
+    if request.user.is_superuser:
+        return {"granting_scopes": None, "granting_role": None}
+    membership = Membership.objects.filter(user=request.user, tenant=tenant, is_active=True).first()
+    if membership is None:
+        return {"granting_scopes": frozenset(), "granting_role": None}
+    return {"granting_scopes": ROLE_SCOPES[membership.role], "granting_role": membership.role}
+
+
+class TenantListFilter(admin.SimpleListFilter):
+    """Lists only the tenants the staff user administers (Django's default lists every tenant)."""
+
+    title = "tenant"
+    parameter_name = "tenant"
+
+    def lookups(self, request, model_admin):
+        tenant_ids = admin_tenant_ids(request)
+        tenants = Tenant.objects.all() if tenant_ids is None else Tenant.objects.filter(pk__in=tenant_ids)
+        return [(str(t.pk), t.slug) for t in tenants]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(tenant_id=self.value()) if self.value() else queryset
 
 
 def admin_tenant_ids(request: HttpRequest) -> list[int] | None:
@@ -45,6 +76,9 @@ class TenantScopedAdmin(admin.ModelAdmin):
         tenant_ids = admin_tenant_ids(request)
         if db_field.name == "tenant" and tenant_ids is not None:
             kwargs["queryset"] = Tenant.objects.filter(pk__in=tenant_ids)
+        if db_field.name == "user" and tenant_ids is not None:
+            # Staff pick among their tenants' people; adding someone from elsewhere is a superuser's job.
+            kwargs["queryset"] = get_user_model().objects.filter(memberships__tenant_id__in=tenant_ids).distinct()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
@@ -76,26 +110,27 @@ class TenantAdmin(TenantScopedAdmin):
 @admin.register(Membership)
 class MembershipAdmin(TenantScopedAdmin):
     list_display = ["username", "tenant", "role", "is_active", "user"]
-    list_filter = ["tenant", "role", "is_active"]
+    list_filter = [TenantListFilter, "role", "is_active"]
     search_fields = ["username", "user__username", "user__email"]
-    raw_id_fields = ["user"]
 
     def get_readonly_fields(self, request, obj=None):
         return ["tenant", "user", "username"] if obj is not None else []
 
     def save_model(self, request, obj, form, change):
+        grantor = admin_grantor(request, obj.tenant)
         if change:
-            services.member_set_role(membership=obj, role=obj.role)
-            services.member_set_active(membership=Membership.objects.get(pk=obj.pk), active=obj.is_active)
+            stored = Membership.objects.get(pk=obj.pk)
+            services.member_set_role(membership=stored, role=obj.role, **grantor)
+            services.member_set_active(membership=stored, active=obj.is_active, **grantor)
         else:
-            created = services.membership_add(tenant=obj.tenant, user=obj.user, username=obj.username, role=obj.role)
+            created = services.membership_add(tenant=obj.tenant, user=obj.user, username=obj.username, role=obj.role, **grantor)
             obj.pk = created.pk
 
 
 @admin.register(TenantGroup)
 class TenantGroupAdmin(TenantScopedAdmin):
     list_display = ["name", "tenant", "is_everyone", "created_at"]
-    list_filter = ["tenant"]
+    list_filter = [TenantListFilter]
     search_fields = ["name"]
     readonly_fields = ["auth_group"]
 
@@ -136,7 +171,7 @@ class ApiKeyCreateForm(forms.ModelForm):
 @admin.register(ApiKey)
 class ApiKeyAdmin(TenantScopedAdmin):
     list_display = ["name", "prefix", "tenant", "created_at", "expires_at", "revoked_at", "last_used_at"]
-    list_filter = ["tenant"]
+    list_filter = [TenantListFilter]
     search_fields = ["name", "prefix"]
     actions = ["revoke"]
 
@@ -159,12 +194,38 @@ class ApiKeyAdmin(TenantScopedAdmin):
             scopes=form.cleaned_data["scopes"],
             expires_at=form.cleaned_data["expires_at"],
             created_by=request.user,
+            granting_scopes=admin_grantor(request, form.cleaned_data["tenant"])["granting_scopes"],
         )
         obj.pk = api_key.pk
         messages.warning(request, f"The new key, shown this once (it is not stored): {raw_key}")
 
-    @admin.action(description="Revoke the selected API keys")
+    @admin.action(description="Revoke the selected API keys", permissions=["change"])
     def revoke(self, request, queryset):
         for api_key in queryset:
             services.api_key_revoke(api_key=api_key)
         messages.success(request, f"Revoked {queryset.count()} key(s).")
+
+
+class SuperuserOnly:
+    """Django's user and group pages span every tenant: for superusers only. Staff manage people
+    through memberships and tenant groups, which are scoped to their tenants."""
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
+for model, model_admin in ((get_user_model(), UserAdmin), (Group, GroupAdmin)):
+    admin.site.unregister(model)
+    admin.site.register(model, type(f"SuperuserOnly{model_admin.__name__}", (SuperuserOnly, model_admin), {}))

@@ -91,7 +91,8 @@ class UserListCreateView(APIView):
     def post(self, request: Request) -> Response:
         data = self.UserCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        membership = services.member_create(tenant=tenant_context(request).tenant, **data.validated_data)
+        context = tenant_context(request)
+        membership = services.member_create(tenant=context.tenant, granting_scopes=context.scopes, granting_role=context.role, **data.validated_data)
         return Response(MemberOutputSerializer(membership).data, status=status.HTTP_201_CREATED)
 
 
@@ -110,8 +111,9 @@ class UserDetailView(APIView):
     def patch(self, request: Request, username: str) -> Response:
         data = self.UserRoleSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        membership = selectors.membership_get(tenant=tenant_context(request).tenant, username=username)
-        membership = services.member_set_role(membership=membership, role=data.validated_data["role"])
+        context = tenant_context(request)
+        membership = selectors.membership_get(tenant=context.tenant, username=username)
+        membership = services.member_set_role(membership=membership, role=data.validated_data["role"], granting_scopes=context.scopes, granting_role=context.role)
         return Response(MemberOutputSerializer(membership).data)
 
 
@@ -120,8 +122,9 @@ class _UserActivationView(APIView):
     activate: bool
 
     def post(self, request: Request, username: str) -> Response:
-        membership = selectors.membership_get(tenant=tenant_context(request).tenant, username=username)
-        membership = services.member_set_active(membership=membership, active=self.activate)
+        context = tenant_context(request)
+        membership = selectors.membership_get(tenant=context.tenant, username=username)
+        membership = services.member_set_active(membership=membership, active=self.activate, granting_scopes=context.scopes, granting_role=context.role)
         return Response(MemberOutputSerializer(membership).data)
 
 

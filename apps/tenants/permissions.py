@@ -20,7 +20,9 @@ class TenantPermission(BasePermission):
             user=request.user, api_key=api_key, tenant_slug=request.headers.get(TENANT_HEADER)
         )
         request.tenant_context = context
-        scope = getattr(view, "required_scopes", {}).get(request.method, getattr(view, "required_scope", None))
+        # HEAD and OPTIONS read like GET, so they need what GET needs.
+        method = "GET" if request.method in ("HEAD", "OPTIONS") else request.method
+        scope = getattr(view, "required_scopes", {}).get(method, getattr(view, "required_scope", None))
         if scope is not None:
             context.require(scope)
         return True

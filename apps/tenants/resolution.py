@@ -46,6 +46,11 @@ class TenantContext:
     scopes: frozenset[str]
 
     @property
+    def role(self) -> str | None:
+        """The caller's member role; None for an API key acting as itself."""
+        return self.membership.role if self.membership else None
+
+    @property
     def actor(self) -> Actor:
         return Actor(user=self.user, api_key=self.api_key)
 

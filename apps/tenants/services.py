@@ -51,11 +51,38 @@ def _validate_role(role: str) -> None:
         raise ApplicationError(f"Unknown role {role!r}: use one of {', '.join(Role.values)}.", code="invalid_role")
 
 
+def _require_can_grant(role: str, granting_scopes: frozenset[str] | None, *, action: str, granting_role: str | None = None) -> None:
+    """Nobody hands out, or takes away, a role holding more than they hold themselves, and only an
+    owner gives or takes the owner role. `granting_scopes` None means a trusted caller (a command,
+    a superuser); `granting_role` is the caller's own role (None for an API key)."""
+    from .resolution import ROLE_SCOPES
+
+    if granting_scopes is None:
+        return
+    if role == Role.OWNER and granting_role != Role.OWNER:
+        raise PermissionDenied(f"Only an owner can {action} the role 'owner'.", code="role_escalation")
+    beyond = sorted(ROLE_SCOPES[role] - granting_scopes)
+    if beyond:
+        raise PermissionDenied(
+            f"You cannot {action} the role '{role}': it holds scope(s) you do not ({', '.join(beyond)}).",
+            code="role_escalation",
+        )
+
+
 @transaction.atomic
-def membership_add(*, tenant: Tenant, user: AbstractBaseUser, username: str, role: str = Role.READER) -> Membership:
+def membership_add(
+    *,
+    tenant: Tenant,
+    user: AbstractBaseUser,
+    username: str,
+    role: str = Role.READER,
+    granting_scopes: frozenset[str] | None = None,
+    granting_role: str | None = None,
+) -> Membership:
     """Give an existing platform user a place in a tenant (a user may belong to several)."""
     _validate_username(username)
     _validate_role(role)
+    _require_can_grant(role, granting_scopes, action="give", granting_role=granting_role)
     if Membership.objects.filter(tenant=tenant, username=username).exists():
         raise Conflict(f"A user named '{username}' already exists in this tenant.", code="username_taken")
     if Membership.objects.filter(tenant=tenant, user=user).exists():
@@ -89,11 +116,14 @@ def member_create(
     email: str = "",
     first_name: str = "",
     last_name: str = "",
+    granting_scopes: frozenset[str] | None = None,
+    granting_role: str | None = None,
 ) -> Membership:
     """A new person of this tenant, provisioned by the tenant app. They authenticate through the
     tenant app (which acts for them), so no password is set."""
     _validate_username(username)
     _validate_role(role)
+    _require_can_grant(role, granting_scopes, action="give", granting_role=granting_role)
     if Membership.objects.filter(tenant=tenant, username=username).exists():
         raise Conflict(f"A user named '{username}' already exists in this tenant.", code="username_taken")
     user = User(username=_internal_username(tenant, username), email=email, first_name=first_name, last_name=last_name)
@@ -105,8 +135,11 @@ def member_create(
 
 
 @transaction.atomic
-def member_set_active(*, membership: Membership, active: bool) -> Membership:
+def member_set_active(
+    *, membership: Membership, active: bool, granting_scopes: frozenset[str] | None = None, granting_role: str | None = None
+) -> Membership:
     """Deactivate (or reactivate) a person in one tenant; their other memberships are untouched."""
+    _require_can_grant(membership.role, granting_scopes, action="deactivate or reactivate a member with", granting_role=granting_role)
     if membership.is_active != active:
         membership.is_active = active
         membership.deactivated_at = None if active else timezone.now()
@@ -115,8 +148,12 @@ def member_set_active(*, membership: Membership, active: bool) -> Membership:
 
 
 @transaction.atomic
-def member_set_role(*, membership: Membership, role: str) -> Membership:
+def member_set_role(
+    *, membership: Membership, role: str, granting_scopes: frozenset[str] | None = None, granting_role: str | None = None
+) -> Membership:
     _validate_role(role)
+    _require_can_grant(membership.role, granting_scopes, action="change a member with", granting_role=granting_role)
+    _require_can_grant(role, granting_scopes, action="give", granting_role=granting_role)
     membership.role = role
     membership.save(update_fields=["role"])
     return membership

@@ -8,7 +8,7 @@ from apps.tenants import services as tenant_services
 from apps.tenants.actors import Actor
 from apps.tenants.models import Role, Scope
 from tests.conftest import key_client, user_client
-from tests.documents.conftest import text_file
+from tests.documents.conftest import make_ready, text_file
 
 
 @pytest.fixture
@@ -18,6 +18,8 @@ def setup(acme):
     policy = document_services.document_create(
         tenant=acme.tenant, collection=handbook, title="Leave policy", actor=Actor(None), file=text_file()
     )
+    make_ready(policy.pk, 1)
+    document_services.version_publish(version=policy.versions.get(), actor=Actor(None))
     reader = user_client(acme.reader, "acme")
     return admin, handbook, policy, reader
 
@@ -152,3 +154,35 @@ def test_a_grant_to_everyone_is_tenant_wide(setup, acme):
     newcomer = tenant_services.member_create(tenant=acme.tenant, username="newcomer")
     assert visible_ids(user_client(newcomer, "acme")) == {policy.pk}
     assert visible_ids(key_client(acme.key(scopes=[Scope.DOCUMENTS_READ]))) == set()  # keys are not people
+
+
+@pytest.mark.django_db
+def test_state_raises_the_bar_view_sees_published_only(setup, acme):
+    admin, handbook, policy, reader = setup
+    url = f"/api/v1/documents/{policy.pk}"
+    admin.put(f"{url}/grants", {"grants": [{"user": "reader", "level": "view"}]}, format="json")
+    # a new draft version is for those who may change the document
+    admin.post(f"{url}/versions", {"file": text_file(b"# draft v2\n")}, format="multipart")
+    assert [v["number"] for v in reader.get(f"{url}/versions").json()["results"]] == [1]
+    assert reader.get(f"{url}/versions/2").status_code == 404
+    assert reader.get(f"{url}/versions/2/content").status_code == 404
+    assert reader.get(f"{url}/history").status_code == 403
+    assert [v["number"] for v in admin.get(f"{url}/versions").json()["results"]] == [2, 1]
+
+    admin.post(f"{url}/archive")
+    assert visible_ids(reader) == set() and reader.get(url).status_code == 404
+    admin.put(f"{url}/grants", {"grants": [{"user": "reader", "level": "change"}]}, format="json")
+    assert visible_ids(reader) == {policy.pk}  # change sees archived documents
+
+    admin.delete(url)
+    assert visible_ids(reader) == set() and reader.get(f"{url}/versions/1/content").status_code == 404
+    admin.put(f"{url}/grants", {"grants": [{"user": "reader", "level": "manage"}]}, format="json")
+    assert visible_ids(reader) == {policy.pk}  # manage sees deleted documents (to purge them)
+
+
+@pytest.mark.django_db
+def test_head_and_options_need_the_scope_of_get(acme):
+    compliance = tenant_services.member_create(tenant=acme.tenant, username="cc", role=Role.COMPLIANCE)
+    client = user_client(compliance, "acme")
+    for method in (client.get, client.head, client.options):
+        assert method("/api/v1/documents").status_code == 403

@@ -8,7 +8,9 @@ from guardian.core import ObjectPermissionChecker
 
 from apps.access import services as access_services
 from apps.access.levels import Level
+from apps.access.checks import holds, visible_documents
 from apps.access.principals import context_principals, document_reader_principals
+from apps.documents.models import Document, DocumentState
 from apps.documents import services as document_services
 from apps.tenants import services as tenant_services
 from apps.tenants.actors import Actor
@@ -52,11 +54,44 @@ def test_principals_match_guardian(acme):
     access_services.grants_replace(obj=documents[2], grants=[], actor=actor)
     access_services.grants_replace(obj=documents[4], grants=[access_services.Grant(ops.auth_group, Level.VIEW)], actor=actor)
 
+    # The same world in another tenant must never match: principals are tenant-qualified.
+    globex = tenant_services.tenant_create(slug="globex", name="Globex")
+    their_collection = document_services.collection_create(tenant=globex, name="theirs")
+    theirs = document_services.document_create(tenant=globex, collection=their_collection, title="theirs", actor=actor)
+    tenant_services.membership_add(tenant=globex, user=people[1].user, username="visitor")
+
+    Document.objects.filter(tenant=tenant).update(state=DocumentState.PUBLISHED)
     checked = 0
     for membership, document in itertools.product(people, documents):
         document.refresh_from_db()
         context = resolve_tenant_context(user=membership.user, api_key=None, tenant_slug=tenant.slug)
+        oracle = guardian_can_read(membership, document)
         by_principals = bool(set(context_principals(context)) & set(document_reader_principals(document)))
-        assert by_principals == guardian_can_read(membership, document), (membership.username, document.title)
+        assert by_principals == oracle, (membership.username, document.title)
+        assert holds(context, document, Level.VIEW) == oracle  # what the API uses agrees too
+        assert (document in visible_documents(context)) == oracle
+        assert not set(context_principals(context)) & set(document_reader_principals(theirs))
         checked += 1
     assert checked == len(people) * len(documents) == 42
+
+
+@pytest.mark.django_db
+def test_api_keys_principals(acme):
+    from apps.tenants.models import Scope
+
+    collection = document_services.collection_create(tenant=acme.tenant, name="c")
+    document = document_services.document_create(tenant=acme.tenant, collection=collection, title="d", actor=Actor(None))
+    reader_key = services_key(acme, [Scope.DOCUMENTS_READ])
+    writer_key = services_key(acme, [Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE])
+    readers = set(document_reader_principals(document))
+    assert not set(context_principals(reader_key)) & readers  # a key reads only what is granted to it
+    assert set(context_principals(writer_key)) & readers  # documents:write reads the whole tenant
+    access_services.grants_replace(obj=document, grants=[access_services.Grant(reader_key.user, Level.VIEW)], actor=Actor(None))
+    assert set(context_principals(reader_key)) & set(document_reader_principals(document))
+
+
+def services_key(world, scopes):
+    from apps.tenants.services import api_key_authenticate
+
+    raw = world.key(scopes=scopes)
+    return resolve_tenant_context(user=None, api_key=api_key_authenticate(raw_key=raw), tenant_slug=None)

@@ -62,7 +62,7 @@ def test_actions_ask_for_confirmation_and_report_refusals(staff, policy):
     staff.post(url, {"action": "archive", "_selected_action": [policy.pk], "confirmed": "yes", "reason": "old"})
     assert Document.objects.get(pk=policy.pk).state == DocumentState.ARCHIVED
 
-    Document.objects.filter(pk=policy.pk).update(legal_hold=True)
+    Document.objects.filter(pk=policy.pk).update(legal_hold=True, state=DocumentState.DELETED)
     response = staff.post(url, {"action": "purge", "_selected_action": [policy.pk], "confirmed": "yes"}, follow=True)
     assert "legal hold" in response.content.decode()
     assert Document.objects.get(pk=policy.pk).purged_at is None
@@ -115,3 +115,38 @@ def test_add_a_document_with_its_first_version(staff, acme):
     document.refresh_from_db()
     assert (document.tags, document.author) == (["manual"], "Eddie")
     assert document.events.first().action == "metadata_changed"
+
+
+@pytest.mark.django_db
+def test_the_sidebar_filters_name_only_the_staff_users_tenants(staff, policy, globex):
+    services.collection_create(tenant=globex.tenant, name="GlobexMergerPlans")
+    for url in ("/admin/documents/document/", "/admin/documents/collection/", "/admin/tenants/membership/", "/admin/tenants/apikey/"):
+        page = staff.get(url).content.decode()
+        assert "globex" not in page.lower() and "GlobexMergerPlans" not in page, url
+
+
+@pytest.mark.django_db
+def test_view_only_staff_cannot_run_the_lifecycle(acme, policy):
+    viewer = get_user_model().objects.create_user("viewer", password="pw-for-tests-only", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename__in=["view_document", "view_collection"]))
+    tenant_services.membership_add(tenant=acme.tenant, user=viewer, username="viewer", role=Role.ADMIN)
+    client = Client()
+    client.force_login(viewer)
+    base = f"/admin/documents/document/{policy.pk}"
+    assert client.post(f"{base}/upload/", {"file": text_file(POLICY_V2)}).status_code == 403
+    make_ready(policy.pk, 1)
+    assert client.post(f"{base}/publish/1/").status_code == 403
+    client.post("/admin/documents/document/", {"action": "soft_delete", "_selected_action": [policy.pk], "confirmed": "yes"})
+    assert Document.objects.get(pk=policy.pk).state == DocumentState.DRAFT
+    assert client.get("/admin/auth/user/").status_code == 403  # users of every tenant: superusers only
+
+
+@pytest.mark.django_db
+def test_admins_cannot_promote_beyond_their_role(staff, acme):
+    membership = acme.reader
+    response = staff.post(
+        f"/admin/tenants/membership/{membership.pk}/change/", {"role": "owner", "is_active": "on"}, follow=True
+    )
+    assert "Only an owner can give the role" in response.content.decode()
+    membership.refresh_from_db()
+    assert membership.role == Role.READER

@@ -5,7 +5,7 @@ import pytest
 from django.core.files.storage import default_storage
 from django.test import override_settings
 
-from apps.documents.models import DocumentVersion
+from apps.documents.models import Document, DocumentVersion
 from tests.conftest import key_client
 from tests.documents.conftest import POLICY_V1, POLICY_V2, make_ready, text_file
 
@@ -81,7 +81,19 @@ class TestLifecycle:
         assert writer.delete(f"/api/v1/documents/{doc}", {"reason": "obsolete"}, format="json").json()["state"] == "deleted"
         error(upload(writer, doc, POLICY_V2), 409, "document_deleted")
 
-        with django_capture_on_commit_callbacks(execute=True):  # files go once the purge is committed
+        # A purge whose transaction fails keeps the files: they go only once the purge is committed.
+        from django.db import transaction
+
+        from apps.documents import services
+        from apps.tenants.actors import Actor
+
+        with pytest.raises(RuntimeError), transaction.atomic():
+            services.document_purge(document=Document.objects.get(pk=doc), actor=Actor(None))
+            raise RuntimeError("the transaction fails after the purge")
+        assert default_storage.exists(stored)
+        assert Document.objects.get(pk=doc).purged_at is None
+
+        with django_capture_on_commit_callbacks(execute=True):
             purged = writer.post(f"/api/v1/documents/{doc}/purge", {"reason": "retention over"}, format="json")
         assert purged.status_code == 200 and purged.json()["purged_at"]
         assert not default_storage.exists(stored)
@@ -171,7 +183,11 @@ class TestBadInput:
 
     def test_purging_under_legal_hold_or_retention(self, writer, document):
         doc = document["id"]
-        writer.patch(f"/api/v1/documents/{doc}", {"legal_hold": True}, format="json")
+        error(writer.post(f"/api/v1/documents/{doc}/purge"), 409, "not_deleted")
+        writer.delete(f"/api/v1/documents/{doc}")
+        error(writer.patch(f"/api/v1/documents/{doc}", {"title": "x"}, format="json"), 409, "document_deleted")
+        # while deleted, what decides the purge can still change: the hold is set in time
+        assert writer.patch(f"/api/v1/documents/{doc}", {"legal_hold": True}, format="json").status_code == 200
         error(writer.post(f"/api/v1/documents/{doc}/purge"), 409, "legal_hold")
         writer.patch(f"/api/v1/documents/{doc}", {"legal_hold": False, "retention_until": "2999-01-01"}, format="json")
         body = error(writer.post(f"/api/v1/documents/{doc}/purge"), 409, "retention_period")
@@ -180,6 +196,30 @@ class TestBadInput:
 
     def test_a_collection_with_documents_cannot_be_deleted(self, writer, collection, document):
         error(writer.delete(f"/api/v1/collections/{collection['id']}"), 409, "collection_not_empty")
+        writer.delete(f"/api/v1/documents/{document['id']}")
+        writer.post(f"/api/v1/documents/{document['id']}/purge")
+        error(writer.delete(f"/api/v1/collections/{collection['id']}"), 409, "collection_holds_tombstones")
+
+    def test_an_empty_collection_can_be_deleted(self, writer):
+        created = writer.post("/api/v1/collections", {"name": "Scratch"}, format="json").json()
+        assert writer.delete(f"/api/v1/collections/{created['id']}").status_code == 204
+
+    def test_an_archived_document_is_unarchived_before_publishing(self, writer, document):
+        doc = document["id"]
+        make_ready(doc, 1)
+        writer.post(f"/api/v1/documents/{doc}/archive")
+        error(writer.post(f"/api/v1/documents/{doc}/versions/1/publish"), 409, "document_archived")
+        assert writer.get(f"/api/v1/documents/{doc}").json()["state"] == "archived"
+
+    def test_huge_ids_are_a_clear_400(self, writer, document):
+        error(writer.get(f"/api/v1/documents?collection={2**70}"), 400, "invalid")
+        error(writer.post(f"/api/v1/documents/{document['id']}/rollback", {"version_id": 2**70}, format="json"), 400, "invalid")
+
+    def test_stored_names_are_generated_never_taken_from_the_upload(self, writer, document):
+        import re
+
+        stored = DocumentVersion.objects.get(document_id=document["id"], number=1).file.name
+        assert re.fullmatch(r"documents/\d+/\d+/v1-[0-9a-f]{16}(_\w+)?", stored), stored
 
     def test_a_document_in_another_tenants_collection(self, globex, document):
         their_writer = key_client(globex.key())

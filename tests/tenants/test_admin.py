@@ -60,9 +60,14 @@ def test_a_membership_added_in_the_admin_joins_everyone(staff_of_acme, acme):
     from apps.tenants.models import Membership, TenantGroup
 
     newcomer = get_user_model().objects.create_user("newcomer")
-    response = staff_of_acme.post(
-        "/admin/tenants/membership/add/",
-        {"tenant": acme.tenant.pk, "user": newcomer.pk, "username": "newcomer", "role": "reader", "is_active": "on"},
+    form = {"tenant": acme.tenant.pk, "user": newcomer.pk, "username": "newcomer", "role": "reader", "is_active": "on"}
+    # staff pick among their tenants' people; bringing in an outsider is a superuser's job
+    assert staff_of_acme.post("/admin/tenants/membership/add/", form).status_code == 200
+    assert not Membership.objects.filter(username="newcomer").exists()
+    superuser = Client()
+    superuser.force_login(get_user_model().objects.create_superuser("root", password="pw-for-tests-only"))
+    response = superuser.post(
+        "/admin/tenants/membership/add/", form
     )
     assert response.status_code == 302, response.content
     assert Membership.objects.filter(tenant=acme.tenant, username="newcomer").exists()

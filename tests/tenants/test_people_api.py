@@ -7,14 +7,17 @@ from apps.tenants.models import Membership, Scope
 from tests.conftest import key_client, user_client
 
 
+ALL_BUT_ACTING = [s for s in Scope.values if s != Scope.ACT_AS_USER]
+
+
 @pytest.fixture
 def acme_app(acme):
-    return key_client(acme.key(scopes=[Scope.USERS_MANAGE, Scope.GROUPS_MANAGE]))
+    return key_client(acme.key(scopes=ALL_BUT_ACTING))
 
 
 @pytest.fixture
 def globex_app(globex):
-    return key_client(globex.key(scopes=[Scope.USERS_MANAGE, Scope.GROUPS_MANAGE]))
+    return key_client(globex.key(scopes=ALL_BUT_ACTING))
 
 
 @pytest.mark.django_db
@@ -53,6 +56,18 @@ class TestUsers:
         assert user_client(acme.reader, "globex").get("/api/v1/tenant").status_code == 200
         assert acme_app.post("/api/v1/users/reader/activate").json()["is_active"] is True
         assert user_client(acme.reader, "acme").get("/api/v1/tenant").status_code == 200
+
+    def test_nobody_hands_out_a_role_beyond_their_own_scopes(self, acme):
+        provisioner = key_client(acme.key(scopes=[Scope.USERS_MANAGE, Scope.SEARCH, Scope.ASK, Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE]))
+        assert provisioner.post("/api/v1/users", {"username": "r", "role": "reader"}).status_code == 201
+        for response in (
+            provisioner.post("/api/v1/users", {"username": "o", "role": "owner"}),
+            provisioner.patch("/api/v1/users/r", {"role": "admin"}, format="json"),
+            provisioner.post("/api/v1/users/owner/deactivate"),  # nor take away what it could not give
+            provisioner.patch("/api/v1/users/owner", {"role": "reader"}, format="json"),
+        ):
+            assert response.status_code == 403 and response.json()["code"] == "role_escalation"
+        assert provisioner.get("/api/v1/users/owner").json()["role"] == "owner"
 
     def test_another_tenants_users_are_invisible(self, acme_app, globex):
         services.member_create(tenant=globex.tenant, username="gus")
