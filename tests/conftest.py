@@ -35,8 +35,40 @@ def _fail_full_profile_missing():
 
 
 @pytest.fixture(autouse=True)
-def _fresh_search_backends():
+def _tasks_in_process(request):
+    """Full profile: tasks run in-process for speed and determinism, except in tests marked
+    `celery_worker`, which send them through Redis to a real worker process (tests/test_worker.py)."""
+    from celery import current_app
+
+    if settings.PLATFORM_PROFILE != "full" or request.node.get_closest_marker("celery_worker"):
+        yield
+        return
+    current_app.conf.task_always_eager = True
     yield
+    current_app.conf.task_always_eager = False
+
+
+@pytest.fixture(autouse=True)
+def _fresh_search_index(settings, tmp_path):
+    """Every test gets an empty search index of its own (the database rolls back; the index must
+    too): a fresh SQLite file, or an Elasticsearch index prefix dropped afterwards."""
+    import uuid
+
+    from apps.search.backends import _built
+
+    prefix = f"kp-test-{uuid.uuid4().hex[:10]}"
+    settings.SEARCH = {
+        "EMBEDDED": {"PATH": str(tmp_path / "search.sqlite3")},
+        "ELASTICSEARCH": {**settings.SEARCH["ELASTICSEARCH"], "INDEX_PREFIX": prefix},
+    }
+    reset_search_backends()
+    yield
+    elasticsearch = _built.get("elasticsearch")
+    if elasticsearch is not None:
+        try:
+            elasticsearch.drop()
+        except Exception:  # an unreachable engine is the test's own failure to report, not teardown's
+            pass
     reset_search_backends()
 
 

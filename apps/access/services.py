@@ -11,6 +11,7 @@ from guardian.shortcuts import assign_perm, get_groups_with_perms, get_users_wit
 from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 
 from apps.documents.models import Collection, Document, DocumentEvent
+from apps.search import sync as search_sync
 from apps.tenants.actors import Actor
 
 from .levels import Level, codename, codenames_up_to
@@ -59,6 +60,9 @@ def grants_replace(*, obj: Collection | Document, grants: list[Grant], actor: Ac
         Document.objects.filter(pk=obj.pk).update(has_own_grants=True)
         obj.has_own_grants = True
         _record(obj, actor, {"grants": [_describe(g) for g in grants]})
+        search_sync.document_changed(obj.pk)
+    else:
+        search_sync.collection_grants_changed(obj.pk)
     return grants_list(obj)
 
 
@@ -69,6 +73,7 @@ def document_grants_inherit(*, document: Document, actor: Actor) -> None:
     Document.objects.filter(pk=document.pk).update(has_own_grants=False)
     document.has_own_grants = False
     _record(document, actor, {"grants": "inherited from collection"})
+    search_sync.document_changed(document.pk)
 
 
 def _describe(grant: Grant) -> dict:

@@ -13,6 +13,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from apps.core.exceptions import ApplicationError, Conflict
+from apps.search import sync as search_sync
 from apps.tenants.actors import Actor
 from apps.tenants.models import Tenant
 
@@ -120,6 +121,7 @@ def document_update(*, document: Document, actor: Actor, **changes: Any) -> Docu
             setattr(document, field, changes[field])
         document.save(update_fields=[*changed, "updated_at"])
         _event(document, DocumentEvent.Action.METADATA_CHANGED, actor, changes=changed)
+        search_sync.document_changed(document.pk)
     return document
 
 
@@ -191,6 +193,7 @@ def _make_current(document: Document, version: DocumentVersion, actor: Actor, ac
         document, action, actor, version=version, reason=reason,
         number=version.number, previous=previous.number if previous else None,
     )
+    search_sync.document_changed(document.pk)  # the new version's chunks become searchable, the old one's not
     return document
 
 
@@ -218,6 +221,7 @@ def document_archive(*, document: Document, actor: Actor, reason: str = "") -> D
     document.state = DocumentState.ARCHIVED
     document.save(update_fields=["state", "updated_at"])
     _event(document, DocumentEvent.Action.ARCHIVED, actor, reason=reason)
+    search_sync.document_changed(document.pk)
     return document
 
 
@@ -229,6 +233,7 @@ def document_unarchive(*, document: Document, actor: Actor, reason: str = "") ->
     document.state = DocumentState.PUBLISHED if document.published_version_id else DocumentState.DRAFT
     document.save(update_fields=["state", "updated_at"])
     _event(document, DocumentEvent.Action.UNARCHIVED, actor, reason=reason)
+    search_sync.document_changed(document.pk)
     return document
 
 
@@ -240,6 +245,7 @@ def document_delete(*, document: Document, actor: Actor, reason: str = "") -> Do
     document.state = DocumentState.DELETED
     document.save(update_fields=["state", "updated_at"])
     _event(document, DocumentEvent.Action.DELETED, actor, reason=reason)
+    search_sync.document_changed(document.pk)
     return document
 
 
@@ -262,6 +268,15 @@ def document_purge(*, document: Document, actor: Actor, reason: str = "", today:
             code="retention_period",
             extra={"retention_until": str(document.retention_until)},
         )
+    # The content goes everywhere it lives: files, chunk texts and vectors, index entries. The
+    # versions stay as tombstones (sha256, sizes) and the history stays whole.
+    from apps.ingestion.models import Chunk, Section
+    from apps.search.projection import refs_of
+
+    refs = refs_of(version__document_id=document.pk)
+    Chunk.objects.filter(version__document_id=document.pk).delete()
+    Section.objects.filter(version__document_id=document.pk).delete()
+    search_sync.chunks_removed(refs)
     now = timezone.now()
     files = []
     for version in document.versions.all():

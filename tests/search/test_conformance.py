@@ -120,7 +120,7 @@ class BackendTests:
         self.put(c)
         self.put(c)
         assert self.ids(q("panel flutter", direction((5, 1)))) == ["i1"]
-        assert self.backend.fingerprints() == {"i1": c.fingerprint()}
+        assert self.backend.fingerprints() == {"i1": (1, c.fingerprint())}
 
     # ---------------------------------------------------------------- metadata filters
     def _corpus(self):
@@ -205,7 +205,7 @@ class BackendTests:
         report = self.backend.rebuild(iter(fresh))
         assert report.chunks == 3
         assert sorted(self.ids(q("vortex shedding", direction((15, 1))))) == ["new0", "new1", "new2"]
-        assert self.backend.fingerprints() == {c.chunk_id: c.fingerprint() for c in fresh}
+        assert self.backend.fingerprints() == {c.chunk_id: (1, c.fingerprint()) for c in fresh}
 
 
 class TestEmbeddedBackend(BackendTests):
@@ -220,10 +220,7 @@ class TestElasticsearchBackend(BackendTests):
         return ElasticsearchBackend({**settings.SEARCH["ELASTICSEARCH"], "INDEX_PREFIX": prefix})
 
     def drop_backend(self) -> None:
-        # destructive_requires_name is on: delete by exact names, never by wildcard.
-        names = list(self.backend.client.indices.get(index=f"{self.backend.prefix}-*", allow_no_indices=True))
-        if names:
-            self.backend.client.indices.delete(index=",".join(names))
+        self.backend.drop()
         self.backend.close()
 
     def test_analysis_is_detected(self):

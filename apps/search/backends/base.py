@@ -77,11 +77,15 @@ class SearchBackend(abc.ABC):
         """Build a fresh index from `chunks` and switch readers to it at once (no downtime)."""
 
     @abc.abstractmethod
-    def fingerprints(self) -> dict[str, str]:
-        """chunk id → fingerprint of everything indexed, for reconcile."""
+    def fingerprints(self) -> dict[str, tuple[int, str]]:
+        """chunk id → (tenant id, fingerprint) of everything indexed, for reconcile."""
 
     def refresh(self) -> None:
         """Make every write so far visible to searches (near-real-time engines)."""
+
+    @abc.abstractmethod
+    def drop(self) -> None:
+        """Delete everything this backend stores (its indices or file). For tests and evaluations."""
 
     # ---------------------------------------------------------------- reads
     @abc.abstractmethod

@@ -249,12 +249,18 @@ class ElasticsearchBackend(SearchBackend):
                 self._call("old index removal", self.client.indices.delete, index=o)
         return RebuildReport(index=", ".join(sorted(targets.values())), chunks=count, seconds=round(time.perf_counter() - started, 2))
 
-    def fingerprints(self) -> dict[str, str]:
-        found: dict[str, str] = {}
+    def drop(self) -> None:
+        # destructive_requires_name is on: delete by exact names, never by wildcard.
+        names = list(self._call("index listing", self.client.indices.get, index=f"{self.prefix}-chunks*", allow_no_indices=True))
+        if names:
+            self._call("index removal", self.client.indices.delete, index=",".join(names))
+
+    def fingerprints(self) -> dict[str, tuple[int, str]]:
+        found: dict[str, tuple[int, str]] = {}
         for alias in self._aliases():
             try:
-                for hit in helpers.scan(self.client, index=alias, query={"query": {"match_all": {}}}, _source=["fingerprint"], size=1000):
-                    found[hit["_id"]] = hit["_source"]["fingerprint"]
+                for hit in helpers.scan(self.client, index=alias, query={"query": {"match_all": {}}}, _source=["tenant_id", "fingerprint"], size=1000):
+                    found[hit["_id"]] = (hit["_source"]["tenant_id"], hit["_source"]["fingerprint"])
             except es_exceptions.TransportError as exc:
                 raise SearchBackendError(f"Elasticsearch unreachable during a scan: {exc}") from exc
         return found

@@ -205,10 +205,15 @@ class EmbeddedBackend(SearchBackend):
         os.replace(fresh, self.path)
         return RebuildReport(index=str(self.path), chunks=count, seconds=round(time.perf_counter() - started, 2))
 
-    def fingerprints(self) -> dict[str, str]:
+    def drop(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(self.path) + suffix).unlink(missing_ok=True)
+        self._matrix = None
+
+    def fingerprints(self) -> dict[str, tuple[int, str]]:
         self.ensure_index()
         with self._db() as db:
-            return dict(db.execute("SELECT chunk_id, fingerprint FROM chunks"))
+            return {cid: (tenant, fp) for cid, tenant, fp in db.execute("SELECT chunk_id, tenant_id, fingerprint FROM chunks")}
 
     # ---------------------------------------------------------------- reads
     @staticmethod

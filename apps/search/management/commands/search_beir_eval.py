@@ -58,4 +58,5 @@ class Command(BaseCommand):
             ref = REFERENCE.get(label)
             ref_text = f"{ref:.3f} ({m['nDCG@10'] - ref:+.3f})" if ref else ""
             self.stdout.write(f"{label:<18} {m['nDCG@10']:>8.3f} {m['MRR@10']:>8.3f} {m['Recall@100']:>8.3f}   {ref_text:>18}")
+        search.drop()  # a throwaway index: nothing of it stays
         search.close()

@@ -1,0 +1,54 @@
+"""The search index as a projection of the database: chunk rows (text, vector) joined with their
+document's current access, visibility and metadata. Rebuild, reconcile and every sync read here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from django.db.models import QuerySet
+
+from apps.access.principals import document_reader_principals
+from apps.documents.models import Document, DocumentState
+from apps.ingestion.models import Chunk
+
+from .types import ChunkRef, IndexedChunk
+
+
+def is_searchable(document: Document, version_id: int) -> bool:
+    """Only the published version of a published document is ever found."""
+    return document.state == DocumentState.PUBLISHED and document.published_version_id == version_id
+
+
+def project(chunks: Iterable[Chunk]) -> Iterator[IndexedChunk]:
+    principals: dict[int, tuple[str, ...]] = {}
+    for chunk in chunks:
+        document = chunk.version.document
+        if document.pk not in principals:
+            principals[document.pk] = tuple(document_reader_principals(document))
+        yield IndexedChunk(
+            chunk_id=chunk.id,
+            tenant_id=document.tenant_id,
+            collection_id=document.collection_id,
+            document_id=document.pk,
+            version_id=chunk.version_id,
+            published=is_searchable(document, chunk.version_id),
+            principals=principals[document.pk],
+            title=document.title,
+            text=chunk.text,
+            vector=chunk.vector,
+            category=document.category,
+            tags=tuple(document.tags or ()),
+            effective_date=document.effective_date,
+        )
+
+
+def chunks_of(**filters) -> QuerySet[Chunk]:
+    return Chunk.objects.filter(**filters).select_related("version__document").order_by("version_id", "ordinal")
+
+
+def all_chunks() -> Iterator[IndexedChunk]:
+    return project(chunks_of().iterator(chunk_size=1000))
+
+
+def refs_of(**filters) -> list[ChunkRef]:
+    return [ChunkRef(chunk_id, tenant_id) for chunk_id, tenant_id in Chunk.objects.filter(**filters).values_list("id", "version__document__tenant_id")]

@@ -1,0 +1,87 @@
+"""Keeping the index equal to the database: index a version's chunks, sync a document's access,
+visibility and metadata onto its chunks, delete, rebuild, reconcile. Tasks call these."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from apps.documents.models import Document
+
+from . import projection
+from .backends import get_search_backend
+from .backends.base import RebuildReport
+from .types import ChunkRef
+
+
+def index_version(*, version_id: int) -> int:
+    chunks = list(projection.project(projection.chunks_of(version_id=version_id)))
+    get_search_backend().index_chunks(chunks)
+    return len(chunks)
+
+
+def sync_document(*, document_id: int) -> int:
+    """Push the document's current access, visibility and metadata onto every chunk of every one of
+    its versions (by id: idempotent, and it works without update-by-query)."""
+    if not Document.objects.filter(pk=document_id).exists():
+        return 0
+    updates = [chunk.as_update() for chunk in projection.project(projection.chunks_of(version__document_id=document_id))]
+    get_search_backend().update_chunks(updates)
+    return len(updates)
+
+
+def sync_collection(*, collection_id: int) -> int:
+    """A collection's grants changed: its documents that inherit them change with it."""
+    ids = Document.objects.filter(collection_id=collection_id, has_own_grants=False).values_list("pk", flat=True)
+    return sum(sync_document(document_id=document_id) for document_id in ids)
+
+
+def delete_chunks(*, refs: Sequence[ChunkRef]) -> int:
+    get_search_backend().delete_chunks(list(refs))
+    return len(refs)
+
+
+def rebuild() -> RebuildReport:
+    """A fresh index from the database's chunks, swapped in at once. No re-embedding: vectors are
+    read from the chunk rows."""
+    return get_search_backend().rebuild(projection.all_chunks())
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    in_database: int
+    in_index: int
+    missing: int  # in the database, not in the index
+    stale: int  # in both, but the index differs (access, visibility, metadata or text)
+    orphaned: int  # in the index, not in the database
+    repaired: bool
+
+
+def reconcile(*, repair: bool = True, batch: int = 500) -> ReconcileReport:
+    """Compare every chunk of the database with the index; with `repair`, re-index what is missing
+    or stale and delete what is orphaned."""
+    backend = get_search_backend()
+    backend.ensure_index()
+    indexed = backend.fingerprints()
+    counts = Counter()
+    seen: set[str] = set()
+    pending: list = []
+    for chunk in projection.all_chunks():
+        seen.add(chunk.chunk_id)
+        state = indexed.get(chunk.chunk_id)
+        if state is None or state[1] != chunk.fingerprint():
+            counts["missing" if state is None else "stale"] += 1
+            pending.append(chunk)
+        if repair and len(pending) >= batch:
+            backend.index_chunks(pending)
+            pending = []
+    orphans = [ChunkRef(chunk_id, tenant_id) for chunk_id, (tenant_id, _) in indexed.items() if chunk_id not in seen]
+    if repair:
+        backend.index_chunks(pending)
+        backend.delete_chunks(orphans)
+        backend.refresh()
+    return ReconcileReport(
+        in_database=len(seen), in_index=len(indexed), missing=counts["missing"], stale=counts["stale"],
+        orphaned=len(orphans), repaired=repair,
+    )

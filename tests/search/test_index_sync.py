@@ -1,0 +1,118 @@
+"""The index follows the database: publish, archive, grants, purge reach it by id; reconcile finds
+and repairs drift; rebuild comes from the database without re-embedding."""
+
+import pytest
+
+from apps.access import services as access_services
+from apps.access.levels import Level
+from apps.access.principals import context_principals
+from apps.documents import services as document_services
+from apps.documents.models import Document
+from apps.search import services as search_services
+from apps.search.backends import get_search_backend
+from apps.search.types import ChunkRef, Mode, SearchQuery
+from apps.tenants.actors import Actor
+from apps.tenants.resolution import resolve_tenant_context
+from tests.search.conftest import add_chunks, vector_for
+
+
+def found(membership, text="economy class flights", tenant=None) -> list[str]:
+    backend = get_search_backend()
+    backend.refresh()
+    context = resolve_tenant_context(user=membership.user, api_key=None, tenant_slug=(tenant or membership.tenant).slug)
+    query = SearchQuery(tenant_id=context.tenant.pk, principals=tuple(context_principals(context)), text=text, vector=vector_for(text), mode=Mode.HYBRID, k=10)
+    return [hit.chunk_id for hit in backend.search(query).hits]
+
+
+@pytest.fixture
+def on_commit(django_capture_on_commit_callbacks):
+    """Run the after-commit sync tasks (eager here) the way a committed request would."""
+    def run(fn, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn(*args, **kwargs)
+    return run
+
+
+@pytest.mark.django_db
+def test_publish_makes_chunks_searchable_for_readers(acme, on_commit, published_document):
+    assert found(acme.reader) == []  # published inside the fixture without running its on-commit sync
+    on_commit(search_services.sync_document, document_id=published_document.pk)
+    assert found(acme.reader)[0].endswith("-c0")
+
+
+@pytest.mark.django_db
+def test_lifecycle_changes_reach_the_index(acme, on_commit, published_document):
+    search_services.sync_document(document_id=published_document.pk)
+    assert found(acme.reader)
+    on_commit(document_services.document_archive, document=published_document, actor=Actor(None))
+    assert found(acme.reader) == []
+    on_commit(document_services.document_unarchive, document=Document.objects.get(pk=published_document.pk), actor=Actor(None))
+    assert found(acme.reader)
+
+
+@pytest.mark.django_db
+def test_grant_changes_reach_the_index(acme, on_commit, published_document):
+    search_services.sync_document(document_id=published_document.pk)
+    assert found(acme.reader)
+    on_commit(access_services.grants_replace, obj=published_document, grants=[access_services.Grant(acme.owner.user, Level.VIEW)], actor=Actor(None))
+    assert found(acme.reader) == []
+    on_commit(access_services.document_grants_inherit, document=Document.objects.get(pk=published_document.pk), actor=Actor(None))
+    assert found(acme.reader)
+    on_commit(access_services.grants_replace, obj=published_document.collection, grants=[], actor=Actor(None))
+    assert found(acme.reader) == []
+    assert found(acme.owner)  # the owner reads the whole tenant
+
+
+@pytest.mark.django_db
+def test_a_new_version_replaces_the_old_one_in_results(acme, on_commit, published_document):
+    from apps.documents.models import IngestionStatus
+    from tests.documents.conftest import text_file
+
+    search_services.sync_document(document_id=published_document.pk)
+    v1_hits = found(acme.reader)
+    v2 = document_services.version_upload(document=published_document, file=text_file(b"# v2\n"), actor=Actor(None))
+    add_chunks(v2, ["Flights under eight hours are booked in economy class."])
+    document_services.version_set_status(version=v2, status=IngestionStatus.READY)
+    search_services.index_version(version_id=v2.pk)
+    assert found(acme.reader) == v1_hits  # v2 indexed but not published: v1 keeps serving
+    on_commit(document_services.version_publish, version=v2, actor=Actor(None))
+    assert found(acme.reader) == [f"v{v2.pk}-c0"]
+
+
+@pytest.mark.django_db
+def test_purge_removes_chunks_from_database_and_index(acme, on_commit, published_document):
+    search_services.sync_document(document_id=published_document.pk)
+    document = Document.objects.get(pk=published_document.pk)
+    on_commit(document_services.document_delete, document=document, actor=Actor(None))
+    on_commit(document_services.document_purge, document=Document.objects.get(pk=document.pk), actor=Actor(None))
+    assert found(acme.owner) == []
+    assert get_search_backend().fingerprints() == {}
+
+
+@pytest.mark.django_db
+def test_reconcile_finds_and_repairs_drift(acme, published_document):
+    backend = get_search_backend()
+    search_services.sync_document(document_id=published_document.pk)
+    version = published_document.versions.get()
+    # drift of all three kinds: one chunk deleted from the index, one made stale, one orphan
+    backend.delete_chunks([ChunkRef(f"v{version.pk}-c0", acme.tenant.pk)])
+    stale = next(search_services.projection.project(search_services.projection.chunks_of(id=f"v{version.pk}-c1")))
+    backend.update_chunks([type(stale)(**{**stale.__dict__, "principals": ("user:0",)}).as_update()])
+    orphan = type(stale)(**{**stale.__dict__, "chunk_id": "v999999-c0"})
+    backend.index_chunks([orphan])
+    backend.refresh()
+
+    report = search_services.reconcile(repair=False)
+    assert (report.missing, report.stale, report.orphaned, report.in_database) == (1, 1, 1, 2)
+    report = search_services.reconcile()
+    assert (report.missing, report.stale, report.orphaned) == (1, 1, 1)
+    assert search_services.reconcile(repair=False).missing == search_services.reconcile(repair=False).stale == 0
+    assert set(backend.fingerprints()) == {f"v{version.pk}-c0", f"v{version.pk}-c1"}
+
+
+@pytest.mark.django_db
+def test_rebuild_from_the_database(acme, published_document):
+    search_services.sync_document(document_id=published_document.pk)
+    report = search_services.rebuild()
+    assert report.chunks == 2
+    assert found(acme.reader)

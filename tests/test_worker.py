@@ -1,0 +1,105 @@
+"""A real Celery worker process, fed through Redis, keeps the Elasticsearch index in step with the
+database (full profile). Transactional tests: the worker only sees committed rows."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from celery import current_app
+from django.conf import settings
+from django.db import connection
+
+pytestmark = [pytest.mark.full_profile, pytest.mark.celery_worker]
+ROOT = Path(__file__).resolve().parents[1]
+WORKER_PREFIX = "kp-test-worker"
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker):
+    """One worker for the session, on a queue of its own, against the test database."""
+    queue = f"kp-test-{uuid.uuid4().hex[:8]}"
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'platform'}",
+        "DJANGO_SETTINGS_MODULE": "knowledge_platform.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "ELASTICSEARCH_INDEX_PREFIX": WORKER_PREFIX,
+    }
+    log = open(ROOT / "var" / f"test-worker-{queue}.log", "w") if (ROOT / "var").is_dir() else subprocess.DEVNULL
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "knowledge_platform", "worker", "-P", "solo", "-Q", queue,
+         "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "-l", "INFO"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    previous_queue = current_app.conf.task_default_queue
+    current_app.conf.task_default_queue = queue
+    try:
+        deadline = time.monotonic() + 60
+        while not current_app.control.ping(timeout=1.0, destination=[f"{queue}@{os.uname().nodename}"]):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the Celery worker did not start (exit code {worker.poll()})")
+        yield worker
+    finally:
+        current_app.conf.task_default_queue = previous_queue
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.fixture
+def worker_index(settings):
+    settings.SEARCH = {**settings.SEARCH, "ELASTICSEARCH": {**settings.SEARCH["ELASTICSEARCH"], "INDEX_PREFIX": WORKER_PREFIX}}
+    from apps.search.backends import get_search_backend, reset_search_backends
+
+    reset_search_backends()
+    backend = get_search_backend()
+    backend.rebuild([])  # start empty
+    yield backend
+    reset_search_backends()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_applies_lifecycle_changes_to_the_index(celery_worker_process, worker_index):
+    from apps.documents import services as document_services
+    from apps.documents.models import Document, IngestionStatus
+    from apps.search import services as search_services
+    from apps.tenants import services as tenant_services
+    from apps.tenants.actors import Actor
+    from tests.documents.conftest import text_file
+    from tests.search.conftest import add_chunks
+
+    assert connection.vendor == "postgresql"
+    tenant = tenant_services.tenant_create(slug="acme", name="Acme")
+    collection = document_services.collection_create(tenant=tenant, name="Policies")
+    document = document_services.document_create(tenant=tenant, collection=collection, title="Policy", actor=Actor(None), file=text_file())
+    version = document.versions.get()
+    add_chunks(version, ["Flights under six hours are booked in economy class."])
+    document_services.version_set_status(version=version, status=IngestionStatus.READY)
+    search_services.index_version(version_id=version.pk)
+
+    def published_in_index() -> bool:
+        worker_index.refresh()
+        hits = worker_index.client.search(index=f"{WORKER_PREFIX}-chunks", query={"term": {"published": True}})
+        return hits["hits"]["total"]["value"] == 1
+
+    assert not published_in_index()
+    document_services.version_publish(version=version, actor=Actor(None))  # commits, queues the sync
+    assert wait_for(published_in_index), "the worker did not publish the chunks in the index"
+
+    document_services.document_archive(document=Document.objects.get(pk=document.pk), actor=Actor(None))
+    assert wait_for(lambda: not published_in_index()), "the worker did not hide the archived document"
