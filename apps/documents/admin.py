@@ -423,3 +423,39 @@ class DocumentAdmin(GrantsAdminMixin, TenantScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class VersionTenantFilter(TenantListFilter):
+    tenant_lookup = "document__tenant"
+
+
+@admin.register(DocumentVersion)
+class DocumentVersionAdmin(TenantScopedAdmin):
+    """Every version with its ingestion status: failed ones with their reason, and a retry action."""
+
+    tenant_lookup = "document__tenant"
+    list_display = ["document", "number", "status", "progress", "status_reason", "media_type", "size", "created_at"]
+    list_filter = ["status", VersionTenantFilter]
+    search_fields = ["document__title", "original_filename"]
+    actions = ["retry_ingestion"]
+    list_select_related = ["document"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="progress")
+    def progress(self, version: DocumentVersion) -> str:
+        return f"{version.progress_done}/{version.progress_total}" if version.progress_total else "—"
+
+    @admin.action(description="Retry ingestion", permissions=["change"])
+    def retry_ingestion(self, request, queryset):
+        from apps.ingestion.services import ingestion_retry
+
+        queued = sum(ingestion_retry(version=version) for version in queryset)
+        self.message_user(request, f"Queued {queued} version(s) for ingestion; ready and purged ones were left alone.", messages.SUCCESS)

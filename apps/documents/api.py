@@ -59,6 +59,7 @@ class VersionOutputSerializer(serializers.Serializer):
     processing_started_at = serializers.DateTimeField(allow_null=True)
     processing_finished_at = serializers.DateTimeField(allow_null=True)
     purged_at = serializers.DateTimeField(allow_null=True)
+    publish_when_ready = serializers.BooleanField()
 
 
 class DocumentOutputSerializer(serializers.Serializer):
@@ -250,6 +251,7 @@ class DocumentListCreateView(APIView):
         legal_hold = serializers.BooleanField(required=False)
         file = serializers.FileField(required=False, help_text="The first version (optional).")
         change_note = serializers.CharField(required=False, default="", allow_blank=True)
+        publish_when_ready = serializers.BooleanField(required=False, default=False, help_text="Publish it as soon as ingestion is done.")
 
     @extend_schema(
         operation_id="documents_list",
@@ -279,8 +281,9 @@ class DocumentListCreateView(APIView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         collection = selectors.collection_get(context=context, collection_id=fields.pop("collection"))
-        # Retention and legal hold decide whether content may be destroyed: managers only.
-        require(context, collection, Level.MANAGE if {"retention_until", "legal_hold"} & fields.keys() else Level.CHANGE)
+        # Retention, legal hold and publishing are managers' decisions.
+        managing = {"retention_until", "legal_hold"} & fields.keys() or fields.get("publish_when_ready")
+        require(context, collection, Level.MANAGE if managing else Level.CHANGE)
         document = services.document_create(tenant=context.tenant, collection=collection, actor=context.actor, **fields)
         return Response(DocumentOutputSerializer(document).data, status=status.HTTP_201_CREATED)
 
@@ -352,6 +355,7 @@ class VersionListCreateView(APIView):
     class VersionUploadSerializer(serializers.Serializer):
         file = serializers.FileField()
         change_note = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+        publish_when_ready = serializers.BooleanField(required=False, default=False, help_text="Publish it as soon as ingestion is done (needs manage access).")
 
     @extend_schema(operation_id="document_versions_list", responses=paginated_schema(VersionOutputSerializer), tags=["versions"])
     def get(self, request: Request, document_id: int) -> Response:
@@ -366,9 +370,10 @@ class VersionListCreateView(APIView):
         summary="Upload a new version (multipart)",
     )
     def post(self, request: Request, document_id: int) -> Response:
-        context, document = _document(request, document_id, Level.CHANGE)
         data = self.VersionUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        # Publishing, even deferred, is a manage action.
+        context, document = _document(request, document_id, Level.MANAGE if data.validated_data["publish_when_ready"] else Level.CHANGE)
         version = services.version_upload(document=document, actor=context.actor, **data.validated_data)
         return Response(VersionOutputSerializer(version).data, status=status.HTTP_201_CREATED)
 

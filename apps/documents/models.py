@@ -8,10 +8,19 @@ from django.db import models
 from apps.tenants.models import ApiKey, Tenant
 
 
+class ChunkStrategy(models.TextChoices):
+    TOKENS = "tokens", "Token windows"
+    SEMANTIC = "semantic", "Semantic (split where sentence similarity drops)"
+
+
 class Collection(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="collections")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    # How ingestion chunks this collection's documents (in the embedding model's tokens).
+    chunk_size = models.PositiveSmallIntegerField(default=200, help_text="Tokens per chunk, at most 254.")
+    chunk_overlap = models.PositiveSmallIntegerField(default=40, help_text="Tokens shared by neighbouring chunks.")
+    chunk_strategy = models.CharField(max_length=16, choices=ChunkStrategy.choices, default=ChunkStrategy.TOKENS)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -89,6 +98,8 @@ class DocumentVersion(models.Model):
     size = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64)
     change_note = models.TextField(blank=True)
+    # Asked for at upload: publish this version as soon as ingestion has made it ready.
+    publish_when_ready = models.BooleanField(default=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     status = models.CharField(max_length=16, choices=IngestionStatus.choices, default=IngestionStatus.PENDING)

@@ -79,7 +79,14 @@ def collection_delete(*, collection: Collection) -> None:
 # --------------------------------------------------------------------------- documents
 @transaction.atomic
 def document_create(
-    *, tenant: Tenant, collection: Collection, actor: Actor, file: UploadedFile | None = None, change_note: str = "", **metadata: Any
+    *,
+    tenant: Tenant,
+    collection: Collection,
+    actor: Actor,
+    file: UploadedFile | None = None,
+    change_note: str = "",
+    publish_when_ready: bool = False,
+    **metadata: Any,
 ) -> Document:
     if collection.tenant_id != tenant.pk:
         raise ApplicationError("That collection belongs to another tenant.", code="invalid_collection")
@@ -91,7 +98,7 @@ def document_create(
     )
     _event(document, DocumentEvent.Action.CREATED, actor, title=document.title)
     if file is not None:
-        version_upload(document=document, file=file, change_note=change_note, actor=actor)
+        version_upload(document=document, file=file, change_note=change_note, actor=actor, publish_when_ready=publish_when_ready)
     return document
 
 
@@ -131,7 +138,9 @@ def _refuse_if_deleted(document: Document) -> None:
 
 
 @transaction.atomic
-def version_upload(*, document: Document, file: UploadedFile, actor: Actor, change_note: str = "") -> DocumentVersion:
+def version_upload(
+    *, document: Document, file: UploadedFile, actor: Actor, change_note: str = "", publish_when_ready: bool = False
+) -> DocumentVersion:
     """A new immutable version. It is ingested after commit; the published version keeps serving
     until this one is published. Content identical to the latest version is refused (409)."""
     document = _locked(document)
@@ -153,6 +162,7 @@ def version_upload(*, document: Document, file: UploadedFile, actor: Actor, chan
         size=info.size,
         sha256=info.sha256,
         change_note=change_note,
+        publish_when_ready=publish_when_ready,
         created_by=actor.user if actor.user else None,
     )
     version.file.save(info.original_filename, file, save=False)
@@ -168,6 +178,9 @@ def version_upload(*, document: Document, file: UploadedFile, actor: Actor, chan
         version.file.storage.delete(version.file.name)
         raise
     _event(document, DocumentEvent.Action.VERSION_UPLOADED, actor, version=version, number=number, sha256=info.sha256)
+    from apps.ingestion import sync as ingestion_sync
+
+    ingestion_sync.version_uploaded(version.pk)
     return version
 
 

@@ -38,7 +38,8 @@ class TenantListFilter(admin.SimpleListFilter):
         return [(str(t.pk), t.slug) for t in tenants]
 
     def queryset(self, request, queryset):
-        return queryset.filter(tenant_id=self.value()) if self.value() else queryset
+        lookup = f"{getattr(self, 'tenant_lookup', 'tenant')}_id"
+        return queryset.filter(**{lookup: self.value()}) if self.value() else queryset
 
 
 def admin_tenant_ids(request: HttpRequest) -> list[int] | None:

@@ -42,6 +42,7 @@ class Command(BaseCommand):
                 services.api_key_revoke(api_key=old)
             _, raw_key = services.api_key_create(tenant=tenant, name=DEMO_KEY_NAME, scopes=Scope.values)
             self.stdout.write(f"tenant {tenant.slug:<8} {created} new document(s)   demo API key: {raw_key}")
+        self.stdout.write("New documents are ingested (parsed, chunked, embedded, indexed) and published once ready.")
 
     def _tenant(self, spec: dict) -> Tenant:
         tenant = Tenant.objects.filter(slug=spec["slug"]).first() or services.tenant_create(slug=spec["slug"], name=spec["name"])
@@ -83,6 +84,7 @@ class Command(BaseCommand):
                 actor=actor,
                 file=SimpleUploadedFile(path.name, path.read_bytes()),
                 change_note="demo corpus",
+                publish_when_ready=True,
                 **metadata,
             )
             if "grants" in doc:

@@ -1,0 +1,95 @@
+"""Chunking: parent sections for context, child chunks for retrieval.
+
+Child chunks are windows of the embedding model's own tokens (its tokenizer.json through the
+`tokenizers` library: no model weights needed), `size` tokens long with `overlap` tokens shared
+between neighbours, never crossing a section. Each chunk keeps its exact character range in the
+extracted text, so a citation points at the passage.
+
+The optional semantic strategy groups whole sentences and starts a new chunk where the similarity
+of adjacent sentences drops (or the token budget is reached).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .parsers import ParsedDocument
+
+TOKEN_STRATEGY = "tokens"
+SEMANTIC_STRATEGY = "semantic"
+MODEL_MAX_TOKENS = 254  # all-MiniLM-L6-v2 reads 256 tokens, two of them special
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    ordinal: int
+    section: int  # index into the parsed document's sections
+    start: int  # character offsets into the extracted text
+    end: int
+    token_count: int
+
+
+@lru_cache(maxsize=4)
+def tokenizer_for(model_path: str):
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(Path(model_path) / "tokenizer.json"))
+
+
+def _token_offsets(tokenizer, text: str) -> list[tuple[int, int]]:
+    tokenizer.no_truncation()
+    return [span for span in tokenizer.encode(text, add_special_tokens=False).offsets if span[1] > span[0]]
+
+
+def plan_token_chunks(parsed: ParsedDocument, tokenizer, *, size: int = 200, overlap: int = 40) -> list[ChunkPlan]:
+    size = min(size, MODEL_MAX_TOKENS)
+    overlap = min(max(overlap, 0), size // 2)
+    plans: list[ChunkPlan] = []
+    for index, section in enumerate(parsed.sections):
+        body = parsed.text[section.start : section.end]
+        offsets = _token_offsets(tokenizer, body)
+        step = size - overlap
+        position = 0
+        while position < len(offsets):
+            window = offsets[position : position + size]
+            start, end = section.start + window[0][0], section.start + window[-1][1]
+            plans.append(ChunkPlan(len(plans), index, start, end, len(window)))
+            if position + size >= len(offsets):
+                break
+            position += step
+    return plans
+
+
+SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n+|$)")
+
+
+def plan_semantic_chunks(parsed: ParsedDocument, tokenizer, embed, *, size: int = 200, threshold: float = 0.45) -> list[ChunkPlan]:
+    """Whole sentences, grouped until adjacent-sentence cosine similarity falls below `threshold`
+    or the next sentence would pass `size` tokens. `embed` maps texts to unit vectors."""
+    size = min(size, MODEL_MAX_TOKENS)
+    plans: list[ChunkPlan] = []
+    for index, section in enumerate(parsed.sections):
+        body = parsed.text[section.start : section.end]
+        sentences = [
+            (m.start() + len(m.group()) - len(m.group().lstrip()), m.end())
+            for m in SENTENCE.finditer(body)
+            if m.group().strip()
+        ]
+        if not sentences:
+            continue
+        vectors = embed([body[s:e] for s, e in sentences])
+        lengths = [len(_token_offsets(tokenizer, body[s:e])) for s, e in sentences]
+        group_start, group_tokens = 0, 0
+        for i, (s, e) in enumerate(sentences):
+            similar = i == 0 or float(np.dot(vectors[i - 1], vectors[i])) >= threshold
+            if i > group_start and (not similar or group_tokens + lengths[i] > size):
+                plans.append(ChunkPlan(len(plans), index, section.start + sentences[group_start][0], section.start + sentences[i - 1][1], group_tokens))
+                group_start, group_tokens = i, 0
+            group_tokens += lengths[i]
+        plans.append(ChunkPlan(len(plans), index, section.start + sentences[group_start][0], section.start + sentences[-1][1], group_tokens))
+    return plans

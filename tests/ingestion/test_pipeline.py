@@ -1,0 +1,142 @@
+"""From upload to searchable chunks, in-process (the real worker path is tests/test_worker.py)."""
+
+import pytest
+
+from apps.documents.models import Document, DocumentVersion, IngestionStatus
+from apps.ingestion import services as ingestion_services
+from apps.ingestion.models import Chunk, Section
+from apps.search.backends import get_search_backend
+from apps.tenants.models import Scope
+from tests.conftest import key_client
+from tests.documents.conftest import text_file
+from tests.ingestion import samples
+
+POLICY = "\n\n".join(
+    f"## Rule {i}\n\n" + " ".join(f"Clause {i}.{j}: employees book travel number {i * 10 + j} through the portal." for j in range(12))
+    for i in range(20)
+).encode()
+
+
+@pytest.fixture
+def app(acme, django_capture_on_commit_callbacks):
+    client = key_client(acme.key(scopes=[Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE, Scope.SEARCH]))
+    collection = client.post("/api/v1/collections", {"name": "Policies"}, format="json").json()
+
+    def upload(content: bytes, name: str = "policy.md", document: int | None = None):
+        with django_capture_on_commit_callbacks(execute=True):
+            if document is None:
+                return client.post("/api/v1/documents", {"collection": collection["id"], "title": "Travel policy", "file": text_file(content, name)}, format="multipart").json()
+            return client.post(f"/api/v1/documents/{document}/versions", {"file": text_file(content, name)}, format="multipart").json()
+
+    def publish(document: int, number: int):
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(f"/api/v1/documents/{document}/versions/{number}/publish")
+
+    client.upload, client.publish = upload, publish
+    return client
+
+
+@pytest.mark.django_db
+def test_upload_to_ready_to_searchable(app, acme):
+    document = app.upload(POLICY)
+    version = DocumentVersion.objects.get(document_id=document["id"])
+    assert version.status == IngestionStatus.READY, version.status_reason
+    assert version.progress_done == version.progress_total == Chunk.objects.filter(version=version).count() > 5
+    parsed_text = Section.objects.filter(version=version).order_by("ordinal")
+    assert [s.heading for s in parsed_text][:2] == ["", "Rule 0"] or [s.heading for s in parsed_text][0] == "Rule 0"
+    for chunk in Chunk.objects.filter(version=version):
+        section = chunk.section
+        assert section.start_offset <= chunk.start_offset < chunk.end_offset <= section.end_offset
+        assert chunk.text == section.text[chunk.start_offset - section.start_offset : chunk.end_offset - section.start_offset]
+        assert chunk.vector.shape == (384,) and abs(float((chunk.vector ** 2).sum()) - 1) < 1e-3
+    backend = get_search_backend()
+    backend.refresh()
+    assert len(backend.fingerprints()) == Chunk.objects.filter(version=version).count()  # indexed...
+
+    from apps.ingestion.embedding import get_embedder
+    from apps.search.types import Mode, SearchQuery
+
+    text = "travel number 73 through the portal"
+    query = SearchQuery(tenant_id=acme.tenant.pk, principals=(f"tenant:{acme.tenant.pk}:all",), text=text,
+                        vector=get_embedder().encode([text])[0], mode=Mode.HYBRID, k=3)
+    assert backend.search(query).hits == []  # ...but not visible before publishing
+    assert app.publish(document["id"], 1).status_code == 200
+    backend.refresh()
+    hits = backend.search(query).hits
+    assert hits and "Clause 7.3" in hits[0].text
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "content, name, reason",
+    [
+        (samples.encrypted_pdf(), "secret.pdf", "encrypted"),
+        (b"<html><body><script>x()</script></body></html>", "empty.html", "No text"),
+    ],
+)
+def test_bad_content_fails_the_version_and_the_published_one_keeps_serving(app, content, name, reason):
+    document = app.upload(POLICY)
+    app.publish(document["id"], 1)
+    app.upload(content, name, document=document["id"])
+    bad = DocumentVersion.objects.get(document_id=document["id"], number=2)
+    assert bad.status == IngestionStatus.FAILED and reason in bad.status_reason
+    assert not Chunk.objects.filter(version=bad).exists()
+    assert Document.objects.get(pk=document["id"]).published_version.number == 1
+    assert app.get(f"/api/v1/documents/{document['id']}/history").json()["results"][0]["action"] == "ingestion_failed"
+
+
+@pytest.mark.django_db
+def test_re_ingesting_is_idempotent(app):
+    document = app.upload(POLICY)
+    version = DocumentVersion.objects.get(document_id=document["id"])
+    before = dict(Chunk.objects.filter(version=version).values_list("id", "text_sha256"))
+    fingerprints = get_search_backend().fingerprints()
+    report = ingestion_services.ingest_version(version_id=version.pk)
+    assert dict(Chunk.objects.filter(version=version).values_list("id", "text_sha256")) == before
+    assert get_search_backend().fingerprints() == fingerprints
+    assert report.reused == report.chunks and report.embedded == 0
+
+
+@pytest.mark.django_db
+def test_a_small_edit_embeds_only_the_chunks_that_changed(app):
+    document = app.upload(POLICY)
+    edited = POLICY.replace(b"Clause 7.3: employees book travel number 73", b"Clause 7.3: staff reserve trips numbered 73")
+    app.upload(edited, document=document["id"])
+    v2 = DocumentVersion.objects.get(document_id=document["id"], number=2)
+    report = ingestion_services.ingest_version(version_id=v2.pk)  # again, to read the figures
+    assert v2.status == IngestionStatus.READY
+    total = Chunk.objects.filter(version=v2).count()
+    changed = Chunk.objects.filter(version=v2).exclude(text_sha256__in=Chunk.objects.filter(version__document_id=document["id"], version__number=1).values("text_sha256")).count()
+    assert changed <= 0.10 * total, (changed, total)
+    assert report.chunks == total
+
+
+@pytest.mark.django_db
+def test_admins_see_failed_versions_and_retry_them(app, django_capture_on_commit_callbacks):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    document = app.upload(POLICY)
+    version = DocumentVersion.objects.get(document_id=document["id"])
+    DocumentVersion.objects.filter(pk=version.pk).update(status=IngestionStatus.PROCESSING)  # a task that kept failing
+    ingestion_services.version_fail(version_id=version.pk, reason="Ingestion stopped after 8 retries on temporarily unavailable services")
+    admin = Client()
+    admin.force_login(get_user_model().objects.create_superuser("root", password="pw-for-tests-only"))
+    page = admin.get("/admin/documents/documentversion/?status__exact=failed").content.decode()
+    assert "temporarily unavailable services" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        admin.post("/admin/documents/documentversion/", {"action": "retry_ingestion", "_selected_action": [version.pk]})
+    version.refresh_from_db()
+    assert version.status == IngestionStatus.READY
+
+
+@pytest.mark.django_db
+def test_publish_when_ready(app, django_capture_on_commit_callbacks, acme):
+    with django_capture_on_commit_callbacks(execute=True):
+        created = app.post("/api/v1/documents", {"collection": app.get("/api/v1/collections").json()["results"][0]["id"],
+                           "title": "Remote work", "file": text_file(b"# Remote work\n\nThree days a week.\n"), "publish_when_ready": True},
+                           format="multipart").json()
+    document = app.get(f"/api/v1/documents/{created['id']}").json()
+    assert document["state"] == "published" and document["published_version"]["number"] == 1
+    reader_key = key_client(acme.key(scopes=[Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE]))
+    assert reader_key.get(f"/api/v1/documents/{created['id']}").status_code == 200
