@@ -31,6 +31,8 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         "DJANGO_SETTINGS_MODULE": "knowledge_platform.settings.test",
         "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "ELASTICSEARCH_INDEX_PREFIX": WORKER_PREFIX,
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),  # the uploads the worker ingests
+        "CELERY_TASK_DEFAULT_QUEUE": queue,  # tasks the worker queues itself come back to it
     }
     log = open(ROOT / "var" / f"test-worker-{queue}.log", "w") if (ROOT / "var").is_dir() else subprocess.DEVNULL
     worker = subprocess.Popen(
@@ -103,3 +105,36 @@ def test_the_worker_applies_lifecycle_changes_to_the_index(celery_worker_process
 
     document_services.document_archive(document=Document.objects.get(pk=document.pk), actor=Actor(None))
     assert wait_for(lambda: not published_in_index()), "the worker did not hide the archived document"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_ingests_an_upload_until_it_is_searchable(celery_worker_process, worker_index):
+    from apps.documents import services as document_services
+    from apps.documents.models import DocumentVersion, IngestionStatus
+    from apps.ingestion.models import Chunk
+    from apps.tenants import services as tenant_services
+    from apps.tenants.actors import Actor
+    from tests.documents.conftest import text_file
+
+    tenant = tenant_services.tenant_create(slug="acme", name="Acme")
+    collection = document_services.collection_create(tenant=tenant, name="Policies")
+    document = document_services.document_create(
+        tenant=tenant, collection=collection, title="Policy", actor=Actor(None), publish_when_ready=True,
+        file=text_file(b"# Travel\n\nFlights under six hours are booked in economy class.\n"),
+    )  # committed: the upload's ingestion task goes to the worker through Redis
+    version = document.versions.get()
+
+    def ready() -> bool:
+        return DocumentVersion.objects.get(pk=version.pk).status in (IngestionStatus.READY, IngestionStatus.FAILED)
+
+    assert wait_for(ready, timeout=120), "the worker did not ingest the version"
+    version.refresh_from_db()
+    assert version.status == IngestionStatus.READY, version.status_reason
+    assert Chunk.objects.filter(version=version).count() >= 1
+
+    def searchable() -> bool:
+        worker_index.refresh()
+        hits = worker_index.client.search(index=f"{WORKER_PREFIX}-chunks", query={"term": {"published": True}})
+        return hits["hits"]["total"]["value"] >= 1
+
+    assert wait_for(searchable), "the published version's chunks are not searchable"

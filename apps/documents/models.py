@@ -43,6 +43,8 @@ class Document(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="documents")
     collection = models.ForeignKey(Collection, on_delete=models.PROTECT, related_name="documents")
     title = models.CharField(max_length=500)
+    # The tenant's own id for the document (a path, a record id): bulk imports resume by it.
+    external_id = models.CharField(max_length=500, blank=True, db_index=True)
     author = models.CharField(max_length=200, blank=True)
     category = models.CharField(max_length=100, blank=True)
     tags = models.JSONField(default=list, blank=True)

@@ -20,7 +20,7 @@ from apps.tenants.models import Tenant
 from .models import Collection, Document, DocumentEvent, DocumentState, DocumentVersion, IngestionStatus
 from .uploads import inspect_upload
 
-METADATA_FIELDS = ("title", "author", "category", "tags", "effective_date", "source_url", "retention_until", "legal_hold")
+METADATA_FIELDS = ("title", "external_id", "author", "category", "tags", "effective_date", "source_url", "retention_until", "legal_hold")
 
 
 def _event(document: Document, action: str, actor: Actor, *, version=None, reason: str = "", **details: Any) -> None:
@@ -86,6 +86,7 @@ def document_create(
     file: UploadedFile | None = None,
     change_note: str = "",
     publish_when_ready: bool = False,
+    ingest: bool = True,
     **metadata: Any,
 ) -> Document:
     if collection.tenant_id != tenant.pk:
@@ -98,7 +99,7 @@ def document_create(
     )
     _event(document, DocumentEvent.Action.CREATED, actor, title=document.title)
     if file is not None:
-        version_upload(document=document, file=file, change_note=change_note, actor=actor, publish_when_ready=publish_when_ready)
+        version_upload(document=document, file=file, change_note=change_note, actor=actor, publish_when_ready=publish_when_ready, ingest=ingest)
     return document
 
 
@@ -139,7 +140,8 @@ def _refuse_if_deleted(document: Document) -> None:
 
 @transaction.atomic
 def version_upload(
-    *, document: Document, file: UploadedFile, actor: Actor, change_note: str = "", publish_when_ready: bool = False
+    *, document: Document, file: UploadedFile, actor: Actor, change_note: str = "", publish_when_ready: bool = False,
+    ingest: bool = True,
 ) -> DocumentVersion:
     """A new immutable version. It is ingested after commit; the published version keeps serving
     until this one is published. Content identical to the latest version is refused (409)."""
@@ -178,9 +180,10 @@ def version_upload(
         version.file.storage.delete(version.file.name)
         raise
     _event(document, DocumentEvent.Action.VERSION_UPLOADED, actor, version=version, number=number, sha256=info.sha256)
-    from apps.ingestion import sync as ingestion_sync
+    if ingest:  # bulk imports ingest many versions together themselves
+        from apps.ingestion import sync as ingestion_sync
 
-    ingestion_sync.version_uploaded(version.pk)
+        ingestion_sync.version_uploaded(version.pk)
     return version
 
 

@@ -48,9 +48,9 @@ def text_hash(text: str) -> str:
 
 
 def embed_with_reuse(texts: list[str], *, tenant_id: int, embedder: Embedder, on_progress: Progress | None = None,
-                     batch: int = 64) -> tuple[np.ndarray, int]:
+                     batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Vectors for `texts`: those already stored for the same text and model (within the tenant)
-    are reused; the rest are encoded in batches, reporting progress. Returns (vectors, reused)."""
+    are reused; the rest are encoded in batches, reporting progress. Returns (vectors, reused mask)."""
     hashes = [text_hash(t) for t in texts]
     known = dict(
         Chunk.objects.filter(
@@ -64,16 +64,23 @@ def embed_with_reuse(texts: list[str], *, tenant_id: int, embedder: Embedder, on
             vectors[i] = np.frombuffer(bytes(known[h]), dtype=np.float32)
         else:
             todo.append(i)
+    # Identical texts in this call are encoded once.
+    first: dict[str, int] = {}
+    unique = [i for i in todo if first.setdefault(hashes[i], i) == i]
     done = len(texts) - len(todo)
     if on_progress:
         on_progress(done, len(texts))
-    for start in range(0, len(todo), batch):
-        part = todo[start : start + batch]
+    for start in range(0, len(unique), batch):
+        part = unique[start : start + batch]
         vectors[part] = embedder.encode([texts[i] for i in part])
         done += len(part)
         if on_progress:
-            on_progress(done, len(texts))
-    return vectors, len(texts) - len(todo)
+            on_progress(min(done, len(texts)), len(texts))
+    for i in todo:
+        vectors[i] = vectors[first[hashes[i]]]
+    reused = np.ones(len(texts), dtype=bool)
+    reused[todo] = False
+    return vectors, reused
 
 
 def _plans(parsed: parsers.ParsedDocument, version: DocumentVersion, embedder: Embedder) -> list[chunking.ChunkPlan]:
@@ -97,27 +104,30 @@ def _progress(version: DocumentVersion) -> Progress:
     return report
 
 
-def ingest_version(*, version_id: int, embedder: Embedder | None = None) -> IngestReport:
-    started = time.perf_counter()
-    version = DocumentVersion.objects.select_related("document__collection").filter(pk=version_id).first()
-    if version is None or version.purged_at is not None or not version.file:
-        return IngestReport(version_id, "skipped", reason="the version is gone or purged")
-    embedder = embedder or get_embedder()
-    document_services.version_set_status(version=version, status=IngestionStatus.PROCESSING)
+@dataclass
+class _Prepared:
+    version: DocumentVersion
+    parsed: parsers.ParsedDocument
+    plans: list[chunking.ChunkPlan]
+    texts: list[str]
 
+
+def _prepare(version: DocumentVersion, embedder: Embedder) -> _Prepared | IngestReport:
+    """Parse and chunk one version; bad content fails it here (no retry)."""
+    document_services.version_set_status(version=version, status=IngestionStatus.PROCESSING)
     try:
         with version.file.open("rb") as handle:
             parsed = parsers.parse(handle.read(), version.media_type)
     except parsers.BadContent as exc:
         document_services.version_set_status(version=version, status=IngestionStatus.FAILED, reason=str(exc))
-        return IngestReport(version_id, IngestionStatus.FAILED, reason=str(exc), seconds=time.perf_counter() - started)
-
+        return IngestReport(version.pk, IngestionStatus.FAILED, reason=str(exc))
     plans = _plans(parsed, version, embedder)
-    texts = [parsed.text[p.start : p.end] for p in plans]
-    vectors, reused = embed_with_reuse(
-        texts, tenant_id=version.document.tenant_id, embedder=embedder, on_progress=_progress(version)
-    )
+    return _Prepared(version, parsed, plans, [parsed.text[p.start : p.end] for p in plans])
 
+
+def _store(item: _Prepared, vectors: np.ndarray, reused: int, embedder: Embedder, started: float) -> IngestReport:
+    """Sections and chunks in one transaction, then the index, then ready."""
+    version, parsed, plans = item.version, item.parsed, item.plans
     with transaction.atomic():
         Chunk.objects.filter(version=version).delete()
         Section.objects.filter(version=version).delete()
@@ -132,21 +142,60 @@ def ingest_version(*, version_id: int, embedder: Embedder | None = None) -> Inge
                 text=text, text_sha256=text_hash(text), start_offset=plan.start, end_offset=plan.end,
                 token_count=plan.token_count, embedding=vector.tobytes(), embedding_model=embedder.identity,
             )
-            for plan, text, vector in zip(plans, texts, vectors)
+            for plan, text, vector in zip(plans, item.texts, vectors)
         )
+    # Projected with the document's current state: if this version is the published one (a
+    # re-ingest), its chunks are searchable at once; otherwise publishing flips them later.
     search_services.index_version(version_id=version.pk)
-    search_services.sync_document(document_id=version.document_id)  # if it is the published one, it is searchable now
     DocumentVersion.objects.filter(pk=version.pk).update(progress_done=len(plans), progress_total=len(plans))
     version.refresh_from_db()
     document_services.version_set_status(version=version, status=IngestionStatus.READY)
     if version.publish_when_ready:
         _publish_if_newest(version)
-    report = IngestReport(
-        version_id, IngestionStatus.READY, sections=len(sections), chunks=len(plans), embedded=len(plans) - reused,
+    return IngestReport(
+        version.pk, IngestionStatus.READY, sections=len(sections), chunks=len(plans), embedded=len(plans) - reused,
         reused=reused, seconds=round(time.perf_counter() - started, 3),
     )
-    log.info("ingested %s", report)
-    return report
+
+
+def ingest_versions(*, version_ids: list[int], embedder: Embedder | None = None) -> list[IngestReport]:
+    """Ingest several versions with their chunks embedded in shared batches (the model is faster on
+    full batches than on one small document at a time). Each version is stored on its own."""
+    started = time.perf_counter()
+    embedder = embedder or get_embedder()
+    reports: dict[int, IngestReport] = {}
+    prepared: list[_Prepared] = []
+    versions = DocumentVersion.objects.select_related("document__collection").filter(pk__in=version_ids)
+    found = {v.pk: v for v in versions}
+    for version_id in version_ids:
+        version = found.get(version_id)
+        if version is None or version.purged_at is not None or not version.file:
+            reports[version_id] = IngestReport(version_id, "skipped", reason="the version is gone or purged")
+            continue
+        item = _prepare(version, embedder)
+        if isinstance(item, IngestReport):
+            reports[version_id] = item
+        else:
+            prepared.append(item)
+    by_tenant: dict[int, list[_Prepared]] = {}
+    for item in prepared:
+        by_tenant.setdefault(item.version.document.tenant_id, []).append(item)
+    for tenant_id, items in by_tenant.items():
+        texts = [t for item in items for t in item.texts]
+        progress = _progress(items[0].version) if len(items) == 1 else None
+        vectors, reused = embed_with_reuse(texts, tenant_id=tenant_id, embedder=embedder, on_progress=progress)
+        offset = 0
+        for item in items:
+            part = slice(offset, offset + len(item.texts))
+            offset += len(item.texts)
+            reports[item.version.pk] = _store(item, vectors[part], int(reused[part].sum()), embedder, started)
+    for report in reports.values():
+        log.info("ingested %s", report)
+    return [reports[v] for v in version_ids]
+
+
+def ingest_version(*, version_id: int, embedder: Embedder | None = None) -> IngestReport:
+    return ingest_versions(version_ids=[version_id], embedder=embedder)[0]
 
 
 def _publish_if_newest(version: DocumentVersion) -> None:

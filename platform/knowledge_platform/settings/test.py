@@ -14,7 +14,7 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; tests' own users
 
 _TEST_VAR = Path(tempfile.mkdtemp(prefix="kp-test-"))
-MEDIA_ROOT = _TEST_VAR / "media"
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(_TEST_VAR / "media")))  # a test worker shares the test's
 STATIC_ROOT = _TEST_VAR / "staticfiles"
 STATIC_ROOT.mkdir()
 SEARCH["EMBEDDED"]["PATH"] = str(_TEST_VAR / "search.sqlite3")
