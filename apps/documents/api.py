@@ -66,6 +66,7 @@ class DocumentOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     collection = serializers.IntegerField(source="collection_id")
     title = serializers.CharField()
+    external_id = serializers.CharField()
     author = serializers.CharField()
     category = serializers.CharField()
     tags = serializers.ListField(child=serializers.CharField())
@@ -226,6 +227,20 @@ class CollectionGrantsView(APIView):
 
 
 # --------------------------------------------------------------------------- documents
+class DocumentMetadataSerializer(serializers.Serializer):
+    """The document fields a caller may set; every one optional (PATCH semantics)."""
+
+    title = serializers.CharField(max_length=500, required=False)
+    external_id = serializers.CharField(max_length=500, required=False, allow_blank=True, help_text="Your own id for it.")
+    author = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    category = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    effective_date = serializers.DateField(required=False, allow_null=True)
+    source_url = serializers.URLField(max_length=1000, required=False, allow_blank=True)
+    retention_until = serializers.DateField(required=False, allow_null=True)
+    legal_hold = serializers.BooleanField(required=False)
+
+
 class DocumentListCreateView(APIView):
     required_scopes = READ_WRITE
     parser_classes = [MultiPartParser, FormParser, JSONParser]
@@ -239,16 +254,9 @@ class DocumentListCreateView(APIView):
         effective_from = serializers.DateField(required=False)
         effective_to = serializers.DateField(required=False)
 
-    class DocumentCreateSerializer(serializers.Serializer):
+    class DocumentCreateSerializer(DocumentMetadataSerializer):
         collection = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
         title = serializers.CharField(max_length=500)
-        author = serializers.CharField(max_length=200, required=False, allow_blank=True)
-        category = serializers.CharField(max_length=100, required=False, allow_blank=True)
-        tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
-        effective_date = serializers.DateField(required=False, allow_null=True)
-        source_url = serializers.URLField(max_length=1000, required=False, allow_blank=True)
-        retention_until = serializers.DateField(required=False, allow_null=True)
-        legal_hold = serializers.BooleanField(required=False)
         file = serializers.FileField(required=False, help_text="The first version (optional).")
         change_note = serializers.CharField(required=False, default="", allow_blank=True)
         publish_when_ready = serializers.BooleanField(required=False, default=False, help_text="Publish it as soon as ingestion is done.")
@@ -314,15 +322,8 @@ def _version(context, document, number: int):
 class DocumentDetailView(APIView):
     required_scopes = READ_WRITE
 
-    class DocumentUpdateSerializer(serializers.Serializer):
-        title = serializers.CharField(max_length=500, required=False)
-        author = serializers.CharField(max_length=200, required=False, allow_blank=True)
-        category = serializers.CharField(max_length=100, required=False, allow_blank=True)
-        tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
-        effective_date = serializers.DateField(required=False, allow_null=True)
-        source_url = serializers.URLField(max_length=1000, required=False, allow_blank=True)
-        retention_until = serializers.DateField(required=False, allow_null=True)
-        legal_hold = serializers.BooleanField(required=False)
+    class DocumentUpdateSerializer(DocumentMetadataSerializer):
+        pass
 
     @extend_schema(responses=DocumentOutputSerializer, tags=["documents"])
     def get(self, request: Request, document_id: int) -> Response:
