@@ -47,21 +47,31 @@ def _token_offsets(tokenizer, text: str) -> list[tuple[int, int]]:
 
 
 def plan_token_chunks(parsed: ParsedDocument, tokenizer, *, size: int = 200, overlap: int = 40) -> list[ChunkPlan]:
+    """Token windows that end at a paragraph break when one falls in the window's second half.
+    Windows cut at a paragraph break start fresh at the next paragraph (no overlap needed); only a
+    window cut inside a paragraph overlaps its neighbour. Content-defined boundaries keep an edit
+    local: the chunks of untouched paragraphs stay byte-identical, so their embeddings are reused."""
     size = min(size, MODEL_MAX_TOKENS)
     overlap = min(max(overlap, 0), size // 2)
     plans: list[ChunkPlan] = []
     for index, section in enumerate(parsed.sections):
         body = parsed.text[section.start : section.end]
         offsets = _token_offsets(tokenizer, body)
-        step = size - overlap
+        # breaks[i]: a paragraph break lies between token i-1 and token i
+        breaks = {i for i in range(1, len(offsets)) if "\n\n" in body[offsets[i - 1][1] : offsets[i][0]]}
         position = 0
         while position < len(offsets):
-            window = offsets[position : position + size]
-            start, end = section.start + window[0][0], section.start + window[-1][1]
-            plans.append(ChunkPlan(len(plans), index, start, end, len(window)))
-            if position + size >= len(offsets):
+            end = min(position + size, len(offsets))
+            cut_at_break = False
+            if end < len(offsets):
+                candidates = [i for i in breaks if position + size // 2 <= i <= end]
+                if candidates:
+                    end, cut_at_break = max(candidates), True
+            window = offsets[position:end]
+            plans.append(ChunkPlan(len(plans), index, section.start + window[0][0], section.start + window[-1][1], len(window)))
+            if end >= len(offsets):
                 break
-            position += step
+            position = end if cut_at_break else end - overlap
     return plans
 
 

@@ -125,8 +125,8 @@ def _prepare(version: DocumentVersion, embedder: Embedder) -> _Prepared | Ingest
     return _Prepared(version, parsed, plans, [parsed.text[p.start : p.end] for p in plans])
 
 
-def _store(item: _Prepared, vectors: np.ndarray, reused: int, embedder: Embedder, started: float) -> IngestReport:
-    """Sections and chunks in one transaction, then the index, then ready."""
+def _store(item: _Prepared, vectors: np.ndarray, embedder: Embedder) -> int:
+    """Sections and chunks of one version in one transaction, replacing any earlier ones."""
     version, parsed, plans = item.version, item.parsed, item.plans
     with transaction.atomic():
         Chunk.objects.filter(version=version).delete()
@@ -144,18 +144,17 @@ def _store(item: _Prepared, vectors: np.ndarray, reused: int, embedder: Embedder
             )
             for plan, text, vector in zip(plans, item.texts, vectors)
         )
-    # Projected with the document's current state: if this version is the published one (a
-    # re-ingest), its chunks are searchable at once; otherwise publishing flips them later.
-    search_services.index_version(version_id=version.pk)
     DocumentVersion.objects.filter(pk=version.pk).update(progress_done=len(plans), progress_total=len(plans))
+    return len(sections)
+
+
+def _finish(item: _Prepared) -> None:
+    """Indexed: the version is ready (and published, if that was asked at upload)."""
+    version = item.version
     version.refresh_from_db()
     document_services.version_set_status(version=version, status=IngestionStatus.READY)
     if version.publish_when_ready:
         _publish_if_newest(version)
-    return IngestReport(
-        version.pk, IngestionStatus.READY, sections=len(sections), chunks=len(plans), embedded=len(plans) - reused,
-        reused=reused, seconds=round(time.perf_counter() - started, 3),
-    )
 
 
 def ingest_versions(*, version_ids: list[int], embedder: Embedder | None = None) -> list[IngestReport]:
@@ -188,7 +187,17 @@ def ingest_versions(*, version_ids: list[int], embedder: Embedder | None = None)
         for item in items:
             part = slice(offset, offset + len(item.texts))
             offset += len(item.texts)
-            reports[item.version.pk] = _store(item, vectors[part], int(reused[part].sum()), embedder, started)
+            sections = _store(item, vectors[part], embedder)
+            reports[item.version.pk] = IngestReport(
+                item.version.pk, IngestionStatus.READY, sections=sections, chunks=len(item.plans),
+                embedded=len(item.plans) - int(reused[part].sum()), reused=int(reused[part].sum()),
+                seconds=round(time.perf_counter() - started, 3),
+            )
+        # Projected with each document's current state: a re-ingested published version is
+        # searchable at once; a new one becomes so when it is published.
+        search_services.index_versions(version_ids=[item.version.pk for item in items])
+        for item in items:
+            _finish(item)
     for report in reports.values():
         log.info("ingested %s", report)
     return [reports[v] for v in version_ids]

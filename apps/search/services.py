@@ -16,7 +16,12 @@ from .types import ChunkRef
 
 
 def index_version(*, version_id: int) -> int:
-    chunks = list(projection.project(projection.chunks_of(version_id=version_id)))
+    return index_versions(version_ids=[version_id])
+
+
+def index_versions(*, version_ids: list[int]) -> int:
+    """Index the chunks of several versions in one write (one bulk request)."""
+    chunks = list(projection.project(projection.chunks_of(version_id__in=version_ids)))
     get_search_backend().index_chunks(chunks)
     return len(chunks)
 

@@ -47,3 +47,18 @@ def test_semantic_chunks_split_where_the_topic_changes():
     parsed = doc(" ".join(sentences))
     plans = plan_semantic_chunks(parsed, tokenizer(), embed, size=200, threshold=0.5)
     assert [parsed.text[p.start : p.end] for p in plans] == ["Cats purr. Cats sleep a lot. Cats chase mice.", "Bonds pay coupons. Bonds have yields."]
+
+
+def test_windows_end_at_paragraph_breaks_so_edits_stay_local():
+    paragraphs = [" ".join(f"p{p}w{i}" for i in range(40)) for p in range(12)]
+    original = doc("\n\n".join(paragraphs))
+    edited_paragraphs = list(paragraphs)
+    edited_paragraphs[5] = edited_paragraphs[5].replace("p5w3", "changed words here")
+    edited = doc("\n\n".join(edited_paragraphs))
+
+    def chunk_texts(parsed):
+        return [parsed.text[p.start : p.end] for p in plan_token_chunks(parsed, tokenizer(), size=200, overlap=40)]
+
+    before, after = chunk_texts(original), chunk_texts(edited)
+    assert all(text.endswith(("w39",)) for text in before[:-1])  # cut at a paragraph's end
+    assert len(set(after) - set(before)) == 1  # only the chunk holding paragraph 5 changed
