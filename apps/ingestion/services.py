@@ -48,7 +48,7 @@ def text_hash(text: str) -> str:
 
 
 def embed_with_reuse(texts: list[str], *, tenant_id: int, embedder: Embedder, on_progress: Progress | None = None,
-                     batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+                     batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """Vectors for `texts`: those already stored for the same text and model (within the tenant)
     are reused; the rest are encoded in batches, reporting progress. Returns (vectors, reused mask)."""
     hashes = [text_hash(t) for t in texts]
@@ -64,7 +64,8 @@ def embed_with_reuse(texts: list[str], *, tenant_id: int, embedder: Embedder, on
             vectors[i] = np.frombuffer(bytes(known[h]), dtype=np.float32)
         else:
             todo.append(i)
-    # Identical texts in this call are encoded once.
+    # Identical texts in this call are encoded once. Large groups per encode call: the model sorts
+    # each call's texts by length, so bigger groups waste less padding (progress is per group).
     first: dict[str, int] = {}
     unique = [i for i in todo if first.setdefault(hashes[i], i) == i]
     done = len(texts) - len(todo)

@@ -26,6 +26,9 @@ from apps.tenants import services as tenant_services
 from apps.tenants.models import Tenant
 
 
+BATCH = 128  # documents per ingest_versions call, as `ingest_bulk --batch` defaults to
+
+
 class Command(BaseCommand):
     help = "Ingestion chunks/s vs plain encode (same texts, same run), and the re-ingest figure."
 
@@ -51,8 +54,8 @@ class Command(BaseCommand):
                     version_ids.append(bulk._upload(collection, str(row["_id"]), row.get("title") or row["_id"], f"{row['_id']}.txt", row["text"].encode(), False))
             started = time.perf_counter()
             reports = []
-            for start in range(0, len(version_ids), 32):
-                reports += ingestion_services.ingest_versions(version_ids=version_ids[start : start + 32], embedder=embedder)
+            for start in range(0, len(version_ids), BATCH):
+                reports += ingestion_services.ingest_versions(version_ids=version_ids[start : start + BATCH], embedder=embedder)
             pipeline_seconds = time.perf_counter() - started
             chunks = sum(r.chunks for r in reports)
             texts = list(Chunk.objects.filter(version__document__tenant=tenant).order_by("version_id", "ordinal").values_list("text", flat=True))

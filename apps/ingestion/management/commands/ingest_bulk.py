@@ -58,7 +58,7 @@ class Command(BaseCommand):
         parser.add_argument("--tenant", required=True, help="Tenant slug")
         parser.add_argument("--collection", required=True, help="Collection name (created if missing)")
         parser.add_argument("--publish", action="store_true", help="Publish each document once it is ready")
-        parser.add_argument("--batch", type=int, default=32, help="Documents per embedding batch")
+        parser.add_argument("--batch", type=int, default=128, help="Documents per embedding batch")
         parser.add_argument("--limit", type=int, default=None, help="Stop after this many items")
 
     def handle(self, *args, source, tenant, collection, publish, batch, limit, **options):
