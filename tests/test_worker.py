@@ -33,6 +33,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         "ELASTICSEARCH_INDEX_PREFIX": WORKER_PREFIX,
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),  # the uploads the worker ingests
         "CELERY_TASK_DEFAULT_QUEUE": queue,  # tasks the worker queues itself come back to it
+        "ELASTICSEARCH_REQUEST_TIMEOUT": "2",  # a stalled engine is noticed in seconds (fault test)
     }
     log = open(ROOT / "var" / f"test-worker-{queue}.log", "w") if (ROOT / "var").is_dir() else subprocess.DEVNULL
     worker = subprocess.Popen(
@@ -138,3 +139,51 @@ def test_the_worker_ingests_an_upload_until_it_is_searchable(celery_worker_proce
         return hits["hits"]["total"]["value"] >= 1
 
     assert wait_for(searchable), "the published version's chunks are not searchable"
+
+
+ES_PID_FILE = Path(os.environ.get("KP_STATE_DIR", "/var/lib/knowledge-platform")) / "es-logs" / "es.pid"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_search_engine_stalls_mid_ingest_the_task_retries_and_completes(celery_worker_process, worker_index):
+    """Elasticsearch frozen (SIGSTOP) while the worker ingests: the index write times out, the task
+    retries with backoff, and completes once the engine is back (SIGCONT)."""
+    import signal
+
+    from apps.documents import services as document_services
+    from apps.documents.models import DocumentVersion, IngestionStatus
+    from apps.tenants import services as tenant_services
+    from apps.tenants.actors import Actor
+    from tests.documents.conftest import text_file
+
+    if not ES_PID_FILE.is_file():
+        pytest.fail(f"no Elasticsearch pid file at {ES_PID_FILE} (bin/services start writes it)")
+    pid = int(ES_PID_FILE.read_text().strip())
+    tenant = tenant_services.tenant_create(slug="acme", name="Acme")
+    collection = document_services.collection_create(tenant=tenant, name="Policies")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        document = document_services.document_create(
+            tenant=tenant, collection=collection, title="Policy", actor=Actor(None), publish_when_ready=True,
+            file=text_file(b"# Travel\n\nFlights under six hours are booked in economy class.\n"),
+        )
+        version = document.versions.get()
+        time.sleep(12)  # parse, chunk, embed, store: then the index write stalls and fails
+        stalled = DocumentVersion.objects.get(pk=version.pk)
+        assert stalled.status == IngestionStatus.PROCESSING, (stalled.status, stalled.status_reason)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    def done() -> bool:
+        return DocumentVersion.objects.get(pk=version.pk).status in (IngestionStatus.READY, IngestionStatus.FAILED)
+
+    assert wait_for(done, timeout=180), "the task did not complete after the engine came back"
+    version.refresh_from_db()
+    assert version.status == IngestionStatus.READY, version.status_reason
+
+    def searchable() -> bool:
+        worker_index.refresh()
+        hits = worker_index.client.search(index=f"{WORKER_PREFIX}-chunks", query={"term": {"published": True}})
+        return hits["hits"]["total"]["value"] >= 1
+
+    assert wait_for(searchable), "the published chunks are not searchable after the retry"
