@@ -20,11 +20,14 @@ def is_searchable(document: Document, version_id: int) -> bool:
 
 
 def project(chunks: Iterable[Chunk]) -> Iterator[IndexedChunk]:
-    principals: dict[int, tuple[str, ...]] = {}
+    # Principals depend only on where the grants live: the document itself, or (most often) its
+    # collection, shared by every document that inherits them.
+    principals: dict[tuple, tuple[str, ...]] = {}
     for chunk in chunks:
         document = chunk.version.document
-        if document.pk not in principals:
-            principals[document.pk] = tuple(document_reader_principals(document))
+        source = ("document", document.pk) if document.has_own_grants else ("collection", document.collection_id)
+        if source not in principals:
+            principals[source] = tuple(document_reader_principals(document))
         yield IndexedChunk(
             chunk_id=chunk.id,
             tenant_id=document.tenant_id,
@@ -32,7 +35,7 @@ def project(chunks: Iterable[Chunk]) -> Iterator[IndexedChunk]:
             document_id=document.pk,
             version_id=chunk.version_id,
             published=is_searchable(document, chunk.version_id),
-            principals=principals[document.pk],
+            principals=principals[source],
             title=document.title,
             text=chunk.text,
             vector=chunk.vector,
