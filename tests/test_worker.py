@@ -35,7 +35,9 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         "CELERY_TASK_DEFAULT_QUEUE": queue,  # tasks the worker queues itself come back to it
         "ELASTICSEARCH_REQUEST_TIMEOUT": "2",  # a stalled engine is noticed in seconds (fault test)
     }
-    log = open(ROOT / "var" / f"test-worker-{queue}.log", "w") if (ROOT / "var").is_dir() else subprocess.DEVNULL
+    import tempfile
+
+    log = tempfile.NamedTemporaryFile("w", prefix=f"test-worker-{queue}-", suffix=".log", delete=False)
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "knowledge_platform", "worker", "-P", "solo", "-Q", queue,
          "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "-l", "INFO"],
@@ -47,12 +49,13 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         deadline = time.monotonic() + 60
         while not current_app.control.ping(timeout=1.0, destination=[f"{queue}@{os.uname().nodename}"]):
             if worker.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the Celery worker did not start (exit code {worker.poll()})")
+                pytest.fail(f"the Celery worker did not start (exit code {worker.poll()}); log: {log.name}")
         yield worker
     finally:
         current_app.conf.task_default_queue = previous_queue
         worker.terminate()
         worker.wait(timeout=30)
+        log.close()  # kept on disk (its path is in the failure message) for a post-mortem
 
 
 def wait_for(predicate, timeout=30.0):

@@ -97,11 +97,4 @@ def inspect_upload(upload: UploadedFile) -> UploadInfo:
     return UploadInfo(original_filename=filename, media_type=media_type, size=upload.size, sha256=digest.hexdigest())
 
 
-def in_memory_upload(content: bytes, name: str) -> UploadedFile:
-    """An UploadedFile from bytes, for commands and fixtures that upload without HTTP."""
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    return SimpleUploadedFile(name, content)
-
-
-__all__ = ["UploadInfo", "inspect_upload", "in_memory_upload", "SUPPORTED_MEDIA_TYPES"]
+__all__ = ["UploadInfo", "inspect_upload", "SUPPORTED_MEDIA_TYPES"]
