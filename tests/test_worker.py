@@ -190,3 +190,48 @@ def test_the_search_engine_stalls_mid_ingest_the_task_retries_and_completes(cele
         return hits["hits"]["total"]["value"] >= 1
 
     assert wait_for(searchable), "the published chunks are not searchable after the retry"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_upload_ingest_ask_and_the_audit_record_shows_the_chunks_and_their_exact_text(celery_worker_process, worker_index):
+    """End to end through the API: a tenant app uploads (the worker ingests and publishes), then
+    asks; the compliance team's view of the record holds every chunk with its exact text."""
+    from apps.documents.models import DocumentVersion, IngestionStatus
+    from apps.ingestion.models import Chunk
+    from apps.tenants import services as tenant_services
+    from apps.tenants.models import Role, Scope
+    from tests.conftest import key_client, user_client
+    from tests.documents.conftest import text_file
+
+    tenant = tenant_services.tenant_create(slug="acme", name="Acme")
+    _, raw = tenant_services.api_key_create(tenant=tenant, name="app", scopes=[Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE, Scope.ASK])
+    app = key_client(raw)
+    collection = app.post("/api/v1/collections", {"name": "Policies"}, format="json").json()
+    policy = (b"# Travel policy\n\nEmployees book economy class for flights under six hours.\n\n"
+              b"Hotel costs are reimbursed up to 150 euros per night.\n")
+    document = app.post("/api/v1/documents", {"collection": collection["id"], "title": "Travel policy", "publish_when_ready": True,
+                                              "file": text_file(policy)}, format="multipart").json()
+
+    def published() -> bool:
+        version = DocumentVersion.objects.filter(document_id=document["id"]).first()
+        return version is not None and version.status == IngestionStatus.READY and version.document.published_version_id == version.pk
+
+    assert wait_for(published, timeout=120), "the worker did not ingest and publish the upload"
+
+    def answered():
+        worker_index.refresh()
+        body = app.post("/api/v1/ask", {"query": "How much is reimbursed for a hotel night?"}, format="json").json()
+        return body if body.get("grounded") else None
+
+    assert wait_for(answered), "the published version never answered"
+    body = answered()
+    assert "150 euros per night" in body["answer"] and body["citations"]
+
+    auditor = tenant_services.member_create(tenant=tenant, username="carol", role=Role.COMPLIANCE)
+    record = user_client(auditor, "acme").get(f"/api/v1/audit/records/{body['audit_id']}").json()
+    assert record["answer"] == body["answer"] and record["kind"] == "ask"
+    assert [c["chunk_id"] for c in record["chunks"] if c["shown"]] == [s["chunk_id"] for s in body["sources"]]
+    for chunk in record["chunks"]:
+        assert chunk["text"] == Chunk.objects.get(pk=chunk["chunk_id"]).text and chunk["text_matches"]
+    cited = next(c for c in record["chunks"] if c["cited"])
+    assert "150 euros per night" in cited["text"]

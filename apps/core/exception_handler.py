@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -28,6 +28,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, IntegrityError):
         # A uniqueness race the services' own checks could not see: the same answer as their 409.
         return Response(error_body("That conflicts with a change made at the same moment; try again.", "conflict"), status=409)
+
+    if isinstance(exc, DataError):
+        # A value the database cannot hold (an id beyond 64 bits in the path, say): the caller's to fix.
+        return Response(error_body("A value in the request is out of range.", "out_of_range"), status=400)
 
     if isinstance(exc, DjangoValidationError):
         exc = drf_exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)

@@ -123,3 +123,28 @@ def resolve_tenant_context(
         membership=membership,
         scopes=ROLE_SCOPES[membership.role],
     )
+
+
+def act_for_user(context: TenantContext, username: str) -> TenantContext:
+    """An API key acting for a named member of its tenant: that member's access applies (their
+    grants, groups and role), within what both the key and the member's role allow. Audit records
+    keep both the key and the member."""
+    if context.api_key is None:
+        raise PermissionDenied(
+            "Only an API key can act for another user; signed-in members act as themselves.", code="act_as_user_denied"
+        )
+    context.require(Scope.ACT_AS_USER)
+    membership = (
+        Membership.objects.select_related("user", "tenant")
+        .filter(tenant=context.tenant, username=username, is_active=True)
+        .first()
+    )
+    if membership is None:
+        raise NotFound(f"No active member '{username}' in tenant '{context.tenant.slug}'.", code="user_not_found")
+    return TenantContext(
+        tenant=context.tenant,
+        user=membership.user,
+        api_key=context.api_key,
+        membership=membership,
+        scopes=context.scopes & ROLE_SCOPES[membership.role],
+    )

@@ -7,6 +7,8 @@ from apps.core import views as core_views
 api_v1 = [
     path("", include("apps.tenants.urls")),
     path("", include("apps.documents.urls")),
+    path("", include("apps.answers.urls")),
+    path("audit/", include("apps.audit.urls")),
 ]
 
 urlpatterns = [

@@ -101,17 +101,25 @@ class SearchBackend(abc.ABC):
         """Release connections. Safe to call more than once."""
 
     def search(self, query: SearchQuery) -> SearchResult:
-        validate_query(query)
         started = time.perf_counter()
-        size = query.candidates or max(4 * query.k, 50)
-        bm25, dense = self._retrieve(query, size)
-        hits = self._rank(query, bm25, dense)
+        bm25, dense = self.retrieve(query)
+        hits = self.rank(query, bm25, dense)
         return SearchResult(
             hits=hits,
             took_ms=round((time.perf_counter() - started) * 1000, 2),
             bm25_candidates=len(bm25),
             dense_candidates=len(dense),
         )
+
+    # `search()` in two halves, for callers that time (or inspect) each: the answer pipeline.
+    def retrieve(self, query: SearchQuery) -> tuple[list[Candidate], list[Candidate]]:
+        """The engine's part: BM25 and dense candidates, filtered inside the engine."""
+        validate_query(query)
+        return self._retrieve(query, query.candidates or max(4 * query.k, 50))
+
+    def rank(self, query: SearchQuery, bm25: list[Candidate], dense: list[Candidate]) -> list[SearchHit]:
+        """The process's part: fusion, floors, the per-document cap, highlights."""
+        return self._rank(query, bm25, dense)
 
     def _rank(self, query: SearchQuery, bm25: list[Candidate], dense: list[Candidate]) -> list[SearchHit]:
         by_id = {c.chunk_id: c for c in (*dense, *bm25)}

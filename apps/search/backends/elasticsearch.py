@@ -83,6 +83,8 @@ class ElasticsearchBackend(SearchBackend):
                 self._analysis = ANALYSIS_SERVER
             except es_exceptions.BadRequestError:
                 self._analysis = ANALYSIS_PYTHON
+            except es_exceptions.TransportError as exc:  # unreachable: say so, decide next time
+                raise SearchBackendError(f"Elasticsearch at {self.config['URL']} unreachable: {exc}") from exc
         return self._analysis
 
     def _index_body(self) -> dict:

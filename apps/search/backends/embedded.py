@@ -65,8 +65,11 @@ class EmbeddedBackend(SearchBackend):
     # ---------------------------------------------------------------- plumbing
     @contextmanager
     def _db(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=30)
+        except (OSError, sqlite3.Error) as exc:
+            raise SearchBackendError(f"SQLite at {self.path} cannot be opened: {exc}") from exc
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA foreign_keys=OFF")

@@ -62,6 +62,8 @@ INSTALLED_APPS = [
     "apps.documents",
     "apps.access",
     "apps.ingestion",
+    "apps.answers",
+    "apps.audit",
 ]
 
 MIDDLEWARE = [
@@ -167,6 +169,8 @@ REST_FRAMEWORK = {
     # Every endpoint is tenant-scoped unless it says otherwise (health, schema): security by
     # construction, no view can forget to resolve the tenant.
     "DEFAULT_PERMISSION_CLASSES": ["apps.tenants.permissions.TenantPermission"],
+    # Per key (or member) and per tenant; rates in API_THROTTLE_RATES below.
+    "DEFAULT_THROTTLE_CLASSES": ["apps.core.throttling.CallerRateThrottle", "apps.core.throttling.TenantRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.core.exception_handler.api_exception_handler",
@@ -185,6 +189,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two choice fields are called "status" (a health check's, a review's): name them apart.
+    "ENUM_NAME_OVERRIDES": {"HealthStatusEnum": ["ok", "error"], "ReviewStatusEnum": ["reviewed", "flagged"]},
 }
 
 # --------------------------------------------------------------------------- Celery
@@ -241,6 +247,43 @@ EMBEDDING = {
     "BATCH_SIZE": env.int("EMBEDDING_BATCH_SIZE", default=32),
     "MAX_SEQ_LENGTH": env.int("EMBEDDING_MAX_SEQ_LENGTH", default=None),
 }
+
+# --------------------------------------------------------------------------- answers
+ANSWERS = {
+    # "extractive" (offline, the default) or "openai": any OpenAI-compatible chat endpoint.
+    "GENERATOR": env.str("ANSWER_GENERATOR", default="extractive"),
+    "LLM_BASE_URL": env.str("LLM_BASE_URL", default=""),
+    "LLM_MODEL": env.str("LLM_MODEL", default=""),
+    "LLM_API_KEY": env.str("LLM_API_KEY", default=""),
+    "LLM_TIMEOUT": env.float("LLM_TIMEOUT", default=30.0),
+    # A sentence-transformers CrossEncoder folder; empty: re-ranking is off (nothing is downloaded).
+    "RERANK_MODEL_PATH": env.str("RERANK_MODEL_PATH", default=""),
+    "RERANK_DEPTH": env.int("RERANK_DEPTH", default=30),  # fused candidates the cross-encoder re-orders
+    # The extractive generator answers only from sentences at least this similar to the question.
+    "MIN_SIMILARITY": env.float("ANSWER_MIN_SIMILARITY", default=0.35),
+    "MAX_SENTENCES": env.int("ANSWER_MAX_SENTENCES", default=3),
+    "CONTEXT_TOKENS": env.int("ANSWER_CONTEXT_TOKENS", default=1500),
+    "MAX_QUERY_CHARS": env.int("ANSWER_MAX_QUERY_CHARS", default=1000),
+}
+
+# --------------------------------------------------------------------------- audit
+AUDIT = {
+    # Records older than this are removed by `manage.py audit_purge_expired`; empty keeps them forever.
+    "RETENTION_DAYS": env.int("AUDIT_RETENTION_DAYS", default=None),
+}
+
+# --------------------------------------------------------------------------- throttling
+# Requests per key (or per signed-in member) and per tenant; DRF's rate syntax ("120/min").
+API_THROTTLE_RATES = {
+    "caller": env.str("API_THROTTLE_CALLER", default="600/min"),
+    "tenant": env.str("API_THROTTLE_TENANT", default="3000/min"),
+}
+# Throttle counters must be shared by every process that serves the API: the full profile keeps
+# them in Redis (the broker's server, database 1) unless CACHE_URL names another cache.
+_default_cache = "locmemcache://"
+if PLATFORM_PROFILE == PROFILE_FULL and CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    _default_cache = CELERY_BROKER_URL.rsplit("/", 1)[0] + "/1"
+CACHES = {"default": env.cache_url("CACHE_URL", default=_default_cache)}
 
 # --------------------------------------------------------------------------- logging
 LOGGING = {

@@ -1,0 +1,90 @@
+"""Search and ask for a tenant app: run the pipeline for the caller (or the user a key acts for),
+then write the audit record — also when the pipeline failed, so a refused or broken request
+leaves its trace too."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from apps.access.principals import context_principals
+from apps.audit import services as audit
+from apps.audit.models import AuditRecord, Kind, Outcome
+from apps.core.exceptions import ApplicationError
+from apps.tenants.resolution import TenantContext
+
+from .rerank import get_reranker
+from .steps import ASK_STEPS, SEARCH_STEPS, run_steps
+from .types import PipelineRun, RetrievalRequest
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    run: PipelineRun
+    record: AuditRecord
+
+
+def _check_available(request: RetrievalRequest) -> None:
+    if request.rerank and get_reranker() is None:
+        raise ApplicationError(
+            "Re-ranking is not configured on this platform (RERANK_MODEL_PATH); send rerank=false.",
+            code="rerank_unavailable", extra={"fields": {"rerank": ["Re-ranking is not configured."]}},
+        )
+
+
+def _chunk_entries(run: PipelineRun) -> list[audit.ChunkEntry]:
+    return [
+        audit.ChunkEntry(
+            rank=rank,
+            chunk_id=r.hit.chunk_id,
+            document_id=r.hit.document_id,
+            version_id=r.hit.version_id,
+            text_sha256=r.row.text_sha256 if r.row is not None else hashlib.sha256(r.hit.text.encode()).hexdigest(),
+            scores=r.scores,
+            passed_recheck=r.passed_recheck,
+            recheck_reason=r.recheck_reason,
+            shown=r.shown,
+            cited=r.cited,
+        )
+        for rank, r in enumerate(run.ranked, start=1)
+    ]
+
+
+def _entry(run: PipelineRun, kind: str, *, outcome: str, error: str = "") -> audit.RecordEntry:
+    answer = run.answer
+    return audit.RecordEntry(
+        kind=kind, outcome=outcome, query=run.request.query, filters=run.request.filters_dict(),
+        parameters=run.request.parameters(), chunks=_chunk_entries(run),
+        answer=answer.text if answer else "",
+        citations=[vars(c) for c in answer.citations] if answer else [],
+        generator=answer.generator if answer else "", generator_model=answer.model if answer else "",
+        timings=run.timings, error=error or (answer.refusal_reason if answer else ""),
+    )
+
+
+def _run(context: TenantContext, request: RetrievalRequest, kind: str, steps) -> Outcomes:
+    _check_available(request)
+    run = PipelineRun(context=context, principals=tuple(context_principals(context)), request=request)
+    try:
+        run_steps(run, steps)
+    except ApplicationError as exc:
+        error = f"{exc.code}: {exc.message} {exc.extra or ''}".strip()
+        audit.record_append(context=context, entry=_entry(run, kind, outcome=Outcome.FAILED, error=error))
+        raise
+    except Exception as exc:  # a bug: still audited, then Django's 500 handler logs it
+        audit.record_append(context=context, entry=_entry(run, kind, outcome=Outcome.FAILED, error=f"internal error: {exc!r}"))
+        raise
+    if kind == Kind.ASK:
+        outcome = Outcome.ANSWERED if run.answer.grounded else Outcome.REFUSED
+    else:
+        outcome = Outcome.ANSWERED if run.shown else Outcome.NO_RESULTS
+    record = audit.record_append(context=context, entry=_entry(run, kind, outcome=outcome))
+    return Outcomes(run=run, record=record)
+
+
+def search_run(*, context: TenantContext, request: RetrievalRequest) -> Outcomes:
+    return _run(context, request, Kind.SEARCH, SEARCH_STEPS)
+
+
+def ask_run(*, context: TenantContext, request: RetrievalRequest) -> Outcomes:
+    return _run(context, request, Kind.ASK, ASK_STEPS)

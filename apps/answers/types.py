@@ -1,0 +1,123 @@
+"""The values the answer pipeline passes between its steps."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from apps.ingestion.models import Chunk
+from apps.search.types import DEFAULT_DENSE_WEIGHT, DEFAULT_RRF_K, Fusion, Mode, SearchFilters, SearchHit
+from apps.tenants.resolution import TenantContext
+
+
+@dataclass(frozen=True)
+class RetrievalRequest:
+    """What a tenant app asks for, validated (api.py) before it gets here."""
+
+    query: str
+    mode: Mode = Mode.HYBRID
+    k: int = 10
+    filters: SearchFilters = field(default_factory=SearchFilters)
+    fusion: Fusion = Fusion.RRF
+    dense_weight: float = DEFAULT_DENSE_WEIGHT
+    rrf_k: int = DEFAULT_RRF_K
+    max_per_document: int | None = None
+    rerank: bool = False
+    hyde: bool = False
+    context_tokens: int = 1500  # ask only
+
+    def parameters(self) -> dict:
+        """The retrieval configuration, as the audit record keeps it."""
+        return {
+            "mode": self.mode.value, "k": self.k, "fusion": self.fusion.value, "dense_weight": self.dense_weight,
+            "rrf_k": self.rrf_k, "max_per_document": self.max_per_document, "rerank": self.rerank, "hyde": self.hyde,
+            "context_tokens": self.context_tokens,
+        }
+
+    def filters_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v.isoformat() if hasattr(v, "isoformat") else v)
+                for k, v in asdict(self.filters).items() if v not in ((), None)}
+
+
+@dataclass
+class RankedChunk:
+    """One retrieved chunk on its way through the pipeline."""
+
+    hit: SearchHit
+    fused_rank: int
+    rerank_score: float | None = None
+    row: Chunk | None = None  # the database's chunk, loaded by the permission re-check
+    passed_recheck: bool = False
+    recheck_reason: str = ""
+    shown: bool = False
+    cited: bool = False
+
+    @property
+    def scores(self) -> dict:
+        return {"fused": self.hit.score, "fused_rank": self.fused_rank, **self.hit.components, "rerank": self.rerank_score}
+
+
+@dataclass
+class Passage:
+    """A piece of context for the generator: a parent section (or a lone chunk), with the retrieved
+    children it holds and its exact place in the version's extracted text."""
+
+    number: int  # the citation marker, [1], [2], …
+    document_id: int
+    version_id: int
+    title: str
+    text: str
+    start_offset: int
+    end_offset: int
+    chunks: list[RankedChunk]
+    tokens: int
+
+    def chunk_at(self, offset: int) -> RankedChunk:
+        """The retrieved child chunk holding this character offset (else the passage's best)."""
+        for ranked in self.chunks:
+            if ranked.row.start_offset <= offset < ranked.row.end_offset:
+                return ranked
+        return self.chunks[0]
+
+
+@dataclass(frozen=True)
+class Citation:
+    marker: int
+    chunk_id: str
+    document_id: int
+    version_id: int
+    start_offset: int  # into the version's extracted text
+    end_offset: int
+    quote: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    citations: list[Citation]
+    grounded: bool
+    generator: str
+    model: str
+    refusal_reason: str = ""
+
+
+@dataclass
+class PipelineRun:
+    """The state one search or ask builds up, step by step; each step's time lands in `timings`."""
+
+    context: TenantContext
+    principals: tuple[str, ...]
+    request: RetrievalRequest
+    dense_text: str = ""  # what the dense retriever embeds: the query, or a HyDE passage
+    vector: np.ndarray | None = None
+    bm25: list = field(default_factory=list)
+    dense: list = field(default_factory=list)
+    ranked: list[RankedChunk] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    answer: Answer | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def shown(self) -> list[RankedChunk]:
+        return [r for r in self.ranked if r.shown]

@@ -1,0 +1,157 @@
+"""Compliance review in the admin site: a read-only list of audit records with filters, and a
+detail page with the query, the answer, every retrieved chunk's exact text (from the immutable
+version) with its scores, and a form to mark the record reviewed or flagged.
+
+Only superusers and staff members holding the compliance role see it, and only for their tenants."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.utils.text import Truncator
+
+from apps.documents.models import Document
+from apps.tenants.models import Membership, Role, Tenant
+
+from . import selectors, services
+from .models import AuditRecord, RetrievedChunk, ReviewStatus
+
+
+def compliance_tenant_ids(request: HttpRequest) -> list[int] | None:
+    """Tenants whose audit trail this staff user reviews; None means all (superuser)."""
+    if request.user.is_superuser:
+        return None
+    return list(Membership.objects.filter(user=request.user, is_active=True, role=Role.COMPLIANCE).values_list("tenant_id", flat=True))
+
+
+class AuditTenantFilter(admin.SimpleListFilter):
+    title = "tenant"
+    parameter_name = "tenant"
+
+    def lookups(self, request, model_admin):
+        ids = compliance_tenant_ids(request)
+        tenants = Tenant.objects.all() if ids is None else Tenant.objects.filter(pk__in=ids)
+        return [(str(t.pk), t.slug) for t in tenants]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(tenant_id=self.value()) if self.value() else queryset
+
+
+class ReviewStatusFilter(admin.SimpleListFilter):
+    title = "review"
+    parameter_name = "review"
+
+    def lookups(self, request, model_admin):
+        return [*ReviewStatus.choices, ("unreviewed", "Not reviewed")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "unreviewed":
+            return queryset.filter(review_status__isnull=True)
+        return queryset.filter(review_status=self.value()) if self.value() else queryset
+
+
+class UserFilter(admin.SimpleListFilter):
+    title = "user"
+    parameter_name = "username"
+
+    def lookups(self, request, model_admin):
+        names = model_admin.get_queryset(request).exclude(username="").order_by().values_list("username", flat=True).distinct()
+        return [(name, name) for name in sorted(set(names))[:100]]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(username=self.value()) if self.value() else queryset
+
+
+class DocumentFilter(admin.SimpleListFilter):
+    """Reverse look-up: the records whose retrieval touched this document."""
+
+    title = "document"
+    parameter_name = "document"
+
+    def lookups(self, request, model_admin):
+        records = model_admin.get_queryset(request)
+        ids = RetrievedChunk.objects.filter(record__in=records).order_by().values_list("document_id", flat=True).distinct()[:200]
+        return [(str(d.pk), f"{d.title} (#{d.pk})") for d in Document.objects.filter(pk__in=list(ids)).order_by("title")]
+
+    def queryset(self, request, queryset):
+        if not self.value() or not self.value().isdigit():
+            return queryset
+        return queryset.filter(pk__in=RetrievedChunk.objects.filter(document_id=int(self.value())).values("record_id"))
+
+
+@admin.register(AuditRecord)
+class AuditRecordAdmin(admin.ModelAdmin):
+    list_display = ("sequence", "created_at", "tenant", "kind", "who", "short_query", "outcome", "review")
+    list_display_links = ("sequence", "short_query")
+    list_filter = (AuditTenantFilter, "kind", "outcome", ReviewStatusFilter, UserFilter, DocumentFilter, "created_at")
+    search_fields = ("query", "username", "answer")
+    date_hierarchy = "created_at"
+    list_per_page = 50
+
+    # ------------------------------------------------------------- read-only, compliance only
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_staff and compliance_tenant_ids(request) != []
+
+    def has_view_permission(self, request, obj=None):
+        if not self.has_module_permission(request):
+            return False
+        ids = compliance_tenant_ids(request)
+        return obj is None or ids is None or obj.tenant_id in ids
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        records = selectors._with_review_status(AuditRecord.objects.select_related("tenant"))
+        ids = compliance_tenant_ids(request)
+        return records if ids is None else records.filter(tenant_id__in=ids)
+
+    # ------------------------------------------------------------- columns
+    @admin.display(description="user")
+    def who(self, record):
+        key = f" via key {record.api_key_prefix}" if record.api_key_prefix else ""
+        return f"{record.username or '—'}{key}"
+
+    @admin.display(description="query")
+    def short_query(self, record):
+        return Truncator(record.query).chars(80)
+
+    @admin.display(description="review")
+    def review(self, record):
+        return record.review_status or "—"
+
+    # ------------------------------------------------------------- the detail page
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        record = get_object_or_404(self.get_queryset(request), pk=object_id)
+        if not self.has_view_permission(request, record):
+            return HttpResponseRedirect("../")
+        if request.method == "POST":
+            status = request.POST.get("status")
+            if status not in ReviewStatus.values:
+                self.message_user(request, "Choose reviewed or flagged.", messages.ERROR)
+            else:
+                membership = Membership.objects.filter(user=request.user, tenant=record.tenant).first()
+                services.review_add(record=record, status=status, comment=request.POST.get("comment", "")[:5000],
+                                    reviewer_id=request.user.pk,
+                                    reviewer_name=membership.username if membership else request.user.get_username())
+                self.message_user(request, f"Record {record.tenant.slug}#{record.sequence} marked {status}.")
+            return HttpResponseRedirect(request.path)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Audit record {record.tenant.slug}#{record.sequence}",
+            "record": record,
+            "evidence": selectors.record_evidence(record=record),
+            "reviews": record.reviews.all(),
+            "statuses": ReviewStatus.choices,
+            "has_view_permission": True,
+        }
+        return TemplateResponse(request, "admin/audit/auditrecord/detail.html", context)

@@ -1,0 +1,189 @@
+"""The audit trail for the compliance team: list with filters, one record with the exact text of
+every retrieved chunk, reviews, export. Members need the compliance role; API keys the audit:read
+scope. Everything is read within the caller's tenant."""
+
+from __future__ import annotations
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.exceptions import PermissionDenied
+from apps.core.pagination import paginated_response, paginated_schema
+from apps.core.serializers import StrictInputSerializer
+from apps.tenants.models import Role, Scope
+from apps.tenants.permissions import tenant_context
+
+from . import selectors, services
+from .models import Kind, Outcome, ReviewStatus
+
+
+def compliance_context(request: Request):
+    context = tenant_context(request)
+    if context.membership is not None and context.role != Role.COMPLIANCE:
+        raise PermissionDenied("The audit trail is for the compliance role only.", code="compliance_only")
+    return context
+
+
+# --------------------------------------------------------------------------- shapes
+class FiltersQuerySerializer(StrictInputSerializer):
+    user = serializers.CharField(required=False, max_length=150, help_text="A tenant username.")
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+    document = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text="Records that retrieved this document.")
+    version = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text="… or this version.")
+    kind = serializers.ChoiceField(choices=Kind.values, required=False)
+    outcome = serializers.ChoiceField(choices=Outcome.values, required=False)
+    review = serializers.ChoiceField(choices=[*ReviewStatus.values, "unreviewed"], required=False)
+    # pagination and export parameters
+    limit = serializers.IntegerField(required=False, min_value=0)
+    offset = serializers.IntegerField(required=False, min_value=0)
+    output = serializers.ChoiceField(choices=["csv", "jsonl"], required=False)
+
+    def validate(self, data):
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise serializers.ValidationError({"date_to": ["date_to is before date_from."]})
+        return data
+
+    def filters(self) -> selectors.RecordFilters:
+        data = self.validated_data
+        return selectors.RecordFilters(
+            username=data.get("user"), date_from=data.get("date_from"), date_to=data.get("date_to"),
+            document_id=data.get("document"), version_id=data.get("version"), kind=data.get("kind"),
+            outcome=data.get("outcome"), review_status=data.get("review"),
+        )
+
+
+FILTER_PARAMETERS = [
+    OpenApiParameter("user", str), OpenApiParameter("date_from", OpenApiTypes.DATE), OpenApiParameter("date_to", OpenApiTypes.DATE),
+    OpenApiParameter("document", int), OpenApiParameter("version", int),
+    OpenApiParameter("kind", str, enum=Kind.values), OpenApiParameter("outcome", str, enum=Outcome.values),
+    OpenApiParameter("review", str, enum=[*ReviewStatus.values, "unreviewed"]),
+]
+
+
+class RecordOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    sequence = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    kind = serializers.CharField()
+    outcome = serializers.CharField()
+    username = serializers.CharField()
+    api_key_prefix = serializers.CharField()
+    acting_for_user = serializers.BooleanField()
+    query = serializers.CharField()
+    filters = serializers.DictField()
+    parameters = serializers.DictField()
+    answer = serializers.CharField()
+    citations = serializers.ListField(child=serializers.DictField())
+    generator = serializers.CharField()
+    generator_model = serializers.CharField()
+    timings = serializers.DictField()
+    error = serializers.CharField()
+    review_status = serializers.CharField(allow_null=True)
+    record_hash = serializers.CharField()
+
+
+class EvidenceOutputSerializer(serializers.Serializer):
+    rank = serializers.IntegerField(source="entry.rank")
+    chunk_id = serializers.CharField(source="entry.chunk_id")
+    document_id = serializers.IntegerField(source="entry.document_id")
+    version_id = serializers.IntegerField(source="entry.version_id")
+    text_sha256 = serializers.CharField(source="entry.text_sha256")
+    scores = serializers.DictField(source="entry.scores")
+    passed_recheck = serializers.BooleanField(source="entry.passed_recheck")
+    recheck_reason = serializers.CharField(source="entry.recheck_reason")
+    shown = serializers.BooleanField(source="entry.shown")
+    cited = serializers.BooleanField(source="entry.cited")
+    text = serializers.CharField(allow_null=True, help_text="The exact text, from the immutable version (null once purged).")
+    text_matches = serializers.BooleanField(allow_null=True, help_text="The text still hashes to what the record kept.")
+    start_offset = serializers.IntegerField(allow_null=True)
+    end_offset = serializers.IntegerField(allow_null=True)
+
+
+class ReviewOutputSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    comment = serializers.CharField()
+    reviewer_name = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class RecordDetailOutputSerializer(RecordOutputSerializer):
+    chunks = EvidenceOutputSerializer(many=True)
+    reviews = ReviewOutputSerializer(many=True)
+
+
+class ReviewInputSerializer(StrictInputSerializer):
+    status = serializers.ChoiceField(choices=ReviewStatus.values)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+# --------------------------------------------------------------------------- views
+def _filters(request: Request) -> selectors.RecordFilters:
+    query = FiltersQuerySerializer(data=request.query_params.dict())
+    query.is_valid(raise_exception=True)
+    return query.filters()
+
+
+class RecordListView(APIView):
+    required_scope = Scope.AUDIT_READ
+
+    @extend_schema(operation_id="audit_records_list", parameters=FILTER_PARAMETERS, responses=paginated_schema(RecordOutputSerializer), tags=["audit"])
+    def get(self, request: Request) -> Response:
+        context = compliance_context(request)
+        records = selectors.record_list(tenant=context.tenant, filters=_filters(request))
+        return paginated_response(request=request, view=self, queryset=records, serializer_class=RecordOutputSerializer)
+
+
+def _detail(record) -> dict:
+    data = dict(RecordOutputSerializer(record).data)
+    data["chunks"] = EvidenceOutputSerializer(selectors.record_evidence(record=record), many=True).data
+    data["reviews"] = ReviewOutputSerializer(record.reviews.all(), many=True).data
+    return data
+
+
+class RecordDetailView(APIView):
+    required_scope = Scope.AUDIT_READ
+
+    @extend_schema(operation_id="audit_records_get", responses=RecordDetailOutputSerializer, tags=["audit"])
+    def get(self, request: Request, record_id: int) -> Response:
+        context = compliance_context(request)
+        return Response(_detail(selectors.record_get(tenant=context.tenant, record_id=record_id)))
+
+
+class RecordReviewView(APIView):
+    required_scope = Scope.AUDIT_READ
+
+    @extend_schema(operation_id="audit_records_review", request=ReviewInputSerializer, responses={201: RecordDetailOutputSerializer}, tags=["audit"],
+                   summary="Mark a record reviewed or flagged, with a comment (the record itself never changes).")
+    def post(self, request: Request, record_id: int) -> Response:
+        context = compliance_context(request)
+        record = selectors.record_get(tenant=context.tenant, record_id=record_id)
+        data = ReviewInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.review_add(record=record, **data.validated_data, **services.reviewer_of(context))
+        return Response(_detail(selectors.record_get(tenant=context.tenant, record_id=record_id)), status=status.HTTP_201_CREATED)
+
+
+class ExportView(APIView):
+    required_scope = Scope.AUDIT_READ
+
+    @extend_schema(operation_id="audit_export", tags=["audit"],
+                   parameters=[*FILTER_PARAMETERS, OpenApiParameter("output", str, enum=["csv", "jsonl"], default="jsonl")],
+                   responses={(200, "application/x-ndjson"): OpenApiTypes.STR, (200, "text/csv"): OpenApiTypes.STR},
+                   summary="The filtered records as JSON lines or CSV, streamed.")
+    def get(self, request: Request) -> StreamingHttpResponse:
+        context = compliance_context(request)
+        records = selectors.record_list(tenant=context.tenant, filters=_filters(request))
+        if request.query_params.get("output") == "csv":
+            response = StreamingHttpResponse(selectors.export_csv(records), content_type="text/csv")
+            extension = "csv"
+        else:
+            response = StreamingHttpResponse(selectors.export_jsonl(records), content_type="application/x-ndjson")
+            extension = "jsonl"
+        response["Content-Disposition"] = f'attachment; filename="audit-{context.tenant.slug}.{extension}"'
+        return response

@@ -1,0 +1,65 @@
+"""Compliance review in the admin site: read-only, compliance role only, within their tenants."""
+
+import pytest
+from django.test import Client
+
+from apps.audit.models import AuditRecord, Review
+from apps.ingestion.models import Chunk
+
+LIST = "/admin/audit/auditrecord/"
+
+
+def staff(membership) -> Client:
+    user = membership.user
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.django_db
+def test_compliance_staff_see_the_list_with_filters(library, records, auditor):
+    client = staff(auditor)
+    page = client.get(LIST)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Can I fly business class?" in html and "When are bonuses paid?" in html
+    bob_only = client.get(LIST, {"username": "bob"}).content.decode()
+    assert "When are bonuses paid?" in bob_only and "Can I fly business class?" not in bob_only
+    by_document = client.get(LIST, {"document": library.salaries.pk}).content.decode()
+    assert "When are bonuses paid?" in by_document and "how long must passwords be" not in by_document
+    Review(record_id=records[0], status="flagged", reviewer_name="carol").save()
+    flagged = client.get(LIST, {"review": "flagged"}).content.decode()
+    assert "how long must passwords be" in flagged and "When are bonuses paid?" not in flagged
+
+
+@pytest.mark.django_db
+def test_other_staff_do_not_see_the_trail(library, records):
+    owner = staff(library.world.owner)
+    assert owner.get(LIST).status_code == 403
+    assert owner.get(f"{LIST}{records[0]}/change/").status_code in (302, 403, 404)
+
+
+@pytest.mark.django_db
+def test_the_trail_cannot_be_added_to_changed_or_deleted_from_the_admin(library, records, auditor):
+    client = staff(auditor)
+    assert client.get(f"{LIST}add/").status_code == 403
+    assert client.post(f"{LIST}{records[0]}/delete/", {"post": "yes"}).status_code == 403
+    client.post(LIST, {"action": "delete_selected", "_selected_action": records, "post": "yes"})
+    assert AuditRecord.objects.count() == 4
+
+
+@pytest.mark.django_db
+def test_detail_page_shows_query_answer_and_exact_chunk_text_and_takes_a_review(library, records, auditor):
+    client = staff(auditor)
+    record = AuditRecord.objects.get(pk=records[1])
+    html = client.get(f"{LIST}{record.pk}/change/").content.decode()
+    assert record.query in html and "Business class is allowed" in html
+    for chunk in record.chunks.all():
+        assert Chunk.objects.get(pk=chunk.chunk_id).text.splitlines()[-1] in html
+    response = client.post(f"{LIST}{record.pk}/change/", {"status": "flagged", "comment": "check the source"})
+    assert response.status_code == 302
+    review = Review.objects.get(record=record)
+    assert (review.status, review.comment, review.reviewer_name) == ("flagged", "check the source", "carol")
+    assert "check the source" in client.get(f"{LIST}{record.pk}/change/").content.decode()
