@@ -62,6 +62,15 @@ def _entry(run: PipelineRun, kind: str, *, outcome: str, error: str = "") -> aud
     )
 
 
+def pipeline_run(*, context: TenantContext, request: RetrievalRequest, kind: str) -> PipelineRun:
+    """The pipeline alone, without an audit record: for evaluation runs, which measure retrieval
+    on golden questions rather than answer anyone."""
+    _check_available(request)
+    run = PipelineRun(context=context, principals=tuple(context_principals(context)), request=request)
+    run_steps(run, ASK_STEPS if kind == Kind.ASK else SEARCH_STEPS)
+    return run
+
+
 def _run(context: TenantContext, request: RetrievalRequest, kind: str, steps) -> Outcomes:
     _check_available(request)
     run = PipelineRun(context=context, principals=tuple(context_principals(context)), request=request)

@@ -148,3 +148,12 @@ def act_for_user(context: TenantContext, username: str) -> TenantContext:
         membership=membership,
         scopes=context.scopes & ROLE_SCOPES[membership.role],
     )
+
+
+def member_context(membership: Membership) -> TenantContext:
+    """A member's context outside a request (commands, evaluation runs): their role's scopes."""
+    _require_active(membership.tenant)
+    if not membership.is_active:
+        raise PermissionDenied(f"Member '{membership.username}' is deactivated.", code="membership_inactive")
+    return TenantContext(tenant=membership.tenant, user=membership.user, api_key=None, membership=membership,
+                         scopes=ROLE_SCOPES[membership.role])

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.answers.services import ask_run
 from apps.answers.types import RetrievalRequest
 from apps.tenants.models import Membership
-from apps.tenants.resolution import ROLE_SCOPES, TenantContext
+from apps.tenants.resolution import member_context
 
 
 class Command(BaseCommand):
@@ -25,9 +25,7 @@ class Command(BaseCommand):
         membership = Membership.objects.select_related("tenant", "user").filter(tenant__slug=tenant, username=username, is_active=True).first()
         if membership is None:
             raise CommandError(f"No active member '{username}' in tenant '{tenant}'.")
-        context = TenantContext(tenant=membership.tenant, user=membership.user, api_key=None, membership=membership,
-                                scopes=ROLE_SCOPES[membership.role])
-        outcome = ask_run(context=context, request=RetrievalRequest(query=question, k=k))
+        outcome = ask_run(context=member_context(membership), request=RetrievalRequest(query=question, k=k))
         answer = outcome.run.answer
         self.stdout.write(f"{tenant}/{username} asks: {question}")
         self.stdout.write(f"  {answer.text}")
