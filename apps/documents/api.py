@@ -24,7 +24,7 @@ from apps.tenants.models import Scope
 from apps.tenants.permissions import tenant_context
 
 from . import selectors, services
-from .models import DocumentState
+from .models import ChunkStrategy, DocumentState
 
 READ_WRITE = {
     "GET": Scope.DOCUMENTS_READ,
@@ -40,6 +40,9 @@ class CollectionOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     description = serializers.CharField()
+    chunk_size = serializers.IntegerField()
+    chunk_overlap = serializers.IntegerField()
+    chunk_strategy = serializers.CharField()
     created_at = serializers.DateTimeField()
 
 
@@ -157,6 +160,9 @@ class CollectionListCreateView(APIView):
     class CollectionCreateSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
         description = serializers.CharField(required=False, default="", allow_blank=True)
+        chunk_size = serializers.IntegerField(required=False, min_value=16, max_value=254, help_text="Model tokens per chunk (default 200).")
+        chunk_overlap = serializers.IntegerField(required=False, min_value=0, max_value=127, help_text="Tokens shared by neighbours (default 40).")
+        chunk_strategy = serializers.ChoiceField(required=False, choices=ChunkStrategy.values)
 
     @extend_schema(operation_id="collections_list", responses=paginated_schema(CollectionOutputSerializer), tags=["collections"])
     def get(self, request: Request) -> Response:

@@ -37,13 +37,17 @@ def _event(document: Document, action: str, actor: Actor, *, version=None, reaso
 
 # --------------------------------------------------------------------------- collections
 @transaction.atomic
-def collection_create(*, tenant: Tenant, name: str, description: str = "") -> Collection:
+def collection_create(*, tenant: Tenant, name: str, description: str = "", **chunking: Any) -> Collection:
+    """`chunking`: chunk_size, chunk_overlap, chunk_strategy (the model's defaults otherwise)."""
     name = name.strip()
     if not name:
         raise ApplicationError("A collection needs a name.", code="invalid_name")
+    unknown = set(chunking) - {"chunk_size", "chunk_overlap", "chunk_strategy"}
+    if unknown:
+        raise ApplicationError(f"Unknown field(s): {', '.join(sorted(unknown))}.", code="invalid_field")
     if Collection.objects.filter(tenant=tenant, name=name).exists():
         raise Conflict(f"A collection named '{name}' already exists.", code="collection_exists")
-    return Collection.objects.create(tenant=tenant, name=name, description=description)
+    return Collection.objects.create(tenant=tenant, name=name, description=description, **chunking)
 
 
 @transaction.atomic

@@ -8,6 +8,17 @@ from ir_measures import RR, R, nDCG
 MEASURES = {"nDCG@10": nDCG @ 10, "MRR@10": RR @ 10, "Recall@10": R @ 10, "Recall@100": R @ 100}
 
 
+def measure(name: str):
+    """"nDCG@10", "MRR@10", "Recall@<k>" → the ir-measures measure."""
+    if name in MEASURES:
+        return MEASURES[name]
+    family, _, cutoff = name.partition("@")
+    base = {"nDCG": nDCG, "MRR": RR, "Recall": R}.get(family)
+    if base is None or not cutoff.isdigit():
+        raise ValueError(f"Unknown measure {name!r}: use nDCG@k, MRR@k or Recall@k.")
+    return base @ int(cutoff)
+
+
 def _rows(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]):
     qrel_rows = [ir_measures.Qrel(q, d, rel) for q, docs in qrels.items() for d, rel in docs.items()]
     run_rows = [ir_measures.ScoredDoc(q, d, s) for q, docs in run.items() for d, s in docs.items()]
@@ -17,9 +28,9 @@ def _rows(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]):
 def per_query(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]], names: list[str] | None = None) -> dict[str, dict[str, float]]:
     """measure name → query id → value, for every judged query (0 where the run found nothing)."""
     names = names or list(MEASURES)
-    by_measure = {str(MEASURES[n]): n for n in names}
+    by_measure = {str(measure(n)): n for n in names}
     values = {n: {q: 0.0 for q in qrels} for n in names}
-    for metric in ir_measures.iter_calc([MEASURES[n] for n in names], *_rows(qrels, run)):
+    for metric in ir_measures.iter_calc([measure(n) for n in names], *_rows(qrels, run)):
         values[by_measure[str(metric.measure)]][metric.query_id] = metric.value
     return values
 

@@ -100,6 +100,7 @@ class Scope(models.TextChoices):
     KEYS_MANAGE = "keys:manage", "Manage API keys"
     ACT_AS_USER = "act_as_user", "Act for a named user of the tenant"
     AUDIT_READ = "audit:read", "Read the answer audit trail"
+    EVALUATION = "evaluation", "Manage golden sets and run retrieval evaluations"
 
 
 class ApiKeyQuerySet(models.QuerySet):

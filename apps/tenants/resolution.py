@@ -29,7 +29,7 @@ _ALL_BUT_ACTING = frozenset(Scope.values) - {Scope.ACT_AS_USER}
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     Role.OWNER: _ALL_BUT_ACTING,
     Role.ADMIN: _ALL_BUT_ACTING,
-    Role.EDITOR: frozenset({Scope.SEARCH, Scope.ASK, Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE}),
+    Role.EDITOR: frozenset({Scope.SEARCH, Scope.ASK, Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE, Scope.EVALUATION}),
     Role.READER: frozenset({Scope.SEARCH, Scope.ASK, Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE}),
     Role.COMPLIANCE: frozenset({Scope.AUDIT_READ}),
 }

@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("apps.documents.urls")),
     path("", include("apps.answers.urls")),
     path("audit/", include("apps.audit.urls")),
+    path("evaluation/", include("apps.evaluation.urls")),
 ]
 
 urlpatterns = [

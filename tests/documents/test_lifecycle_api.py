@@ -200,6 +200,12 @@ class TestBadInput:
         writer.post(f"/api/v1/documents/{document['id']}/purge")
         error(writer.delete(f"/api/v1/collections/{collection['id']}"), 409, "collection_holds_tombstones")
 
+    def test_a_collection_sets_its_chunking_at_creation(self, writer):
+        created = writer.post("/api/v1/collections", {"name": "Papers", "chunk_size": 254, "chunk_overlap": 0}, format="json").json()
+        assert (created["chunk_size"], created["chunk_overlap"], created["chunk_strategy"]) == (254, 0, "tokens")
+        response = writer.post("/api/v1/collections", {"name": "Huge", "chunk_size": 512}, format="json")
+        assert response.status_code == 400 and "chunk_size" in response.json()["extra"]["fields"]
+
     def test_an_empty_collection_can_be_deleted(self, writer):
         created = writer.post("/api/v1/collections", {"name": "Scratch"}, format="json").json()
         assert writer.delete(f"/api/v1/collections/{created['id']}").status_code == 204

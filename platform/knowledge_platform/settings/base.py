@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "apps.ingestion",
     "apps.answers",
     "apps.audit",
+    "apps.evaluation",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,94 @@
+"""BEIR import, evaluation runs through the real pipeline, comparison, the end-to-end command."""
+
+import pytest
+from django.core.management import call_command
+
+from apps.documents.models import Document
+from apps.evaluation import services
+from apps.evaluation.models import EvaluationRun, GoldenSet, RunQuery, RunStatus
+from apps.search.backends import get_search_backend
+from apps.tenants import services as tenant_services
+from apps.tenants.models import Role
+
+
+@pytest.fixture
+def imported(acme, beir_folder, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        golden = services.beir_import(tenant=acme.tenant, folder=beir_folder, collection_name="Tiny", name="tiny")
+    get_search_backend().refresh()
+    return golden
+
+
+@pytest.mark.django_db
+def test_import_makes_documents_and_a_golden_set_with_graded_judgements(acme, imported, beir_folder):
+    assert Document.objects.filter(tenant=acme.tenant, collection__name="Tiny", published_version__isnull=False).count() == 6
+    questions = {q.external_id: q for q in imported.questions.prefetch_related("judgements__document")}
+    assert set(questions) == {"1", "2", "3"}  # the unjudged query is not a golden question
+    assert {(j.document.external_id, j.grade) for j in questions["1"].judgements.all()} == {("d1", 2), ("d6", 1)}
+    again = services.beir_import(tenant=acme.tenant, folder=beir_folder, collection_name="Tiny", name="tiny")
+    assert again.pk == imported.pk and again.questions.count() == 3  # re-import replaces, never duplicates
+    assert Document.objects.filter(tenant=acme.tenant).count() == 6
+
+
+@pytest.mark.django_db
+def test_a_run_measures_each_question_and_records_its_configuration(acme, imported):
+    run = services.run_start(golden_set=imported, config=services.RunConfig(mode="hybrid", k=10), run_as=acme.owner)
+    run = services.run_execute(run=run)
+    assert run.status == RunStatus.DONE and run.metrics["judged_questions"] == 3
+    assert run.metrics["nDCG@10"] > 0.8 and run.metrics["MRR@10"] == 1.0  # the right paper first, every time
+    assert run.config["mode"] == "hybrid" and run.config["chunking"] == {"size": 200, "overlap": 40, "strategy": "tokens"}
+    assert run.config["embedding_model"] and run.code_version and run.run_as == "owner"
+    flutter = RunQuery.objects.get(run=run, question__external_id="1")
+    d1, d6 = (Document.objects.get(tenant=acme.tenant, external_id=x).pk for x in ("d1", "d6"))
+    assert set(flutter.ranking[:2]) == {d1, d6} and len(flutter.ranking) == len(set(flutter.ranking))  # one hit per document
+
+
+@pytest.mark.django_db
+def test_a_run_measures_what_its_member_may_read(acme, imported):
+    reader = services.run_execute(run=services.run_start(golden_set=imported, config=services.RunConfig(), run_as=acme.reader))
+    assert reader.metrics["nDCG@10"] == 0.0  # no grant on the collection: nothing to find
+
+
+@pytest.mark.django_db
+def test_answer_checks_cover_citations_and_support(acme, imported):
+    run = services.run_execute(run=services.run_start(golden_set=imported, config=services.RunConfig(answers=True), run_as=acme.owner))
+    checks = run.answer_checks
+    assert checks["questions"] == 3 and checks["grounded"] >= 2
+    assert checks["citations_valid"] == checks["grounded"] and checks["support_rate"] == 1.0  # extractive: quotes
+
+
+@pytest.mark.django_db
+def test_comparison_lists_per_question_wins_and_losses(acme, imported):
+    def run(mode):
+        return services.run_execute(run=services.run_start(golden_set=imported, config=services.RunConfig(mode=mode), run_as=acme.owner))
+
+    dense, bm25 = run("dense"), run("bm25")
+    for q in RunQuery.objects.filter(run=bm25):  # make one question clearly worse in the second run
+        if q.question.external_id == "2":
+            RunQuery.objects.filter(pk=q.pk).update(metrics={**q.metrics, "nDCG@10": 0.0})
+    comparison = services.run_compare(before=dense, after=EvaluationRun.objects.get(pk=bm25.pk))
+    assert [d.question for d in comparison.losses][:1] == ["buckling of cylindrical shells under compression"]
+    assert comparison.losses[0].delta < 0 and comparison.losses[0].after == 0.0
+    assert len(comparison.wins) + len(comparison.losses) + comparison.ties == 3
+
+
+@pytest.mark.django_db
+def test_the_end_to_end_command_prints_a_table_and_writes_a_plot(beir_folder, tmp_path, capsys, django_capture_on_commit_callbacks):
+    plot = tmp_path / "tiny.png"
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("evaluate_beir", str(beir_folder), "--tenant", "lab", "--as", "eve", "--plot", str(plot))
+    out = capsys.readouterr().out
+    assert "| configuration | nDCG@10 | MRR@10 | Recall@100 |" in out
+    for label in ("bm25", "dense", "hybrid rrf", "hybrid weighted"):
+        assert f"| {label} |" in out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert EvaluationRun.objects.filter(golden_set__name="tiny", status=RunStatus.DONE).count() == 4
+    assert GoldenSet.objects.get(name="tiny").tenant.memberships.get(username="eve").role == Role.OWNER
+
+
+@pytest.mark.django_db
+def test_the_command_refuses_a_folder_that_is_not_beir(tmp_path):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="not a BEIR folder"):
+        call_command("evaluate_beir", str(tmp_path))
