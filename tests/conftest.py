@@ -20,6 +20,11 @@ def pytest_collection_modifyitems(config, items):
     """Full-profile tests need the real services. Without them they skip on a developer's machine
     and fail in CI, where a missing service is a broken build, never a silent skip."""
     if settings.PLATFORM_PROFILE == "full":
+        # Deselected, not skipped: the embedded profile's run (bin/test runs both) is where they run.
+        embedded_only = [item for item in items if "embedded_only" in item.keywords]
+        if embedded_only:
+            config.hook.pytest_deselected(items=embedded_only)
+            items[:] = [item for item in items if "embedded_only" not in item.keywords]
         return
     for item in items:
         if "full_profile" in item.keywords:

@@ -4,79 +4,28 @@ database (full profile). Transactional tests: the worker only sees committed row
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from celery import current_app
-from django.conf import settings
 from django.db import connection
 
+from tests.workers import WORKER_PREFIX, Worker, task_queue, wait_for, worker_index  # noqa: F401 (a fixture)
+
 pytestmark = [pytest.mark.full_profile, pytest.mark.celery_worker]
-ROOT = Path(__file__).resolve().parents[1]
-WORKER_PREFIX = "kp-test-worker"
 
 
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker):
     """One worker for the session, on a queue of its own, against the test database."""
-    queue = f"kp-test-{uuid.uuid4().hex[:8]}"
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT}:{ROOT / 'platform'}",
-        "DJANGO_SETTINGS_MODULE": "knowledge_platform.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "ELASTICSEARCH_INDEX_PREFIX": WORKER_PREFIX,
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),  # the uploads the worker ingests
-        "CELERY_TASK_DEFAULT_QUEUE": queue,  # tasks the worker queues itself come back to it
-        "ELASTICSEARCH_REQUEST_TIMEOUT": "2",  # a stalled engine is noticed in seconds (fault test)
-    }
-    import tempfile
-
-    log = tempfile.NamedTemporaryFile("w", prefix=f"test-worker-{queue}-", suffix=".log", delete=False)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "knowledge_platform", "worker", "-P", "solo", "-Q", queue,
-         "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "-l", "INFO"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    previous_queue = current_app.conf.task_default_queue
-    current_app.conf.task_default_queue = queue
-    try:
-        deadline = time.monotonic() + 60
-        while not current_app.control.ping(timeout=1.0, destination=[f"{queue}@{os.uname().nodename}"]):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the Celery worker did not start (exit code {worker.poll()}); log: {log.name}")
-        yield worker
-    finally:
-        current_app.conf.task_default_queue = previous_queue
-        worker.terminate()
-        worker.wait(timeout=30)
-        log.close()  # kept on disk (its path is in the failure message) for a post-mortem
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
-@pytest.fixture
-def worker_index(settings):
-    settings.SEARCH = {**settings.SEARCH, "ELASTICSEARCH": {**settings.SEARCH["ELASTICSEARCH"], "INDEX_PREFIX": WORKER_PREFIX}}
-    from apps.search.backends import get_search_backend, reset_search_backends
-
-    reset_search_backends()
-    backend = get_search_backend()
-    backend.rebuild([])  # start empty
-    yield backend
-    reset_search_backends()
+    worker = Worker(f"kp-test-{uuid.uuid4().hex[:8]}")
+    with task_queue(worker.queue):
+        try:
+            worker.wait_ready()
+            yield worker.process
+        finally:
+            worker.stop()
 
 
 @pytest.mark.django_db(transaction=True)

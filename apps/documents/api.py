@@ -7,9 +7,10 @@ return what the caller may see."""
 from __future__ import annotations
 
 from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,12 +20,14 @@ from apps.access.checks import holds, require, require_role_level
 from apps.access.levels import LEVEL_NAMES, Level
 from apps.core.exceptions import ApplicationError, NotFound
 from apps.core.pagination import paginated_response, paginated_schema
+from apps.core.parsers import JSONParser
 from apps.tenants import selectors as tenant_selectors
 from apps.tenants.models import Scope
 from apps.tenants.permissions import tenant_context
 
 from . import selectors, services
 from .models import ChunkStrategy, DocumentState
+from .uploads import SUPPORTED_MEDIA_TYPES
 
 READ_WRITE = {
     "GET": Scope.DOCUMENTS_READ,
@@ -346,7 +349,8 @@ class DocumentDetailView(APIView):
         document = services.document_update(document=document, actor=context.actor, **data.validated_data)
         return Response(DocumentOutputSerializer(document).data)
 
-    @extend_schema(request=ReasonSerializer, responses=DocumentOutputSerializer, tags=["documents"], summary="Soft-delete")
+    # 200 with the document (now deleted): drf-spectacular would document a DELETE as 204.
+    @extend_schema(request=ReasonSerializer, responses={200: DocumentOutputSerializer}, tags=["documents"], summary="Soft-delete")
     def delete(self, request: Request, document_id: int) -> Response:
         context, document = _document(request, document_id, Level.MANAGE)
         reason = ReasonSerializer(data=request.data)
@@ -397,7 +401,9 @@ class VersionDetailView(APIView):
 class VersionContentView(APIView):
     required_scope = Scope.DOCUMENTS_READ
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes}, tags=["versions"], summary="Download a version's file")
+    # The file goes out with its own media type (detected at upload), one of the supported ones.
+    @extend_schema(responses={(200, media_type): OpenApiTypes.BINARY for media_type in SUPPORTED_MEDIA_TYPES},
+                   tags=["versions"], summary="Download a version's file")
     def get(self, request: Request, document_id: int, number: int):
         context, document = _document(request, document_id, Level.VIEW)
         version = _version(context, document, number)
@@ -508,7 +514,7 @@ class DocumentGrantsView(APIView):
         access_services.grants_replace(obj=document, grants=_grants_in(context, data.validated_data["grants"]), actor=context.actor)
         return Response({"inherited": False, "grants": _grants_out(context, document)})
 
-    @extend_schema(responses=DocumentGrantsSerializer, tags=["documents"], summary="Drop the document's own grants: inherit again")
+    @extend_schema(responses={200: DocumentGrantsSerializer}, tags=["documents"], summary="Drop the document's own grants: inherit again")
     def delete(self, request: Request, document_id: int) -> Response:
         context, document = _document(request, document_id, Level.MANAGE)
         access_services.document_grants_inherit(document=document, actor=context.actor)

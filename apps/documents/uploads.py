@@ -66,6 +66,14 @@ def detect_media_type(upload: UploadedFile, filename: str) -> str:
         return PDF
     if detected in (DOCX, "application/zip", "application/octet-stream") and _is_docx(upload):
         return DOCX
+    if detected in (DOCX, "application/zip"):
+        # Said plainly: "application/zip is not supported" would not tell the user what is wrong,
+        # and "…wordprocessingml.document is not supported" would contradict the list below.
+        raise UnsupportedMediaType(
+            f"{filename!r} is a zip archive but not a readable Word document (it is damaged, truncated "
+            "or has no word/document.xml): upload PDF, DOCX, HTML, Markdown or plain text.",
+            extra={"detected": detected, "supported": list(SUPPORTED_MEDIA_TYPES)},
+        )
     if detected == HTML:
         return HTML
     if detected.startswith("text/"):

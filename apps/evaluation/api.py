@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.exceptions import ApplicationError, NotFound
+from apps.core.queue import enqueue
 from apps.core.pagination import paginated_response, paginated_schema
 from apps.core.serializers import StrictInputSerializer
 from apps.search.types import MAX_K, Fusion, Mode
@@ -18,7 +19,7 @@ from apps.tenants.models import Membership, Scope
 from apps.tenants.permissions import tenant_context
 
 from . import services
-from .models import EvaluationRun, GoldenSet
+from .models import EvaluationRun, GoldenSet, RunStatus
 
 
 def _golden_set(context, golden_set_id: int) -> GoldenSet:
@@ -233,7 +234,8 @@ class RunListView(APIView):
 
         with transaction.atomic():
             run = services.run_start(golden_set=golden, config=services.RunConfig(**values), run_as=run_as)
-            transaction.on_commit(lambda: run_evaluation.delay(run.pk))
+            transaction.on_commit(lambda: enqueue(run_evaluation, run.pk) or EvaluationRun.objects.filter(pk=run.pk).update(
+                status=RunStatus.FAILED, error="The task queue is unavailable: start the run again later."))
         run.refresh_from_db()
         return Response(RunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 

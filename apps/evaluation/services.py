@@ -28,7 +28,7 @@ from apps.documents.models import Collection, Document
 from apps.ingestion.embedding import get_embedder
 from apps.search import services as search_services
 from apps.search.backends import get_search_backend
-from apps.search.types import Fusion, Mode
+from apps.search.types import Fusion, Mode, SearchFilters
 from apps.tenants.models import Membership, Tenant
 from apps.tenants.resolution import member_context
 
@@ -157,17 +157,20 @@ def run_execute(*, run: EvaluationRun, progress: bool = False) -> EvaluationRun:
     membership = Membership.objects.select_related("tenant", "user").get(tenant=run.tenant, username=run.run_as)
     context = member_context(membership)
     questions = list(run.golden_set.questions.order_by("pk").prefetch_related("judgements"))[: config.limit]
+    # A golden set tied to a collection is judged against that collection alone: another
+    # collection holding the same texts (another chunking, say) must not crowd its ranking.
+    filters = SearchFilters(collection_ids=(run.golden_set.collection_id,)) if run.golden_set.collection_id else SearchFilters()
     try:
         rankings, answers = {}, {}
         for question in tqdm(questions, desc=run.label, unit="q", disable=not progress, leave=False):
-            request = RetrievalRequest(query=question.text, mode=Mode(config.mode), k=config.k, fusion=Fusion(config.fusion),
+            request = RetrievalRequest(query=question.text, mode=Mode(config.mode), k=config.k, fusion=Fusion(config.fusion), filters=filters,
                                        dense_weight=config.dense_weight, rrf_k=config.rrf_k, max_per_document=1, rerank=config.rerank)
             searched = pipeline_run(context=context, request=request, kind=Kind.SEARCH)
             ranking = [r.hit.document_id for r in searched.shown]
             rankings[str(question.pk)] = {str(d): float(len(ranking) - i) for i, d in enumerate(ranking)}
             if config.answers:
                 asked = pipeline_run(context=context, request=RetrievalRequest(
-                    query=question.text, mode=Mode(config.mode), k=5, fusion=Fusion(config.fusion),
+                    query=question.text, mode=Mode(config.mode), k=5, fusion=Fusion(config.fusion), filters=filters,
                     dense_weight=config.dense_weight, rrf_k=config.rrf_k, rerank=config.rerank), kind=Kind.ASK)
                 answers[str(question.pk)] = answer_checks(asked)
         qrels = {str(q.pk): {str(j.document_id): j.grade for j in q.judgements.all()} for q in questions}

@@ -23,10 +23,11 @@ def default_model_path() -> str:
 
 
 class Embedder:
-    def __init__(self, model_path: str, *, batch_size: int = 32, max_seq_length: int | None = None):
+    def __init__(self, model_path: str, *, batch_size: int = 32, max_seq_length: int | None = None, with_title: bool = True):
         self.model_path = model_path
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
+        self.with_title = with_title
         self._lock = threading.Lock()
 
     @cached_property
@@ -51,7 +52,17 @@ class Embedder:
             digest.update(str(path.stat().st_size).encode())
             with path.open("rb") as handle:
                 digest.update(handle.read(1 << 20))
-        return f"{Path(self.model_path).name}:{digest.hexdigest()[:16]}:{self.max_seq_length or 'default'}"
+        # The input convention is part of the identity: vectors of "title + text" and of the text
+        # alone are not interchangeable.
+        return f"{Path(self.model_path).name}:{digest.hexdigest()[:16]}:{self.max_seq_length or 'default'}" + (":title" if self.with_title else "")
+
+    def passage_input(self, title: str, text: str) -> str:
+        """What the model encodes for a chunk: its document's title, then its text — also when the
+        text starts with the title (the BEIR convention; the repeated title weighs the topic)."""
+        title = title.strip()
+        if not self.with_title or not title:
+            return text
+        return f"{title}\n{text}"
 
     @property
     def dimensions(self) -> int:
@@ -75,5 +86,6 @@ def get_embedder() -> Embedder:
     global _embedder
     if _embedder is None:
         config = settings.EMBEDDING
-        _embedder = Embedder(config["MODEL_PATH"] or default_model_path(), batch_size=config["BATCH_SIZE"], max_seq_length=config["MAX_SEQ_LENGTH"])
+        _embedder = Embedder(config["MODEL_PATH"] or default_model_path(), batch_size=config["BATCH_SIZE"],
+                             max_seq_length=config["MAX_SEQ_LENGTH"], with_title=config.get("WITH_TITLE", True))
     return _embedder

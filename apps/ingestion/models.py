@@ -48,11 +48,14 @@ class Chunk(models.Model):
     # is detected and the affected chunks can be re-embedded.
     embedding = models.BinaryField()
     embedding_model = models.CharField(max_length=200)
+    # sha256 of exactly what the model encoded (title + text, see Embedder.passage_input): the key
+    # under which a later version reuses this vector instead of encoding the same input again.
+    embedding_input_sha256 = models.CharField(max_length=64, default="")
 
     class Meta:
         ordering = ["version", "ordinal"]
         constraints = [models.UniqueConstraint(fields=["version", "ordinal"], name="chunk_ordinal_unique_in_version")]
-        indexes = [models.Index(fields=["text_sha256", "embedding_model"])]
+        indexes = [models.Index(fields=["embedding_input_sha256", "embedding_model"], name="chunk_embedding_reuse")]
 
     def __str__(self) -> str:
         return self.id

@@ -17,10 +17,11 @@ retried (transient faults are something else).
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from apps.documents.uploads import DOCX, HTML, MARKDOWN, PDF, TEXT
 
@@ -88,6 +89,13 @@ class _Builder:
 
 
 def finished(text: str, sections: list[ParsedSection], metadata: dict) -> ParsedDocument:
+    if "\x00" in text:
+        # A stray NUL (past the bytes sniffed at upload, or out of a PDF's text layer): PostgreSQL
+        # text cannot hold it. U+FFFD has the same length, so every section offset stays right.
+        text = text.replace("\x00", "\ufffd")
+        sections = [replace(s, heading=s.heading.replace("\x00", "\ufffd")) for s in sections]
+    if len(text) > MAX_TEXT_CHARS:  # Markdown and plain text do not pass through _Builder's check
+        raise BadContent(f"The file holds more than {MAX_TEXT_CHARS:,} characters of text; split it into smaller documents.")
     if not text.strip():
         raise BadContent("No text could be extracted from this file (a scanned PDF or an image-only document needs OCR first).")
     return ParsedDocument(text=text, sections=_split_long(text, sections), metadata={k: v for k, v in metadata.items() if v})
@@ -156,27 +164,30 @@ def _check_zip(data: bytes) -> None:
 def parse_docx(data: bytes) -> ParsedDocument:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
+    from lxml.etree import LxmlError
 
     _check_zip(data)
+    # python-docx parses its parts lazily (styles, core properties), so a malformed part can fail
+    # anywhere below: broken XML (LxmlError), a part that is not the element python-docx expects
+    # (AttributeError), a missing part (KeyError). All of them mean the same thing to the user.
     try:
         document = docx.Document(io.BytesIO(data))
-    except (PackageNotFoundError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        builder = _Builder()
+        builder.section("")
+        for paragraph in document.paragraphs:
+            style = (paragraph.style.name if paragraph.style is not None else "") or ""
+            if style.startswith("Heading") or style == "Title":
+                builder.section(paragraph.text)
+            else:
+                builder.block(paragraph.text)
+        for table in document.tables:
+            for row in table.rows:
+                builder.block(" | ".join(cell.text.strip() for cell in row.cells))
+        core = document.core_properties
+        metadata = {"title": core.title, "author": core.author, "created": _date(core.created), "modified": _date(core.modified)}
+    except (PackageNotFoundError, LxmlError, AttributeError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
         raise BadContent(f"This is not a readable DOCX ({type(exc).__name__}).") from exc
-    builder = _Builder()
-    builder.section("")
-    for paragraph in document.paragraphs:
-        style = (paragraph.style.name if paragraph.style is not None else "") or ""
-        if style.startswith("Heading") or style == "Title":
-            builder.section(paragraph.text)
-        else:
-            builder.block(paragraph.text)
-    for table in document.tables:
-        for row in table.rows:
-            builder.block(" | ".join(cell.text.strip() for cell in row.cells))
-    core = document.core_properties
-    return builder.finish(
-        {"title": core.title, "author": core.author, "created": _date(core.created), "modified": _date(core.modified)}
-    )
+    return builder.finish(metadata)
 
 
 # --------------------------------------------------------------------------- HTML
@@ -228,15 +239,25 @@ def _last_descendant(tag):
 
 
 # --------------------------------------------------------------------------- Markdown and text
+UNICODE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
 def decode_text(data: bytes) -> str:
     from charset_normalizer import from_bytes
 
-    if b"\x00" in data[:8192]:
+    # UTF-16 and UTF-32 text is full of NUL bytes; with a byte-order mark (Windows' "Unicode"
+    # text files) it is still text, and charset-normalizer decodes it by the mark.
+    if b"\x00" in data[:8192] and not data.startswith(UNICODE_BOMS):
         raise BadContent("The file looks like binary data, not text.")
-    best = from_bytes(data).best()
-    if best is None:
-        raise BadContent("The file's text encoding could not be recognised; save it as UTF-8.")
-    text = str(best)
+    try:
+        # Valid UTF-8 is UTF-8 (legacy 8-bit text almost never decodes as such); statistical
+        # detection is for the rest: it once read "*_*_…" Markdown as UTF-16 and made it CJK.
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        best = from_bytes(data).best()
+        if best is None:
+            raise BadContent("The file's text encoding could not be recognised; save it as UTF-8.") from None
+        text = str(best)
     controls = sum(1 for c in text[:10000] if ord(c) < 32 and c not in "\n\r\t\f")
     if controls > 0.01 * min(len(text), 10000):
         raise BadContent("The file looks like binary data, not text.")

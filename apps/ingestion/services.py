@@ -15,9 +15,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from apps.documents import services as document_services
 from apps.documents.models import ChunkStrategy, DocumentVersion, IngestionStatus
@@ -38,7 +42,7 @@ class IngestReport:
     sections: int = 0
     chunks: int = 0
     embedded: int = 0  # chunks the model had to encode
-    reused: int = 0  # chunks whose embedding was found by (text hash, model)
+    reused: int = 0  # chunks whose embedding was found by (input hash, model)
     seconds: float = 0.0
     reason: str = ""
 
@@ -49,13 +53,14 @@ def text_hash(text: str) -> str:
 
 def embed_with_reuse(texts: list[str], *, tenant_id: int, embedder: Embedder, on_progress: Progress | None = None,
                      batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """Vectors for `texts`: those already stored for the same text and model (within the tenant)
-    are reused; the rest are encoded in batches, reporting progress. Returns (vectors, reused mask)."""
+    """Vectors for `texts` (model inputs, Embedder.passage_input): those already stored for the
+    same input and model (within the tenant) are reused; the rest are encoded in batches, reporting
+    progress. Returns (vectors, reused mask)."""
     hashes = [text_hash(t) for t in texts]
     known = dict(
         Chunk.objects.filter(
-            text_sha256__in=set(hashes), embedding_model=embedder.identity, version__document__tenant_id=tenant_id
-        ).values_list("text_sha256", "embedding")
+            embedding_input_sha256__in=set(hashes), embedding_model=embedder.identity, version__document__tenant_id=tenant_id
+        ).values_list("embedding_input_sha256", "embedding")
     )
     vectors = np.zeros((len(texts), 384), dtype=np.float32)
     todo = []
@@ -110,7 +115,8 @@ class _Prepared:
     version: DocumentVersion
     parsed: parsers.ParsedDocument
     plans: list[chunking.ChunkPlan]
-    texts: list[str]
+    texts: list[str]  # the chunks' texts
+    inputs: list[str]  # what the model encodes for each (title + text)
 
 
 def _prepare(version: DocumentVersion, embedder: Embedder) -> _Prepared | IngestReport:
@@ -123,7 +129,9 @@ def _prepare(version: DocumentVersion, embedder: Embedder) -> _Prepared | Ingest
         document_services.version_set_status(version=version, status=IngestionStatus.FAILED, reason=str(exc))
         return IngestReport(version.pk, IngestionStatus.FAILED, reason=str(exc))
     plans = _plans(parsed, version, embedder)
-    return _Prepared(version, parsed, plans, [parsed.text[p.start : p.end] for p in plans])
+    texts = [parsed.text[p.start : p.end] for p in plans]
+    title = version.document.title
+    return _Prepared(version, parsed, plans, texts, [embedder.passage_input(title, t) for t in texts])
 
 
 def _store(item: _Prepared, vectors: np.ndarray, embedder: Embedder) -> int:
@@ -142,8 +150,9 @@ def _store(item: _Prepared, vectors: np.ndarray, embedder: Embedder) -> int:
                 id=chunk_id(version.pk, plan.ordinal), version=version, section=sections[plan.section], ordinal=plan.ordinal,
                 text=text, text_sha256=text_hash(text), start_offset=plan.start, end_offset=plan.end,
                 token_count=plan.token_count, embedding=vector.tobytes(), embedding_model=embedder.identity,
+                embedding_input_sha256=text_hash(model_input),
             )
-            for plan, text, vector in zip(plans, item.texts, vectors)
+            for plan, text, model_input, vector in zip(plans, item.texts, item.inputs, vectors)
         )
     DocumentVersion.objects.filter(pk=version.pk).update(progress_done=len(plans), progress_total=len(plans))
     return len(sections)
@@ -181,9 +190,9 @@ def ingest_versions(*, version_ids: list[int], embedder: Embedder | None = None)
     for item in prepared:
         by_tenant.setdefault(item.version.document.tenant_id, []).append(item)
     for tenant_id, items in by_tenant.items():
-        texts = [t for item in items for t in item.texts]
+        inputs = [t for item in items for t in item.inputs]
         progress = _progress(items[0].version) if len(items) == 1 else None
-        vectors, reused = embed_with_reuse(texts, tenant_id=tenant_id, embedder=embedder, on_progress=progress)
+        vectors, reused = embed_with_reuse(inputs, tenant_id=tenant_id, embedder=embedder, on_progress=progress)
         offset = 0
         for item in items:
             part = slice(offset, offset + len(item.texts))
@@ -242,3 +251,30 @@ def ingestion_retry(*, version: DocumentVersion) -> bool:
     document_services.version_set_status(version=version, status=IngestionStatus.PENDING, reason="queued again")
     sync.version_uploaded(version.pk)
     return True
+
+
+def stalled_versions(*, pending_after: timedelta, processing_after: timedelta) -> list[int]:
+    """Versions whose ingestion should have started or finished by now: pending longer than
+    `pending_after` (no task reached a worker) or processing longer than `processing_after` (its
+    worker died; the broker would only hand the task on after its visibility timeout)."""
+    now = timezone.now()
+    return list(
+        DocumentVersion.objects.filter(purged_at__isnull=True)
+        .filter(Q(status=IngestionStatus.PENDING, created_at__lt=now - pending_after)
+                | Q(status=IngestionStatus.PROCESSING, processing_started_at__lt=now - processing_after))
+        .order_by("pk").values_list("pk", flat=True)
+    )
+
+
+def requeue_stalled() -> list[int]:
+    from apps.core.queue import enqueue
+
+    from .tasks import ingest_version
+
+    config = settings.INGESTION
+    stalled = stalled_versions(pending_after=timedelta(seconds=config["REQUEUE_PENDING_AFTER"]),
+                               processing_after=timedelta(seconds=config["REQUEUE_PROCESSING_AFTER"]))
+    sent = [version_id for version_id in stalled if enqueue(ingest_version, version_id)]
+    if sent:
+        log.warning("re-queued %d stalled versions: %s", len(sent), sent[:20])
+    return sent

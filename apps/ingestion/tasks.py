@@ -33,3 +33,10 @@ class IngestionTask(Task):
 @shared_task(base=IngestionTask, name="ingestion.ingest_version")
 def ingest_version(version_id: int) -> dict:
     return services.ingest_version(version_id=version_id).__dict__
+
+
+@shared_task(name="ingestion.requeue_stalled")
+def requeue_stalled() -> list[int]:
+    """Periodic (CELERY_BEAT_SCHEDULE): re-sends versions whose task never arrived (the broker was
+    down at upload) or whose worker died mid-way. Ingestion is idempotent, so a duplicate is harmless."""
+    return services.requeue_stalled()

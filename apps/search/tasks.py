@@ -30,3 +30,9 @@ def sync_collection(collection_id: int) -> int:
 @shared_task(name="search.delete_chunks", **RETRY)
 def delete_chunks(refs: list[list]) -> int:
     return services.delete_chunks(refs=[ChunkRef(chunk_id, tenant_id) for chunk_id, tenant_id in refs])
+
+
+@shared_task(name="search.reconcile", **RETRY)
+def reconcile() -> dict:
+    """Periodic (CELERY_BEAT_SCHEDULE): makes good any index update lost to a broker outage."""
+    return services.reconcile(repair=True).__dict__

@@ -20,7 +20,7 @@ class MemberOutputSerializer(serializers.Serializer):
     username = serializers.CharField()
     role = serializers.CharField()
     is_active = serializers.BooleanField()
-    email = serializers.EmailField(source="user.email")
+    email = serializers.CharField(source="user.email", help_text="An email address, or empty when none is known.")
     first_name = serializers.CharField(source="user.first_name")
     last_name = serializers.CharField(source="user.last_name")
     created_at = serializers.DateTimeField()
@@ -202,7 +202,7 @@ class GroupMemberAddView(APIView):
 class GroupMemberRemoveView(APIView):
     required_scope = Scope.GROUPS_MANAGE
 
-    @extend_schema(responses=GroupOutputSerializer, tags=["groups"], summary="Remove a member")
+    @extend_schema(responses={200: GroupOutputSerializer}, tags=["groups"], summary="Remove a member")
     def delete(self, request: Request, group_id: int, username: str) -> Response:
         tenant = tenant_context(request).tenant
         group = selectors.group_get(tenant=tenant, group_id=group_id)

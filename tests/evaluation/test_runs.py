@@ -44,6 +44,22 @@ def test_a_run_measures_each_question_and_records_its_configuration(acme, import
 
 
 @pytest.mark.django_db
+def test_a_run_is_judged_against_its_golden_sets_collection_only(acme, imported, beir_folder, django_capture_on_commit_callbacks):
+    """The same corpus imported again under another chunking holds the same texts in other
+    documents; those must not crowd the first golden set's ranking (they are not its judged ones)."""
+    config = services.RunConfig(mode="bm25", k=10)
+    before = services.run_execute(run=services.run_start(golden_set=imported, config=config, run_as=acme.owner))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.beir_import(tenant=acme.tenant, folder=beir_folder, collection_name="Tiny small", name="tiny small",
+                             chunk_size=32, chunk_overlap=0)
+    get_search_backend().refresh()
+    after = services.run_execute(run=services.run_start(golden_set=imported, config=config, run_as=acme.owner))
+    assert after.metrics["nDCG@10"] == before.metrics["nDCG@10"] > 0.8
+    tiny = set(Document.objects.filter(collection=imported.collection).values_list("pk", flat=True))
+    assert all(set(q.ranking) <= tiny for q in RunQuery.objects.filter(run=after))
+
+
+@pytest.mark.django_db
 def test_a_run_measures_what_its_member_may_read(acme, imported):
     reader = services.run_execute(run=services.run_start(golden_set=imported, config=services.RunConfig(), run_as=acme.reader))
     assert reader.metrics["nDCG@10"] == 0.0  # no grant on the collection: nothing to find

@@ -1,5 +1,6 @@
 """From upload to searchable chunks, in-process (the real worker path is tests/test_worker.py)."""
 
+import numpy as np
 import pytest
 
 from apps.documents.models import Document, DocumentVersion, IngestionStatus
@@ -109,6 +110,28 @@ def test_a_small_edit_embeds_only_the_chunks_that_changed(app):
     changed = Chunk.objects.filter(version=v2).exclude(text_sha256__in=Chunk.objects.filter(version__document_id=document["id"], version__number=1).values("text_sha256")).count()
     assert changed <= 0.10 * total, (changed, total)
     assert report.chunks == total
+
+
+@pytest.mark.django_db
+def test_chunks_are_embedded_with_their_documents_title_and_a_new_title_is_embedded_anew(app):
+    """A chunk from the middle of a document is embedded as "title + text", so it keeps what it is
+    about; a retitled document's chunks are not served the vectors of the old title."""
+    from apps.documents import services as document_services
+    from apps.ingestion.embedding import get_embedder
+    from apps.tenants.actors import Actor
+
+    document = app.upload(POLICY)
+    chunk = Chunk.objects.filter(version__document_id=document["id"]).order_by("ordinal").last()
+    stored = np.frombuffer(bytes(chunk.embedding), dtype=np.float32)
+    embedder = get_embedder()
+    assert np.allclose(stored, embedder.encode([f"Travel policy\n{chunk.text}"])[0], atol=1e-5)
+    assert not np.allclose(stored, embedder.encode([chunk.text])[0], atol=1e-3)
+    assert chunk.embedding_model.endswith(":title")
+
+    doc = Document.objects.get(pk=document["id"])
+    document_services.document_update(document=doc, actor=Actor(None), title="Expenses handbook")
+    report = ingestion_services.ingest_version(version_id=doc.versions.get(number=1).pk)
+    assert report.embedded == report.chunks and report.reused == 0
 
 
 @pytest.mark.django_db

@@ -4,11 +4,30 @@
 (tests/core/test_settings.py runs it).
 """
 
+from django.core.checks.security.base import (
+    SECRET_KEY_INSECURE_PREFIX,
+    SECRET_KEY_MIN_LENGTH,
+    SECRET_KEY_MIN_UNIQUE_CHARACTERS,
+)
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+# A key `check --deploy` would call insecure (security.W009: short, little variety, Django's
+# "django-insecure-" placeholder, or development.py's default) stops start-up: the key signs
+# sessions and CSRF tokens, and a warning nobody runs the check to see protects nothing.
+if (
+    len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH
+    or len(set(SECRET_KEY)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS
+    or SECRET_KEY.startswith(SECRET_KEY_INSECURE_PREFIX)
+):
+    raise ImproperlyConfigured(
+        f"DJANGO_SECRET_KEY is not a production key: use at least {SECRET_KEY_MIN_LENGTH} random characters, "
+        "e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+    )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 
 # TLS is terminated by the proxy in front of the app, which sets X-Forwarded-Proto.

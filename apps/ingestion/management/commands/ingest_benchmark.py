@@ -61,7 +61,9 @@ class Command(BaseCommand):
             planned = []
             for row in rows:
                 parsed = parsers.parse(row["text"].encode(), "text/plain")
-                planned += [parsed.text[p.start : p.end] for p in chunking.plan_token_chunks(parsed, tokenizer, size=collection.chunk_size, overlap=collection.chunk_overlap)]
+                title = row.get("title") or row["_id"]
+                planned += [embedder.passage_input(title, parsed.text[p.start : p.end])
+                            for p in chunking.plan_token_chunks(parsed, tokenizer, size=collection.chunk_size, overlap=collection.chunk_overlap)]
             started = time.perf_counter()
             embedder.model.encode(planned, batch_size=embedder.batch_size, normalize_embeddings=True)
             encode_before = time.perf_counter() - started
@@ -71,7 +73,8 @@ class Command(BaseCommand):
                 reports += ingestion_services.ingest_versions(version_ids=version_ids[start : start + BATCH], embedder=embedder)
             pipeline_seconds = time.perf_counter() - started
             chunks = sum(r.chunks for r in reports)
-            texts = list(Chunk.objects.filter(version__document__tenant=tenant).order_by("version_id", "ordinal").values_list("text", flat=True))
+            texts = [embedder.passage_input(title, text) for title, text in Chunk.objects.filter(version__document__tenant=tenant)
+                     .order_by("version_id", "ordinal").values_list("version__document__title", "text")]
             started = time.perf_counter()
             embedder.model.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True)
             encode_seconds = (encode_before + time.perf_counter() - started) / 2
