@@ -319,6 +319,17 @@ def document_purge(*, document: Document, actor: Actor, reason: str = "", today:
     return document
 
 
+def versions_set_status(*, versions: list[DocumentVersion], status: str) -> None:
+    """Ingestion's first (processing) and last (ready) step for a batch of versions, in one
+    statement each, as version_set_status does for one (failures go there: they write an event)."""
+    stamp = {IngestionStatus.PROCESSING: "processing_started_at", IngestionStatus.READY: "processing_finished_at"}[status]
+    now = timezone.now()
+    DocumentVersion.objects.filter(pk__in=[v.pk for v in versions]).update(status=status, status_reason="", **{stamp: now})
+    for version in versions:
+        version.status, version.status_reason = status, ""
+        setattr(version, stamp, now)
+
+
 @transaction.atomic
 def version_set_status(*, version: DocumentVersion, status: str, reason: str = "") -> DocumentVersion:
     """Ingestion reports here: pending → processing → ready, or failed with a reason."""
