@@ -163,3 +163,28 @@ def test_publish_when_ready(app, django_capture_on_commit_callbacks, acme):
     assert document["state"] == "published" and document["published_version"]["number"] == 1
     reader_key = key_client(acme.key(scopes=[Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE]))
     assert reader_key.get(f"/api/v1/documents/{created['id']}").status_code == 200
+
+
+@pytest.mark.django_db
+def test_reembed_finds_chunks_of_another_model_and_embeds_them_again(app, capsys):
+    from django.core.management import call_command
+
+    from apps.ingestion.embedding import get_embedder
+
+    document = app.upload(POLICY)
+    version = DocumentVersion.objects.get(document_id=document["id"])
+    ids = set(Chunk.objects.filter(version=version).values_list("id", flat=True))
+    Chunk.objects.filter(version=version).update(embedding_model="an-older-model:0123")
+
+    call_command("reembed", "--dry-run")
+    assert "1 versions hold" in capsys.readouterr().out
+    assert not Chunk.objects.filter(version=version, embedding_model=get_embedder().identity).exists()  # dry run: nothing
+
+    call_command("reembed")
+    chunks = Chunk.objects.filter(version=version)
+    assert set(chunks.values_list("id", flat=True)) == ids  # the same chunks, now of the current model
+    assert set(chunks.values_list("embedding_model", flat=True)) == {get_embedder().identity}
+    version.refresh_from_db()
+    assert version.status == IngestionStatus.READY
+    call_command("reembed")
+    assert "0 versions hold" in capsys.readouterr().out.splitlines()[-1]

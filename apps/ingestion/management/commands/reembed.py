@@ -1,0 +1,46 @@
+"""Re-embed what another model (or input convention) embedded: every version holding chunks whose
+`embedding_model` is not the current model's identity is ingested again (parse, chunk, embed,
+store, index — idempotent, same chunk ids), in batches, with a progress bar. Search keeps serving
+the published versions meanwhile; each batch is swapped in by one transaction and one index write.
+
+    manage.py reembed [--tenant acme] [--dry-run]
+"""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from apps.ingestion import services
+from apps.ingestion.embedding import get_embedder
+from apps.ingestion.models import Chunk
+from apps.tenants.models import Tenant
+
+BATCH = 128
+
+
+class Command(BaseCommand):
+    help = "Re-embed the chunks another embedding model (or input convention) made."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--tenant", help="Only this tenant (slug).")
+        parser.add_argument("--dry-run", action="store_true", help="Count what would be re-embedded; change nothing.")
+
+    def handle(self, *args, tenant, dry_run, **options):
+        identity = get_embedder().identity
+        stale = Chunk.objects.exclude(embedding_model=identity).filter(version__purged_at__isnull=True)
+        if tenant:
+            if not Tenant.objects.filter(slug=tenant).exists():
+                raise CommandError(f"No tenant '{tenant}'.")
+            stale = stale.filter(version__document__tenant__slug=tenant)
+        version_ids = sorted(set(stale.values_list("version_id", flat=True)))
+        self.stdout.write(f"{len(version_ids)} versions hold {stale.count()} chunks embedded by another model than {identity}")
+        if dry_run or not version_ids:
+            return
+        failed = 0
+        with tqdm(total=len(version_ids), unit="version", desc="re-embedding") as bar:
+            for start in range(0, len(version_ids), BATCH):
+                batch = version_ids[start : start + BATCH]
+                failed += sum(1 for report in services.ingest_versions(version_ids=batch) if report.status != "ready")
+                bar.update(len(batch))
+        self.stdout.write(f"re-embedded {len(version_ids) - failed} versions" + (f", {failed} failed (see their status)" if failed else ""))
