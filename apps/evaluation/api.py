@@ -3,7 +3,6 @@ start a run of a retrieval configuration (on a worker), read per-query metrics, 
 
 from __future__ import annotations
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -11,7 +10,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.exceptions import ApplicationError, NotFound
-from apps.core.queue import enqueue
 from apps.core.pagination import paginated_response, paginated_schema
 from apps.core.serializers import StrictInputSerializer
 from apps.search.types import MAX_K, Fusion, Mode
@@ -19,7 +17,7 @@ from apps.tenants.models import Membership, Scope
 from apps.tenants.permissions import tenant_context
 
 from . import services
-from .models import EvaluationRun, GoldenSet, RunStatus
+from .models import EvaluationRun, GoldenSet
 
 
 def _golden_set(context, golden_set_id: int) -> GoldenSet:
@@ -230,12 +228,7 @@ class RunListView(APIView):
         values = dict(data.validated_data)
         golden = _golden_set(context, values.pop("golden_set"))
         run_as = _run_as(context, values.pop("as_user", None))
-        from .tasks import run_evaluation
-
-        with transaction.atomic():
-            run = services.run_start(golden_set=golden, config=services.RunConfig(**values), run_as=run_as)
-            transaction.on_commit(lambda: enqueue(run_evaluation, run.pk) or EvaluationRun.objects.filter(pk=run.pk).update(
-                status=RunStatus.FAILED, error="The task queue is unavailable: start the run again later."))
+        run = services.run_submit(golden_set=golden, config=services.RunConfig(**values), run_as=run_as)
         run.refresh_from_db()
         return Response(RunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 

@@ -152,6 +152,24 @@ def run_start(*, golden_set: GoldenSet, config: RunConfig, run_as: Membership) -
                                         code_version=code_version(), run_as=run_as.username)
 
 
+def run_submit(*, golden_set: GoldenSet, config: RunConfig, run_as: Membership) -> EvaluationRun:
+    """A run started for a worker (in-process on the embedded profile), queued after commit; with
+    the broker down it is marked failed at once, with a reason, rather than left waiting forever."""
+    from apps.core.queue import enqueue
+
+    from .tasks import run_evaluation
+
+    def queue() -> None:
+        if not enqueue(run_evaluation, run.pk):
+            EvaluationRun.objects.filter(pk=run.pk).update(
+                status=RunStatus.FAILED, error="The task queue is unavailable: start the run again later.")
+
+    with transaction.atomic():
+        run = run_start(golden_set=golden_set, config=config, run_as=run_as)
+        transaction.on_commit(queue)
+    return run
+
+
 def run_execute(*, run: EvaluationRun, progress: bool = False) -> EvaluationRun:
     config = RunConfig(**{k: v for k, v in run.config.items() if k in RunConfig.__dataclass_fields__})
     membership = Membership.objects.select_related("tenant", "user").get(tenant=run.tenant, username=run.run_as)

@@ -53,3 +53,11 @@ def test_rate_limits_fail_open_when_their_cache_is_down(acme, settings):
     settings.API_THROTTLE_RATES = {"caller": "1/min", "tenant": "1/min"}
     client = key_client(acme.key())
     assert [client.get("/api/v1/tenant").status_code for _ in range(3)] == [200, 200, 200]
+
+
+def test_every_periodic_task_names_a_registered_task(settings):
+    """Beat sends tasks by name: a typo would be a sweep that silently never runs."""
+    from celery import current_app
+
+    current_app.loader.import_default_modules()
+    assert {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} <= set(current_app.tasks)
