@@ -52,6 +52,9 @@ class SearchInputSerializer(StrictInputSerializer):
     max_per_document = serializers.IntegerField(min_value=1, max_value=MAX_K, required=False)
     rerank = serializers.BooleanField(default=False, help_text="Re-order with the configured cross-encoder.")
     hyde = serializers.BooleanField(default=False, help_text="Dense retrieval on a hypothetical answer (needs a chat model).")
+    feedback = serializers.BooleanField(default=False, help_text=(
+        "Dense and hybrid: search again with the query vector moved toward the best documents of a first pass "
+        "(pseudo-relevance feedback; one more kNN search)."))
     filters = FiltersInputSerializer(required=False)
     as_user = serializers.CharField(required=False, max_length=150,
                                     help_text="API keys with act_as_user: run as this tenant username, with their access.")
@@ -80,6 +83,7 @@ class SearchInputSerializer(StrictInputSerializer):
             max_per_document=data.get("max_per_document"),
             rerank=data["rerank"],
             hyde=data["hyde"],
+            feedback=data["feedback"],
             context_tokens=data.get("context_tokens", settings.ANSWERS["CONTEXT_TOKENS"]),
         )
 

@@ -11,6 +11,7 @@ from apps.access.principals import context_principals
 from apps.audit import services as audit
 from apps.audit.models import AuditRecord, Kind, Outcome
 from apps.core.exceptions import ApplicationError
+from apps.search.types import Mode
 from apps.tenants.resolution import TenantContext
 
 from .rerank import get_reranker
@@ -25,6 +26,11 @@ class Outcomes:
 
 
 def _check_available(request: RetrievalRequest) -> None:
+    if request.feedback and request.mode == Mode.BM25:
+        raise ApplicationError(
+            "Feedback moves the query vector, and mode bm25 has none: use mode dense or hybrid, or send feedback=false.",
+            code="feedback_needs_vectors", extra={"fields": {"feedback": ["Needs mode dense or hybrid."]}},
+        )
     if request.rerank and get_reranker() is None:
         raise ApplicationError(
             "Re-ranking is not configured on this platform (RERANK_MODEL_PATH); send rerank=false.",
@@ -54,7 +60,9 @@ def _entry(run: PipelineRun, kind: str, *, outcome: str, error: str = "") -> aud
     answer = run.answer
     return audit.RecordEntry(
         kind=kind, outcome=outcome, query=run.request.query, filters=run.request.filters_dict(),
-        parameters=run.request.parameters(), chunks=_chunk_entries(run),
+        # Which chunks moved the query vector (feedback): they shaped the ranking, so the record names them.
+        parameters={**run.request.parameters(), **({"feedback_chunks": run.feedback_chunks} if run.feedback_chunks else {})},
+        chunks=_chunk_entries(run),
         answer=answer.text if answer else "",
         citations=[vars(c) for c in answer.citations] if answer else [],
         generator=answer.generator if answer else "", generator_model=answer.model if answer else "",

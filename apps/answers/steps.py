@@ -1,6 +1,7 @@
 """The retrieval pipeline as small steps over one `PipelineRun`:
 
-    expand (HyDE, optional) → embed → search → fuse → re-rank (optional) → re-check → context → generate
+    expand (HyDE, optional) → embed → search → fuse → feedback (optional) → re-rank (optional)
+        → re-check → context → generate
 
 Each step reads what earlier steps left on the run and adds its own part; `run_steps` times each
 one into `run.timings` (milliseconds), which the response and the audit record both carry. A
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from django.conf import settings
 
@@ -18,6 +20,7 @@ from apps.core.exceptions import ApplicationError, ServiceUnavailable
 from apps.documents.models import DocumentState
 from apps.ingestion.embedding import get_embedder
 from apps.ingestion.models import Chunk
+from apps.search import feedback
 from apps.search.backends import SearchBackendError, get_search_backend
 from apps.search.types import MAX_K, Mode, SearchQuery
 
@@ -60,6 +63,15 @@ def _search_query(run: PipelineRun) -> SearchQuery:
     )
 
 
+def _retrieve(query: SearchQuery):
+    try:
+        return get_search_backend().retrieve(query)
+    except SearchBackendError as exc:
+        raise ServiceUnavailable(
+            "Search is unavailable right now; try again shortly.", code="search_unavailable", extra={"reason": str(exc)}
+        ) from exc
+
+
 class Search:
     """BM25 and kNN in the engine, with the tenant, principals and `published` filters inside the
     query (the backend adds them to every query it sends)."""
@@ -67,12 +79,7 @@ class Search:
     name = "search"
 
     def __call__(self, run: PipelineRun) -> None:
-        try:
-            run.bm25, run.dense = get_search_backend().retrieve(_search_query(run))
-        except SearchBackendError as exc:
-            raise ServiceUnavailable(
-                "Search is unavailable right now; try again shortly.", code="search_unavailable", extra={"reason": str(exc)}
-            ) from exc
+        run.bm25, run.dense = _retrieve(_search_query(run))
 
 
 class Fuse:
@@ -81,6 +88,33 @@ class Fuse:
     def __call__(self, run: PipelineRun) -> None:
         hits = get_search_backend().rank(_search_query(run), run.bm25, run.dense)
         run.ranked = [RankedChunk(hit=hit, fused_rank=hit.rank) for hit in hits]
+
+
+class Feedback:
+    """Pseudo-relevance feedback (`apps.search.feedback`): the query vector moves toward the best
+    documents of the first pass, the dense retriever runs again, and fusion ranks the BM25
+    candidates with the new dense ones (Cranfield hybrid nDCG@10: docs/evaluation.md). Feedback
+    comes only from chunks that pass the database's re-check, so a document the caller has just
+    lost access to cannot steer their results."""
+
+    name = "feedback"
+
+    def __call__(self, run: PipelineRun) -> None:
+        if not run.request.feedback or run.request.mode == Mode.BM25 or not run.ranked:
+            return
+        wanted = settings.ANSWERS["FEEDBACK_DOCUMENTS"]
+        # A few spare documents cover those the re-check drops.
+        candidates = feedback.one_per_document(run.ranked, lambda r: r.hit.document_id, 2 * wanted)
+        recheck(run, candidates)
+        chosen = [r for r in candidates if r.passed_recheck][:wanted]
+        if not chosen:
+            return
+        moved = feedback.moved_vector(run.vector, [r.row.vector for r in chosen],
+                                      query_weight=settings.ANSWERS["FEEDBACK_QUERY_WEIGHT"])
+        run.feedback_chunks = [r.hit.chunk_id for r in chosen]
+        # run.vector stays the question's own: the generator compares answer sentences with it.
+        _, run.dense = _retrieve(replace(_search_query(run), vector=moved, mode=Mode.DENSE))
+        Fuse()(run)
 
 
 class Rerank:
@@ -96,6 +130,29 @@ class Rerank:
         run.ranked.sort(key=lambda r: (-r.rerank_score, r.fused_rank))
 
 
+def recheck(run: PipelineRun, ranked: Sequence[RankedChunk]) -> None:
+    """Mark each of `ranked` as passing the database's re-check or not, with the reason."""
+    document_ids = {r.hit.document_id for r in ranked}
+    readable = dict(
+        visible_documents(run.context)
+        .filter(pk__in=document_ids, state=DocumentState.PUBLISHED)
+        .values_list("pk", "published_version_id")
+    )
+    rows = Chunk.objects.select_related("section").in_bulk([r.hit.chunk_id for r in ranked])
+    for r in ranked:
+        row = rows.get(r.hit.chunk_id)
+        if row is None or row.version_id != r.hit.version_id:
+            r.recheck_reason = "the chunk is no longer in the database"
+        elif r.hit.document_id not in readable:
+            r.recheck_reason = "the caller may not read the document (now), or it is not published"
+        elif readable[r.hit.document_id] != r.hit.version_id:
+            r.recheck_reason = "the version is no longer the published one"
+        else:
+            r.passed_recheck = True
+        if row is not None and row.version_id == r.hit.version_id:
+            r.row = row
+
+
 class RecheckPermissions:
     """The engine filtered by the principals its index holds; the database has the last word. A
     grant revoked a moment ago, a document archived, a version replaced: whatever the index has not
@@ -104,25 +161,7 @@ class RecheckPermissions:
     name = "recheck"
 
     def __call__(self, run: PipelineRun) -> None:
-        document_ids = {r.hit.document_id for r in run.ranked}
-        readable = dict(
-            visible_documents(run.context)
-            .filter(pk__in=document_ids, state=DocumentState.PUBLISHED)
-            .values_list("pk", "published_version_id")
-        )
-        rows = Chunk.objects.select_related("section").in_bulk([r.hit.chunk_id for r in run.ranked])
-        for ranked in run.ranked:
-            row = rows.get(ranked.hit.chunk_id)
-            if row is None or row.version_id != ranked.hit.version_id:
-                ranked.recheck_reason = "the chunk is no longer in the database"
-            elif ranked.hit.document_id not in readable:
-                ranked.recheck_reason = "the caller may not read the document (now), or it is not published"
-            elif readable[ranked.hit.document_id] != ranked.hit.version_id:
-                ranked.recheck_reason = "the version is no longer the published one"
-            else:
-                ranked.passed_recheck = True
-            if row is not None and row.version_id == ranked.hit.version_id:
-                ranked.row = row
+        recheck(run, run.ranked)
 
 
 def top_readable(run: PipelineRun) -> list[RankedChunk]:
@@ -155,8 +194,8 @@ class Generate:
         run.answer = get_generator().generate(run.request.query, run.passages, question_vector=vector)
 
 
-SEARCH_STEPS = (ExpandQuery(), EmbedQuery(), Search(), Fuse(), Rerank(), RecheckPermissions(), ShowResults())
-ASK_STEPS = (ExpandQuery(), EmbedQuery(), Search(), Fuse(), Rerank(), RecheckPermissions(), AssembleContext(), Generate())
+SEARCH_STEPS = (ExpandQuery(), EmbedQuery(), Search(), Fuse(), Feedback(), Rerank(), RecheckPermissions(), ShowResults())
+ASK_STEPS = (ExpandQuery(), EmbedQuery(), Search(), Fuse(), Feedback(), Rerank(), RecheckPermissions(), AssembleContext(), Generate())
 
 
 def run_steps(run: PipelineRun, steps: Sequence) -> None:

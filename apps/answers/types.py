@@ -25,6 +25,7 @@ class RetrievalRequest:
     max_per_document: int | None = None
     rerank: bool = False
     hyde: bool = False
+    feedback: bool = False  # pseudo-relevance feedback on the dense side (steps.Feedback)
     context_tokens: int = 1500  # ask only
 
     def parameters(self) -> dict:
@@ -32,7 +33,7 @@ class RetrievalRequest:
         return {
             "mode": self.mode.value, "k": self.k, "fusion": self.fusion.value, "dense_weight": self.dense_weight,
             "rrf_k": self.rrf_k, "max_per_document": self.max_per_document, "rerank": self.rerank, "hyde": self.hyde,
-            "context_tokens": self.context_tokens,
+            "feedback": self.feedback, "context_tokens": self.context_tokens,
         }
 
     def filters_dict(self) -> dict:
@@ -114,6 +115,7 @@ class PipelineRun:
     bm25: list = field(default_factory=list)
     dense: list = field(default_factory=list)
     ranked: list[RankedChunk] = field(default_factory=list)
+    feedback_chunks: list[str] = field(default_factory=list)  # the chunks whose vectors moved the query
     passages: list[Passage] = field(default_factory=list)
     answer: Answer | None = None
     timings: dict[str, float] = field(default_factory=dict)

@@ -83,6 +83,7 @@ class RunInputSerializer(StrictInputSerializer):
     rrf_k = serializers.IntegerField(min_value=1, max_value=1000, default=60)
     k = serializers.IntegerField(min_value=10, max_value=MAX_K, default=100, help_text="Documents ranked per question (Recall@k).")
     rerank = serializers.BooleanField(default=False)
+    feedback = serializers.BooleanField(default=False, help_text="Pseudo-relevance feedback on the dense side (dense and hybrid).")
     answers = serializers.BooleanField(default=False, help_text="Also ask each question and check the answer's citations.")
     limit = serializers.IntegerField(min_value=1, required=False, help_text="Only the first N questions.")
     as_user = serializers.CharField(required=False, max_length=150,

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 from tqdm import tqdm
 
+from apps.search import feedback
 from apps.search.backends.base import SearchBackend
 from apps.search.types import Fusion, IndexedChunk, Mode, SearchQuery
 
@@ -30,6 +32,7 @@ class Config:
     fusion: Fusion = Fusion.RRF
     dense_weight: float = 0.65
     rrf_k: int = 60
+    feedback: bool = False  # pseudo-relevance feedback, as the answer pipeline does it (settings.ANSWERS)
     extra: dict = field(default_factory=dict)
 
 
@@ -38,6 +41,7 @@ STANDARD_CONFIGS = [
     Config("dense", Mode.DENSE),
     Config("hybrid rrf", Mode.HYBRID, Fusion.RRF),
     Config("hybrid weighted", Mode.HYBRID, Fusion.WEIGHTED),
+    Config("hybrid rrf + feedback", Mode.HYBRID, Fusion.RRF, feedback=True),
 ]
 
 
@@ -53,8 +57,12 @@ def cached_vectors(texts: list[str], embedder, cache_dir: Path | None, label: st
     return vectors
 
 
+def corpus_texts(beir: BeirSet) -> list[str]:
+    return [doc.text or doc.title for doc in beir.corpus]
+
+
 def load_corpus(backend: SearchBackend, beir: BeirSet, embedder, *, cache_dir: Path | None = None, progress: bool = True) -> int:
-    texts = [doc.text or doc.title for doc in beir.corpus]
+    texts = corpus_texts(beir)
     vectors = cached_vectors(texts, embedder, cache_dir, f"{beir.name}-corpus", progress)
     chunks = (
         IndexedChunk(
@@ -68,11 +76,27 @@ def load_corpus(backend: SearchBackend, beir: BeirSet, embedder, *, cache_dir: P
     return len(beir.corpus)
 
 
+def _search(backend: SearchBackend, query: SearchQuery, config: Config, corpus_vectors: np.ndarray | None):
+    bm25, dense = backend.retrieve(query)
+    hits = backend.rank(query, bm25, dense)
+    if not config.feedback:
+        return hits
+    # Document n is corpus row n - 1 (load_corpus numbers them from 1).
+    chosen = feedback.one_per_document(hits, lambda hit: hit.document_id, settings.ANSWERS["FEEDBACK_DOCUMENTS"])
+    vector = feedback.moved_vector(query.vector, [corpus_vectors[hit.document_id - 1] for hit in chosen],
+                                   query_weight=settings.ANSWERS["FEEDBACK_QUERY_WEIGHT"])
+    _, dense = backend.retrieve(replace(query, vector=vector, mode=Mode.DENSE))
+    return backend.rank(query, bm25, dense)
+
+
 def run(backend: SearchBackend, beir: BeirSet, embedder, configs: Iterable[Config], *, k: int = 100,
         cache_dir: Path | None = None, progress: bool = True) -> dict[str, dict]:
     """label → {"metrics": {...}, "per_query": {...}, "run": {...}}"""
     query_ids = sorted(beir.queries, key=lambda q: (len(q), q))
     vectors = cached_vectors([beir.queries[q] for q in query_ids], embedder, cache_dir, f"{beir.name}-queries", False)
+    configs = list(configs)
+    corpus_vectors = (cached_vectors(corpus_texts(beir), embedder, cache_dir, f"{beir.name}-corpus", progress)
+                      if any(c.feedback for c in configs) else None)
     results = {}
     for config in configs:
         ranking: dict[str, dict[str, float]] = {}
@@ -81,7 +105,7 @@ def run(backend: SearchBackend, beir: BeirSet, embedder, configs: Iterable[Confi
                 tenant_id=EVAL_TENANT, principals=EVAL_PRINCIPALS, text=beir.queries[qid], vector=vector, mode=config.mode,
                 k=k, fusion=config.fusion, dense_weight=config.dense_weight, rrf_k=config.rrf_k, **config.extra,
             )
-            hits = backend.search(query).hits
+            hits = _search(backend, query, config, corpus_vectors)
             # Scores by rank keep exactly the backend's order (ties included).
             ranking[qid] = {hit.chunk_id.removeprefix("beir-"): float(k - hit.rank + 1) for hit in hits}
         per_query = metrics.per_query(beir.qrels, ranking)

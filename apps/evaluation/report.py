@@ -27,7 +27,7 @@ def plot(runs: list[EvaluationRun], measures: list[str], path: Path, title: str)
     import matplotlib.pyplot as plt
     import numpy as np
 
-    labels = [run.label for run in runs]
+    labels = [run.label.replace(" + ", "\n+ ") for run in runs]  # long labels on two lines
     positions = np.arange(len(labels))
     width = 0.8 / len(measures)
     figure, axes = plt.subplots(figsize=(max(6, 1.6 * len(labels)), 4))

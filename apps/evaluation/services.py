@@ -105,6 +105,7 @@ class RunConfig:
     rrf_k: int = 60
     k: int = 100
     rerank: bool = False
+    feedback: bool = False  # pseudo-relevance feedback (apps.search.feedback)
     answers: bool = False  # also ask each question and check the answer's citations
     limit: int | None = None  # only the first N questions (a quick look)
     label: str = ""
@@ -113,7 +114,7 @@ class RunConfig:
         if self.label:
             return self.label
         name = self.mode if self.mode != Mode.HYBRID.value else f"hybrid {self.fusion}"
-        return name + (" + rerank" if self.rerank else "")
+        return name + (" + feedback" if self.feedback else "") + (" + rerank" if self.rerank else "")
 
 
 @lru_cache(maxsize=1)
@@ -138,6 +139,9 @@ def _measure_names(k: int) -> list[str]:
 def run_start(*, golden_set: GoldenSet, config: RunConfig, run_as: Membership) -> EvaluationRun:
     if run_as.tenant_id != golden_set.tenant_id:
         raise ApplicationError("The member must belong to the golden set's tenant.", code="invalid_member")
+    if config.feedback and config.mode == Mode.BM25.value:
+        raise ApplicationError("Feedback needs mode dense or hybrid (bm25 has no query vector to move).",
+                               code="feedback_needs_vectors", extra={"fields": {"feedback": ["Needs mode dense or hybrid."]}})
     collection = golden_set.collection
     recorded = {
         **asdict(config),
@@ -145,6 +149,8 @@ def run_start(*, golden_set: GoldenSet, config: RunConfig, run_as: Membership) -
         "search_backend": settings.SEARCH_BACKEND,
         "embedding_model": get_embedder().identity,
         "rerank_model": settings.ANSWERS["RERANK_MODEL_PATH"] if config.rerank else "",
+        "feedback_settings": {"documents": settings.ANSWERS["FEEDBACK_DOCUMENTS"], "query_weight": settings.ANSWERS["FEEDBACK_QUERY_WEIGHT"]}
+        if config.feedback else None,
         "chunking": {"size": collection.chunk_size, "overlap": collection.chunk_overlap, "strategy": collection.chunk_strategy}
         if collection is not None else None,
     }
@@ -182,14 +188,16 @@ def run_execute(*, run: EvaluationRun, progress: bool = False) -> EvaluationRun:
         rankings, answers = {}, {}
         for question in tqdm(questions, desc=run.label, unit="q", disable=not progress, leave=False):
             request = RetrievalRequest(query=question.text, mode=Mode(config.mode), k=config.k, fusion=Fusion(config.fusion), filters=filters,
-                                       dense_weight=config.dense_weight, rrf_k=config.rrf_k, max_per_document=1, rerank=config.rerank)
+                                       dense_weight=config.dense_weight, rrf_k=config.rrf_k, max_per_document=1, rerank=config.rerank,
+                                       feedback=config.feedback)
             searched = pipeline_run(context=context, request=request, kind=Kind.SEARCH)
             ranking = [r.hit.document_id for r in searched.shown]
             rankings[str(question.pk)] = {str(d): float(len(ranking) - i) for i, d in enumerate(ranking)}
             if config.answers:
                 asked = pipeline_run(context=context, request=RetrievalRequest(
                     query=question.text, mode=Mode(config.mode), k=5, fusion=Fusion(config.fusion), filters=filters,
-                    dense_weight=config.dense_weight, rrf_k=config.rrf_k, rerank=config.rerank), kind=Kind.ASK)
+                    dense_weight=config.dense_weight, rrf_k=config.rrf_k, rerank=config.rerank,
+                    feedback=config.feedback), kind=Kind.ASK)
                 answers[str(question.pk)] = answer_checks(asked)
         qrels = {str(q.pk): {str(j.document_id): j.grade for j in q.judgements.all()} for q in questions}
         names = _measure_names(config.k)
@@ -295,4 +303,7 @@ STANDARD_CONFIGS = [
     RunConfig(mode="dense"),
     RunConfig(mode="hybrid", fusion="rrf"),
     RunConfig(mode="hybrid", fusion="weighted"),
+    RunConfig(mode="dense", feedback=True),
+    RunConfig(mode="hybrid", fusion="rrf", feedback=True),
+    RunConfig(mode="hybrid", fusion="weighted", feedback=True),
 ]

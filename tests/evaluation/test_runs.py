@@ -3,6 +3,7 @@
 import pytest
 from django.core.management import call_command
 
+from apps.core.exceptions import ApplicationError
 from apps.documents.models import Document
 from apps.evaluation import services
 from apps.evaluation.models import EvaluationRun, GoldenSet, RunQuery, RunStatus
@@ -41,6 +42,18 @@ def test_a_run_measures_each_question_and_records_its_configuration(acme, import
     flutter = RunQuery.objects.get(run=run, question__external_id="1")
     d1, d6 = (Document.objects.get(tenant=acme.tenant, external_id=x).pk for x in ("d1", "d6"))
     assert set(flutter.ranking[:2]) == {d1, d6} and len(flutter.ranking) == len(set(flutter.ranking))  # one hit per document
+
+
+@pytest.mark.django_db
+def test_a_feedback_run_records_its_settings_and_a_bm25_one_is_refused(acme, imported, settings):
+    settings.ANSWERS = {**settings.ANSWERS, "FEEDBACK_DOCUMENTS": 2, "FEEDBACK_QUERY_WEIGHT": 0.6}
+    run = services.run_start(golden_set=imported, config=services.RunConfig(mode="hybrid", k=10, feedback=True), run_as=acme.owner)
+    run = services.run_execute(run=run)
+    assert run.status == RunStatus.DONE and run.label == "hybrid rrf + feedback"
+    assert run.config["feedback"] is True and run.config["feedback_settings"] == {"documents": 2, "query_weight": 0.6}
+    assert run.metrics["nDCG@10"] > 0.8
+    with pytest.raises(ApplicationError, match="dense or hybrid"):
+        services.run_start(golden_set=imported, config=services.RunConfig(mode="bm25", feedback=True), run_as=acme.owner)
 
 
 @pytest.mark.django_db
@@ -95,10 +108,10 @@ def test_the_end_to_end_command_prints_a_table_and_writes_a_plot(beir_folder, tm
         call_command("evaluate_beir", str(beir_folder), "--tenant", "lab", "--as", "eve", "--plot", str(plot))
     out = capsys.readouterr().out
     assert "| configuration | nDCG@10 | MRR@10 | Recall@100 |" in out
-    for label in ("bm25", "dense", "hybrid rrf", "hybrid weighted"):
+    for label in ("bm25", "dense", "hybrid rrf", "hybrid weighted", "dense + feedback", "hybrid rrf + feedback", "hybrid weighted + feedback"):
         assert f"| {label} |" in out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert EvaluationRun.objects.filter(golden_set__name="tiny", status=RunStatus.DONE).count() == 4
+    assert EvaluationRun.objects.filter(golden_set__name="tiny", status=RunStatus.DONE).count() == 7
     assert GoldenSet.objects.get(name="tiny").tenant.memberships.get(username="eve").role == Role.OWNER
 
 

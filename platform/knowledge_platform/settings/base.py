@@ -284,12 +284,18 @@ ANSWERS = {
     # A sentence-transformers CrossEncoder folder; empty: re-ranking is off (nothing is downloaded).
     "RERANK_MODEL_PATH": env.str("RERANK_MODEL_PATH", default=""),
     "RERANK_DEPTH": env.int("RERANK_DEPTH", default=30),  # fused candidates the cross-encoder re-orders
+    # Pseudo-relevance feedback (feedback=true): the query vector becomes
+    # weight · query + (1 − weight) · mean(best chunk of each of the first N documents).
+    "FEEDBACK_DOCUMENTS": env.int("FEEDBACK_DOCUMENTS", default=5),
+    "FEEDBACK_QUERY_WEIGHT": env.float("FEEDBACK_QUERY_WEIGHT", default=0.5),
     # The extractive generator answers only from sentences at least this similar to the question.
     "MIN_SIMILARITY": env.float("ANSWER_MIN_SIMILARITY", default=0.35),
     "MAX_SENTENCES": env.int("ANSWER_MAX_SENTENCES", default=3),
     "CONTEXT_TOKENS": env.int("ANSWER_CONTEXT_TOKENS", default=1500),
     "MAX_QUERY_CHARS": env.int("ANSWER_MAX_QUERY_CHARS", default=1000),
 }
+if ANSWERS["FEEDBACK_DOCUMENTS"] < 1 or not 0.0 <= ANSWERS["FEEDBACK_QUERY_WEIGHT"] <= 1.0:
+    raise ImproperlyConfigured("FEEDBACK_DOCUMENTS must be at least 1 and FEEDBACK_QUERY_WEIGHT between 0 and 1.")
 
 # --------------------------------------------------------------------------- audit
 AUDIT = {

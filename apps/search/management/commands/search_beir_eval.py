@@ -52,11 +52,11 @@ class Command(BaseCommand):
             configs += [backend_eval.Config(f"rrf k={k}", Mode.HYBRID, Fusion.RRF, rrf_k=k) for k in (10, 20, 40, 80)]
             configs += [backend_eval.Config(f"weighted {w:.2f}", Mode.HYBRID, Fusion.WEIGHTED, dense_weight=w) for w in (0.4, 0.5, 0.6, 0.7, 0.8)]
         results = backend_eval.run(search, data, embedder, configs, cache_dir=cache)
-        self.stdout.write(f"\n{'configuration':<18} {'nDCG@10':>8} {'MRR@10':>8} {'R@100':>8}   {'reference nDCG@10':>18}")
+        self.stdout.write(f"\n{'configuration':<22} {'nDCG@10':>8} {'MRR@10':>8} {'R@100':>8}   {'reference nDCG@10':>18}")
         for label, result in results.items():
             m = result["metrics"]
             ref = REFERENCE.get(label)
             ref_text = f"{ref:.3f} ({m['nDCG@10'] - ref:+.3f})" if ref else ""
-            self.stdout.write(f"{label:<18} {m['nDCG@10']:>8.3f} {m['MRR@10']:>8.3f} {m['Recall@100']:>8.3f}   {ref_text:>18}")
+            self.stdout.write(f"{label:<22} {m['nDCG@10']:>8.3f} {m['MRR@10']:>8.3f} {m['Recall@100']:>8.3f}   {ref_text:>18}")
         search.drop()  # a throwaway index: nothing of it stays
         search.close()
