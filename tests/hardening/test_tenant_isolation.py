@@ -194,7 +194,7 @@ BODY_REFERENCES: dict[str, str] = {
 BODY_PLAIN = {
     "answers", "author", "categories", "category", "change_note", "chunk_overlap", "chunk_size", "chunk_strategy",
     "comment", "context_tokens", "date_from", "date_to", "dense_weight", "description", "effective_date", "email",
-    "expires_at", "external_id", "file", "filters", "first_name", "fusion", "grade", "grants", "hyde", "judgements",
+    "expires_at", "external_id", "feedback", "file", "filters", "first_name", "fusion", "grade", "grants", "hyde", "judgements",
     "k", "label", "last_name", "legal_hold", "level", "limit", "max_per_document", "mode", "name", "publish_when_ready",
     "query", "reason", "reference_answer", "rerank", "retention_until", "role", "rrf_k", "scopes", "source_url",
     "status", "tags", "text", "title",
