@@ -15,9 +15,8 @@ from dataclasses import replace
 
 from django.conf import settings
 
-from apps.access.checks import visible_documents
+from apps.access.checks import readable_published_documents
 from apps.core.exceptions import ApplicationError, ServiceUnavailable
-from apps.documents.models import DocumentState
 from apps.ingestion.embedding import get_embedder
 from apps.ingestion.models import Chunk
 from apps.search import feedback
@@ -134,8 +133,7 @@ def recheck(run: PipelineRun, ranked: Sequence[RankedChunk]) -> None:
     """Mark each of `ranked` as passing the database's re-check or not, with the reason."""
     document_ids = {r.hit.document_id for r in ranked}
     readable = dict(
-        visible_documents(run.context)
-        .filter(pk__in=document_ids, state=DocumentState.PUBLISHED)
+        readable_published_documents(run.context).filter(pk__in=document_ids).order_by()
         .values_list("pk", "published_version_id")
     )
     rows = Chunk.objects.select_related("section").in_bulk([r.hit.chunk_id for r in ranked])

@@ -145,6 +145,14 @@ def retention_purge(*, tenant: Tenant, now=None) -> PurgeReport:
     return PurgeReport(tenant.slug, len(ids), last.sequence)
 
 
+def retention_purge_all(*, now=None) -> list[PurgeReport]:
+    """`retention_purge` for every tenant (the daily task and the command); [] when no retention
+    is set."""
+    if not settings.AUDIT["RETENTION_DAYS"]:
+        return []
+    return [retention_purge(tenant=tenant, now=now) for tenant in Tenant.objects.order_by("slug")]
+
+
 def _purge(model, ids: list[int]) -> None:
     """The one deletion the audit app performs, below the append-only query set."""
     from django.db.models.sql.subqueries import DeleteQuery

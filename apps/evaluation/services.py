@@ -60,26 +60,26 @@ def question_add(*, golden_set: GoldenSet, text: str, judgements: dict[int, int]
 
 
 def beir_import(*, tenant: Tenant, folder: Path, collection_name: str, name: str, batch: int = 128, stdout=None,
-                **chunking) -> GoldenSet:
+                progress: bool = True, **chunking) -> GoldenSet:
     """A BEIR folder into a tenant: its corpus ingested into a collection (resumable, published),
     its judged queries into a golden set (re-importing replaces the questions). `chunking`
     (chunk_size, chunk_overlap, chunk_strategy) applies to a new collection; an existing one must
     already have those settings."""
-    from django.core.management import call_command
-
     from apps.documents import services as document_services
+    from apps.ingestion import bulk
 
     data = beir.load(folder)  # fails early, with a clear message, on a folder that is not BEIR
-    existing = Collection.objects.filter(tenant=tenant, name=collection_name).first()
-    if existing is None:
-        document_services.collection_create(tenant=tenant, name=collection_name, **chunking)
-    elif any(getattr(existing, field) != value for field, value in chunking.items()):
-        have = {field: getattr(existing, field) for field in chunking}
+    collection = Collection.objects.filter(tenant=tenant, name=collection_name).first()
+    if collection is None:
+        collection = document_services.collection_create(tenant=tenant, name=collection_name, **chunking)
+    elif any(getattr(collection, field) != value for field, value in chunking.items()):
+        have = {field: getattr(collection, field) for field in chunking}
         raise ApplicationError(f"Collection '{collection_name}' exists with other chunking {have}: name another collection.",
                                code="chunking_mismatch")
-    call_command("ingest_bulk", str(Path(folder) / "corpus.jsonl"), tenant=tenant.slug, collection=collection_name,
-                 publish=True, batch=batch, **({"stdout": stdout} if stdout else {}))
-    collection = Collection.objects.get(tenant=tenant, name=collection_name)
+    ingested = bulk.ingest_items(collection=collection, items=bulk.beir_items(Path(folder) / "corpus.jsonl"), publish=True,
+                                 batch=batch, progress=progress)
+    if stdout is not None:
+        stdout.write(ingested.summary())
     # Publishing queued index updates for a worker; evaluate the database's truth whether or not
     # one runs: bring the collection's chunks in the index up to date here, in-process.
     search_services.sync_collection(collection_id=collection.pk)

@@ -3,7 +3,6 @@ compliance reviewer, filter the list, open a record, read the chunks' exact text
 Screenshots go to test-artifacts/."""
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from apps.audit.models import Review
 from tests.documents.test_admin_browser import browser_page, shot  # noqa: F401

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from apps.audit import chain
 from apps.audit.models import AppendOnly, AuditRecord, RetrievedChunk, Review
 from apps.ingestion.models import Chunk
+from apps.tenants.models import Tenant
 
 
 @pytest.mark.django_db
@@ -144,3 +145,20 @@ def test_retention_unset_keeps_everything(library, records, settings, capsys):
     call_command("audit_purge_expired")
     assert "kept forever" in capsys.readouterr().out
     assert AuditRecord.objects.count() == 4
+
+
+@pytest.mark.django_db
+def test_the_daily_purge_covers_every_tenant_and_does_nothing_without_retention(library, records, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.audit.services import retention_purge_all
+    from apps.audit.tasks import purge_expired
+
+    settings.AUDIT = {"RETENTION_DAYS": None}
+    assert purge_expired() == {} and retention_purge_all(now=timezone.now() + timedelta(days=3650)) == []
+    settings.AUDIT = {"RETENTION_DAYS": 30}
+    assert purge_expired() == {slug: 0 for slug in Tenant.objects.values_list("slug", flat=True)}
+    reports = {r.tenant: r.records for r in retention_purge_all(now=timezone.now() + timedelta(days=31))}
+    assert reports[library.world.tenant.slug] == 4 and len(reports) == Tenant.objects.count()

@@ -8,7 +8,6 @@ from apps.documents.models import Document
 from apps.evaluation import services
 from apps.evaluation.models import EvaluationRun, GoldenSet, RunQuery, RunStatus
 from apps.search.backends import get_search_backend
-from apps.tenants import services as tenant_services
 from apps.tenants.models import Role
 
 

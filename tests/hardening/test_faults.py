@@ -51,6 +51,16 @@ def _published(document_id: int, number: int) -> bool:
     return document.published_version is not None and document.published_version.number == number
 
 
+def _index_settled() -> bool:
+    """The index holds exactly what the database says (the worker's syncs have all landed)."""
+    from apps.search import services as search_services
+    from apps.search.backends import get_search_backend
+
+    get_search_backend().refresh()
+    report = search_services.reconcile(repair=False)
+    return report.missing == report.stale == report.orphaned == 0
+
+
 def _upload_policy(app, collection: dict) -> dict:
     from tests.documents.conftest import text_file
 
@@ -154,7 +164,8 @@ def test_redis_stopped_queries_still_answered_uploads_processed_once_it_returns(
             worker.wait_ready(timeout=90)
             assert ingestion_tasks.requeue_stalled() == [version.pk]  # what beat's next tick does
             assert wait_for(lambda: _published(upload.json()["id"], 1), timeout=120), f"not processed; worker log: {worker.log.name}"
-            worker_index.refresh()
+            # Publishing queues one more task (the index sync of the published flag): wait for it too.
+            assert wait_for(_index_settled, timeout=60), f"the index never caught up; worker log: {worker.log.name}"
             hits = app.post("/api/v1/search", {"query": "How long must a password be?"}, format="json").json()["results"]
             assert hits and hits[0]["document_id"] == upload.json()["id"]
         finally:
@@ -169,7 +180,6 @@ def test_a_worker_killed_mid_ingest_leaves_nothing_half_visible_and_the_rerun_is
     from apps.ingestion import services as ingestion_services
     from apps.ingestion import tasks as ingestion_tasks
     from apps.ingestion.models import Chunk
-    from apps.search import services as search_services
     from tests.documents.conftest import text_file
 
     assert connection.vendor == "postgresql"
@@ -204,11 +214,7 @@ def test_a_worker_killed_mid_ingest_leaves_nothing_half_visible_and_the_rerun_is
             assert wait_for(lambda: _published(document["id"], 2), timeout=180), f"re-run did not finish; log: {replacement.log.name}"
             chunks = dict(Chunk.objects.filter(version=v2).values_list("id", "text_sha256"))
 
-            def index_settled() -> bool:  # the worker's follow-up sync (v2 published) has landed
-                worker_index.refresh()
-                report = search_services.reconcile(repair=False)
-                return report.missing == report.stale == report.orphaned == 0
-            assert wait_for(index_settled, timeout=60)
+            assert wait_for(_index_settled, timeout=60)  # the worker's follow-up sync (v2 published) has landed
             fingerprints = worker_index.fingerprints()
             ingestion_services.ingest_version(version_id=v2.pk)  # once more: converges to the same state
             worker_index.refresh()

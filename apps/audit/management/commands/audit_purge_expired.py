@@ -4,8 +4,7 @@ beat). Does nothing when no retention is set. The chains stay verifiable."""
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from apps.audit.services import retention_purge
-from apps.tenants.models import Tenant
+from apps.audit.services import retention_purge_all
 
 
 class Command(BaseCommand):
@@ -15,7 +14,6 @@ class Command(BaseCommand):
         if not settings.AUDIT["RETENTION_DAYS"]:
             self.stdout.write("AUDIT_RETENTION_DAYS is not set: records are kept forever.")
             return
-        for tenant in Tenant.objects.all():
-            report = retention_purge(tenant=tenant)
+        for report in retention_purge_all():
             if report.records:
-                self.stdout.write(f"{tenant.slug}: purged {report.records} records through sequence {report.through_sequence}")
+                self.stdout.write(f"{report.tenant}: purged {report.records} records through sequence {report.through_sequence}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from apps.ingestion import services
 from apps.ingestion.embedding import get_embedder
@@ -38,7 +39,7 @@ class Command(BaseCommand):
         if dry_run or not version_ids:
             return
         failed = 0
-        with tqdm(total=len(version_ids), unit="version", desc="re-embedding") as bar:
+        with tqdm(total=len(version_ids), unit="version", desc="re-embedding") as bar, logging_redirect_tqdm():
             for start in range(0, len(version_ids), BATCH):
                 batch = version_ids[start : start + BATCH]
                 failed += sum(1 for report in services.ingest_versions(version_ids=batch) if report.status != "ready")
