@@ -114,7 +114,7 @@ def readable_published_documents(context: TenantContext) -> QuerySet[Document]:
     The same set as `visible_documents(context).filter(state=PUBLISHED)`, since grants are
     cumulative (a change or manage grant holds view too: levels.py), but built from two guardian
     lookups instead of six; building those querysets, not running the SQL, is most of a re-check's
-    time (about 22 ms against 8 ms for a reader)."""
+    time (22 ms against 10 ms per search, on the ACL fuzz's searches)."""
     return Document.objects.filter(tenant=context.tenant, state=DocumentState.PUBLISHED).filter(
         _documents_granted(context, Level.VIEW)
     )

@@ -2,9 +2,9 @@
 
 The service behind `manage.py ingest_bulk`, the BEIR import of the evaluation app and the
 ingestion benchmark. Resumable: each item is keyed by its external id (a file's path in its
-folder, or a BEIR `_id`); an item whose newest version is ready is skipped, an item left
-half-done by an interrupted run is ingested again, and an item whose content changed gets a new
-version (published when ready if asked, while the previous one keeps serving until then).
+folder, or a BEIR `_id`); an item whose newest version is ready with the same content is skipped,
+an item left half-done by an interrupted run is ingested again, and an item whose content changed
+gets a new version (published when ready if asked, while the previous one keeps serving until then).
 """
 
 from __future__ import annotations
