@@ -620,9 +620,6 @@ def describe(cid: str, chunks: dict, by_id: dict) -> str:
             f"{d.published_version_id}, chunk's version {version_id}, own grants {d.has_own_grants}, collection {d.collection_id})")
 
 
-# The explicit examples (see the module's docstring). A drawn example reaches this window only when
-# a reader holds a grant on a live document that a lagging revocation then hits, and searches for it:
-# at 100 examples, a re-check that ignored grants went unnoticed.
 def hypothesis_examples(specs: list[dict]):
     """`@example(spec=...)` for each of `specs`."""
     def decorate(test):
@@ -632,6 +629,9 @@ def hypothesis_examples(specs: list[dict]):
     return decorate
 
 
+# The explicit examples (see the module's docstring). A drawn example reaches this window only when
+# a reader holds a grant on a live document that a lagging revocation then hits, and searches for it:
+# at 100 examples, a re-check that ignored grants went unnoticed.
 def _revoked_while_lagging(revocation: str) -> dict:
     document = {"collection": 0, "versions": [{"texts": [0, 1], "ready": True}], "publish": 0, "override": None}
     return {
