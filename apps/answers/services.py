@@ -25,7 +25,9 @@ class Outcomes:
     record: AuditRecord
 
 
-def _check_available(request: RetrievalRequest) -> None:
+def request_check(request: RetrievalRequest) -> None:
+    """Refuse (400) what this request asks of the platform and cannot get; evaluation runs check
+    their configuration with it before they are stored."""
     if request.feedback and request.mode == Mode.BM25:
         raise ApplicationError(
             "Feedback moves the query vector, and mode bm25 has none: use mode dense or hybrid, or send feedback=false.",
@@ -73,14 +75,14 @@ def _entry(run: PipelineRun, kind: str, *, outcome: str, error: str = "") -> aud
 def pipeline_run(*, context: TenantContext, request: RetrievalRequest, kind: str) -> PipelineRun:
     """The pipeline alone, without an audit record: for evaluation runs, which measure retrieval
     on golden questions rather than answer anyone."""
-    _check_available(request)
+    request_check(request)
     run = PipelineRun(context=context, principals=tuple(context_principals(context)), request=request)
     run_steps(run, ASK_STEPS if kind == Kind.ASK else SEARCH_STEPS)
     return run
 
 
 def _run(context: TenantContext, request: RetrievalRequest, kind: str, steps) -> Outcomes:
-    _check_available(request)
+    request_check(request)
     run = PipelineRun(context=context, principals=tuple(context_principals(context)), request=request)
     try:
         run_steps(run, steps)

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
-from apps.answers.services import pipeline_run
+from apps.answers.services import pipeline_run, request_check
 from apps.answers.types import RetrievalRequest
 from apps.audit.models import Kind
 from apps.core.exceptions import ApplicationError
@@ -136,12 +136,21 @@ def _measure_names(k: int) -> list[str]:
     return ["nDCG@10", "MRR@10", f"Recall@{k}"] + (["Recall@10"] if k != 10 else [])
 
 
+def _retrieval_request(config: RunConfig, query: str, **per_call) -> RetrievalRequest:
+    return RetrievalRequest(query=query, mode=Mode(config.mode), fusion=Fusion(config.fusion), dense_weight=config.dense_weight,
+                            rrf_k=config.rrf_k, rerank=config.rerank, feedback=config.feedback, **per_call)
+
+
+def config_check(config: RunConfig) -> None:
+    """What the pipeline would refuse for every question (bm25 with feedback, re-ranking with no
+    model) is refused (400) before a run is stored."""
+    request_check(_retrieval_request(config, ""))
+
+
 def run_start(*, golden_set: GoldenSet, config: RunConfig, run_as: Membership) -> EvaluationRun:
     if run_as.tenant_id != golden_set.tenant_id:
         raise ApplicationError("The member must belong to the golden set's tenant.", code="invalid_member")
-    if config.feedback and config.mode == Mode.BM25.value:
-        raise ApplicationError("Feedback needs mode dense or hybrid (bm25 has no query vector to move).",
-                               code="feedback_needs_vectors", extra={"fields": {"feedback": ["Needs mode dense or hybrid."]}})
+    config_check(config)
     collection = golden_set.collection
     recorded = {
         **asdict(config),
@@ -187,17 +196,13 @@ def run_execute(*, run: EvaluationRun, progress: bool = False) -> EvaluationRun:
     try:
         rankings, answers = {}, {}
         for question in tqdm(questions, desc=run.label, unit="q", disable=not progress, leave=False):
-            request = RetrievalRequest(query=question.text, mode=Mode(config.mode), k=config.k, fusion=Fusion(config.fusion), filters=filters,
-                                       dense_weight=config.dense_weight, rrf_k=config.rrf_k, max_per_document=1, rerank=config.rerank,
-                                       feedback=config.feedback)
+            request = _retrieval_request(config, question.text, k=config.k, filters=filters, max_per_document=1)
             searched = pipeline_run(context=context, request=request, kind=Kind.SEARCH)
             ranking = [r.hit.document_id for r in searched.shown]
             rankings[str(question.pk)] = {str(d): float(len(ranking) - i) for i, d in enumerate(ranking)}
             if config.answers:
-                asked = pipeline_run(context=context, request=RetrievalRequest(
-                    query=question.text, mode=Mode(config.mode), k=5, fusion=Fusion(config.fusion), filters=filters,
-                    dense_weight=config.dense_weight, rrf_k=config.rrf_k, rerank=config.rerank,
-                    feedback=config.feedback), kind=Kind.ASK)
+                asked = pipeline_run(context=context, request=_retrieval_request(config, question.text, k=5, filters=filters),
+                                     kind=Kind.ASK)
                 answers[str(question.pk)] = answer_checks(asked)
         qrels = {str(q.pk): {str(j.document_id): j.grade for j in q.judgements.all()} for q in questions}
         names = _measure_names(config.k)

@@ -8,7 +8,7 @@ from apps.documents.models import Document
 from apps.evaluation import services
 from apps.evaluation.models import EvaluationRun, GoldenSet, RunQuery, RunStatus
 from apps.search.backends import get_search_backend
-from apps.tenants.models import Role
+from apps.tenants.models import Role, Tenant
 
 
 @pytest.fixture
@@ -53,6 +53,15 @@ def test_a_feedback_run_records_its_settings_and_a_bm25_one_is_refused(acme, imp
     assert run.metrics["nDCG@10"] > 0.8
     with pytest.raises(ApplicationError, match="dense or hybrid"):
         services.run_start(golden_set=imported, config=services.RunConfig(mode="bm25", feedback=True), run_as=acme.owner)
+
+
+@pytest.mark.django_db
+def test_a_run_the_pipeline_would_refuse_is_refused_before_it_is_stored(acme, imported, settings):
+    settings.ANSWERS = {**settings.ANSWERS, "RERANK_MODEL_PATH": ""}  # no cross-encoder configured
+    with pytest.raises(ApplicationError, match="Re-ranking is not configured") as refused:
+        services.run_start(golden_set=imported, config=services.RunConfig(rerank=True), run_as=acme.owner)
+    assert refused.value.code == "rerank_unavailable"
+    assert not EvaluationRun.objects.filter(golden_set=imported).exists()
 
 
 @pytest.mark.django_db
@@ -112,6 +121,16 @@ def test_the_end_to_end_command_prints_a_table_and_writes_a_plot(beir_folder, tm
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert EvaluationRun.objects.filter(golden_set__name="tiny", status=RunStatus.DONE).count() == 7
     assert GoldenSet.objects.get(name="tiny").tenant.memberships.get(username="eve").role == Role.OWNER
+
+
+@pytest.mark.django_db
+def test_the_command_refuses_rerank_without_a_model_before_importing_anything(beir_folder, settings):
+    from django.core.management import CommandError
+
+    settings.ANSWERS = {**settings.ANSWERS, "RERANK_MODEL_PATH": ""}
+    with pytest.raises(CommandError, match="Re-ranking is not configured"):
+        call_command("evaluate_beir", str(beir_folder), "--tenant", "lab", "--as", "eve", "--rerank")
+    assert not Tenant.objects.filter(slug="lab").exists() and not Document.objects.exists() and not GoldenSet.objects.exists()
 
 
 @pytest.mark.django_db

@@ -51,19 +51,23 @@ class Command(BaseCommand):
             name = beir.load(folder_path).name
         except beir.BeirFormatError as exc:
             raise CommandError(str(exc)) from exc
-        membership = self._member(tenant, username)
         chunking = {k: v for k, v in {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}.items() if v is not None}
+        configs = [services.RunConfig(**{**config.__dict__, "answers": answers, "limit": queries}) for config in services.STANDARD_CONFIGS]
+        if rerank:
+            configs.append(services.RunConfig(mode="hybrid", fusion="rrf", rerank=True, answers=answers, limit=queries))
+        try:
+            for config in configs:  # before the import, which takes minutes
+                services.config_check(config)
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from exc
+        membership = self._member(tenant, username)
         try:
             golden = services.beir_import(tenant=membership.tenant, folder=folder_path, collection_name=collection or name,
                                           name=collection or name, stdout=self.stdout, **chunking)
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
-        configs = list(services.STANDARD_CONFIGS)
-        if rerank:
-            configs.append(services.RunConfig(mode="hybrid", fusion="rrf", rerank=True))
         runs = []
         for config in configs:
-            config = services.RunConfig(**{**config.__dict__, "answers": answers, "limit": queries})
             run = services.run_start(golden_set=golden, config=config, run_as=membership)
             runs.append(services.run_execute(run=run, progress=True))
             self.stdout.write(f"run {run.pk} {run.label:<18} " + "  ".join(f"{m} {run.metrics[m]:.3f}" for m in MEASURES))
