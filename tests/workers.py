@@ -12,6 +12,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 from celery import current_app
@@ -19,6 +20,16 @@ from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER_PREFIX = "kp-test-worker"
+
+
+def app_role_credentials() -> tuple[str, str] | None:
+    """(user, password) of the application's PostgreSQL role, from DATABASE_APP_URL (bin/services
+    writes it), or None without one."""
+    url = os.environ.get("DATABASE_APP_URL", "")
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return unquote(parts.username or ""), unquote(parts.password or "")
 
 
 def wait_for(predicate, timeout=30.0, interval=0.2):
@@ -50,11 +61,14 @@ class Worker:
         self.queue = queue
         self.broker_url = broker_url or settings.CELERY_BROKER_URL
         db = settings.DATABASES["default"]
+        user, password = app_role_credentials() or (db["USER"], db["PASSWORD"])
         env = {
             **os.environ,
             "PYTHONPATH": f"{ROOT}:{ROOT / 'platform'}",
             "DJANGO_SETTINGS_MODULE": "knowledge_platform.settings.test",
-            "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            # As the application's role when there is one (bin/services): the worker does the
+            # platform's real work with exactly what migrate grants it (docs/audit.md).
+            "DATABASE_URL": f"postgres://{quote(user, safe='')}:{quote(password, safe='')}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
             "CELERY_BROKER_URL": self.broker_url,
             "ELASTICSEARCH_INDEX_PREFIX": WORKER_PREFIX,
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),  # the uploads the worker ingests

@@ -40,6 +40,7 @@ def assemble(candidates: list[RankedChunk], *, budget: int) -> list[Passage]:
                 passage = Passage(
                     number=len(passages) + 1, document_id=ranked.hit.document_id, version_id=ranked.hit.version_id,
                     title=ranked.hit.title, text=text, start_offset=start, end_offset=end, chunks=[ranked], tokens=tokens,
+                    section_id=section.pk if whole_section else None,
                 )
                 passages.append(passage)
                 if whole_section:

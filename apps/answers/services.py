@@ -11,6 +11,8 @@ from apps.access.principals import context_principals
 from apps.audit import services as audit
 from apps.audit.models import AuditRecord, Kind, Outcome
 from apps.core.exceptions import ApplicationError
+from apps.ingestion.embedding import get_embedder
+from apps.search.backends import get_search_backend
 from apps.search.types import Mode
 from apps.tenants.resolution import TenantContext
 
@@ -40,6 +42,10 @@ def request_check(request: RetrievalRequest) -> None:
         )
 
 
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _chunk_entries(run: PipelineRun) -> list[audit.ChunkEntry]:
     return [
         audit.ChunkEntry(
@@ -47,7 +53,9 @@ def _chunk_entries(run: PipelineRun) -> list[audit.ChunkEntry]:
             chunk_id=r.hit.chunk_id,
             document_id=r.hit.document_id,
             version_id=r.hit.version_id,
-            text_sha256=r.row.text_sha256 if r.row is not None else hashlib.sha256(r.hit.text.encode()).hexdigest(),
+            # The database's text and the engine's copy are hashed apart: the copy is what was served.
+            text_sha256=r.row.text_sha256 if r.row is not None else "",
+            served_sha256=_sha256(r.hit.text),
             scores=r.scores,
             passed_recheck=r.passed_recheck,
             recheck_reason=r.recheck_reason,
@@ -69,7 +77,26 @@ def _entry(run: PipelineRun, kind: str, *, outcome: str, error: str = "") -> aud
         citations=[vars(c) for c in answer.citations] if answer else [],
         generator=answer.generator if answer else "", generator_model=answer.model if answer else "",
         timings=run.timings, error=error or (answer.refusal_reason if answer else ""),
+        **_provenance(run),
     )
+
+
+def _provenance(run: PipelineRun) -> dict:
+    """What a replay needs to re-derive the answer: whose access applied, the exact context given
+    to the generator, and which model, engine and index generation answered."""
+    served_by = sorted({c.index for c in (*run.bm25, *run.dense) if c.index})
+    return {
+        "principals": sorted(run.principals),
+        "context": [
+            {"number": p.number, "document_id": p.document_id, "version_id": p.version_id, "section_id": p.section_id,
+             "start_offset": p.start_offset, "end_offset": p.end_offset, "text_sha256": _sha256(p.text),
+             "chunk_ids": [c.hit.chunk_id for c in p.chunks]}
+            for p in run.passages
+        ],
+        "embedding_model": get_embedder().identity if run.vector is not None else "",
+        "search_backend": get_search_backend().name,
+        "index_generation": ",".join(served_by),
+    }
 
 
 def pipeline_run(*, context: TenantContext, request: RetrievalRequest, kind: str) -> PipelineRun:

@@ -73,6 +73,7 @@ class Passage:
     end_offset: int
     chunks: list[RankedChunk]
     tokens: int
+    section_id: int | None = None  # the parent section given whole, else None (a lone chunk)
 
     def chunk_at(self, offset: int) -> RankedChunk:
         """The retrieved child chunk holding this character offset (else the passage's best)."""

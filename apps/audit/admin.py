@@ -17,6 +17,7 @@ from apps.tenants.models import Membership, Role, Tenant
 
 from . import selectors, services
 from .models import AuditRecord, RetrievedChunk, ReviewStatus
+from .replay import record_replay
 
 
 def compliance_tenant_ids(request: HttpRequest) -> list[int] | None:
@@ -150,7 +151,8 @@ class AuditRecordAdmin(admin.ModelAdmin):
             "title": f"Audit record {record.tenant.slug}#{record.sequence}",
             "record": record,
             "evidence": selectors.record_evidence(record=record),
-            "reviews": record.reviews.all(),
+            "replay": record_replay(record=record) if request.GET.get("replay") else None,
+            "reviews": record.reviews.filter(tenant=record.tenant),
             "statuses": ReviewStatus.choices,
             "has_view_permission": True,
         }

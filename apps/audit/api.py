@@ -19,6 +19,8 @@ from apps.tenants.models import Role, Scope
 from apps.tenants.permissions import tenant_context
 
 from . import selectors, services
+from .proofs import proof_build
+from .replay import record_replay
 from .models import Kind, Outcome, ReviewStatus
 
 
@@ -85,6 +87,12 @@ class RecordOutputSerializer(serializers.Serializer):
     timings = serializers.DictField()
     error = serializers.CharField()
     review_status = serializers.CharField(allow_null=True)
+    principals = serializers.ListField(child=serializers.CharField())
+    context = serializers.ListField(child=serializers.DictField())
+    embedding_model = serializers.CharField()
+    search_backend = serializers.CharField()
+    index_generation = serializers.CharField()
+    key_id = serializers.CharField()
     record_hash = serializers.CharField()
 
 
@@ -94,6 +102,8 @@ class EvidenceOutputSerializer(serializers.Serializer):
     document_id = serializers.IntegerField(source="entry.document_id")
     version_id = serializers.IntegerField(source="entry.version_id")
     text_sha256 = serializers.CharField(source="entry.text_sha256")
+    served_sha256 = serializers.CharField(source="entry.served_sha256",
+                                          help_text="SHA-256 of the text the search engine served (its own copy).")
     scores = serializers.DictField(source="entry.scores")
     passed_recheck = serializers.BooleanField(source="entry.passed_recheck")
     recheck_reason = serializers.CharField(source="entry.recheck_reason")
@@ -101,6 +111,8 @@ class EvidenceOutputSerializer(serializers.Serializer):
     cited = serializers.BooleanField(source="entry.cited")
     text = serializers.CharField(allow_null=True, help_text="The exact text, from the immutable version (null once purged).")
     text_matches = serializers.BooleanField(allow_null=True, help_text="The text still hashes to what the record kept.")
+    served_matches = serializers.BooleanField(allow_null=True, help_text=(
+        "What the engine served hashes to this text: false means the caller was shown another copy."))
     start_offset = serializers.IntegerField(allow_null=True)
     end_offset = serializers.IntegerField(allow_null=True)
 
@@ -142,7 +154,7 @@ class RecordListView(APIView):
 def _detail(record) -> dict:
     data = dict(RecordOutputSerializer(record).data)
     data["chunks"] = EvidenceOutputSerializer(selectors.record_evidence(record=record), many=True).data
-    data["reviews"] = ReviewOutputSerializer(record.reviews.all(), many=True).data
+    data["reviews"] = ReviewOutputSerializer(record.reviews.filter(tenant=record.tenant), many=True).data
     return data
 
 
@@ -167,6 +179,80 @@ class RecordReviewView(APIView):
         data.is_valid(raise_exception=True)
         services.review_add(record=record, **data.validated_data, **services.reviewer_of(context))
         return Response(_detail(selectors.record_get(tenant=context.tenant, record_id=record_id)), status=status.HTTP_201_CREATED)
+
+
+class ReplayedChunkSerializer(serializers.Serializer):
+    rank = serializers.IntegerField()
+    chunk_id = serializers.CharField()
+    document_id = serializers.IntegerField()
+    version_id = serializers.IntegerField()
+    shown = serializers.BooleanField()
+    cited = serializers.BooleanField()
+    text = serializers.CharField(allow_null=True, help_text="Re-derived from the version's stored file (null: it cannot be).")
+    text_matches = serializers.BooleanField(allow_null=True)
+    served_matches = serializers.BooleanField(allow_null=True)
+    now = serializers.ListField(child=serializers.CharField(), help_text="What would differ if the query ran now.")
+
+
+class ReplayedPassageSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    version_id = serializers.IntegerField()
+    section_id = serializers.IntegerField(allow_null=True)
+    text = serializers.CharField(allow_null=True)
+    text_matches = serializers.BooleanField(allow_null=True)
+
+
+class ReplayedCitationSerializer(serializers.Serializer):
+    marker = serializers.IntegerField()
+    chunk_id = serializers.CharField()
+    version_id = serializers.IntegerField()
+    quote = serializers.CharField()
+    quote_matches = serializers.BooleanField(allow_null=True)
+
+
+class ReplayOutputSerializer(serializers.Serializer):
+    record_id = serializers.IntegerField()
+    sequence = serializers.IntegerField()
+    record_intact = serializers.BooleanField(help_text="The record still hashes to what its chain holds.")
+    hashes_match = serializers.BooleanField(help_text="Every text re-derived from the versions hashes to what the record kept.")
+    chunks = ReplayedChunkSerializer(many=True)
+    context = ReplayedPassageSerializer(many=True, help_text="The passages given to the generator.")
+    citations = ReplayedCitationSerializer(many=True)
+    now = serializers.ListField(child=serializers.CharField(), help_text="What changed since for the whole query.")
+
+
+class RecordReplayView(APIView):
+    required_scope = Scope.AUDIT_READ
+
+    @extend_schema(operation_id="audit_records_replay", responses=ReplayOutputSerializer, tags=["audit"],
+                   summary="Rebuild the record's retrieved, given and cited texts from the immutable versions, "
+                           "check every hash, and say what would differ now.")
+    def get(self, request: Request, record_id: int) -> Response:
+        context = compliance_context(request)
+        record = selectors.record_get(tenant=context.tenant, record_id=record_id)
+        return Response(ReplayOutputSerializer(record_replay(record=record)).data)
+
+
+class ProofOutputSerializer(serializers.Serializer):
+    record_id = serializers.IntegerField()
+    canonical = serializers.CharField(help_text="The record's canonical bytes (UTF-8 JSON), exactly as hashed.")
+    content_sha256 = serializers.CharField(help_text="SHA-256 of `canonical`: the record's Merkle leaf.")
+    leaf_index = serializers.IntegerField()
+    tree_size = serializers.IntegerField()
+    audit_path = serializers.ListField(child=serializers.CharField(), help_text="RFC 9162 inclusion path, leaf upwards.")
+    checkpoint = serializers.DictField(help_text="The signed checkpoint (Ed25519) whose Merkle root the path reaches.")
+
+
+class RecordProofView(APIView):
+    required_scope = Scope.AUDIT_READ
+
+    @extend_schema(operation_id="audit_records_proof", responses=ProofOutputSerializer, tags=["audit"],
+                   summary="An inclusion proof of the record in a signed checkpoint: checkable with the public keys alone "
+                           "(manage.py audit_keys), without the rest of the chain. 409 until a checkpoint holds it.")
+    def get(self, request: Request, record_id: int) -> Response:
+        context = compliance_context(request)
+        record = selectors.record_get(tenant=context.tenant, record_id=record_id)
+        return Response(ProofOutputSerializer(proof_build(record=record)).data)
 
 
 class ExportView(APIView):

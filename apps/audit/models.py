@@ -1,10 +1,11 @@
 """The answer audit trail: one append-only record per search or ask, with every retrieved chunk.
 
 Records never change. The application refuses updates and deletes (`AppendOnly`), and on
-PostgreSQL a trigger refuses them too (migration 0002), except the retention purge, which
-announces itself to the trigger inside its own transaction. Each record carries the hash of its
+PostgreSQL the application's role holds only SELECT and INSERT on these tables and a trigger
+refuses changes whoever asks, except deletions by the retention purge's SECURITY DEFINER
+function (migration 0004). Each entry (record or review) carries the keyed hash of its
 predecessor in the tenant's chain, so any edit made behind the application's back is found by
-`manage.py audit_verify`.
+`manage.py audit_verify` (apps/audit/chain.py).
 
 Who asked is kept as plain ids and names, not foreign keys: a record outlives the user, the key
 and the document version it mentions."""
@@ -86,8 +87,18 @@ class AuditRecord(AppendOnlyModel):
     timings = models.JSONField(default=dict, help_text="Milliseconds per pipeline step.")
     error = models.TextField(blank=True)
 
+    # what a replay needs: whose access applied, and which engine, index and model answered
+    principals = models.JSONField(default=list, help_text="The principals the caller held at that moment.")
+    context = models.JSONField(default=list, help_text="The passages given to the generator: versions, offsets, text hashes.")
+    embedding_model = models.CharField(max_length=200, blank=True)
+    search_backend = models.CharField(max_length=50, blank=True)
+    index_generation = models.CharField(max_length=200, blank=True, help_text="The concrete index (or file) searched.")
+
     previous_hash = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=32, blank=True, help_text="The chain key (AUDIT_KEYS) that keyed this record's hash.")
     record_hash = models.CharField(max_length=64, unique=True)
+    content_sha256 = models.CharField(max_length=64, blank=True,
+                                      help_text="Public SHA-256 of the canonical bytes: the record's Merkle leaf.")
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -105,7 +116,9 @@ class RetrievedChunk(AppendOnlyModel):
     chunk_id = models.CharField(max_length=64)
     document_id = models.BigIntegerField(db_index=True)
     version_id = models.BigIntegerField(db_index=True)
-    text_sha256 = models.CharField(max_length=64)
+    text_sha256 = models.CharField(max_length=64, help_text="SHA-256 of the database chunk's text.")
+    served_sha256 = models.CharField(max_length=64, blank=True,
+                                     help_text="SHA-256 of the text the search engine served (its own copy).")
     scores = models.JSONField(default=dict, help_text="fused, bm25, bm25_rank, dense, dense_rank, rerank")
     # The permission re-check against the database, after the engine's own filter.
     passed_recheck = models.BooleanField()
@@ -119,8 +132,9 @@ class RetrievedChunk(AppendOnlyModel):
 
 
 class ChainHead(models.Model):
-    """The tip of a tenant's chain: locked while a record is appended, so sequences never fork.
-    Not itself audit data (it can always be recomputed from the records)."""
+    """The tip of a tenant's chain (records and reviews share it): locked while an entry is
+    appended, so sequences never fork. Signed checkpoints of it leave the database
+    (apps/audit/checkpoints.py); on PostgreSQL a trigger refuses to move it backwards."""
 
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, primary_key=True, related_name="+")
     sequence = models.PositiveBigIntegerField(default=0)
@@ -128,15 +142,22 @@ class ChainHead(models.Model):
 
 
 class RetentionPurge(AppendOnlyModel):
-    """A retention purge removed a tenant's records up to `through_sequence`; `last_hash` anchors
-    the chain of what remains."""
+    """A retention purge removed a tenant's chain entries up to `through_sequence`; `last_hash`
+    anchors the chain of what remains. The anchor is signed (apps/audit/keys.py) over what it says,
+    including the policy in force and the age of the newest entry it removed, so a forged or
+    premature anchor is reported by `audit_verify`."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField()
     older_than = models.DateTimeField()
+    retention_days = models.PositiveIntegerField(default=0, help_text="AUDIT_RETENTION_DAYS when it ran.")
     records = models.PositiveIntegerField()
+    reviews = models.PositiveIntegerField(default=0)
     through_sequence = models.PositiveBigIntegerField()
     last_hash = models.CharField(max_length=64)
+    newest_purged_at = models.DateTimeField(null=True, help_text="When the youngest entry it removed was written.")
+    key_id = models.CharField(max_length=32, blank=True)
+    signature = models.CharField(max_length=128, blank=True, help_text="Ed25519, base64, over the anchor's fields.")
 
     class Meta:
         ordering = ["tenant", "through_sequence"]
@@ -149,14 +170,31 @@ class ReviewStatus(models.TextChoices):
 
 class Review(AppendOnlyModel):
     """A compliance reviewer's verdict on a record. Reviews are kept apart from the record (which
-    never changes) and are themselves append-only: the latest one is the record's status."""
+    never changes) and are themselves append-only: the latest one is the record's status.
 
-    record = models.ForeignKey(AuditRecord, on_delete=models.PROTECT, related_name="reviews")
+    A review is an entry of the tenant's chain, like a record: it takes the next sequence, links
+    to the previous entry and names the reviewed record's hash, so removing, replacing or adding a
+    review behind the application's back breaks the chain. Retention purges a review with the
+    chain prefix it sits in; a review younger than its record may outlive it, so the link to the
+    record has no database constraint (the record's id, sequence and hash stay in the review)."""
+
+    # Null only on reviews written before reviews were chained (migration 0003): verify reports them.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, null=True, related_name="+")
+    sequence = models.PositiveBigIntegerField(default=0, help_text="Position in the tenant's chain (shared with records).")
+    record = models.ForeignKey(AuditRecord, on_delete=models.DO_NOTHING, db_constraint=False, related_name="reviews")
+    record_sequence = models.PositiveBigIntegerField(default=0)
+    record_hash = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=10, choices=ReviewStatus.choices)
     comment = models.TextField(blank=True, max_length=5000)
     reviewer_id = models.BigIntegerField(null=True, blank=True)  # not a key: reviews outlive accounts
     reviewer_name = models.CharField(max_length=150)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField()
+    previous_hash = models.CharField(max_length=64, blank=True)
+    key_id = models.CharField(max_length=32, blank=True)
+    entry_hash = models.CharField(max_length=64, blank=True)
+    content_sha256 = models.CharField(max_length=64, blank=True, help_text="Public SHA-256 of the canonical bytes.")
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        # Not unique: the chain head's lock keeps sequences apart, and verify names a duplicate.
+        indexes = [models.Index(fields=["tenant", "sequence"], name="review_chain_position")]

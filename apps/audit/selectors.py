@@ -4,6 +4,7 @@ text of its chunks, reverse look-up by document or version, and export rows."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -31,7 +32,8 @@ class RecordFilters:
 
 
 def _with_review_status(records: QuerySet[AuditRecord]) -> QuerySet[AuditRecord]:
-    latest = Review.objects.filter(record=OuterRef("pk")).order_by("-created_at", "-pk")
+    # Only reviews that are entries of the record's own chain count (audit_verify checks them).
+    latest = Review.objects.filter(record=OuterRef("pk"), tenant=OuterRef("tenant")).order_by("-sequence")
     return records.annotate(review_status=Subquery(latest.values("status")[:1]))
 
 
@@ -72,9 +74,10 @@ class ChunkEvidence:
 
     entry: RetrievedChunk
     text: str | None  # None once the version was purged
-    text_matches: bool | None
+    text_matches: bool | None  # the record's database hash is this text's
     start_offset: int | None
     end_offset: int | None
+    served_matches: bool | None = None  # what the engine served was this text (not another copy)
 
 
 def record_evidence(*, record: AuditRecord) -> list[ChunkEvidence]:
@@ -86,14 +89,17 @@ def record_evidence(*, record: AuditRecord) -> list[ChunkEvidence]:
         if row is None or row.version_id != entry.version_id:
             evidence.append(ChunkEvidence(entry, None, None, None, None))
         else:
-            evidence.append(ChunkEvidence(entry, row.text, row.text_sha256 == entry.text_sha256, row.start_offset, row.end_offset))
+            actual = hashlib.sha256(row.text.encode()).hexdigest()
+            evidence.append(ChunkEvidence(entry, row.text, actual == entry.text_sha256, row.start_offset, row.end_offset,
+                                          actual == entry.served_sha256 if entry.served_sha256 else None))
     return evidence
 
 
 # --------------------------------------------------------------------------- export
 EXPORT_COLUMNS = ["id", "sequence", "created_at", "kind", "outcome", "username", "api_key_prefix", "acting_for_user",
                   "query", "filters", "parameters", "answer", "citations", "generator", "generator_model", "timings",
-                  "error", "review_status", "chunks", "previous_hash", "record_hash"]
+                  "error", "review_status", "chunks", "principals", "context", "embedding_model", "search_backend",
+                  "index_generation", "previous_hash", "key_id", "record_hash"]
 
 
 def _export_row(record: AuditRecord) -> dict:
@@ -101,7 +107,7 @@ def _export_row(record: AuditRecord) -> dict:
     row["created_at"] = record.created_at.isoformat()
     row["chunks"] = [
         {"rank": c.rank, "chunk_id": c.chunk_id, "document_id": c.document_id, "version_id": c.version_id,
-         "text_sha256": c.text_sha256, "scores": c.scores, "passed_recheck": c.passed_recheck, "shown": c.shown, "cited": c.cited}
+         "text_sha256": c.text_sha256, "served_sha256": c.served_sha256, "scores": c.scores, "passed_recheck": c.passed_recheck, "shown": c.shown, "cited": c.cited}
         for c in record.chunks.all()
     ]
     return row

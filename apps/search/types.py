@@ -132,6 +132,7 @@ class Candidate:
     score: float  # BM25 score, or cosine similarity for dense
     title: str
     text: str
+    index: str = ""  # the concrete index (or file generation) that served it, for the audit record
 
 
 @dataclass(frozen=True)

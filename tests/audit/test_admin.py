@@ -4,6 +4,7 @@ import pytest
 from django.test import Client
 
 from apps.audit.models import AuditRecord, Review
+from apps.audit.services import review_add
 from apps.ingestion.models import Chunk
 
 LIST = "/admin/audit/auditrecord/"
@@ -29,7 +30,7 @@ def test_compliance_staff_see_the_list_with_filters(library, records, auditor):
     assert "When are bonuses paid?" in bob_only and "Can I fly business class?" not in bob_only
     by_document = client.get(LIST, {"document": library.salaries.pk}).content.decode()
     assert "When are bonuses paid?" in by_document and "how long must passwords be" not in by_document
-    Review(record_id=records[0], status="flagged", reviewer_name="carol").save()
+    review_add(record=AuditRecord.objects.get(pk=records[0]), status="flagged", comment="", reviewer_id=None, reviewer_name="carol")
     flagged = client.get(LIST, {"review": "flagged"}).content.decode()
     assert "how long must passwords be" in flagged and "When are bonuses paid?" not in flagged
 
@@ -63,3 +64,18 @@ def test_detail_page_shows_query_answer_and_exact_chunk_text_and_takes_a_review(
     review = Review.objects.get(record=record)
     assert (review.status, review.comment, review.reviewer_name) == ("flagged", "check the source", "carol")
     assert "check the source" in client.get(f"{LIST}{record.pk}/change/").content.decode()
+
+
+@pytest.mark.django_db
+def test_the_detail_page_replays_a_record_and_shows_what_differs(library, records, auditor):
+    from tests.audit.test_tamper import _sql
+
+    client = staff(auditor)
+    record = AuditRecord.objects.get(pk=records[1])
+    assert "Replay this record" in client.get(f"{LIST}{record.pk}/change/").content.decode()
+    html = client.get(f"{LIST}{record.pk}/change/", {"replay": "1"}).content.decode()
+    assert "Every text re-derived from the versions matches the record." in html and "DIFFERS" not in html
+    chunk_id = record.chunks.filter(shown=True).first().chunk_id
+    _sql("UPDATE ingestion_chunk SET start_offset = start_offset + 1 WHERE id = %s", [chunk_id])
+    html = client.get(f"{LIST}{record.pk}/change/", {"replay": "1"}).content.decode()
+    assert "Some texts do not match what the record kept." in html and "DIFFERS" in html

@@ -1,5 +1,5 @@
 """The compliance review pages in a real browser (headless Chromium via Playwright): log in as a
-compliance reviewer, filter the list, open a record, read the chunks' exact text, flag it.
+compliance reviewer, filter the list, open a record, read the chunks' exact text, flag it, replay it.
 Screenshots go to test-artifacts/."""
 
 import pytest
@@ -38,3 +38,8 @@ def test_compliance_reviewer_flags_an_answer(browser_page, live_server, library,
     shot(page, "audit-review-detail")
     review = Review.objects.get()
     assert review.record_id == records[2] and review.status == "flagged"
+
+    page.click(".audit-replay-link")
+    assert "Every text re-derived from the versions matches the record." in page.inner_text(".audit-replay-verdict")
+    assert "DIFFERS" not in page.inner_text(".audit-replay-chunks")
+    shot(page, "audit-replay")

@@ -93,13 +93,13 @@ def test_verify_finds_a_deleted_record_in_the_middle_and_at_the_end(library, rec
     _tamper("DELETE FROM audit_retrievedchunk WHERE record_id >= %s", [records[1]])
     _tamper("DELETE FROM audit_auditrecord WHERE id >= %s", [records[1]])
     report = chain.verify_tenant(library.world.tenant)
-    assert "the chain ends at 1 but 4 records were written" in report.first_break.problem
+    assert "the chain ends at 1 but 4 entries were written" in report.first_break.problem
 
 
 @pytest.mark.django_db
 def test_verify_reports_intact_chains(records, capsys):
     call_command("audit_verify")
-    assert "acme: 4 records, chain intact" in capsys.readouterr().out
+    assert "acme: 4 records, 0 reviews, chain intact, 0 checkpoints agree" in capsys.readouterr().out
 
 
 @pytest.mark.full_profile
@@ -127,7 +127,7 @@ def test_retention_purge_removes_old_records_and_the_rest_still_verifies(library
 
     from apps.audit.services import retention_purge
 
-    settings.AUDIT = {"RETENTION_DAYS": 30}
+    settings.AUDIT = {**settings.AUDIT, "RETENTION_DAYS": 30}
     assert retention_purge(tenant=library.world.tenant).records == 0  # nothing is 30 days old
     later = timezone.now() + timedelta(days=31)
     report = retention_purge(tenant=library.world.tenant, now=later)
@@ -141,7 +141,7 @@ def test_retention_purge_removes_old_records_and_the_rest_still_verifies(library
 
 @pytest.mark.django_db
 def test_retention_unset_keeps_everything(library, records, settings, capsys):
-    settings.AUDIT = {"RETENTION_DAYS": None}
+    settings.AUDIT = {**settings.AUDIT, "RETENTION_DAYS": None}
     call_command("audit_purge_expired")
     assert "kept forever" in capsys.readouterr().out
     assert AuditRecord.objects.count() == 4
@@ -156,9 +156,9 @@ def test_the_daily_purge_covers_every_tenant_and_does_nothing_without_retention(
     from apps.audit.services import retention_purge_all
     from apps.audit.tasks import purge_expired
 
-    settings.AUDIT = {"RETENTION_DAYS": None}
+    settings.AUDIT = {**settings.AUDIT, "RETENTION_DAYS": None}
     assert purge_expired() == {} and retention_purge_all(now=timezone.now() + timedelta(days=3650)) == []
-    settings.AUDIT = {"RETENTION_DAYS": 30}
+    settings.AUDIT = {**settings.AUDIT, "RETENTION_DAYS": 30}
     assert purge_expired() == {slug: 0 for slug in Tenant.objects.values_list("slug", flat=True)}
     reports = {r.tenant: r.records for r in retention_purge_all(now=timezone.now() + timedelta(days=31))}
     assert reports[library.world.tenant.slug] == 4 and len(reports) == Tenant.objects.count()

@@ -6,12 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE_VARIABLES = ("PLATFORM_PROFILE", "DATABASE_URL", "CELERY_BROKER_URL", "ELASTICSEARCH_URL", "SEARCH_BACKEND")
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in PROFILE_VARIABLES and not k.startswith("DJANGO_")}
+    base = {k: v for k, v in os.environ.items() if k not in PROFILE_VARIABLES and not k.startswith(("DJANGO_", "AUDIT_"))}
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, capture_output=True, text=True, env={**base, **env}, timeout=120
     )
@@ -25,6 +27,7 @@ def test_production_passes_check_deploy_with_a_secret_key_and_allowed_hosts(tmp_
         "WARNING",
         DJANGO_SETTINGS_MODULE="knowledge_platform.settings.production",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        AUDIT_KEYS="k1:" + secrets.token_urlsafe(32),
         DJANGO_ALLOWED_HOSTS="kp.example.com",
         PLATFORM_VAR_DIR=str(tmp_path),
     )
@@ -41,6 +44,22 @@ def test_production_without_a_secret_key_refuses_to_start(tmp_path):
     )
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("keys", [None, "k1:short", "k1:" + "x" * 40 + ",k1:" + "y" * 40])
+def test_production_without_a_strong_audit_key_ring_refuses_to_start(tmp_path, keys):
+    """The audit chain is keyed from the environment only: no default, no weak or ambiguous ring."""
+    env = {"AUDIT_KEYS": keys} if keys is not None else {}
+    result = manage(
+        "check",
+        DJANGO_SETTINGS_MODULE="knowledge_platform.settings.production",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_ALLOWED_HOSTS="kp.example.com",
+        PLATFORM_VAR_DIR=str(tmp_path),
+        **env,
+    )
+    assert result.returncode != 0
+    assert "AUDIT_KEYS" in result.stderr
 
 
 def test_the_full_profile_names_every_missing_variable(tmp_path):

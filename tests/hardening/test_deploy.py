@@ -43,6 +43,7 @@ def production(tmp_path, **env: str) -> dict[str, str]:
     return {
         "DJANGO_SETTINGS_MODULE": "knowledge_platform.settings.production",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "AUDIT_KEYS": "k1:" + secrets.token_urlsafe(32),
         "DJANGO_ALLOWED_HOSTS": "kp.example.com",
         "PLATFORM_VAR_DIR": str(tmp_path),
         **env,

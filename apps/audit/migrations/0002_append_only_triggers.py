@@ -3,7 +3,10 @@
 The one exception is the retention purge (services.retention_purge), which sets
 `audit.retention_purge = 'on'` for its own transaction only (SET LOCAL). TRUNCATE needs table
 ownership; the application's database role in production should not own these tables (see
-docs/audit.md)."""
+docs/audit.md).
+
+Superseded by 0004_database_privileges: the setting no longer opens anything; only the owner of
+the purge function may delete, and the application's role holds no DELETE at all."""
 
 from django.db import migrations
 

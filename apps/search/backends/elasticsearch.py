@@ -328,5 +328,5 @@ class ElasticsearchBackend(SearchBackend):
                 s = hit["_source"]
                 # kNN's cosine score is (1 + cos) / 2; report the cosine itself, as the embedded backend does.
                 score = hit["_score"] if kind == "bm25" else 2 * hit["_score"] - 1
-                results[kind].append(Candidate(s["chunk_id"], s["document_id"], s["version_id"], s["collection_id"], float(score), s["title"], s["text"]))
+                results[kind].append(Candidate(s["chunk_id"], s["document_id"], s["version_id"], s["collection_id"], float(score), s["title"], s["text"], hit["_index"]))
         return results["bm25"], results["dense"]

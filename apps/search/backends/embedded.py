@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -249,7 +250,9 @@ class EmbeddedBackend(SearchBackend):
         with self._db() as db:
             bm25 = self._bm25(db, query, where, params, size) if query.mode != Mode.DENSE else []
             dense = self._dense(db, query, where, params, size) if query.mode != Mode.BM25 else []
-        return bm25, dense
+            generation = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        index = f"{self.path.name}@{generation[0] if generation else 0}"  # the file's write generation
+        return [replace(c, index=index) for c in bm25], [replace(c, index=index) for c in dense]
 
     _COLUMNS = "c.chunk_id, c.document_id, c.version_id, c.collection_id, c.title, c.text"
 

@@ -107,6 +107,15 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# PostgreSQL roles other than the one in DATABASE_URL (which migrates and owns the tables); see
+# docs/audit.md, "Database privileges". After every migrate the APP role is granted what the
+# application needs (apps/audit/database_roles.py): no UPDATE or DELETE on the audit trail. The
+# AUDIT_PURGER role is handed the audit purge function, the only way to delete audit rows. Unset
+# (development, SQLite): nothing is granted and the migrating role keeps the function.
+DATABASE_ROLES = {
+    "APP": env.str("DATABASE_APP_ROLE", default=None),
+    "AUDIT_PURGER": env.str("AUDIT_PURGE_ROLE", default=None),
+}
 
 # --------------------------------------------------------------------------- auth
 AUTHENTICATION_BACKENDS = [
@@ -134,26 +143,51 @@ MEDIA_URL = "media/"
 # Uploaded documents go through Django's storage API: local files by default, any S3-compatible
 # store with FILE_STORAGE=s3 (django-storages; AWS_* variables, see the README).
 FILE_STORAGE = env.str("FILE_STORAGE", default="local")
-if FILE_STORAGE == "s3":
-    _default_storage = {
+
+
+def _s3_storage(bucket_name: str, **options) -> dict:
+    """An S3-compatible bucket through django-storages, with the AWS_* credentials; it never
+    overwrites an object (a name already taken gets a fresh one)."""
+    return {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
-            "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
+            "bucket_name": bucket_name,
             "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default=None),
             "region_name": env.str("AWS_S3_REGION_NAME", default=None),
             "access_key": env.str("AWS_ACCESS_KEY_ID", default=None),
             "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default=None),
             "default_acl": None,
             "file_overwrite": False,
+            **options,
         },
     }
+
+
+if FILE_STORAGE == "s3":
+    _default_storage = _s3_storage(env.str("AWS_STORAGE_BUCKET_NAME"))
 elif FILE_STORAGE == "local":
     _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 else:
     raise ImproperlyConfigured(f"FILE_STORAGE={FILE_STORAGE!r}: use 'local' or 's3'.")
+# Signed checkpoints of the audit chain heads go outside the database: a directory, or a bucket of
+# an S3-compatible store (the AWS_* credentials above; give it Object Lock to make it write-once
+# for everybody, not only for the platform, which never overwrites or deletes a checkpoint).
+AUDIT_CHECKPOINT_STORAGE = env.str("AUDIT_CHECKPOINT_STORAGE", default="local")
+if AUDIT_CHECKPOINT_STORAGE == "s3":
+    _checkpoint_storage = _s3_storage(env.str("AUDIT_CHECKPOINT_BUCKET"),
+                                      location=env.str("AUDIT_CHECKPOINT_PREFIX", default="audit-checkpoints"))
+elif AUDIT_CHECKPOINT_STORAGE == "local":
+    _checkpoint_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": env.str("AUDIT_CHECKPOINT_DIR", default=str(VAR_DIR / "audit-checkpoints")),
+                    "file_permissions_mode": 0o444, "base_url": None},
+    }
+else:
+    raise ImproperlyConfigured(f"AUDIT_CHECKPOINT_STORAGE={AUDIT_CHECKPOINT_STORAGE!r}: use 'local' or 's3'.")
 STORAGES = {
     "default": _default_storage,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "audit_checkpoints": _checkpoint_storage,
 }
 # Uploads above this size are refused with 413 before anything is stored.
 DOCUMENT_MAX_UPLOAD_BYTES = env.int("DOCUMENT_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
@@ -227,6 +261,7 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-ingestion": {"task": "ingestion.requeue_stalled", "schedule": 60.0},
     "reconcile-search-index": {"task": "search.reconcile", "schedule": env.float("SEARCH_RECONCILE_EVERY", default=900.0)},
     "audit-retention": {"task": "audit.purge_expired", "schedule": 24 * 3600.0},
+    "audit-checkpoint": {"task": "audit.checkpoint", "schedule": env.float("AUDIT_CHECKPOINT_EVERY", default=300.0)},
 }
 INGESTION = {
     # Seconds before the sweep re-sends a version still pending (its task never reached a worker)
@@ -301,6 +336,9 @@ if ANSWERS["FEEDBACK_DOCUMENTS"] < 1 or not 0.0 <= ANSWERS["FEEDBACK_QUERY_WEIGH
 AUDIT = {
     # Records older than this are removed by `manage.py audit_purge_expired`; empty keeps them forever.
     "RETENTION_DAYS": env.int("AUDIT_RETENTION_DAYS", default=None),
+    # The key ring of the chain (apps/audit/keys.py): "key_id:secret,…", the current key first.
+    # development.py and test.py give fixed keys; production.py refuses to start without it.
+    "KEYS": env.str("AUDIT_KEYS", default=""),
 }
 
 # --------------------------------------------------------------------------- throttling

@@ -12,7 +12,8 @@ from django.core.checks.security.base import (
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import AUDIT, env
+from apps.audit.keys import parse_ring
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
@@ -29,6 +30,11 @@ if (
         "e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'."
     )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
+
+# The audit chain's keys must come from the environment, never from a default (apps/audit/keys.py):
+# a known key would let anyone who can write to the database re-key an edited chain.
+AUDIT["KEYS"] = env.str("AUDIT_KEYS")
+parse_ring(AUDIT["KEYS"])  # a malformed or weak ring stops start-up, with the reason
 
 # TLS is terminated by the proxy in front of the app, which sets X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -4,7 +4,7 @@ import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import DATABASES, SEARCH, env
+from .base import AUDIT, DATABASES, SEARCH, env
 
 DEBUG = False
 SECRET_KEY = "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -23,7 +23,12 @@ SEARCH["ELASTICSEARCH"]["INDEX_PREFIX"] = env.str("ELASTICSEARCH_INDEX_PREFIX", 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Every test gets a directory of its own (tests/conftest.py), like its search index.
+    "audit_checkpoints": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                          "OPTIONS": {"location": str(_TEST_VAR / "audit-checkpoints")}},
 }
+# A test worker process must key and sign with the same ring as the test itself.
+AUDIT["KEYS"] = env.str("AUDIT_KEYS", default="test:test-only-audit-key-0123456789-abcdefghijklmnop")
 # Throttling has tests of its own (tests/answers/test_throttling.py, which lower these); elsewhere a
 # suite's worth of requests must not trip a limit, and counters stay in this process.
 API_THROTTLE_RATES = {"caller": "100000/min", "tenant": "100000/min"}
