@@ -219,6 +219,8 @@ class ReplayOutputSerializer(serializers.Serializer):
     context = ReplayedPassageSerializer(many=True, help_text="The passages given to the generator.")
     citations = ReplayedCitationSerializer(many=True)
     now = serializers.ListField(child=serializers.CharField(), help_text="What changed since for the whole query.")
+    unverifiable = serializers.ListField(child=serializers.CharField(), help_text=(
+        "Texts that should be checkable and are not (a version file altered or missing): they fail the replay."))
 
 
 class RecordReplayView(APIView):

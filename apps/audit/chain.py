@@ -15,7 +15,7 @@ import hmac
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import orjson
 from django.conf import settings
@@ -141,7 +141,7 @@ class Break:
     record_id: int | None
     sequence: int
     problem: str
-    entry: str = "record"  # or "review", "anchor", "checkpoint"
+    entry: str = "record"  # or "review", "anchor", "checkpoint", "chain" (the head, the counts)
 
     def __str__(self) -> str:
         where = f"{self.entry} {self.record_id}" if self.record_id is not None else f"the {self.entry}"
@@ -156,6 +156,8 @@ class ChainReport:
     reviews: int = 0
     checkpoints: int = 0  # signed checkpoints checked against the database
     notes: list[str] = field(default_factory=list)
+    start: int = 0  # the chain starts after this sequence (the newest retention anchor's)
+    walked: Walked | None = field(default=None, repr=False, compare=False)  # with keep_walk=True
 
     @property
     def intact(self) -> bool:
@@ -173,6 +175,11 @@ class Walked:
     hashes: dict[int, str]
     digests: dict[int, str]  # sequence -> content digest (Merkle leaf), recomputed from the content
     first_break: Break | None
+    times: dict[int, datetime] = field(default_factory=dict)  # sequence -> created_at, as verified
+    kinds: dict[int, str] = field(default_factory=dict)  # sequence -> "record" | "review"
+
+
+UNREADABLE = object()  # a stored value the canonical form cannot be rebuilt from
 
 
 def _chunk_rows(record_ids: list[int]) -> dict[int, list[list]]:
@@ -187,7 +194,10 @@ def _chunk_rows(record_ids: list[int]) -> dict[int, list[list]]:
                        "ORDER BY record_id, rank", record_ids)
         for record_id, *values in cursor.fetchall():
             if isinstance(values[scores], (str, bytes)):
-                values[scores] = orjson.loads(values[scores])
+                try:
+                    values[scores] = orjson.loads(values[scores])
+                except orjson.JSONDecodeError:  # e.g. 1e400: valid JSON, never written by the platform
+                    values[scores] = UNREADABLE
             for position in booleans if connection.vendor == "sqlite" else ():  # SQLite: 0/1
                 values[position] = bool(values[position])
             rows[record_id].append(values)
@@ -196,21 +206,24 @@ def _chunk_rows(record_ids: list[int]) -> dict[int, list[list]]:
 
 def _records_with_chunks(tenant, after: int, batch: int = 2000) -> Iterator[AuditRecord]:
     """The tenant's records after `after`, in sequence, each with `chunk_rows`."""
-    records = AuditRecord.objects.filter(tenant=tenant).order_by("sequence")
+    records = AuditRecord.objects.filter(tenant=tenant, sequence__gt=after).order_by("sequence", "pk")
+    position = Q()
     while True:
-        page = list(records.filter(sequence__gt=after)[:batch])
+        # Keyset pages on (sequence, pk): two rows at one sequence never fall between two pages.
+        page = list(records.filter(position)[:batch])
         if not page:
             return
         rows = _chunk_rows([record.pk for record in page])
         for record in page:
             record.chunk_rows = rows[record.pk]
             yield record
-        after = page[-1].sequence
+        last = page[-1]
+        position = Q(sequence__gt=last.sequence) | Q(sequence=last.sequence, pk__gt=last.pk)
 
 
 def _entries(tenant, after: int) -> Iterator[tuple[int, str, object]]:
     records = _records_with_chunks(tenant, after)
-    reviews = _reviews_of(tenant).filter(sequence__gt=after).order_by("sequence").iterator(chunk_size=500)
+    reviews = _reviews_of(tenant).filter(sequence__gt=after).order_by("sequence", "pk").iterator(chunk_size=500)
     return heapq.merge(((r.sequence, "record", r) for r in records), ((r.sequence, "review", r) for r in reviews),
                        key=lambda item: (item[0], item[1]))
 
@@ -218,7 +231,8 @@ def _entries(tenant, after: int) -> Iterator[tuple[int, str, object]]:
 def _reviews_of(tenant):
     """The tenant's reviews, and any review of one of its records that claims another tenant (or
     none): a review slipped in outside the chain must still be seen."""
-    return Review.objects.filter(Q(tenant=tenant) | Q(record__tenant=tenant))
+    # A subquery, not a join: a review whose record was purged (or never existed) must still be seen.
+    return Review.objects.filter(Q(tenant=tenant) | Q(record_id__in=AuditRecord.objects.filter(tenant=tenant).values("pk")))
 
 
 def stray_entry(tenant, start: int) -> Break | None:
@@ -244,9 +258,12 @@ def walk(tenant, *, after: int = 0, previous: str = GENESIS) -> Walked:
     digests: dict[int, str] = {}
     seen_records: dict[int, tuple[int, str]] = {}  # sequence -> (record id, hash), for reviews
 
+    times: dict[int, datetime] = {}
+    kinds: dict[int, str] = {}
+
     def broken(entry_id, sequence, problem, kind) -> Walked:
         return Walked(counts["record"], counts["review"], expected_sequence - 1, expected_previous, hashes, digests,
-                      Break(entry_id, sequence, problem, kind))
+                      Break(entry_id, sequence, problem, kind), times, kinds)
 
     for sequence, kind, entry in _entries(tenant, after):
         counts[kind] += 1
@@ -261,6 +278,8 @@ def walk(tenant, *, after: int = 0, previous: str = GENESIS) -> Walked:
             return broken(entry.pk, sequence, f"keyed with {entry.key_id or 'no key'!r}, which is not in AUDIT_KEYS "
                           "(forged, or a retired key was dropped from the ring)", kind)
         if kind == "record":
+            if any(row[CHUNK_FIELDS.index("scores")] is UNREADABLE for row in entry.chunk_rows):
+                return broken(entry.pk, sequence, "a retrieved chunk's stored scores cannot be read back (altered)", kind)
             (actual, digest), stored = record_hashes(entry, entry.chunk_rows), entry.record_hash
         else:
             (actual, digest), stored = review_hashes(entry), entry.entry_hash
@@ -272,9 +291,10 @@ def walk(tenant, *, after: int = 0, previous: str = GENESIS) -> Walked:
             return broken(entry.pk, sequence, "its stored content digest (its Merkle leaf) was altered", kind)
         if kind == "record":
             seen_records[sequence] = (entry.pk, stored)
-        hashes[sequence], digests[sequence] = stored, digest
+        hashes[sequence], digests[sequence], times[sequence], kinds[sequence] = stored, digest, entry.created_at, kind
         expected_previous, expected_sequence = stored, sequence + 1
-    return Walked(counts["record"], counts["review"], expected_sequence - 1, expected_previous, hashes, digests, None)
+    return Walked(counts["record"], counts["review"], expected_sequence - 1, expected_previous, hashes, digests, None,
+                  times, kinds)
 
 
 def hash_at(tenant, sequence: int) -> str | None:
@@ -315,9 +335,10 @@ def merkle_roots(digests: dict[int, str], *, at: set[int]) -> dict[int, str]:
     return roots
 
 
-def verify_tenant(tenant, *, checkpoints: list | None = None) -> ChainReport:
+def verify_tenant(tenant, *, checkpoints: list | None = None, keep_walk: bool = False) -> ChainReport:
     """The whole check of one tenant: the retention anchors, every entry since the newest anchor,
-    the chain head, and every signed checkpoint of the sink (or those given)."""
+    the chain head, and every signed checkpoint of the sink (or those given). With `keep_walk`,
+    the report keeps the verified entries' hashes and times (the retention purge works from them)."""
     from .checkpoints import checkpoints_read  # the sink reads the chain's results, not the reverse
 
     anchor, bad_anchor = anchors_check(tenant)
@@ -330,24 +351,33 @@ def verify_tenant(tenant, *, checkpoints: list | None = None) -> ChainReport:
     walked = walk(tenant, after=start, previous=anchor.last_hash if anchor else GENESIS)
 
     def report(first_break: Break | None, checked: int = 0, notes=()) -> ChainReport:
-        return ChainReport(tenant.slug, walked.records, first_break, walked.reviews, checked, list(notes))
+        return ChainReport(tenant.slug, walked.records, first_break, walked.reviews, checked, list(notes), start,
+                           walked if keep_walk else None)
 
     if walked.first_break is not None:
         return report(walked.first_break)
+    stored = (AuditRecord.objects.filter(tenant=tenant, sequence__gt=start).count()
+              + _reviews_of(tenant).filter(sequence__gt=start).count())
+    if stored != walked.records + walked.reviews:
+        return report(Break(None, walked.last_sequence, f"the database holds {stored} entries after {start}, the chain "
+                            f"walks {walked.records + walked.reviews} (an entry sits outside the chain)", "chain"))
     head = ChainHead.objects.filter(tenant=tenant).first()
     if head is not None and head.sequence > walked.last_sequence:
         return report(Break(None, walked.last_sequence + 1, f"missing: the chain ends at {walked.last_sequence} "
-                            f"but {head.sequence} entries were written"))
+                            f"but {head.sequence} entries were written", "chain"))
     if head is None and walked.last_sequence > 0:
-        return report(Break(None, walked.last_sequence, "the chain head is gone (deleted behind the application's back)"))
+        return report(Break(None, walked.last_sequence, "the chain head is gone (deleted behind the application's back)", "chain"))
     if head is not None and walked.last_sequence > start and head.sequence < walked.last_sequence:
         return report(Break(None, head.sequence + 1, f"the chain head was moved back to {head.sequence}: "
-                            f"the chain goes on to {walked.last_sequence}"))
+                            f"the chain goes on to {walked.last_sequence}", "chain"))
     if head is not None and head.sequence == walked.last_sequence and walked.last_sequence > start and head.last_hash != walked.last_hash:
-        return report(Break(None, head.sequence, "the chain head names another hash than the last entry's"))
+        return report(Break(None, head.sequence, "the chain head names another hash than the last entry's", "chain"))
 
     signed = checkpoints if checkpoints is not None else checkpoints_read(tenant)
     for checkpoint in signed:
+        if checkpoint.valid and checkpoint.document and checkpoint.document.get("tenant") != tenant.slug:
+            return report(Break(None, checkpoint.sequence, f"checkpoint {checkpoint.name} was signed for tenant "
+                                f"{checkpoint.document.get('tenant')!r}, not {tenant.slug!r}", "checkpoint"))
         if not checkpoint.valid:
             return report(Break(None, checkpoint.sequence, f"checkpoint {checkpoint.name} is not signed by any key "
                                 "of AUDIT_KEYS (the sink was written by someone else)", "checkpoint"))

@@ -92,6 +92,25 @@ def checkpoints_read(tenant) -> list[Checkpoint]:
     return found
 
 
+def orphaned_folders() -> list[str]:
+    """Folders of the sink holding a validly signed checkpoint of a tenant the database no longer
+    has: a tenant deleted with its whole trail is still seen."""
+    storage = storages[STORAGE]
+    try:
+        folders, _ = storage.listdir("")
+    except FileNotFoundError:
+        return []
+    known = {str(pk) for pk in Tenant.objects.values_list("pk", flat=True)}
+    orphans = []
+    for folder in sorted(f for f in folders if f not in known):
+        stand_in = Tenant(pk=int(folder)) if folder.isascii() and folder.isdigit() else None
+        if stand_in is None:
+            orphans.append(folder)
+        elif any(c.valid for c in checkpoints_read(stand_in)):
+            orphans.append(folder)
+    return orphans
+
+
 @dataclass(frozen=True)
 class CheckpointReport:
     tenant: str

@@ -72,12 +72,15 @@ class Replay:
     context: list[ReplayedPassage]
     citations: list[ReplayedCitation]
     now: list[str]  # differences of the platform as a whole: model, backend, the caller's access
+    unverifiable: list[str] = field(default_factory=list)  # texts that should be checkable and are not
 
     @property
     def hashes_match(self) -> bool:
+        """Fails closed: a text that cannot be rebuilt counts against the record, unless its version
+        was purged (which the platform records, and which removes the file on purpose)."""
         checks = [c.text_matches for c in self.chunks] + [c.served_matches for c in self.chunks]
         checks += [p.text_matches for p in self.context] + [c.quote_matches for c in self.citations]
-        return self.record_intact and all(check is not False for check in checks)
+        return self.record_intact and not self.unverifiable and all(check is not False for check in checks)
 
 
 class _Versions:
@@ -87,6 +90,7 @@ class _Versions:
         self.tenant = tenant
         self._texts: dict[int, str | None] = {}
         self.problems: dict[int, str] = {}
+        self.suspect: set[int] = set()  # versions whose text should be there and is not
 
     def text(self, version_id: int) -> str | None:
         if version_id not in self._texts:
@@ -97,9 +101,14 @@ class _Versions:
         version = DocumentVersion.objects.filter(pk=version_id, document__tenant=self.tenant).first()
         if version is None:
             self.problems[version_id] = "the version no longer exists"
+            self.suspect.add(version_id)  # versions are never deleted: purge keeps a tombstone
             return None
-        if version.purged_at is not None or not version.file:
-            self.problems[version_id] = f"version {version.number} was purged on {version.purged_at:%Y-%m-%d}" if version.purged_at else "the version has no file"
+        if version.purged_at is not None:
+            self.problems[version_id] = f"version {version.number} was purged on {version.purged_at:%Y-%m-%d}"
+            return None
+        self.suspect.add(version_id)  # until its file is read, hashed and parsed
+        if not version.file:
+            self.problems[version_id] = "the version has no file, yet it was never purged"
             return None
         try:
             with version.file.open("rb") as handle:
@@ -111,10 +120,12 @@ class _Versions:
             self.problems[version_id] = "the version's file no longer has the SHA-256 recorded at upload"
             return None
         try:
-            return parsers.parse(data, version.media_type).text
+            text = parsers.parse(data, version.media_type).text
         except parsers.BadContent as exc:
             self.problems[version_id] = f"the version's file no longer parses: {exc}"
             return None
+        self.suspect.discard(version_id)
+        return text
 
 
 def _slice(versions: _Versions, version_id: int, start: int | None, end: int | None) -> str | None:
@@ -167,7 +178,10 @@ def record_replay(*, record: AuditRecord) -> Replay:
         text = _slice(versions, entry.version_id, row.start_offset, row.end_offset) if row and row.version_id == entry.version_id else None
         now = []
         if text is None:
-            now.append(versions.problems.get(entry.version_id, "the chunk is gone from the database (purged or re-ingested)"))
+            if entry.version_id not in versions.problems:  # the version is there, its chunk row is not
+                versions.problems[entry.version_id] = "the chunk is gone from the database, its version is not purged"
+                versions.suspect.add(entry.version_id)
+            now.append(versions.problems[entry.version_id])
         document = documents.get(entry.document_id)
         if document is None:
             now.append("the document no longer exists")
@@ -209,4 +223,5 @@ def record_replay(*, record: AuditRecord) -> Replay:
     if record.search_backend and record.search_backend != backend:
         general.append(f"the search backend is {backend} now, not {record.search_backend}")
     intact = chain.record_hash(record, list(record.chunks.order_by("rank"))) == record.record_hash
-    return Replay(record.pk, record.sequence, intact, chunks, context, citations, general)
+    unverifiable = [f"version {v}: {versions.problems[v]}" for v in sorted(versions.suspect)]
+    return Replay(record.pk, record.sequence, intact, chunks, context, citations, general, unverifiable)

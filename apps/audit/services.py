@@ -4,6 +4,7 @@ here ever changes an existing entry."""
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,6 +18,8 @@ from apps.tenants.resolution import TenantContext
 
 from . import chain, keys, purge
 from .models import AuditRecord, ChainHead, RetentionPurge, RetrievedChunk, Review, ReviewStatus
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -170,57 +173,62 @@ class PurgeReport:
     tenant: str
     records: int
     through_sequence: int | None
+    refused: str = ""  # why nothing was purged although entries had expired
 
 
-CHAIN_ENTRIES = ((AuditRecord, "record_hash"), (Review, "entry_hash"))
-
-
-def _prefix_end(tenant: Tenant, cutoff) -> tuple[int, str] | None:
-    """(sequence, hash) of the last entry of the longest chain prefix written before `cutoff`: an
-    entry younger than the cutoff stops the purge (clocks are not sequences)."""
-    kept = [model.objects.filter(tenant=tenant, created_at__gte=cutoff).order_by("sequence")
-            .values_list("sequence", flat=True).first() for model, _ in CHAIN_ENTRIES]
-    first_kept = min((s for s in kept if s is not None), default=None)
-    ends = []
-    for model, hash_field in CHAIN_ENTRIES:
-        expired = model.objects.filter(tenant=tenant, created_at__lt=cutoff)
-        if first_kept is not None:
-            expired = expired.filter(sequence__lt=first_kept)
-        ends.append(expired.order_by("-sequence").values_list("sequence", hash_field).first())
-    return max((end for end in ends if end is not None), default=None)
-
-
-def _newest_at(tenant: Tenant, through: int):
-    times = [model.objects.filter(tenant=tenant, sequence__lte=through).order_by("-created_at")
-             .values_list("created_at", flat=True).first() for model, _ in CHAIN_ENTRIES]
-    return max(t for t in times if t is not None)
+class PurgeRefused(Exception):
+    """The purge found the chain or the database not as the chain says: nothing is deleted."""
 
 
 def retention_purge(*, tenant: Tenant, now=None) -> PurgeReport:
     """Removes the tenant's chain entries (records and reviews) older than AUDIT_RETENTION_DAYS
     (never, when unset), oldest first and only as a prefix of the chain, and writes a signed anchor
     so the rest still verifies. On PostgreSQL the rows go through the one SECURITY DEFINER function
-    that may delete them (apps/audit/purge.py)."""
+    that may delete them (apps/audit/purge.py).
+
+    Nothing is deleted on the word of raw rows: the whole chain is verified first (keys, links,
+    head, checkpoints), and the prefix, its last hash and its ages come from the verified entries.
+    A chain that does not verify is not purged (the refusal is logged): a purge must never sign
+    over an erasure or an edit."""
     days = settings.AUDIT["RETENTION_DAYS"]
     if not days:
         return PurgeReport(tenant.slug, 0, None)
     now = now or timezone.now()
     cutoff = now - timedelta(days=days)
-    with transaction.atomic():
-        _locked_head(tenant)
-        end = _prefix_end(tenant, cutoff)
-        if end is None:
-            return PurgeReport(tenant.slug, 0, None)
-        through, last_hash = end
-        reviews = Review.objects.filter(tenant=tenant, sequence__lte=through).count()
-        newest_purged_at = _newest_at(tenant, through)
-        records = purge.delete_prefix(tenant_id=tenant.pk, through_sequence=through)
-        key = keys.current()
-        anchor = RetentionPurge(tenant=tenant, created_at=now, older_than=cutoff, retention_days=days, records=records,
-                                reviews=reviews, through_sequence=through, last_hash=last_hash,
-                                newest_purged_at=newest_purged_at, key_id=key.key_id)
-        anchor.signature = keys.sign(key, chain.anchor_canonical(anchor))
-        anchor.save()
+    try:
+        # Verified before the head is locked, so a long walk does not hold up the tenant's requests;
+        # what is purged is an old prefix, which appends after the walk do not touch.
+        verified = chain.verify_tenant(tenant, keep_walk=True)
+        if not verified.intact:
+            raise PurgeRefused(f"the chain does not verify: {verified.first_break}")
+        with transaction.atomic():
+            _locked_head(tenant)
+            newest = RetentionPurge.objects.filter(tenant=tenant).order_by("-through_sequence").values_list(
+                "through_sequence", flat=True).first()
+            if (newest or 0) != verified.start:  # another purge ran since the walk
+                return PurgeReport(tenant.slug, 0, None)
+            walked = verified.walked
+            expired = []
+            for sequence in sorted(walked.times):  # the longest prefix written before the cutoff
+                if walked.times[sequence] >= cutoff:
+                    break
+                expired.append(sequence)
+            if not expired:
+                return PurgeReport(tenant.slug, 0, None)
+            through = expired[-1]
+            records = sum(1 for s in expired if walked.kinds[s] == "record")
+            deleted = purge.delete_prefix(tenant_id=tenant.pk, through_sequence=through)
+            if deleted != records:
+                raise PurgeRefused(f"the database held {deleted} records through {through}, the chain {records}")
+            key = keys.current()
+            anchor = RetentionPurge(tenant=tenant, created_at=now, older_than=cutoff, retention_days=days, records=records,
+                                    reviews=len(expired) - records, through_sequence=through, last_hash=walked.hashes[through],
+                                    newest_purged_at=max(walked.times[s] for s in expired), key_id=key.key_id)
+            anchor.signature = keys.sign(key, chain.anchor_canonical(anchor))
+            anchor.save()
+    except PurgeRefused as exc:
+        logger.error("audit retention purge of %s refused: %s", tenant.slug, exc)
+        return PurgeReport(tenant.slug, 0, None, refused=str(exc))
     return PurgeReport(tenant.slug, records, through)
 
 

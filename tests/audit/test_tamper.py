@@ -149,12 +149,19 @@ def test_a_forged_retention_anchor_is_reported(library, records):
 
 
 @pytest.mark.django_db
-def test_an_anchor_signed_by_another_key_is_reported(library, records, settings):
+def test_an_anchor_signed_by_another_key_is_reported(library, records):
+    """Entries deleted, then an anchor that says everything a real one says, signed with a key of
+    the attacker's own under the ring's key id."""
     tenant = library.world.tenant
-    settings.AUDIT = {**settings.AUDIT, "RETENTION_DAYS": 30}
-    settings.AUDIT = {**settings.AUDIT, "KEYS": "attacker:" + "x" * 40}  # signs with a key of their own
-    retention_purge(tenant=tenant, now=timezone.now() + timedelta(days=31))
-    settings.AUDIT = {**settings.AUDIT, "KEYS": "test:test-only-audit-key-0123456789-abcdefghijklmnop"}
+    third = AuditRecord.objects.get(tenant=tenant, sequence=3)
+    _sql("DELETE FROM audit_retrievedchunk WHERE record_id IN (SELECT id FROM audit_auditrecord WHERE tenant_id = %s AND sequence <= 3)", [tenant.pk])
+    _sql("DELETE FROM audit_auditrecord WHERE tenant_id = %s AND sequence <= 3", [tenant.pk])
+    now = timezone.now() + timedelta(days=31)
+    anchor = RetentionPurge(tenant=tenant, created_at=now, older_than=now - timedelta(days=30), retention_days=30, records=3,
+                            through_sequence=3, last_hash=third.record_hash, newest_purged_at=third.created_at,
+                            key_id=keys.current().key_id)
+    anchor.signature = keys.sign(keys.parse_ring("test:" + "x" * 40)[0], chain.anchor_canonical(anchor))
+    anchor.save()
     assert "forged" in _verify_fails(tenant).problem
 
 

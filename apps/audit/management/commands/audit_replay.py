@@ -53,6 +53,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"  citation [{citation.marker}]: {_mark(citation.quote_matches)}")
             for note in replay.now:
                 self.stdout.write(f"  since then: {note}")
+            for problem in replay.unverifiable:
+                self.stdout.write(f"  CANNOT CHECK: {problem}")
         if not replay.hashes_match:
             raise CommandError("The record does not match what it kept.", returncode=1)
 

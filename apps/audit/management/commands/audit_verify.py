@@ -11,6 +11,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.audit.chain import verify_tenant
+from apps.audit.checkpoints import orphaned_folders
 from apps.tenants.models import Tenant
 
 
@@ -29,7 +30,12 @@ class Command(BaseCommand):
         broken = entries = 0
         started = time.perf_counter()
         for each in tenants:
-            report = verify_tenant(each)
+            try:
+                report = verify_tenant(each)
+            except Exception as exc:  # one unreadable chain must not hide the others
+                broken += 1
+                self.stdout.write(f"{each.slug}: BROKEN, verification failed: {exc!r}")
+                continue
             entries += report.records + report.reviews
             if report.intact:
                 self.stdout.write(f"{report.tenant_slug}: {report.records} records, {report.reviews} reviews, chain intact, "
@@ -39,6 +45,11 @@ class Command(BaseCommand):
                 self.stdout.write(f"{report.tenant_slug}: BROKEN at {report.first_break}")
             for note in report.notes:
                 self.stdout.write(f"{report.tenant_slug}: note: {note}")
+        if not tenant:
+            for folder in orphaned_folders():
+                broken += 1
+                self.stdout.write(f"tenant id {folder}: BROKEN, the checkpoint sink holds signed checkpoints of a "
+                                  "tenant the database no longer has (deleted with its trail)")
         seconds = time.perf_counter() - started
         self.stderr.write(f"{entries} entries verified in {seconds:.2f} s ({entries / seconds if seconds else 0:,.0f} per second)")
         if broken:
