@@ -12,8 +12,10 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.utils.text import Truncator
 
+from apps.core.params import MAX_BIGINT, is_ascii_digits
 from apps.documents.models import Document
-from apps.tenants.models import Membership, Role, Tenant
+from apps.tenants.models import Membership, Tenant
+from apps.tenants.resolution import AUDIT_ROLES
 
 from . import selectors, services
 from .models import AuditRecord, RetrievedChunk, ReviewStatus
@@ -24,7 +26,7 @@ def compliance_tenant_ids(request: HttpRequest) -> list[int] | None:
     """Tenants whose audit trail this staff user reviews; None means all (superuser)."""
     if request.user.is_superuser:
         return None
-    return list(Membership.objects.filter(user=request.user, is_active=True, role=Role.COMPLIANCE).values_list("tenant_id", flat=True))
+    return list(Membership.objects.filter(user=request.user, is_active=True, role__in=AUDIT_ROLES).values_list("tenant_id", flat=True))
 
 
 class AuditTenantFilter(admin.SimpleListFilter):
@@ -77,7 +79,7 @@ class DocumentFilter(admin.SimpleListFilter):
         return [(str(d.pk), f"{d.title} (#{d.pk})") for d in Document.objects.filter(pk__in=list(ids)).order_by("title")]
 
     def queryset(self, request, queryset):
-        if not self.value() or not self.value().isdigit():
+        if not self.value() or not is_ascii_digits(self.value()) or int(self.value()) > MAX_BIGINT:
             return queryset
         return queryset.filter(pk__in=RetrievedChunk.objects.filter(document_id=int(self.value())).values("record_id"))
 

@@ -15,8 +15,9 @@ from rest_framework.views import APIView
 from apps.core.exceptions import PermissionDenied
 from apps.core.pagination import paginated_response, paginated_schema
 from apps.core.serializers import StrictInputSerializer
-from apps.tenants.models import Role, Scope
+from apps.tenants.models import Scope
 from apps.tenants.permissions import tenant_context
+from apps.tenants.resolution import role_may_use
 
 from . import selectors, services
 from .proofs import proof_build
@@ -25,8 +26,8 @@ from .models import Kind, Outcome, ReviewStatus
 
 
 def compliance_context(request: Request):
-    context = tenant_context(request)
-    if context.membership is not None and context.role != Role.COMPLIANCE:
+    context = tenant_context(request)  # the rule of who reads the audit: apps/tenants/resolution.py role_may_use
+    if context.membership is not None and not role_may_use(context.role, Scope.AUDIT_READ):
         raise PermissionDenied("The audit trail is for the compliance role only.", code="compliance_only")
     return context
 

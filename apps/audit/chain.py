@@ -251,7 +251,16 @@ def stray_entry(tenant, start: int) -> Break | None:
 def walk(tenant, *, after: int = 0, previous: str = GENESIS) -> Walked:
     """Checks every entry after sequence `after` (whose hash is `previous`): consecutive sequences,
     each linking to the one before, each hash the keyed hash of its content, each review naming a
-    record of the chain by its hash."""
+    record of the chain by its hash. A stored value that cannot even be read back (JSON nested
+    thousands deep, a number out of range: nothing the platform writes) is a break, not a crash."""
+    try:
+        return _walk(tenant, after=after, previous=previous)
+    except (RecursionError, ValueError, TypeError, OverflowError) as exc:
+        return Walked(0, 0, after, previous, {}, {}, Break(None, after + 1, "a stored value after this point cannot "
+                      f"be read back ({exc.__class__.__name__}): written behind the application's back", "chain"))
+
+
+def _walk(tenant, *, after: int, previous: str) -> Walked:
     expected_sequence, expected_previous = after + 1, previous
     counts = {"record": 0, "review": 0}
     hashes: dict[int, str] = {}
@@ -339,6 +348,14 @@ def verify_tenant(tenant, *, checkpoints: list | None = None, keep_walk: bool = 
     """The whole check of one tenant: the retention anchors, every entry since the newest anchor,
     the chain head, and every signed checkpoint of the sink (or those given). With `keep_walk`,
     the report keeps the verified entries' hashes and times (the retention purge works from them)."""
+    try:
+        return _verify_tenant(tenant, checkpoints=checkpoints, keep_walk=keep_walk)
+    except (RecursionError, ValueError, TypeError, OverflowError) as exc:  # a value nothing of ours wrote
+        return ChainReport(tenant.slug, 0, Break(None, 0, f"a stored value cannot be read back ({exc.__class__.__name__}): "
+                                                 "written behind the application's back", "chain"))
+
+
+def _verify_tenant(tenant, *, checkpoints: list | None, keep_walk: bool) -> ChainReport:
     from .checkpoints import checkpoints_read  # the sink reads the chain's results, not the reverse
 
     anchor, bad_anchor = anchors_check(tenant)

@@ -68,28 +68,43 @@ def _parse(name: str, raw: bytes) -> Checkpoint:
         return Checkpoint(name, int(signed["tenant_id"]), int(signed["sequence"]), str(signed["hash"]), created_at,
                           str(signed["key_id"]), valid, int(signed.get("tree_start", 0)), str(signed.get("root", "")),
                           document)
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return Checkpoint(name, 0, 0, "", timezone.now(), "", False)
+
+
+def _names(tenant) -> list[str]:
+    """The checkpoint files of the tenant, oldest first (names begin with the zero-padded sequence)."""
+    folder = str(tenant.pk)
+    try:
+        # Not storage.exists(folder): on S3 a folder is a key prefix, no object, and never "exists".
+        _, files = storages[STORAGE].listdir(folder)
+    except FileNotFoundError:  # a directory sink without the folder yet; a bucket just lists nothing
+        return []
+    return [f"{folder}/{name}" for name in sorted(f for f in files if f.endswith(".json"))]
+
+
+def checkpoint_newest(tenant) -> Checkpoint | None:
+    """The validly signed checkpoint of the highest sequence, reading from the newest name back
+    (a proof or the next checkpoint needs only this one, not the whole history)."""
+    for path in reversed(_names(tenant)):
+        checkpoint = _read(tenant, path)
+        if checkpoint.valid:
+            return checkpoint
+    return None
+
+
+def _read(tenant, path: str) -> Checkpoint:
+    with storages[STORAGE].open(path, "rb") as handle:
+        checkpoint = _parse(path, handle.read())
+    # A file of this tenant's folder that names another tenant is not this tenant's checkpoint.
+    if checkpoint.tenant_id in (tenant.pk, 0):
+        return checkpoint
+    return Checkpoint(path, tenant.pk, checkpoint.sequence, checkpoint.hash, checkpoint.created_at, "", False)
 
 
 def checkpoints_read(tenant) -> list[Checkpoint]:
     """Every checkpoint of the tenant in the sink, oldest name first."""
-    storage = storages[STORAGE]
-    folder = str(tenant.pk)
-    try:
-        # Not storage.exists(folder): on S3 a folder is a key prefix, no object, and never "exists".
-        _, files = storage.listdir(folder)
-    except FileNotFoundError:  # a directory sink without the folder yet; a bucket just lists nothing
-        return []
-    found = []
-    for name in sorted(f for f in files if f.endswith(".json")):
-        path = f"{folder}/{name}"
-        with storage.open(path, "rb") as handle:
-            checkpoint = _parse(path, handle.read())
-        # A file of another tenant's folder that names another tenant is not this tenant's checkpoint.
-        found.append(checkpoint if checkpoint.tenant_id in (tenant.pk, 0) else
-                     Checkpoint(path, tenant.pk, checkpoint.sequence, checkpoint.hash, checkpoint.created_at, "", False))
-    return found
+    return [_read(tenant, path) for path in _names(tenant)]
 
 
 def orphaned_folders() -> list[str]:
@@ -123,8 +138,7 @@ def checkpoint_write(*, tenant: Tenant, force: bool = False, now: datetime | Non
     """Signs the tenant's chain head and stores it in the sink. Skipped when the newest checkpoint
     already says the same (unless `force`); refused when the chain since that checkpoint does not
     verify (the report says why, and the error is logged for the operator)."""
-    previous = [c for c in checkpoints_read(tenant) if c.valid]
-    newest = max(previous, key=lambda c: (c.sequence, c.created_at), default=None)
+    newest = checkpoint_newest(tenant)
     anchor, bad_anchor = anchors_check(tenant)
     if bad_anchor is not None:
         return _refuse(tenant, str(bad_anchor))
@@ -148,7 +162,8 @@ def checkpoint_write(*, tenant: Tenant, force: bool = False, now: datetime | Non
         return _refuse(tenant, f"the chain head says {head.sequence} entries, the chain has {walked.last_sequence}")
     if newest is not None and walked.last_sequence < newest.sequence:
         return _refuse(tenant, f"the chain ends at {walked.last_sequence}, before the checkpoint at {newest.sequence}")
-    if newest is not None and not force and (newest.sequence, newest.hash) == (walked.last_sequence, walked.last_hash):
+    if (newest is not None and not force and newest.tree_start == tree_start
+            and (newest.sequence, newest.hash) == (walked.last_sequence, walked.last_hash)):
         return CheckpointReport(tenant.slug, None)
     # The tree's leaves: the digests already vouched for by the previous checkpoint (their root
     # checked against it), then the ones the walk just recomputed from the content.
@@ -178,4 +193,12 @@ def _refuse(tenant, reason: str) -> CheckpointReport:
 
 
 def checkpoint_write_all(*, force: bool = False) -> list[CheckpointReport]:
-    return [checkpoint_write(tenant=tenant, force=force) for tenant in Tenant.objects.order_by("slug")]
+    """Every tenant; one whose chain cannot be read does not stop the others' checkpoints."""
+    reports = []
+    for tenant in Tenant.objects.order_by("slug"):
+        try:
+            reports.append(checkpoint_write(tenant=tenant, force=force))
+        except Exception as exc:  # logged and reported; the next tenant still gets its checkpoint
+            logger.exception("audit checkpoint of %s failed", tenant.slug)
+            reports.append(CheckpointReport(tenant.slug, None, refused=f"failed: {exc!r}"))
+    return reports

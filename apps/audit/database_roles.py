@@ -124,6 +124,10 @@ def grant_application_role(connection) -> bool:
             cursor.execute(_sql(connection, template, **ids, **more))
 
         run("GRANT CONNECT ON DATABASE {database} TO {app}", database=database)
+        # USAGE only: a role that may create objects in the schema could shadow what the
+        # triggers and the purge function call (PostgreSQL 15 already denies CREATE to PUBLIC).
+        run("REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC")
+        run("REVOKE CREATE ON SCHEMA {schema} FROM {app}")
         run("GRANT USAGE ON SCHEMA {schema} TO {app}")
         # From nothing, in this one transaction: whatever was granted before does not linger.
         run("REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {app}")

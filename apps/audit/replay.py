@@ -98,12 +98,13 @@ class _Versions:
         return self._texts[version_id]
 
     def _load(self, version_id: int) -> str | None:
-        version = DocumentVersion.objects.filter(pk=version_id, document__tenant=self.tenant).first()
+        version = DocumentVersion.objects.filter(pk=version_id, document__tenant=self.tenant).select_related("document").first()
         if version is None:
             self.problems[version_id] = "the version no longer exists"
             self.suspect.add(version_id)  # versions are never deleted: purge keeps a tombstone
             return None
-        if version.purged_at is not None:
+        document = version.document
+        if version.purged_at is not None and document.purged_at is not None and document.state == DocumentState.DELETED:
             self.problems[version_id] = f"version {version.number} was purged on {version.purged_at:%Y-%m-%d}"
             return None
         self.suspect.add(version_id)  # until its file is read, hashed and parsed

@@ -82,7 +82,9 @@ class ChunkEvidence:
 
 def record_evidence(*, record: AuditRecord) -> list[ChunkEvidence]:
     entries = list(record.chunks.order_by("rank"))
-    rows = {c.id: c for c in Chunk.objects.filter(id__in=[e.chunk_id for e in entries], version_id__in=[e.version_id for e in entries])}
+    # The record's own tenant only: a chunk id the engine returned from elsewhere shows no text.
+    rows = {c.id: c for c in Chunk.objects.filter(id__in=[e.chunk_id for e in entries], version_id__in=[e.version_id for e in entries],
+                                                  version__document__tenant_id=record.tenant_id)}
     evidence = []
     for entry in entries:
         row = rows.get(entry.chunk_id)
@@ -118,14 +120,25 @@ def export_jsonl(records: QuerySet[AuditRecord]) -> Iterator[str]:
         yield json.dumps(_export_row(record), ensure_ascii=False, default=str) + "\n"
 
 
+# A cell starting with one of these is a formula to a spreadsheet (=HYPERLINK(...) leaking other
+# cells, =cmd|...): OWASP's CSV injection advice is to prefix it with a single quote.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value):
+    """`value`, with a leading quote if it is a string a spreadsheet would run as a formula."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 def export_csv(records: QuerySet[AuditRecord]) -> Iterator[str]:
-    """One row per record; structured fields (filters, chunks, …) as JSON in their cell."""
+    """One row per record; structured fields (filters, chunks, …) as JSON in their cell. Every
+    string cell is neutralised (csv_safe) for spreadsheets; the JSON lines export stays exact."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
     writer.writeheader()
     for record in records.prefetch_related("chunks").iterator(chunk_size=200):
         row = _export_row(record)
-        writer.writerow({k: json.dumps(v, default=str) if isinstance(v, (dict, list)) else v for k, v in row.items()})
+        writer.writerow({k: csv_safe(json.dumps(v, default=str) if isinstance(v, (dict, list)) else v) for k, v in row.items()})
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

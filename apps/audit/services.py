@@ -256,5 +256,12 @@ def retention_purge_all(*, now=None) -> list[PurgeReport]:
     is set."""
     if not settings.AUDIT["RETENTION_DAYS"]:
         return []
-    return [retention_purge(tenant=tenant, now=now) for tenant in Tenant.objects.order_by("slug")]
+    reports = []
+    for tenant in Tenant.objects.order_by("slug"):
+        try:
+            reports.append(retention_purge(tenant=tenant, now=now))
+        except Exception as exc:  # one unreadable chain must not stop the others' purge
+            logger.exception("audit retention purge of %s failed", tenant.slug)
+            reports.append(PurgeReport(tenant.slug, 0, None, refused=f"failed: {exc!r}"))
+    return reports
 

@@ -23,7 +23,7 @@ from apps.tenants.actors import Actor
 from apps.tenants.admin import TenantListFilter, TenantScopedAdmin, admin_tenant_ids
 from apps.tenants.models import ApiKey, Membership, TenantGroup
 
-from . import services
+from . import selectors, services
 from .models import Collection, Document, DocumentEvent, DocumentState, DocumentVersion, IngestionStatus
 
 
@@ -177,9 +177,16 @@ class EventInline(admin.TabularInline):
     model = DocumentEvent
     extra = 0
     can_delete = False
-    fields = ["created_at", "action", "version", "actor", "api_key", "reason", "details"]
+    fields = ["created_at", "action", "version", "who", "reason", "details"]
     readonly_fields = fields
     verbose_name_plural = "history"
+
+    def get_queryset(self, request):
+        return selectors.with_actor_names(super().get_queryset(request))
+
+    @admin.display(description="actor")
+    def who(self, event):
+        return selectors.event_actor_label(event)  # the tenant-local name, never `ceo@globex`
 
     def has_add_permission(self, request, obj=None):
         return False

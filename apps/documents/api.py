@@ -97,9 +97,7 @@ class EventOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
     def get_actor(self, event) -> str | None:
-        if event.api_key_id:
-            return f"api-key:{event.api_key.prefix}"
-        return event.actor.get_username() if event.actor else None
+        return selectors.event_actor_label(event)
 
 
 class GrantSerializer(serializers.Serializer):

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from apps.access.checks import visible_collections, visible_documents
 from apps.core.exceptions import NotFound
+from apps.tenants.models import Membership
 from apps.tenants.resolution import TenantContext
 
 from .models import Collection, Document, DocumentEvent, DocumentVersion
@@ -82,5 +83,26 @@ def version_get_by_id(*, context: TenantContext, version_id: int) -> DocumentVer
     return version
 
 
+NOT_A_MEMBER = "not a member of this tenant"  # an actor with no membership in the document's tenant
+
+
+def with_actor_names(events: QuerySet[DocumentEvent]) -> QuerySet[DocumentEvent]:
+    """Each event with `actor_local_username`: the actor's name in the document's tenant (None
+    when they hold no membership there). The global username is never shown: it carries another
+    tenant's slug (`ceo@globex`)."""
+    local_name = Membership.objects.filter(tenant_id=OuterRef("document__tenant_id"), user_id=OuterRef("actor_id")).values("username")[:1]
+    return events.select_related("api_key").annotate(actor_local_username=Subquery(local_name))
+
+
+def event_actor_label(event: DocumentEvent) -> str | None:
+    """Who made the change, as the history shows it: the API key by its prefix, or the person by
+    their tenant-local name (events from `with_actor_names`), or a neutral label."""
+    if event.api_key_id:
+        return f"api-key:{event.api_key.prefix}"
+    if event.actor_id is None:
+        return None
+    return event.actor_local_username or NOT_A_MEMBER
+
+
 def document_history(*, document: Document) -> QuerySet[DocumentEvent]:
-    return document.events.select_related("actor", "api_key", "version").order_by("-created_at", "-id")
+    return with_actor_names(document.events.select_related("version")).order_by("-created_at", "-id")

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from apps.core.exceptions import ApplicationError, NotFound
 from apps.core.pagination import paginated_response, paginated_schema
+from apps.core.params import parse_id
 from apps.core.serializers import StrictInputSerializer
 from apps.search.types import MAX_K, Fusion, Mode
 from apps.tenants.models import Membership, Scope
@@ -215,9 +216,7 @@ class RunListView(APIView):
         runs = EvaluationRun.objects.filter(tenant=tenant_context(request).tenant)
         golden_set = request.query_params.get("golden_set")
         if golden_set:
-            if not golden_set.isdigit():
-                raise ApplicationError("golden_set must be an id.", code="invalid", extra={"fields": {"golden_set": ["Must be an integer."]}})
-            runs = runs.filter(golden_set_id=int(golden_set))
+            runs = runs.filter(golden_set_id=parse_id(golden_set, field="golden_set"))
         return paginated_response(request=request, view=self, queryset=runs, serializer_class=RunOutputSerializer)
 
     @extend_schema(operation_id="evaluation_runs_create", request=RunInputSerializer, responses={202: RunOutputSerializer}, tags=["evaluation"],

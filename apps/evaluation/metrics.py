@@ -5,6 +5,8 @@ from __future__ import annotations
 import ir_measures
 from ir_measures import RR, R, nDCG
 
+from apps.core.params import is_ascii_digits
+
 MEASURES = {"nDCG@10": nDCG @ 10, "MRR@10": RR @ 10, "Recall@10": R @ 10, "Recall@100": R @ 100}
 
 
@@ -14,7 +16,7 @@ def measure(name: str):
         return MEASURES[name]
     family, _, cutoff = name.partition("@")
     base = {"nDCG": nDCG, "MRR": RR, "Recall": R}.get(family)
-    if base is None or not cutoff.isdigit():
+    if base is None or not is_ascii_digits(cutoff):
         raise ValueError(f"Unknown measure {name!r}: use nDCG@k, MRR@k or Recall@k.")
     return base @ int(cutoff)
 

@@ -195,7 +195,7 @@ class ApiKeyAdmin(TenantScopedAdmin):
             scopes=form.cleaned_data["scopes"],
             expires_at=form.cleaned_data["expires_at"],
             created_by=request.user,
-            granting_scopes=admin_grantor(request, form.cleaned_data["tenant"])["granting_scopes"],
+            **admin_grantor(request, form.cleaned_data["tenant"]),
         )
         obj.pk = api_key.pk
         messages.warning(request, f"The new key, shown this once (it is not stored): {raw_key}")

@@ -237,6 +237,7 @@ class ApiKeyListCreateView(APIView):
             tenant=context.tenant,
             created_by=context.membership.user if context.membership else None,
             granting_scopes=context.scopes,
+            granting_role=context.role,
             **data.validated_data,
         )
         body = ApiKeyOutputSerializer(api_key).data | {"key": raw_key}

@@ -34,6 +34,22 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     Role.COMPLIANCE: frozenset({Scope.AUDIT_READ}),
 }
 
+# Who reads the audit trail: the compliance role only (docs/audit.md, "Review"). Owners and admins
+# hold audit:read in ROLE_SCOPES so that they may give the compliance role, but may not use it: the
+# audit API refuses them (apps/audit/api.py compliance_context), and key creation refuses them a
+# key with it (services.api_key_create), since a key never carries a scope its creator's role may
+# not use itself. This is the one place that rule is written.
+AUDIT_ROLES = frozenset({Role.COMPLIANCE})
+_SCOPES_FOR_ROLES_ONLY: dict[str, frozenset[str]] = {Scope.AUDIT_READ: AUDIT_ROLES}
+
+
+def role_may_use(role: str, scope: str) -> bool:
+    """May a member of `role` use `scope` themselves (not only hand it on with a role)?"""
+    if scope not in ROLE_SCOPES[role]:
+        return False
+    only = _SCOPES_FOR_ROLES_ONLY.get(scope)
+    return only is None or role in only
+
 
 @dataclass(frozen=True)
 class TenantContext:

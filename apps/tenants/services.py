@@ -225,7 +225,7 @@ def group_member_remove(*, group: TenantGroup, membership: Membership) -> None:
 
 
 # --------------------------------------------------------------------------- API keys
-def _validate_scopes(scopes: Iterable[str], *, granting_scopes: frozenset[str] | None) -> list[str]:
+def _validate_scopes(scopes: Iterable[str], *, granting_scopes: frozenset[str] | None, granting_role: str | None = None) -> list[str]:
     scopes = sorted(set(scopes))
     unknown = [s for s in scopes if s not in Scope.values]
     if unknown:
@@ -241,6 +241,19 @@ def _validate_scopes(scopes: Iterable[str], *, granting_scopes: frozenset[str] |
             raise PermissionDenied(
                 f"You cannot grant scope(s) you do not hold: {', '.join(beyond)}.", code="scope_escalation"
             )
+    if granting_role is not None:
+        from .resolution import AUDIT_ROLES, role_may_use
+
+        unusable = [s for s in scopes if not role_may_use(granting_role, s)]
+        if unusable:
+            raise PermissionDenied(
+                f"A key never carries a scope its creator's role may not use, and the role '{granting_role}' may not "
+                f"use {', '.join(unusable)}: the audit trail is for the {', '.join(sorted(AUDIT_ROLES))} role only. "
+                "Drop that scope, or ask a platform operator (a superuser, on the admin site) to create the "
+                "audit key for your compliance team.",
+                code="scope_not_usable",
+                extra={"scopes": unusable},
+            )
     return scopes
 
 
@@ -253,13 +266,16 @@ def api_key_create(
     expires_at: datetime | None = None,
     created_by: AbstractBaseUser | None = None,
     granting_scopes: frozenset[str] | None = None,
+    granting_role: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its raw value, which exists only in this return value.
 
     `granting_scopes` are the creator's own scopes when a tenant member or key creates the key:
-    nobody hands out more than they hold.
+    nobody hands out more than they hold. `granting_role` is a member creator's role: a key never
+    carries a scope that role may not use itself (resolution.role_may_use: audit:read is the
+    compliance role's). Both None is a trusted caller (a superuser on the admin site, a command).
     """
-    scope_list = _validate_scopes(scopes, granting_scopes=granting_scopes)
+    scope_list = _validate_scopes(scopes, granting_scopes=granting_scopes, granting_role=granting_role)
     if not name.strip():
         raise ApplicationError("An API key needs a name.", code="invalid_name")
     if expires_at is not None and expires_at <= timezone.now():

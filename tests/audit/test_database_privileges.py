@@ -345,3 +345,14 @@ def test_every_migrate_grants_the_application_role_exactly_its_privileges_again(
         cursor.execute("SELECT has_sequence_privilege(%s, pg_get_serial_sequence('audit_auditrecord', 'id'), 'USAGE')", [app])
         assert cursor.fetchone()[0] is True
     assert actual == expected
+
+
+def test_the_application_role_cannot_create_in_the_schema(app_role, app):
+    """Objects it could create (an operator `<` in public, say) could stand in for pg_catalog's
+    inside the triggers; they also run with a fixed search_path."""
+    schema = app.execute("SELECT current_schema()").fetchone()[0]
+    assert app.execute("SELECT has_schema_privilege(current_user, %s, 'CREATE')", [schema]).fetchone()[0] is False
+    settings_of = dict(app.execute(
+        "SELECT p.proname, array_to_string(p.proconfig, ',') FROM pg_proc p WHERE p.proname IN "
+        "('audit_refuse_change', 'audit_chainhead_forward_only', 'audit_refuse_truncate')").fetchall())
+    assert len(settings_of) == 3 and all("search_path=pg_catalog, pg_temp" in (config or "") for config in settings_of.values())

@@ -84,7 +84,9 @@ def test_each_record_proves_itself_with_the_public_key_alone(library, records, a
 def test_a_proof_of_altered_bytes_or_under_another_key_fails(library, records, auditor):
     checkpoint_write(tenant=library.world.tenant)
     proof = library.client(auditor).get(f"/api/v1/audit/records/{records[1]}/proof").json()
-    forged = {**proof, "canonical": proof["canonical"].replace(json.loads(proof["canonical"])["query"], "nothing to see")}
+    altered = proof["canonical"].replace(json.loads(proof["canonical"])["query"], "nothing to see")
+    assert not proof_check({**proof, "canonical": altered}, _public_keys())[0]  # its digest no longer matches
+    forged = {**proof, "canonical": altered, "content_sha256": hashlib.sha256(altered.encode()).hexdigest()}
     assert proof_check(forged, _public_keys()) == (False, "the record's bytes are not at that place in the signed tree")
     moved = {**proof, "leaf_index": proof["leaf_index"] + 1}
     assert not proof_check(moved, _public_keys())[0]

@@ -21,8 +21,12 @@ from django.db import migrations
 TABLES = ("audit_auditrecord", "audit_retrievedchunk", "audit_review", "audit_retentionpurge")
 CHAIN_HEAD = "audit_chainhead"
 
+# Every trigger function runs with a fixed search_path: an operator or function a session put
+# first on its own search_path (e.g. a `<` in a schema it may create in) cannot stand in for
+# pg_catalog's inside the checks.
 REFUSE_CHANGE = """
-CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     purger oid;
 BEGIN
@@ -57,7 +61,8 @@ $$;
 """
 
 CHAIN_HEAD_FORWARD = """
-CREATE OR REPLACE FUNCTION audit_chainhead_forward_only() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION audit_chainhead_forward_only() RETURNS trigger LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
         RAISE EXCEPTION 'the audit chain head cannot be deleted (tenant %)', OLD.tenant_id
@@ -79,7 +84,8 @@ $$;
 """
 
 REFUSE_TRUNCATE = """
-CREATE OR REPLACE FUNCTION audit_refuse_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION audit_refuse_truncate() RETURNS trigger LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION 'audit tables cannot be truncated: TRUNCATE on % refused', TG_TABLE_NAME
         USING ERRCODE = 'insufficient_privilege';

@@ -199,7 +199,8 @@ REST_FRAMEWORK = {
         # The first class names the 401 challenge (WWW-Authenticate: Api-Key).
         "apps.tenants.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        # Basic, with failed attempts limited per client IP and per username (BASIC_AUTH_FAILURES_PER_MINUTE).
+        "apps.tenants.authentication.ThrottledBasicAuthentication",
     ],
     # Every endpoint is tenant-scoped unless it says otherwise (health, schema): security by
     # construction, no view can forget to resolve the tenant.
@@ -212,7 +213,10 @@ REST_FRAMEWORK = {
     ],
     # Per key (or member) and per tenant; rates in API_THROTTLE_RATES below.
     "DEFAULT_THROTTLE_CLASSES": ["apps.core.throttling.CallerRateThrottle", "apps.core.throttling.TenantRateThrottle"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # Proxies in front of the app (X-Forwarded-For entries to trust) for the client IP of the
+    # Basic-auth failure limit; unset, DRF reads the whole X-Forwarded-For header, or REMOTE_ADDR.
+    "NUM_PROXIES": env.int("API_NUM_PROXIES", default=None),
+    "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.Pagination",  # at most 500 per page, strict limit/offset
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.core.exception_handler.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -347,6 +351,8 @@ API_THROTTLE_RATES = {
     "caller": env.str("API_THROTTLE_CALLER", default="600/min"),
     "tenant": env.str("API_THROTTLE_TENANT", default="3000/min"),
 }
+# Failed Basic-auth logins allowed per client IP and per username each minute; then 429 until it ends.
+BASIC_AUTH_FAILURES_PER_MINUTE = env.int("BASIC_AUTH_FAILURES_PER_MINUTE", default=10)
 # Throttle counters must be shared by every process that serves the API: the full profile keeps
 # them in Redis (the broker's server, database 1) unless CACHE_URL names another cache.
 _default_cache = "locmemcache://"

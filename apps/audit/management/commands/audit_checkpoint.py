@@ -8,7 +8,7 @@ Exit status 1 when a chain does not verify since its last checkpoint (nothing is
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.audit.checkpoints import checkpoint_write
+from apps.audit.checkpoints import CheckpointReport, checkpoint_write
 from apps.tenants.models import Tenant
 
 
@@ -27,7 +27,10 @@ class Command(BaseCommand):
                 raise CommandError(f"No tenant '{tenant}'.")
         refused = 0
         for each in tenants:
-            report = checkpoint_write(tenant=each, force=force)
+            try:
+                report = checkpoint_write(tenant=each, force=force)
+            except Exception as exc:  # one unreadable chain must not stop the others
+                report = CheckpointReport(each.slug, None, refused=f"failed: {exc!r}")
             if report.refused:
                 refused += 1
                 self.stdout.write(f"{report.tenant}: REFUSED, {report.refused}")

@@ -30,11 +30,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, record_id=None, tenant=None, check=None, public_key=(), **options):
         if check:
+            if any(":" not in item for item in public_key):
+                raise CommandError("--public-key takes KEY_ID:BASE64 (as `audit_keys` prints it, without 'ed25519:').")
             public = dict(item.split(":", 1) for item in public_key) or {k.key_id: k.public_key_b64() for k in keys.ring()}
             try:
                 proof = json.loads(Path(check).read_text())
                 valid, why = proof_check(proof, public)
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+            except (OSError, ValueError, RecursionError) as exc:
                 raise CommandError(f"{check} is not a readable proof: {exc}") from exc
             self.stdout.write(("VALID: " if valid else "INVALID: ") + why)
             if not valid:
