@@ -184,21 +184,34 @@ UNREADABLE = object()  # a stored value the canonical form cannot be rebuilt fro
 
 def _chunk_rows(record_ids: list[int]) -> dict[int, list[list]]:
     """The retrieved chunks of these records as value lists (CHUNK_FIELDS order), by rank. Plain
-    SQL and orjson rather than model instances: this is most of a walk's work."""
+    SQL and orjson rather than model instances: this is most of a walk's work. On PostgreSQL each
+    record's chunks come as one JSON array (json_agg), so the driver converts one value a record
+    instead of twelve a chunk."""
     rows: dict[int, list[list]] = {pk: [] for pk in record_ids}
-    columns = ", ".join(connection.ops.quote_name(name) for name in ("record_id", *CHUNK_FIELDS))
+    quoted = [connection.ops.quote_name(name) for name in CHUNK_FIELDS]
     marks = ", ".join(["%s"] * len(record_ids))
+    table = RetrievedChunk._meta.db_table
     scores, booleans = CHUNK_FIELDS.index("scores"), [CHUNK_FIELDS.index(n) for n in ("passed_recheck", "shown", "cited")]
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns} FROM {RetrievedChunk._meta.db_table} WHERE record_id IN ({marks}) "
+        if connection.vendor == "postgresql":
+            cursor.execute(f"SELECT record_id, json_agg(json_build_array({', '.join(quoted)}) ORDER BY rank)::text "
+                           f"FROM {table} WHERE record_id IN ({marks}) GROUP BY record_id", record_ids)
+            for record_id, chunks in cursor.fetchall():
+                try:
+                    rows[record_id] = orjson.loads(chunks)
+                except orjson.JSONDecodeError:  # e.g. a score of 1e400: valid JSON, never written by the platform
+                    unreadable = [None] * len(CHUNK_FIELDS)
+                    unreadable[scores] = UNREADABLE
+                    rows[record_id] = [unreadable]
+            return rows
+        cursor.execute(f"SELECT record_id, {', '.join(quoted)} FROM {table} WHERE record_id IN ({marks}) "
                        "ORDER BY record_id, rank", record_ids)
         for record_id, *values in cursor.fetchall():
-            if isinstance(values[scores], (str, bytes)):
-                try:
-                    values[scores] = orjson.loads(values[scores])
-                except orjson.JSONDecodeError:  # e.g. 1e400: valid JSON, never written by the platform
-                    values[scores] = UNREADABLE
-            for position in booleans if connection.vendor == "sqlite" else ():  # SQLite: 0/1
+            try:
+                values[scores] = orjson.loads(values[scores])
+            except orjson.JSONDecodeError:
+                values[scores] = UNREADABLE
+            for position in booleans:  # SQLite hands booleans back as 0/1
                 values[position] = bool(values[position])
             rows[record_id].append(values)
     return rows
