@@ -49,7 +49,7 @@ def test_the_worker_applies_lifecycle_changes_to_the_index(celery_worker_process
 
     def published_in_index() -> bool:
         worker_index.refresh()
-        hits = worker_index.client.search(index=f"{WORKER_PREFIX}-chunks", query={"term": {"published": True}})
+        hits = worker_index.client.search(index=f"{WORKER_PREFIX}-chunks-t*", allow_no_indices=True, query={"term": {"published": True}})
         return hits["hits"]["total"]["value"] == 1
 
     assert not published_in_index()
@@ -87,7 +87,7 @@ def test_the_worker_ingests_an_upload_until_it_is_searchable(celery_worker_proce
 
     def searchable() -> bool:
         worker_index.refresh()
-        hits = worker_index.client.search(index=f"{WORKER_PREFIX}-chunks", query={"term": {"published": True}})
+        hits = worker_index.client.search(index=f"{WORKER_PREFIX}-chunks-t*", allow_no_indices=True, query={"term": {"published": True}})
         return hits["hits"]["total"]["value"] >= 1
 
     assert wait_for(searchable), "the published version's chunks are not searchable"
@@ -135,7 +135,7 @@ def test_the_search_engine_stalls_mid_ingest_the_task_retries_and_completes(cele
 
     def searchable() -> bool:
         worker_index.refresh()
-        hits = worker_index.client.search(index=f"{WORKER_PREFIX}-chunks", query={"term": {"published": True}})
+        hits = worker_index.client.search(index=f"{WORKER_PREFIX}-chunks-t*", allow_no_indices=True, query={"term": {"published": True}})
         return hits["hits"]["total"]["value"] >= 1
 
     assert wait_for(searchable), "the published chunks are not searchable after the retry"

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from apps.access.principals import tenant_wide
 from apps.ingestion.models import Chunk
 from apps.search.types import DEFAULT_DENSE_WEIGHT, DEFAULT_RRF_K, Fusion, Mode, SearchFilters, SearchHit
 from apps.tenants.resolution import TenantContext
@@ -57,6 +58,14 @@ class RankedChunk:
     @property
     def scores(self) -> dict:
         return {"fused": self.hit.score, "fused_rank": self.fused_rank, **self.hit.components, "rerank": self.rerank_score}
+
+    @property
+    def ranks(self) -> dict:
+        """The scores without their values: what a caller who may not read everything is shown.
+        A BM25 score carries the tenant's statistics, documents the caller may not read included
+        (docs/search.md, "Tenant-isolated scoring"); a rank among readable chunks does not add to
+        what the order of the results already says."""
+        return {key: (value if key.endswith("_rank") else None) for key, value in self.scores.items()}
 
 
 @dataclass
@@ -124,3 +133,8 @@ class PipelineRun:
     @property
     def shown(self) -> list[RankedChunk]:
         return [r for r in self.ranked if r.shown]
+
+    @property
+    def reads_everything(self) -> bool:
+        """Does the caller read every document of the tenant (and so may see raw scores)?"""
+        return tenant_wide(self.context.tenant.pk) in self.principals

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from apps.access.principals import document_reader_principals
 from apps.documents.models import Document, DocumentState
@@ -49,8 +49,15 @@ def chunks_of(**filters) -> QuerySet[Chunk]:
     return Chunk.objects.filter(**filters).select_related("version__document").order_by("version_id", "ordinal")
 
 
+def searchable_chunks_of(**filters) -> QuerySet[Chunk]:
+    """The chunks the index holds: those of the published version of a published document."""
+    return chunks_of(version__document__state=DocumentState.PUBLISHED,
+                     version__document__published_version_id=F("version_id"), **filters)
+
+
 def all_chunks() -> Iterator[IndexedChunk]:
-    return project(chunks_of().iterator(chunk_size=1000))
+    """Everything the index should hold, for rebuild and reconcile."""
+    return project(searchable_chunks_of().iterator(chunk_size=1000))
 
 
 def refs_of(**filters) -> list[ChunkRef]:

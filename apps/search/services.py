@@ -1,5 +1,8 @@
 """Keeping the index equal to the database: index a version's chunks, sync a document's access,
-visibility and metadata onto its chunks, delete, rebuild, reconcile. Tasks call these."""
+visibility and metadata onto its chunks, delete, rebuild, reconcile. Tasks call these.
+
+The index holds the searchable chunks only (the published version of each published document):
+every write sends whole chunks, and the backend deletes those that are not searchable."""
 
 from __future__ import annotations
 
@@ -27,13 +30,14 @@ def index_versions(*, version_ids: list[int]) -> int:
 
 
 def sync_document(*, document_id: int) -> int:
-    """Push the document's current access, visibility and metadata onto every chunk of every one of
-    its versions (by id: idempotent, and it works without update-by-query)."""
+    """Write every chunk of every version of the document as the database has it now: the published
+    version's chunks with their current access and metadata, the others removed (by id: idempotent,
+    and it works without update-by-query). Whole chunks, vectors included, from the chunk rows."""
     if not Document.objects.filter(pk=document_id).exists():
         return 0
-    updates = [chunk.as_update() for chunk in projection.project(projection.chunks_of(version__document_id=document_id))]
-    get_search_backend().update_chunks(updates)
-    return len(updates)
+    chunks = list(projection.project(projection.chunks_of(version__document_id=document_id)))
+    get_search_backend().index_chunks(chunks)
+    return len(chunks)
 
 
 def sync_collection(*, collection_id: int) -> int:
@@ -57,9 +61,9 @@ def rebuild() -> RebuildReport:
 class ReconcileReport:
     in_database: int
     in_index: int
-    missing: int  # in the database, not in the index
+    missing: int  # searchable in the database, not in the index
     stale: int  # in both, but the index differs (access, visibility, metadata or text)
-    orphaned: int  # in the index, not in the database
+    orphaned: int  # in the index, not searchable in the database (deleted, or no longer published)
     repaired: bool
 
 
@@ -72,7 +76,7 @@ def reconcile(*, repair: bool = True, batch: int = 500) -> ReconcileReport:
     counts = Counter()
     seen: set[str] = set()
     pending: list = []
-    for chunk in projection.all_chunks():
+    for chunk in projection.all_chunks():  # searchable chunks only: anything else indexed is an orphan
         seen.add(chunk.chunk_id)
         state = indexed.get(chunk.chunk_id)
         if state is None or state[1] != chunk.fingerprint():

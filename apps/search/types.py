@@ -49,32 +49,9 @@ class IndexedChunk:
         """What reconcile compares between the database and the index."""
         return _digest(self.access_fingerprint(), hashlib.sha256(self.text.encode()).hexdigest(), self.version_id)
 
-    def as_update(self) -> ChunkUpdate:
-        return ChunkUpdate(
-            chunk_id=self.chunk_id, tenant_id=self.tenant_id, published=self.published, principals=self.principals,
-            title=self.title, category=self.category, tags=self.tags, effective_date=self.effective_date,
-            collection_id=self.collection_id, fingerprint=self.fingerprint(),
-        )
-
 
 def _digest(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:32]
-
-
-@dataclass(frozen=True)
-class ChunkUpdate:
-    """A partial update by id: access, visibility and metadata change; text and vector do not."""
-
-    chunk_id: str
-    tenant_id: int
-    published: bool
-    principals: tuple[str, ...]
-    title: str
-    category: str
-    tags: tuple[str, ...]
-    effective_date: date | None
-    collection_id: int
-    fingerprint: str
 
 
 @dataclass(frozen=True)

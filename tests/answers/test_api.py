@@ -57,7 +57,8 @@ def test_hyde_without_a_chat_model_says_so(library):
 
 @pytest.mark.django_db
 def test_search_returns_ranked_chunks_with_scores_offsets_and_the_audit_id(library):
-    response = library.client(library.alice).post("/api/v1/search", {"query": "how long must passwords be", "k": 3}, format="json")
+    # The owner reads everything, so sees raw scores (a reader sees ranks: test_scoring_isolation.py).
+    response = library.client(library.world.owner).post("/api/v1/search", {"query": "how long must passwords be", "k": 3}, format="json")
     assert response.status_code == 200, response.content
     body = response.json()
     results = body["results"]
@@ -77,7 +78,7 @@ def test_search_returns_ranked_chunks_with_scores_offsets_and_the_audit_id(libra
 @pytest.mark.django_db
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
 def test_each_mode_finds_the_passage(library, mode):
-    body = library.client(library.alice).post("/api/v1/search", {"query": "hotel reimbursement per night", "mode": mode, "k": 1}, format="json").json()
+    body = library.client(library.world.owner).post("/api/v1/search", {"query": "hotel reimbursement per night", "mode": mode, "k": 1}, format="json").json()
     assert "150 euros per night" in body["results"][0]["text"]
     scores = body["results"][0]["scores"]
     assert (scores["bm25"] is None) == (mode == "dense") and (scores["dense"] is None) == (mode == "bm25")

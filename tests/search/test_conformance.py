@@ -97,16 +97,16 @@ class BackendTests:
         c = chunk("p1", "shock wave interaction", direction((3, 1)), principals=(ALICE,))
         self.put(c)
         assert self.ids(q("shock wave", direction((3, 1)), principals=(BOB,))) == []
-        moved = IndexedChunk(**{**c.__dict__, "principals": (BOB,)})
-        self.backend.update_chunks([moved.as_update()])
-        self.backend.refresh()
+        self.put(IndexedChunk(**{**c.__dict__, "principals": (BOB,)}))
         assert self.ids(q("shock wave", direction((3, 1)), principals=(BOB,))) == ["p1"]
         assert self.ids(q("shock wave", direction((3, 1)), principals=(ALICE,))) == []
 
-    def test_updating_a_chunk_that_is_not_indexed_is_ignored(self):
-        ghost = chunk("ghost", "nothing", direction((3, 1)))
-        self.backend.update_chunks([ghost.as_update()])
-        self.backend.refresh()
+    def test_a_chunk_written_unpublished_leaves_the_index(self):
+        c = chunk("u1", "shock wave interaction", direction((3, 1)))
+        self.put(c)
+        self.put(IndexedChunk(**{**c.__dict__, "published": False}))
+        assert self.backend.fingerprints() == {}
+        self.put(chunk("never", "a draft", direction((3, 1)), published=False))
         assert self.backend.fingerprints() == {}
 
     def test_deletes(self):
@@ -200,12 +200,54 @@ class BackendTests:
 
     # ---------------------------------------------------------------- rebuild
     def test_rebuild_replaces_the_index_from_the_given_chunks(self):
-        self.put(chunk("old", "vortex shedding", direction((15, 1))))
+        self.put(chunk("old", "vortex shedding", direction((15, 1))), chunk("gone", "vortex", direction((15, 1)), tenant=2))
         fresh = [chunk(f"new{i}", "vortex shedding behind bluff bodies", direction((15, 1), (16 + i, 0.2))) for i in range(3)]
-        report = self.backend.rebuild(iter(fresh))
+        report = self.backend.rebuild(iter([*fresh, chunk("draft", "vortex shedding", direction((15, 1)), published=False)]))
         assert report.chunks == 3
         assert sorted(self.ids(q("vortex shedding", direction((15, 1))))) == ["new0", "new1", "new2"]
+        assert self.ids(q("vortex", direction((15, 1)), tenant=2)) == []  # a tenant left with nothing
         assert self.backend.fingerprints() == {c.chunk_id: (1, c.fingerprint()) for c in fresh}
+
+    # ---------------------------------------------------------------- tenant-isolated scoring
+    # Scores come from statistics (document frequencies, lengths) of the index that holds the
+    # chunk. These tests fix one tenant's published corpus, then write around it everything
+    # another tenant or the same tenant's drafts can, and require every hit, every score and
+    # every rank to stay equal to the last digit.
+    PROBES = [("jet noise", (7, 1)), ("nozzle", (8, 1)), ("boundary layer jet", (9, 1)), ("noise reduction", (7, 0.3))]
+
+    def _tenant_corpus(self, tenant=1):
+        self.put(
+            chunk("k1", "jet noise jet noise reduction nozzle", direction((7, 0.2), (8, 1)), tenant=tenant, document=1),
+            chunk("k2", "jet noise reduction in a boundary layer", direction((7, 0.6), (8, 1)), tenant=tenant, document=2),
+            chunk("k3", "nozzle acoustics", direction((7, 1), (8, 0.1)), tenant=tenant, document=3, title="Jet nozzle"),
+            chunk("k4", "a quiet boundary layer", direction((9, 1)), tenant=tenant, document=4, principals=(ALICE,)),
+        )
+
+    def _answers(self, tenant=1):
+        return [self.backend.search(q(text, direction(axis), mode=mode, tenant=tenant, principals=principals, fusion=fusion_)).hits
+                for text, axis in self.PROBES for mode in Mode for fusion_ in Fusion for principals in ((EVERYONE,), (ALICE, EVERYONE))]
+
+    def _noise(self, tenant, *, published, start=0):
+        """Chunks full of the probe words, and vectors next to the probe vectors."""
+        return [chunk(f"noise-{tenant}-{published}-{i}", "jet " * (i % 5 + 1) + "noise nozzle boundary layer reduction " * (i % 3),
+                      direction((7, 1), (8, 0.5), (30 + i % 40, 0.3)), tenant=tenant, published=published, document=100 + i,
+                      principals=(EVERYONE, ALICE)) for i in range(start, start + 60)]
+
+    def test_scores_are_identical_whatever_another_tenant_writes(self):
+        self._tenant_corpus()
+        before = self._answers()
+        assert before[0] and all(h.components["bm25"] is not None for h in before[0] if h.components["bm25_rank"])
+        self.put(*self._noise(2, published=True), *self._noise(2, published=False))
+        self.backend.delete_chunks([ChunkRef(f"noise-2-True-{i}", 2) for i in range(0, 60, 3)])
+        self.put(*self._noise(3, published=True, start=60))
+        self.backend.refresh()
+        assert self._answers() == before
+
+    def test_drafts_never_move_the_published_scores(self):
+        self._tenant_corpus()
+        before = self._answers()
+        self.put(*self._noise(1, published=False))
+        assert self._answers() == before
 
 
 class TestEmbeddedBackend(BackendTests):
@@ -224,21 +266,33 @@ class TestElasticsearchBackend(BackendTests):
         self.backend.close()
 
     def test_analysis_is_detected(self):
+        self.put(chunk("a1", "wing", direction((0, 1))))
         assert self.backend.analysis() in ("english", "python-english")
-        mapping = self.backend.client.indices.get_mapping(index=f"{self.backend.prefix}-chunks")
+        mapping = self.backend.client.indices.get_mapping(index=f"{self.backend.prefix}-chunks-t1")
         assert next(iter(mapping.values()))["mappings"]["_meta"]["analysis"] == self.backend.analysis()
 
+    def test_each_tenant_has_an_index_of_its_own(self):
+        self.put(chunk("one", "wing", direction((0, 1)), tenant=1), chunk("two", "wing", direction((0, 1)), tenant=2),
+                 chunk("draft", "wing", direction((0, 1)), tenant=3, published=False))
+        counts = {t: self.backend.client.count(index=f"{self.backend.prefix}-chunks-t{t}")["count"] for t in (1, 2)}
+        assert counts == {1: 1, 2: 1}
+        assert not self.backend.client.indices.exists_alias(name=f"{self.backend.prefix}-chunks-t3")
 
-@pytest.mark.full_profile
-class TestElasticsearchDedicatedTenantIndex(TestElasticsearchBackend):
-    """Tenant 2 in an index of its own: the same behaviour, and its chunks live apart."""
+    def test_two_workers_creating_a_tenant_index_at_once_make_one(self):
+        from concurrent.futures import ThreadPoolExecutor
 
-    def make_backend(self, tmp_path):
-        backend = super().make_backend(tmp_path)
-        backend.dedicated = {2}
-        return backend
+        others = [ElasticsearchBackend(self.backend.config) for _ in range(4)]
+        try:
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(lambda b: b.ensure_index(9), others))
+        finally:
+            for other in others:
+                other.close()
+        assert list(self.backend.client.indices.get_alias(name=f"{self.backend.prefix}-chunks-t9")) == [f"{self.backend.prefix}-chunks-t9-initial"]
 
-    def test_a_dedicated_tenant_has_its_own_index(self):
-        self.put(chunk("own", "wing", direction((0, 1)), tenant=2))
-        assert self.backend.client.count(index=f"{self.backend.prefix}-chunks-t2")["count"] == 1
-        assert self.backend.client.count(index=f"{self.backend.prefix}-chunks")["count"] == 0
+    def test_rebuild_removes_the_shared_index_of_the_layout_before(self):
+        legacy = f"{self.backend.prefix}-chunks-20250101000000000000"
+        self.backend.client.indices.create(index=legacy, aliases={f"{self.backend.prefix}-chunks": {}})
+        self.backend.rebuild(iter([chunk("c1", "wing", direction((0, 1)))]))
+        assert not self.backend.client.indices.exists(index=legacy)
+        assert self.ids(q("wing", direction((0, 1)))) == ["c1"]

@@ -74,9 +74,12 @@ def test_a_new_version_replaces_the_old_one_in_results(acme, on_commit, publishe
     add_chunks(v2, ["Flights under eight hours are booked in economy class."])
     document_services.version_set_status(version=v2, status=IngestionStatus.READY)
     search_services.index_version(version_id=v2.pk)
-    assert found(acme.reader) == v1_hits  # v2 indexed but not published: v1 keeps serving
+    assert found(acme.reader) == v1_hits  # v2 ready but not published: v1 keeps serving
+    # and v2 is not in the index at all: a draft never counts in the statistics scores come from
+    assert set(get_search_backend().fingerprints()) == set(v1_hits)
     on_commit(document_services.version_publish, version=v2, actor=Actor(None))
     assert found(acme.reader) == [f"v{v2.pk}-c0"]
+    assert set(get_search_backend().fingerprints()) == {f"v{v2.pk}-c0"}
 
 
 @pytest.mark.django_db
@@ -97,7 +100,7 @@ def test_reconcile_finds_and_repairs_drift(acme, published_document):
     # drift of all three kinds: one chunk deleted from the index, one made stale, one orphan
     backend.delete_chunks([ChunkRef(f"v{version.pk}-c0", acme.tenant.pk)])
     stale = next(search_services.projection.project(search_services.projection.chunks_of(id=f"v{version.pk}-c1")))
-    backend.update_chunks([type(stale)(**{**stale.__dict__, "principals": ("user:0",)}).as_update()])
+    backend.index_chunks([type(stale)(**{**stale.__dict__, "principals": ("user:0",)})])
     orphan = type(stale)(**{**stale.__dict__, "chunk_id": "v999999-c0"})
     backend.index_chunks([orphan])
     backend.refresh()

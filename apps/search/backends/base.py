@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .. import fusion
 from ..analysis import highlight
 from ..types import (
-    MAX_K, Candidate, ChunkRef, ChunkUpdate, Fusion, IndexedChunk, Mode, SearchHit, SearchQuery, SearchResult,
+    MAX_K, Candidate, ChunkRef, Fusion, IndexedChunk, Mode, SearchHit, SearchQuery, SearchResult,
 )
 
 
@@ -55,18 +55,17 @@ class SearchBackend(abc.ABC):
     name: str
 
     # ---------------------------------------------------------------- writes (by chunk id)
+    # Each tenant's chunks are stored apart (an index, a table), and only searchable chunks are
+    # stored at all: the statistics a tenant's BM25 scores come from hold that tenant's published
+    # chunks and nothing else (docs/search.md, "Tenant-isolated scoring").
     @abc.abstractmethod
-    def ensure_index(self) -> None:
-        """Create the index (or tables) if missing. Idempotent."""
+    def ensure_index(self, tenant_id: int | None = None) -> None:
+        """Create what every tenant shares, and the tenant's own index if one is named. Idempotent."""
 
     @abc.abstractmethod
     def index_chunks(self, chunks: Sequence[IndexedChunk]) -> None:
-        """Insert or replace whole chunks, by id (a retry writes the same thing)."""
-
-    @abc.abstractmethod
-    def update_chunks(self, updates: Sequence[ChunkUpdate]) -> None:
-        """Change access, visibility and metadata of indexed chunks, by id; ids not in the index
-        are ignored (reconcile adds them)."""
+        """Insert or replace whole chunks, by id (a retry writes the same thing). A chunk that is
+        not published is deleted instead: a draft is never stored."""
 
     @abc.abstractmethod
     def delete_chunks(self, refs: Sequence[ChunkRef]) -> None:
@@ -74,7 +73,8 @@ class SearchBackend(abc.ABC):
 
     @abc.abstractmethod
     def rebuild(self, chunks: Iterable[IndexedChunk]) -> RebuildReport:
-        """Build a fresh index from `chunks` and switch readers to it at once (no downtime)."""
+        """Build fresh indices from `chunks` (the published ones) and switch readers to them at once
+        (no downtime)."""
 
     @abc.abstractmethod
     def fingerprints(self) -> dict[str, tuple[int, str]]:

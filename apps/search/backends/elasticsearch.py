@@ -1,10 +1,13 @@
 """The Elasticsearch backend, on the official Python client. The only module that talks to
 Elasticsearch.
 
-Indices: one shared, versioned index behind the alias `<prefix>-chunks`, with routing by tenant;
-tenants listed in DEDICATED_TENANTS get their own `<prefix>-chunks-t<tenant id>`. Every query,
-BM25 and kNN alike, carries the tenant, `published` and principals filter (inside the knn clause:
-a pre-filter, so top-k is computed among what the caller may read), and both go in one msearch.
+Indices: one per tenant, `<prefix>-chunks-t<tenant id>`, an alias over a concrete index that a
+rebuild replaces. BM25's statistics (document frequencies, average lengths) and the HNSW graph are
+per index, so what one tenant indexes never moves another tenant's scores or kNN results
+(docs/search.md, "Tenant-isolated scoring"). Only searchable chunks are stored: a draft is never
+in an index, so it cannot move published rankings either. Every query, BM25 and kNN alike, still
+carries the tenant, `published` and principals filter (inside the knn clause: a pre-filter, so
+top-k is computed among what the caller may read), and both go in one msearch.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from elasticsearch import Elasticsearch, helpers
 from elasticsearch import exceptions as es_exceptions
 
 from ..analysis import analyzed_text
-from ..types import Candidate, ChunkRef, ChunkUpdate, IndexedChunk, Mode, SearchQuery
+from ..types import Candidate, ChunkRef, IndexedChunk, Mode, SearchQuery
 from .base import RebuildReport, SearchBackend, SearchBackendError
 
 DIMS = 384
@@ -52,20 +55,30 @@ class ElasticsearchBackend(SearchBackend):
         self.config = config
         self.client = build_client(config)
         self.prefix = config["INDEX_PREFIX"]
-        self.dedicated = {int(t) for t in config.get("DEDICATED_TENANTS", [])}
         self._analysis: str | None = None
 
     # ---------------------------------------------------------------- plumbing
     def _alias(self, tenant_id: int) -> str:
-        base = f"{self.prefix}-chunks"
-        return f"{base}-t{tenant_id}" if tenant_id in self.dedicated else base
+        return f"{self.prefix}-chunks-t{int(tenant_id)}"
 
-    def _aliases(self) -> list[str]:
+    @property
+    def _every_tenant(self) -> str:
+        """The index pattern of every tenant's index (one request over all of them)."""
+        return f"{self.prefix}-chunks-t*"
+
+    def _tenant_aliases(self) -> dict[str, list[str]]:
+        """alias → its concrete indices, for every tenant index."""
         try:
-            found = self.client.indices.get_alias(name=f"{self.prefix}-chunks*")
+            found = self.client.indices.get_alias(name=self._every_tenant)
         except es_exceptions.NotFoundError:
-            return []
-        return sorted({alias for index in found.values() for alias in index["aliases"]})
+            return {}
+        except es_exceptions.TransportError as exc:
+            raise SearchBackendError(f"Elasticsearch at {self.config['URL']} unreachable during alias look-up: {exc}") from exc
+        aliases: dict[str, list[str]] = {}
+        for index, body in found.items():
+            for alias in body["aliases"]:
+                aliases.setdefault(alias, []).append(index)
+        return aliases
 
     def _call(self, what: str, fn, *args, **kwargs):
         try:
@@ -135,11 +148,26 @@ class ElasticsearchBackend(SearchBackend):
         return name
 
     def ensure_index(self, tenant_id: int | None = None) -> None:
-        aliases = {self._alias(tenant_id)} if tenant_id is not None else {f"{self.prefix}-chunks"} | {self._alias(t) for t in self.dedicated}
-        for alias in aliases:
+        """Create the tenant's index if missing (tenants get theirs on their first write; without a
+        tenant there is nothing to create). Two workers writing a new tenant's first chunks at once
+        both create the same name, with the alias in the same request: one wins, the other finds
+        it there, and the alias never points at two indices."""
+        if tenant_id is None:
+            return
+        alias = self._alias(tenant_id)
+        if self._call("alias look-up", self.client.indices.exists_alias, name=alias):
+            return
+        try:
+            self.client.indices.create(index=f"{alias}-initial", aliases={alias: {}}, **self._index_body())
+        except es_exceptions.BadRequestError as exc:
+            if exc.error != "resource_already_exists_exception":
+                raise SearchBackendError(f"Elasticsearch refused index creation: {exc.message} ({exc.meta.status})") from exc
             if not self._call("alias look-up", self.client.indices.exists_alias, name=alias):
-                index = self._new_index(alias)
-                self._call("alias creation", self.client.indices.put_alias, index=index, name=alias)
+                raise SearchBackendError(f"Index {alias}-initial exists without its alias {alias}: rebuild the index.") from exc
+        except es_exceptions.ApiError as exc:
+            raise SearchBackendError(f"Elasticsearch refused index creation: {exc.message} ({exc.meta.status})") from exc
+        except es_exceptions.TransportError as exc:
+            raise SearchBackendError(f"Elasticsearch at {self.config['URL']} unreachable during index creation: {exc}") from exc
 
     def health(self) -> str:
         try:
@@ -156,8 +184,7 @@ class ElasticsearchBackend(SearchBackend):
         self.client.close()
 
     def refresh(self) -> None:
-        for alias in self._aliases():
-            self._call("refresh", self.client.indices.refresh, index=alias)
+        self._call("refresh", self.client.indices.refresh, index=self._every_tenant, allow_no_indices=True)
 
     # ---------------------------------------------------------------- writes
     def _source(self, chunk: IndexedChunk) -> dict:
@@ -194,45 +221,39 @@ class ElasticsearchBackend(SearchBackend):
             raise SearchBackendError(f"Elasticsearch refused {len(real)} {what} operation(s), first: {real[0]}")
 
     def index_chunks(self, chunks: Sequence[IndexedChunk]) -> None:
-        for tenant_id in {c.tenant_id for c in chunks}:
+        """Index searchable chunks; a chunk that is not (a draft, an unpublished version) is
+        deleted instead, so the index only ever holds what some query may find."""
+        searchable = [c for c in chunks if c.published]
+        for tenant_id in sorted({c.tenant_id for c in searchable}):
             self.ensure_index(tenant_id)
-        actions = [
-            {"_op_type": "index", "_index": self._alias(c.tenant_id), "_id": c.chunk_id, "routing": str(c.tenant_id), "_source": self._source(c)}
-            for c in chunks
-        ]
+        actions = [{"_op_type": "index", "_index": self._alias(c.tenant_id), "_id": c.chunk_id, "_source": self._source(c)} for c in searchable]
         self._bulk("index", actions, missing_ok=False)
-
-    def update_chunks(self, updates: Sequence[ChunkUpdate]) -> None:
-        actions = []
-        for u in updates:
-            doc = {
-                "published": u.published, "principals": list(u.principals), "title": u.title, "category": u.category,
-                "tags": list(u.tags), "effective_date": u.effective_date.isoformat() if u.effective_date else None,
-                "collection_id": u.collection_id, "fingerprint": u.fingerprint,
-            }
-            if self.analysis() == ANALYSIS_PYTHON:
-                doc["title_analyzed"] = analyzed_text(u.title)
-            actions.append({"_op_type": "update", "_index": self._alias(u.tenant_id), "_id": u.chunk_id, "routing": str(u.tenant_id), "doc": doc})
-        self._bulk("update", actions, missing_ok=True)
+        self.delete_chunks([ChunkRef(c.chunk_id, c.tenant_id) for c in chunks if not c.published])
 
     def delete_chunks(self, refs: Sequence[ChunkRef]) -> None:
-        actions = [{"_op_type": "delete", "_index": self._alias(r.tenant_id), "_id": r.chunk_id, "routing": str(r.tenant_id)} for r in refs]
+        # A tenant without an index has nothing to delete: a 404 for it is fine, as for a missing id.
+        actions = [{"_op_type": "delete", "_index": self._alias(r.tenant_id), "_id": r.chunk_id} for r in refs]
         self._bulk("delete", actions, missing_ok=True)
 
     def rebuild(self, chunks: Iterable[IndexedChunk]) -> RebuildReport:
-        """Load every chunk into new indices, then move each alias in one atomic step and drop the
-        old indices. Searches keep using the old index until the switch: no downtime."""
+        """Load every searchable chunk into a new index per tenant, then move each tenant's alias in
+        one atomic step and drop the old indices (and the indices of tenants left with nothing, and
+        the one shared index of the layout before per-tenant indices). Searches keep using the old
+        index until the switch: no downtime."""
         started = time.perf_counter()
-        shared = f"{self.prefix}-chunks"
-        targets = {alias: self._new_index(alias) for alias in {shared} | {self._alias(t) for t in self.dedicated}}
+        targets: dict[str, str] = {}  # alias → the new concrete index
         count = 0
 
         def actions():
             nonlocal count
             for chunk in chunks:
+                if not chunk.published:
+                    continue
+                alias = self._alias(chunk.tenant_id)
+                if alias not in targets:
+                    targets[alias] = self._new_index(alias)
                 count += 1
-                yield {"_op_type": "index", "_index": targets[self._alias(chunk.tenant_id)], "_id": chunk.chunk_id,
-                       "routing": str(chunk.tenant_id), "_source": self._source(chunk)}
+                yield {"_op_type": "index", "_index": targets[alias], "_id": chunk.chunk_id, "_source": self._source(chunk)}
 
         try:
             for ok, item in helpers.streaming_bulk(self.client, actions(), chunk_size=500, raise_on_error=False):
@@ -240,15 +261,17 @@ class ElasticsearchBackend(SearchBackend):
                     raise SearchBackendError(f"Elasticsearch refused a chunk during rebuild: {item}")
         except es_exceptions.TransportError as exc:
             raise SearchBackendError(f"Elasticsearch unreachable during rebuild: {exc}") from exc
+        current = self._tenant_aliases()
         for alias, index in targets.items():
             self._call("refresh", self.client.indices.refresh, index=index)
-            old = []
-            if self._call("alias look-up", self.client.indices.exists_alias, name=alias):
-                old = list(self._call("alias look-up", self.client.indices.get_alias, name=alias).keys())
+            old = current.get(alias, [])
             swap = [{"remove": {"index": o, "alias": alias}} for o in old] + [{"add": {"index": index, "alias": alias}}]
             self._call("alias swap", self.client.indices.update_aliases, actions=swap)
-            for o in old:
-                self._call("old index removal", self.client.indices.delete, index=o)
+        leftovers = [i for alias, indices in current.items() for i in indices if targets.get(alias) != i]
+        leftovers += self._call("index listing", self.client.indices.get, index=f"{self.prefix}-chunks", allow_no_indices=True,
+                                ignore_unavailable=True).keys()  # the pre-0.9 shared index, by its alias
+        if leftovers:  # by exact names: destructive_requires_name is on
+            self._call("old index removal", self.client.indices.delete, index=",".join(sorted(set(leftovers))))
         return RebuildReport(index=", ".join(sorted(targets.values())), chunks=count, seconds=round(time.perf_counter() - started, 2))
 
     def drop(self) -> None:
@@ -259,12 +282,14 @@ class ElasticsearchBackend(SearchBackend):
 
     def fingerprints(self) -> dict[str, tuple[int, str]]:
         found: dict[str, tuple[int, str]] = {}
-        for alias in self._aliases():
-            try:
-                for hit in helpers.scan(self.client, index=alias, query={"query": {"match_all": {}}}, _source=["tenant_id", "fingerprint"], size=1000):
-                    found[hit["_id"]] = (hit["_source"]["tenant_id"], hit["_source"]["fingerprint"])
-            except es_exceptions.TransportError as exc:
-                raise SearchBackendError(f"Elasticsearch unreachable during a scan: {exc}") from exc
+        if not self._tenant_aliases():
+            return found
+        try:
+            for hit in helpers.scan(self.client, index=self._every_tenant, query={"query": {"match_all": {}}},
+                                    _source=["tenant_id", "fingerprint"], size=1000):
+                found[hit["_id"]] = (hit["_source"]["tenant_id"], hit["_source"]["fingerprint"])
+        except es_exceptions.TransportError as exc:
+            raise SearchBackendError(f"Elasticsearch unreachable during a scan: {exc}") from exc
         return found
 
     # ---------------------------------------------------------------- reads
@@ -312,7 +337,7 @@ class ElasticsearchBackend(SearchBackend):
         }
 
     def _retrieve(self, query: SearchQuery, size: int) -> tuple[list[Candidate], list[Candidate]]:
-        header = {"index": self._alias(query.tenant_id), "routing": str(query.tenant_id), "ignore_unavailable": True}
+        header = {"index": self._alias(query.tenant_id), "ignore_unavailable": True}
         kinds = [k for k in ("bm25", "dense") if (k == "bm25" and query.mode != Mode.DENSE) or (k == "dense" and query.mode != Mode.BM25)]
         searches: list[dict] = []
         for kind in kinds:

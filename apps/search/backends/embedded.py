@@ -3,6 +3,11 @@
 For the default profile, development and small installs: fit up to about 100k chunks (a query
 then scans a 100k × 384 float32 matrix, ~150 MB in memory, in tens of milliseconds). Keyword
 analysis is the shared Python English analysis (analysis.py), stored pre-analysed in FTS5.
+
+Each tenant has an FTS5 table of its own, `fts_t<tenant id>`: FTS5's BM25 statistics (row count,
+average column lengths, document frequencies) are per table, so one tenant's writes never move
+another tenant's scores (docs/search.md, "Tenant-isolated scoring"). Only searchable chunks are
+stored, so drafts never move them either. Cosine is exact, so dense scores depend on nothing else.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..analysis import analyze, analyzed_text
-from ..types import Candidate, ChunkRef, ChunkUpdate, IndexedChunk, Mode, SearchQuery
+from ..types import Candidate, ChunkRef, IndexedChunk, Mode, SearchQuery
 from .base import RebuildReport, SearchBackend, SearchBackendError
 
 SCHEMA = """
@@ -47,10 +52,41 @@ CREATE TABLE IF NOT EXISTS chunk_principals (
     PRIMARY KEY (principal, chunk_rowid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunk_principals_rowid ON chunk_principals (chunk_rowid);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(title, body, tokenize = 'unicode61');
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
 """
+
+
+def fts_table(tenant_id: int) -> str:
+    """The tenant's FTS5 table. The name is built from an int, never from text."""
+    return f"fts_t{int(tenant_id)}"
+
+
+def _ensure_fts(db: sqlite3.Connection, tenant_id: int) -> str:
+    table = fts_table(tenant_id)
+    db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5(title, body, tokenize = 'unicode61')")
+    return table
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """A file of the layout before per-tenant tables (one `chunks_fts` for every tenant, drafts
+    stored): move each tenant's searchable chunks into its own table, drop the rest. The text is
+    still in `chunks`, so nothing needs the database."""
+    if not _has_table(db, "chunks_fts"):
+        return
+    unpublished = [r[0] for r in db.execute("SELECT rowid FROM chunks WHERE published = 0")]
+    for rowid in unpublished:
+        db.execute("DELETE FROM chunk_principals WHERE chunk_rowid = ?", (rowid,))
+        db.execute("DELETE FROM chunks WHERE rowid = ?", (rowid,))
+    for rowid, tenant_id, title, text in db.execute("SELECT rowid, tenant_id, title, text FROM chunks").fetchall():
+        db.execute(f"INSERT INTO {_ensure_fts(db, tenant_id)} (rowid, title, body) VALUES (?, ?, ?)",
+                   (rowid, analyzed_text(title), analyzed_text(text)))
+    db.execute("DROP TABLE chunks_fts")
+    db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
 
 TITLE_WEIGHT = 0.5  # title matches count half as much as body matches (as in the Elasticsearch backend)
 
@@ -82,9 +118,12 @@ class EmbeddedBackend(SearchBackend):
         finally:
             db.close()
 
-    def ensure_index(self) -> None:
+    def ensure_index(self, tenant_id: int | None = None) -> None:
         with self._db() as db:
             db.executescript(SCHEMA)
+            _upgrade(db)
+            if tenant_id is not None:
+                _ensure_fts(db, tenant_id)
 
     def health(self) -> str:
         try:
@@ -112,30 +151,23 @@ class EmbeddedBackend(SearchBackend):
     @staticmethod
     def _write(db: sqlite3.Connection, chunks: Iterable[IndexedChunk]) -> None:
         for chunk in chunks:
-            row = db.execute("SELECT rowid FROM chunks WHERE chunk_id = ?", (chunk.chunk_id,)).fetchone()
-            values = (
-                chunk.chunk_id, chunk.tenant_id, chunk.collection_id, chunk.document_id, chunk.version_id,
-                int(chunk.published), chunk.title, chunk.text, chunk.category, json.dumps(list(chunk.tags)),
-                chunk.effective_date.isoformat() if chunk.effective_date else None,
-                np.asarray(chunk.vector, dtype=np.float32).tobytes(), chunk.fingerprint(),
-            )
-            if row is None:
-                rowid = db.execute(
-                    "INSERT INTO chunks (chunk_id, tenant_id, collection_id, document_id, version_id, published, title,"
-                    " text, category, tags, effective_date, vector, fingerprint) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    values,
-                ).lastrowid
-            else:
-                rowid = row[0]
-                db.execute(
-                    "UPDATE chunks SET chunk_id=?, tenant_id=?, collection_id=?, document_id=?, version_id=?, published=?,"
-                    " title=?, text=?, category=?, tags=?, effective_date=?, vector=?, fingerprint=? WHERE rowid=?",
-                    (*values, rowid),
-                )
-                db.execute("DELETE FROM chunks_fts WHERE rowid = ?", (rowid,))
-                db.execute("DELETE FROM chunk_principals WHERE chunk_rowid = ?", (rowid,))
+            row = db.execute("SELECT rowid, tenant_id FROM chunks WHERE chunk_id = ?", (chunk.chunk_id,)).fetchone()
+            if row is not None:
+                EmbeddedBackend._delete_row(db, *row)
+            if not chunk.published:  # only what some query may find is stored: drafts never count
+                continue
+            rowid = db.execute(
+                "INSERT INTO chunks (chunk_id, tenant_id, collection_id, document_id, version_id, published, title,"
+                " text, category, tags, effective_date, vector, fingerprint) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    chunk.chunk_id, chunk.tenant_id, chunk.collection_id, chunk.document_id, chunk.version_id,
+                    int(chunk.published), chunk.title, chunk.text, chunk.category, json.dumps(list(chunk.tags)),
+                    chunk.effective_date.isoformat() if chunk.effective_date else None,
+                    np.asarray(chunk.vector, dtype=np.float32).tobytes(), chunk.fingerprint(),
+                ),
+            ).lastrowid
             db.execute(
-                "INSERT INTO chunks_fts (rowid, title, body) VALUES (?, ?, ?)",
+                f"INSERT INTO {_ensure_fts(db, chunk.tenant_id)} (rowid, title, body) VALUES (?, ?, ?)",
                 (rowid, analyzed_text(chunk.title), analyzed_text(chunk.text)),
             )
             db.executemany(
@@ -143,31 +175,14 @@ class EmbeddedBackend(SearchBackend):
                 [(p, rowid) for p in chunk.principals],
             )
 
-    def update_chunks(self, updates: Sequence[ChunkUpdate]) -> None:
-        if not updates:
-            return
-        self.ensure_index()
-        with self._db() as db:
-            for update in updates:
-                row = db.execute("SELECT rowid, title FROM chunks WHERE chunk_id = ?", (update.chunk_id,)).fetchone()
-                if row is None:
-                    continue
-                rowid, old_title = row
-                db.execute(
-                    "UPDATE chunks SET published=?, title=?, category=?, tags=?, effective_date=?, collection_id=?,"
-                    " fingerprint=? WHERE rowid=?",
-                    (int(update.published), update.title, update.category, json.dumps(list(update.tags)),
-                     update.effective_date.isoformat() if update.effective_date else None, update.collection_id,
-                     update.fingerprint, rowid),
-                )
-                db.execute("DELETE FROM chunk_principals WHERE chunk_rowid = ?", (rowid,))
-                db.executemany(
-                    "INSERT OR IGNORE INTO chunk_principals (principal, chunk_rowid) VALUES (?, ?)",
-                    [(p, rowid) for p in update.principals],
-                )
-                if update.title != old_title:
-                    db.execute("UPDATE chunks_fts SET title = ? WHERE rowid = ?", (analyzed_text(update.title), rowid))
-            self._bump(db)
+    @staticmethod
+    def _delete_row(db: sqlite3.Connection, rowid: int, tenant_id: int) -> None:
+        # FTS5 removes a row's tokens from its statistics exactly: the tenant's scores are as if
+        # the chunk had never been written.
+        if _has_table(db, fts_table(tenant_id)):
+            db.execute(f"DELETE FROM {fts_table(tenant_id)} WHERE rowid = ?", (rowid,))
+        db.execute("DELETE FROM chunk_principals WHERE chunk_rowid = ?", (rowid,))
+        db.execute("DELETE FROM chunks WHERE rowid = ?", (rowid,))
 
     def delete_chunks(self, refs: Sequence[ChunkRef]) -> None:
         if not refs:
@@ -175,11 +190,9 @@ class EmbeddedBackend(SearchBackend):
         self.ensure_index()
         with self._db() as db:
             for ref in refs:
-                row = db.execute("SELECT rowid FROM chunks WHERE chunk_id = ?", (ref.chunk_id,)).fetchone()
-                if row is None:
-                    continue
-                for table, column in (("chunks_fts", "rowid"), ("chunk_principals", "chunk_rowid"), ("chunks", "rowid")):
-                    db.execute(f"DELETE FROM {table} WHERE {column} = ?", (row[0],))
+                row = db.execute("SELECT rowid, tenant_id FROM chunks WHERE chunk_id = ?", (ref.chunk_id,)).fetchone()
+                if row is not None:
+                    self._delete_row(db, *row)
             self._bump(db)
 
     def rebuild(self, chunks: Iterable[IndexedChunk]) -> RebuildReport:
@@ -193,6 +206,8 @@ class EmbeddedBackend(SearchBackend):
             db.executescript(SCHEMA)
             batch: list[IndexedChunk] = []
             for chunk in chunks:
+                if not chunk.published:
+                    continue
                 batch.append(chunk)
                 if len(batch) == 500:
                     self._write(db, batch)
@@ -261,10 +276,13 @@ class EmbeddedBackend(SearchBackend):
         if not terms:
             return []
         # Only quoted analysed tokens reach FTS5: no query syntax from the user does.
+        table = fts_table(query.tenant_id)
+        if not _has_table(db, table):  # the tenant has nothing searchable yet
+            return []
         match = " OR ".join(f'"{term}"' for term in terms)
         rows = db.execute(
-            f"SELECT {self._COLUMNS}, -bm25(chunks_fts, ?, 1.0) AS score FROM chunks_fts"
-            f" JOIN chunks c ON c.rowid = chunks_fts.rowid WHERE chunks_fts MATCH ? AND {where}"
+            f"SELECT {self._COLUMNS}, -bm25({table}, ?, 1.0) AS score FROM {table}"
+            f" JOIN chunks c ON c.rowid = {table}.rowid WHERE {table} MATCH ? AND {where}"
             " ORDER BY score DESC, c.chunk_id LIMIT ?",
             [TITLE_WEIGHT, match, *params, size],
         ).fetchall()

@@ -236,6 +236,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Two choice fields are called "status" (a health check's, a review's): name them apart.
     "ENUM_NAME_OVERRIDES": {"HealthStatusEnum": ["ok", "error"], "ReviewStatusEnum": ["reviewed", "flagged"]},
+    # drf-spectacular's own enum hook, then ?limit=/?offset= on every operation that answers a page.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "apps.core.schema.pagination_parameters"],
 }
 
 # --------------------------------------------------------------------------- Celery
@@ -293,9 +295,8 @@ SEARCH = {
         "VERIFY_CERTS": env.bool("ELASTICSEARCH_VERIFY_CERTS", default=True),
         "REQUEST_TIMEOUT": env.float("ELASTICSEARCH_REQUEST_TIMEOUT", default=10.0),
         "INDEX_PREFIX": env.str("ELASTICSEARCH_INDEX_PREFIX", default="kp"),
-        # Large tenants get an index of their own (tenant ids); the rest share one, routed by tenant.
-        "DEDICATED_TENANTS": env.list("ELASTICSEARCH_DEDICATED_TENANTS", cast=int, default=[]),
         "INT8": env.bool("ELASTICSEARCH_INT8_HNSW", default=False),  # int8-quantised HNSW vectors
+        # Per tenant index (each tenant has its own: docs/search.md, "Tenant-isolated scoring").
         "SHARDS": env.int("ELASTICSEARCH_SHARDS", default=1),
         "REPLICAS": env.int("ELASTICSEARCH_REPLICAS", default=0),
     },

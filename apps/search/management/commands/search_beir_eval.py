@@ -25,7 +25,7 @@ def eval_backend(name: str, workdir: Path):
         return EmbeddedBackend({"PATH": str(workdir / "eval-search.sqlite3")})
     if name == "elasticsearch":
         config = settings.SEARCH["ELASTICSEARCH"]
-        return ElasticsearchBackend({**config, "INDEX_PREFIX": f"{config['INDEX_PREFIX']}-eval", "DEDICATED_TENANTS": []})
+        return ElasticsearchBackend({**config, "INDEX_PREFIX": f"{config['INDEX_PREFIX']}-eval"})
     raise CommandError(f"Unknown backend {name!r}: use embedded or elasticsearch.")
 
 

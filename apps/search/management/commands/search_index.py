@@ -3,8 +3,7 @@ index is swapped in at once), or show its state."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.ingestion.models import Chunk
-from apps.search import services
+from apps.search import projection, services
 from apps.search.backends import get_search_backend
 from apps.search.backends.base import SearchBackendError
 
@@ -28,7 +27,8 @@ class Command(BaseCommand):
                 backend.ensure_index()
                 indexed = backend.fingerprints()
                 self.stdout.write(f"{backend.name}: {backend.health()}")
-                self.stdout.write(f"chunks in the database: {Chunk.objects.count()}, in the index: {len(indexed)}")
+                searchable = projection.searchable_chunks_of().count()
+                self.stdout.write(f"searchable chunks in the database: {searchable}, in the index: {len(indexed)}")
                 if hasattr(backend, "analysis"):
                     self.stdout.write(f"English analysis: {backend.analysis()}")
         except SearchBackendError as exc:
