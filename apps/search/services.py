@@ -40,10 +40,19 @@ def sync_document(*, document_id: int) -> int:
     return len(chunks)
 
 
-def sync_collection(*, collection_id: int) -> int:
-    """A collection's grants changed: its documents that inherit them change with it."""
-    ids = Document.objects.filter(collection_id=collection_id, has_own_grants=False).values_list("pk", flat=True)
-    return sum(sync_document(document_id=document_id) for document_id in ids)
+def sync_collection(*, collection_id: int, batch: int = 500) -> int:
+    """A collection's grants changed: its documents that inherit them change with it. One query
+    streams their chunks (the principals are computed once, for the collection), written in bulks."""
+    chunks = projection.project(projection.chunks_of(version__document__collection_id=collection_id,
+                                                     version__document__has_own_grants=False).iterator(chunk_size=batch))
+    backend, pending, count = get_search_backend(), [], 0
+    for chunk in chunks:
+        pending.append(chunk)
+        if len(pending) == batch:
+            backend.index_chunks(pending)
+            count, pending = count + len(pending), []
+    backend.index_chunks(pending)
+    return count + len(pending)
 
 
 def delete_chunks(*, refs: Sequence[ChunkRef]) -> int:
@@ -53,8 +62,11 @@ def delete_chunks(*, refs: Sequence[ChunkRef]) -> int:
 
 def rebuild() -> RebuildReport:
     """A fresh index from the database's chunks, swapped in at once. No re-embedding: vectors are
-    read from the chunk rows."""
-    return get_search_backend().rebuild(projection.all_chunks())
+    read from the chunk rows. A change committed while the rebuild streamed (a publish, an archive,
+    a grant) may be missing from the new index, so a reconcile follows at once."""
+    report = get_search_backend().rebuild(projection.all_chunks())
+    reconcile(repair=True)
+    return report
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,9 @@ def responses(client) -> list[str]:
     out = []
     for body in PROBES:
         searched = client.post("/api/v1/search", {"k": 10, **body}, format="json")
+        if searched.status_code == 403:  # weighted fusion for a reader (test_weighted_fusion_...)
+            out.append(searched.json()["code"])
+            continue
         assert searched.status_code == 200, searched.content
         out.append(json.dumps(searched.json()["results"], sort_keys=True))
     asked = client.post("/api/v1/ask", {"query": "How much is a hotel night reimbursed?"}, format="json").json()
@@ -116,3 +119,22 @@ def test_raw_scores_only_for_callers_who_read_everything(library):
 
     record = AuditRecord.objects.filter(user_id=library.alice.user.pk).latest("pk")
     assert all(c.scores["fused"] is not None for c in record.chunks.all())
+
+
+@pytest.mark.django_db
+def test_weighted_fusion_only_for_callers_who_read_everything(library):
+    """Weighted fusion adds normalised BM25 scores: sweeping dense_weight, a reader would find where
+    two results swap and recover a ratio of BM25 scores (the tenant's statistics, hidden documents
+    included) from the order alone. So a reader gets 403 and reciprocal rank fusion still works."""
+    weighted = {"query": "flights hotel night", "mode": "hybrid", "fusion": "weighted", "dense_weight": 0.3}
+    for name, client in callers(library).items():
+        response = client.post("/api/v1/search", weighted, format="json")
+        asked = client.post("/api/v1/ask", {**weighted, "query": "How much is a hotel night?"}, format="json")
+        if name == "alice":
+            assert response.status_code == asked.status_code == 403, response.content
+            assert response.json()["code"] == "weighted_fusion_not_allowed" and "fusion" in response.json()["extra"]["fields"]
+        else:
+            assert response.status_code == asked.status_code == 200, (name, response.content)
+    alice = callers(library)["alice"]
+    assert alice.post("/api/v1/search", {**weighted, "fusion": "rrf"}, format="json").status_code == 200
+    assert alice.post("/api/v1/search", {**weighted, "mode": "bm25"}, format="json").status_code == 200  # no fusion in one retriever

@@ -52,7 +52,7 @@ def test_upload_to_ready_to_searchable(app, acme):
         assert chunk.vector.shape == (384,) and abs(float((chunk.vector ** 2).sum()) - 1) < 1e-3
     backend = get_search_backend()
     backend.refresh()
-    assert len(backend.fingerprints()) == Chunk.objects.filter(version=version).count()  # indexed...
+    assert backend.fingerprints() == {}  # ready, not published: not in the index at all (docs/search.md)
 
     from apps.ingestion.embedding import get_embedder
     from apps.search.types import Mode, SearchQuery
@@ -60,9 +60,10 @@ def test_upload_to_ready_to_searchable(app, acme):
     text = "travel number 73 through the portal"
     query = SearchQuery(tenant_id=acme.tenant.pk, principals=(f"tenant:{acme.tenant.pk}:all",), text=text,
                         vector=get_embedder().encode([text])[0], mode=Mode.HYBRID, k=3)
-    assert backend.search(query).hits == []  # ...but not visible before publishing
+    assert backend.search(query).hits == []  # so not found before publishing
     assert app.publish(document["id"], 1).status_code == 200
     backend.refresh()
+    assert len(backend.fingerprints()) == Chunk.objects.filter(version=version).count()
     hits = backend.search(query).hits
     assert hits and "Clause 7.3" in hits[0].text
 

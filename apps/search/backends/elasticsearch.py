@@ -159,6 +159,10 @@ class ElasticsearchBackend(SearchBackend):
             return
         try:
             self.client.indices.create(index=f"{alias}-initial", aliases={alias: {}}, **self._index_body())
+            behind = self._tenant_aliases_of(alias)
+            if len(behind) > 1:  # a rebuild moved the alias onto its new index meanwhile: that one wins
+                self._call("alias repair", self.client.indices.update_aliases,
+                           actions=[{"remove_index": {"index": f"{alias}-initial"}}])
         except es_exceptions.BadRequestError as exc:
             if exc.error != "resource_already_exists_exception":
                 raise SearchBackendError(f"Elasticsearch refused index creation: {exc.message} ({exc.meta.status})") from exc
@@ -213,7 +217,10 @@ class ElasticsearchBackend(SearchBackend):
         if not actions:
             return
         try:
-            _, errors = helpers.bulk(self.client, actions, raise_on_error=False, raise_on_exception=True, stats_only=False)
+            # require_alias: a write never auto-creates an index (with a guessed mapping) where a
+            # tenant's alias should be; it fails, and the task retries after ensure_index.
+            _, errors = helpers.bulk(self.client, actions, raise_on_error=False, raise_on_exception=True, stats_only=False,
+                                     require_alias=(what == "index"))
         except es_exceptions.TransportError as exc:
             raise SearchBackendError(f"Elasticsearch at {self.config['URL']} unreachable during {what}: {exc}") from exc
         real = [e for e in errors if not (missing_ok and next(iter(e.values())).get("status") == 404)]
@@ -237,9 +244,10 @@ class ElasticsearchBackend(SearchBackend):
 
     def rebuild(self, chunks: Iterable[IndexedChunk]) -> RebuildReport:
         """Load every searchable chunk into a new index per tenant, then move each tenant's alias in
-        one atomic step and drop the old indices (and the indices of tenants left with nothing, and
-        the one shared index of the layout before per-tenant indices). Searches keep using the old
-        index until the switch: no downtime."""
+        one atomic step and drop every other index of the prefix: the old ones, those of tenants
+        left with nothing, those a failed rebuild left, and the one shared index of the layout
+        before per-tenant indices. Searches keep using the old index until the switch: no downtime.
+        A write that lands during a rebuild may be missed by it: services.rebuild reconciles after."""
         started = time.perf_counter()
         targets: dict[str, str] = {}  # alias → the new concrete index
         count = 0
@@ -259,35 +267,74 @@ class ElasticsearchBackend(SearchBackend):
             for ok, item in helpers.streaming_bulk(self.client, actions(), chunk_size=500, raise_on_error=False):
                 if not ok:
                     raise SearchBackendError(f"Elasticsearch refused a chunk during rebuild: {item}")
+            for alias, index in targets.items():
+                self._call("refresh", self.client.indices.refresh, index=index)
+                # Whatever the alias points at now (an -initial index a worker created meanwhile too).
+                old = self._tenant_aliases_of(alias)
+                swap = [{"remove": {"index": o, "alias": alias}} for o in old] + [{"add": {"index": index, "alias": alias}}]
+                self._call("alias swap", self.client.indices.update_aliases, actions=swap)
         except es_exceptions.TransportError as exc:
+            self._delete_indices("failed rebuild clean-up", sorted(set(targets.values()) - self._aliased_indices()), quiet=True)
             raise SearchBackendError(f"Elasticsearch unreachable during rebuild: {exc}") from exc
-        current = self._tenant_aliases()
-        for alias, index in targets.items():
-            self._call("refresh", self.client.indices.refresh, index=index)
-            old = current.get(alias, [])
-            swap = [{"remove": {"index": o, "alias": alias}} for o in old] + [{"add": {"index": index, "alias": alias}}]
-            self._call("alias swap", self.client.indices.update_aliases, actions=swap)
-        leftovers = [i for alias, indices in current.items() for i in indices if targets.get(alias) != i]
-        leftovers += self._call("index listing", self.client.indices.get, index=f"{self.prefix}-chunks", allow_no_indices=True,
-                                ignore_unavailable=True).keys()  # the pre-0.9 shared index, by its alias
-        if leftovers:  # by exact names: destructive_requires_name is on
-            self._call("old index removal", self.client.indices.delete, index=",".join(sorted(set(leftovers))))
+        except SearchBackendError:
+            self._delete_indices("failed rebuild clean-up", sorted(set(targets.values()) - self._aliased_indices()), quiet=True)
+            raise
+        keep = set(targets.values())
+        every = self._call("index listing", self.client.indices.get, index=f"{self.prefix}-chunks*", allow_no_indices=True)
+        # Tenant indices outside the new set, and the pre-0.9 shared index `<prefix>-chunks-<timestamp>`.
+        self._delete_indices("old index removal", sorted(name for name in every if name not in keep and self._ours(name)))
         return RebuildReport(index=", ".join(sorted(targets.values())), chunks=count, seconds=round(time.perf_counter() - started, 2))
 
+    def _ours(self, name: str) -> bool:
+        """An index this backend makes: `<prefix>-chunks-t<id>-<suffix>`, or the shared index of the
+        layout before, `<prefix>-chunks-<digits>`. Never another prefix's (`<prefix>-chunks-…` of a
+        prefix such as `kp-chunks-x` would not have these shapes)."""
+        rest = name.removeprefix(f"{self.prefix}-chunks-")
+        if rest == name:
+            return False
+        if rest.isdigit():
+            return True
+        tenant, _, suffix = rest.partition("-")
+        return tenant.startswith("t") and tenant[1:].isdigit() and (suffix == "initial" or suffix.isdigit())
+
+    def _tenant_aliases_of(self, alias: str) -> list[str]:
+        if not self._call("alias look-up", self.client.indices.exists_alias, name=alias):
+            return []
+        return list(self._call("alias look-up", self.client.indices.get_alias, name=alias))
+
+    def _aliased_indices(self) -> set[str]:
+        return {index for indices in self._tenant_aliases().values() for index in indices}
+
     def drop(self) -> None:
-        # destructive_requires_name is on: delete by exact names, never by wildcard.
         names = list(self._call("index listing", self.client.indices.get, index=f"{self.prefix}-chunks*", allow_no_indices=True))
-        if names:
-            self._call("index removal", self.client.indices.delete, index=",".join(names))
+        self._delete_indices("index removal", sorted(names))
+
+    def _delete_indices(self, what: str, names: list[str], *, quiet: bool = False) -> None:
+        """By exact names (destructive_requires_name is on: never by wildcard), in batches: a thousand
+        tenants' names in one URL are longer than the 4,096-byte HTTP line Elasticsearch accepts.
+        `quiet`: clean-up after a failure, which must not hide the failure itself."""
+        batches: list[list[str]] = [[]]
+        for name in names:
+            if batches[-1] and sum(len(n) + 1 for n in batches[-1]) + len(name) > 3000:
+                batches.append([])
+            batches[-1].append(name)
+        for batch in filter(None, batches):
+            try:
+                self._call(what, self.client.indices.delete, index=",".join(batch), ignore_unavailable=True)
+            except SearchBackendError:
+                if not quiet:
+                    raise
 
     def fingerprints(self) -> dict[str, tuple[int, str]]:
         found: dict[str, tuple[int, str]] = {}
-        if not self._tenant_aliases():
+        serving = self._aliased_indices()  # what searches read; an index no alias points at is not served
+        if not serving:
             return found
         try:
             for hit in helpers.scan(self.client, index=self._every_tenant, query={"query": {"match_all": {}}},
                                     _source=["tenant_id", "fingerprint"], size=1000):
-                found[hit["_id"]] = (hit["_source"]["tenant_id"], hit["_source"]["fingerprint"])
+                if hit["_index"] in serving:
+                    found[hit["_id"]] = (hit["_source"]["tenant_id"], hit["_source"]["fingerprint"])
         except es_exceptions.TransportError as exc:
             raise SearchBackendError(f"Elasticsearch unreachable during a scan: {exc}") from exc
         return found

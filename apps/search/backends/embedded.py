@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS chunk_principals (
 CREATE INDEX IF NOT EXISTS chunk_principals_rowid ON chunk_principals (chunk_rowid);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('built', '0');
 """
 
 
@@ -78,6 +79,10 @@ def _upgrade(db: sqlite3.Connection) -> None:
     still in `chunks`, so nothing needs the database."""
     if not _has_table(db, "chunks_fts"):
         return
+    db.execute("BEGIN IMMEDIATE")  # one process upgrades; the others wait, then find it done
+    if not _has_table(db, "chunks_fts"):
+        db.rollback()
+        return
     unpublished = [r[0] for r in db.execute("SELECT rowid FROM chunks WHERE published = 0")]
     for rowid in unpublished:
         db.execute("DELETE FROM chunk_principals WHERE chunk_rowid = ?", (rowid,))
@@ -98,30 +103,64 @@ class EmbeddedBackend(SearchBackend):
         self.path = Path(config["PATH"])
         self._lock = threading.Lock()
         self._matrix: tuple[int, np.ndarray, np.ndarray] | None = None  # generation, rowids, vectors
+        self._local = threading.local()  # this thread's connection, and the file it opened
 
     # ---------------------------------------------------------------- plumbing
-    @contextmanager
-    def _db(self):
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, kept open: SQLite parses the whole schema on a connection's
+        first statement, and each tenant adds an FTS5 table and its shadow tables (~0.25 ms per
+        tenant). Reopened when the file was replaced (a rebuild) or removed (drop); the schema is
+        created, and a file of the layout before upgraded, once per connection."""
+        cached = getattr(self._local, "db", None)
+        try:
+            current = self.path.stat().st_ino
+        except FileNotFoundError:
+            current = None
+        if cached is not None and cached[1] == current:
+            return cached[0]
+        if cached is not None:
+            cached[0].close()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=30)
-        except (OSError, sqlite3.Error) as exc:
-            raise SearchBackendError(f"SQLite at {self.path} cannot be opened: {exc}") from exc
-        try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA foreign_keys=OFF")
+            db.executescript(SCHEMA)
+            _upgrade(db)
+            db.commit()
+        except (OSError, sqlite3.Error) as exc:
+            raise SearchBackendError(f"SQLite at {self.path} cannot be opened: {exc}") from exc
+        self._local.db = (db, self.path.stat().st_ino)
+        self._local.fts = set()
+        return db
+
+    def _has_fts(self, db: sqlite3.Connection, tenant_id: int) -> bool:
+        """Does the tenant's FTS5 table exist? Known tables are remembered per connection (a look-up
+        in sqlite_master scans it: milliseconds with thousands of tenants); tables are never dropped
+        but with the whole file, which opens a new connection."""
+        known = self._local.__dict__.setdefault("fts", set())
+        if tenant_id not in known and _has_table(db, fts_table(tenant_id)):
+            known.add(tenant_id)
+        return tenant_id in known
+
+    @contextmanager
+    def _db(self):
+        db = self._connection()
+        try:
             yield db
             db.commit()
         except sqlite3.Error as exc:
             db.rollback()
             raise SearchBackendError(f"SQLite at {self.path}: {exc}") from exc
-        finally:
-            db.close()
+
+    def close(self) -> None:
+        cached = getattr(self._local, "db", None)
+        if cached is not None:
+            cached[0].close()
+            self._local.db = None
 
     def ensure_index(self, tenant_id: int | None = None) -> None:
-        with self._db() as db:
-            db.executescript(SCHEMA)
-            _upgrade(db)
+        with self._db() as db:  # the schema comes with the connection
             if tenant_id is not None:
                 _ensure_fts(db, tenant_id)
 
@@ -136,8 +175,14 @@ class EmbeddedBackend(SearchBackend):
         return f"SQLite {version} with FTS5 at {self.path}"
 
     @staticmethod
-    def _bump(db: sqlite3.Connection) -> None:
+    def _bump(db: sqlite3.Connection, tenant_ids: Iterable[int]) -> None:
+        """Count a write: the file's generation (the cached vector matrix follows it) and each written
+        tenant's own (what an audit record names as the index generation, so that another tenant's
+        writes never show in it)."""
         db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+        for tenant_id in sorted(set(tenant_ids)):
+            db.execute("INSERT INTO meta (key, value) VALUES (?, '1')"
+                       " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1", (f"generation:t{int(tenant_id)}",))
 
     # ---------------------------------------------------------------- writes
     def index_chunks(self, chunks: Sequence[IndexedChunk]) -> None:
@@ -146,7 +191,7 @@ class EmbeddedBackend(SearchBackend):
         self.ensure_index()
         with self._db() as db:
             self._write(db, chunks)
-            self._bump(db)
+            self._bump(db, (c.tenant_id for c in chunks))
 
     @staticmethod
     def _write(db: sqlite3.Connection, chunks: Iterable[IndexedChunk]) -> None:
@@ -179,8 +224,7 @@ class EmbeddedBackend(SearchBackend):
     def _delete_row(db: sqlite3.Connection, rowid: int, tenant_id: int) -> None:
         # FTS5 removes a row's tokens from its statistics exactly: the tenant's scores are as if
         # the chunk had never been written.
-        if _has_table(db, fts_table(tenant_id)):
-            db.execute(f"DELETE FROM {fts_table(tenant_id)} WHERE rowid = ?", (rowid,))
+        db.execute(f"DELETE FROM {fts_table(tenant_id)} WHERE rowid = ?", (rowid,))  # a stored row's table exists
         db.execute("DELETE FROM chunk_principals WHERE chunk_rowid = ?", (rowid,))
         db.execute("DELETE FROM chunks WHERE rowid = ?", (rowid,))
 
@@ -193,7 +237,7 @@ class EmbeddedBackend(SearchBackend):
                 row = db.execute("SELECT rowid, tenant_id FROM chunks WHERE chunk_id = ?", (ref.chunk_id,)).fetchone()
                 if row is not None:
                     self._delete_row(db, *row)
-            self._bump(db)
+            self._bump(db, (r.tenant_id for r in refs))
 
     def rebuild(self, chunks: Iterable[IndexedChunk]) -> RebuildReport:
         """Build a new file beside the old one, then swap it in with one atomic rename."""
@@ -215,16 +259,18 @@ class EmbeddedBackend(SearchBackend):
                     batch = []
             self._write(db, batch)
             count += len(batch)
-            db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(time.time_ns()),))
+            db.execute("UPDATE meta SET value = ? WHERE key IN ('generation', 'built')", (str(time.time_ns()),))
             db.commit()
         finally:
             db.close()
+        self.close()  # this thread's connection is to the file about to be replaced
         for suffix in ("-wal", "-shm"):
             Path(str(self.path) + suffix).unlink(missing_ok=True)
         os.replace(fresh, self.path)
         return RebuildReport(index=str(self.path), chunks=count, seconds=round(time.perf_counter() - started, 2))
 
     def drop(self) -> None:
+        self.close()
         for suffix in ("", "-wal", "-shm"):
             Path(str(self.path) + suffix).unlink(missing_ok=True)
         self._matrix = None
@@ -265,8 +311,9 @@ class EmbeddedBackend(SearchBackend):
         with self._db() as db:
             bm25 = self._bm25(db, query, where, params, size) if query.mode != Mode.DENSE else []
             dense = self._dense(db, query, where, params, size) if query.mode != Mode.BM25 else []
-            generation = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-        index = f"{self.path.name}@{generation[0] if generation else 0}"  # the file's write generation
+            stamps = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('built', ?)", (f"generation:t{int(query.tenant_id)}",)))
+        # Which build of the file, and how many writes of this tenant's: another tenant's never count.
+        index = f"{self.path.name}@{stamps.get('built', '0')}.t{int(query.tenant_id)}.{stamps.get(f'generation:t{int(query.tenant_id)}', '0')}"
         return [replace(c, index=index) for c in bm25], [replace(c, index=index) for c in dense]
 
     _COLUMNS = "c.chunk_id, c.document_id, c.version_id, c.collection_id, c.title, c.text"
@@ -277,7 +324,7 @@ class EmbeddedBackend(SearchBackend):
             return []
         # Only quoted analysed tokens reach FTS5: no query syntax from the user does.
         table = fts_table(query.tenant_id)
-        if not _has_table(db, table):  # the tenant has nothing searchable yet
+        if not self._has_fts(db, query.tenant_id):  # the tenant has nothing searchable yet
             return []
         match = " OR ".join(f'"{term}"' for term in terms)
         rows = db.execute(
