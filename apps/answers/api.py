@@ -15,7 +15,7 @@ from apps.core.serializers import StrictInputSerializer
 from apps.search.types import DEFAULT_DENSE_WEIGHT, DEFAULT_RRF_K, MAX_K, Fusion, Mode, SearchFilters
 from apps.tenants.models import Scope
 from apps.tenants.permissions import tenant_context
-from apps.tenants.resolution import act_for_user
+from apps.tenants import resolution
 
 from . import services
 from .types import RetrievalRequest
@@ -95,14 +95,20 @@ class AskInputSerializer(SearchInputSerializer):
 
 
 # --------------------------------------------------------------------------- output
+_RAW = " Only for callers who read every document of the tenant (owners, admins, editors, keys with documents:write); null for others."
+
+
 class ScoresOutputSerializer(serializers.Serializer):
-    fused = serializers.FloatField(help_text="The score that ordered the results (before re-ranking).")
+    """Scores and ranks. Raw scores carry the tenant's BM25 statistics, documents the caller may not
+    read included, so they go only to callers who read everything (docs/search.md)."""
+
+    fused = serializers.FloatField(allow_null=True, help_text="The score that ordered the results (before re-ranking)." + _RAW)
     fused_rank = serializers.IntegerField()
-    bm25 = serializers.FloatField(allow_null=True)
-    bm25_rank = serializers.IntegerField(allow_null=True)
-    dense = serializers.FloatField(allow_null=True, help_text="Cosine similarity.")
+    bm25 = serializers.FloatField(allow_null=True, help_text="BM25 score." + _RAW)
+    bm25_rank = serializers.IntegerField(allow_null=True, help_text="Rank among the BM25 candidates the caller may read.")
+    dense = serializers.FloatField(allow_null=True, help_text="Cosine similarity." + _RAW)
     dense_rank = serializers.IntegerField(allow_null=True)
-    rerank = serializers.FloatField(allow_null=True)
+    rerank = serializers.FloatField(allow_null=True, help_text="Re-ranking score." + _RAW)
 
 
 class ResultOutputSerializer(serializers.Serializer):
@@ -151,15 +157,13 @@ class AskOutputSerializer(serializers.Serializer):
 
 
 def _results(run) -> list[dict]:
-    return [{"rank": rank, "hit": r.hit, "row": r.row, "scores": r.scores} for rank, r in enumerate(run.shown, start=1)]
+    return [{"rank": rank, "hit": r.hit, "row": r.row, "scores": r.scores if run.reads_everything else r.ranks}
+            for rank, r in enumerate(run.shown, start=1)]
 
 
 def _acting_context(request: Request, data: dict, scope: str):
-    context = tenant_context(request)
-    if data.get("as_user"):
-        context = act_for_user(context, data["as_user"])
-        context.require(scope)
-    return context
+    """Whom this retrieval runs for: the caller, or the member named by as_user (resolution.act_for)."""
+    return resolution.act_for(tenant_context(request), as_user=data.get("as_user"), require=(scope,))
 
 
 # --------------------------------------------------------------------------- views

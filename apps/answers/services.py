@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from apps.access.principals import context_principals
 from apps.audit import services as audit
 from apps.audit.models import AuditRecord, Kind, Outcome
-from apps.core.exceptions import ApplicationError
+from apps.core.exceptions import ApplicationError, PermissionDenied
 from apps.ingestion.embedding import get_embedder
 from apps.search.backends import get_search_backend
-from apps.search.types import Mode
+from apps.search.types import Fusion, Mode
 from apps.tenants.resolution import TenantContext
 
 from .rerank import get_reranker
@@ -42,6 +42,21 @@ def request_check(request: RetrievalRequest) -> None:
         )
 
 
+def fusion_check(run: PipelineRun) -> None:
+    """Weighted fusion adds min-max normalised BM25 scores: sweeping dense_weight, a caller finds
+    where two results swap and so recovers ratios of BM25 scores from the order alone. Those scores
+    carry the tenant's statistics, documents the caller may not read included (docs/search.md,
+    "Tenant-isolated scoring"), so weighted fusion is for callers who read everything, as raw
+    scores are; reciprocal rank fusion uses ranks only."""
+    request = run.request
+    if request.mode == Mode.HYBRID and request.fusion == Fusion.WEIGHTED and not run.reads_everything:
+        raise PermissionDenied(
+            "Weighted fusion reads raw BM25 scores, which depend on documents you may not read: use fusion=rrf "
+            "(the default), or a caller who reads every document of the tenant.",
+            code="weighted_fusion_not_allowed", extra={"fields": {"fusion": ["Only rrf for callers who do not read everything."]}},
+        )
+
+
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -66,12 +81,14 @@ def _chunk_entries(run: PipelineRun) -> list[audit.ChunkEntry]:
     ]
 
 
-def _entry(run: PipelineRun, kind: str, *, outcome: str, error: str = "") -> audit.RecordEntry:
+def _entry(run: PipelineRun, kind: str, *, outcome: str, error: str = "", origin: dict | None = None) -> audit.RecordEntry:
     answer = run.answer
     return audit.RecordEntry(
         kind=kind, outcome=outcome, query=run.request.query, filters=run.request.filters_dict(),
         # Which chunks moved the query vector (feedback): they shaped the ranking, so the record names them.
-        parameters={**run.request.parameters(), **({"feedback_chunks": run.feedback_chunks} if run.feedback_chunks else {})},
+        # `origin` says what asked, when not a tenant app's request ({"evaluation_run": id, "golden_set": id}).
+        parameters={**run.request.parameters(), **({"feedback_chunks": run.feedback_chunks} if run.feedback_chunks else {}),
+                    **(origin or {})},
         chunks=_chunk_entries(run),
         answer=answer.text if answer else "",
         citations=[vars(c) for c in answer.citations] if answer else [],
@@ -100,37 +117,46 @@ def _provenance(run: PipelineRun) -> dict:
 
 
 def pipeline_run(*, context: TenantContext, request: RetrievalRequest, kind: str) -> PipelineRun:
-    """The pipeline alone, without an audit record: for evaluation runs, which measure retrieval
-    on golden questions rather than answer anyone."""
+    """The pipeline alone, without an audit record and without the act-as check: for tests that
+    probe the pipeline's access filtering (tests/hardening/test_acl_fuzz.py). Nothing in apps/
+    may call it (tests/tenants/test_acting_for.py checks): whatever retrieves for someone goes
+    through search_run / ask_run, which are audited and take only a context from act_for."""
     request_check(request)
     run = PipelineRun(context=context, principals=tuple(context_principals(context)), request=request)
+    fusion_check(run)
     run_steps(run, ASK_STEPS if kind == Kind.ASK else SEARCH_STEPS)
     return run
 
 
-def _run(context: TenantContext, request: RetrievalRequest, kind: str, steps) -> Outcomes:
+def _run(context: TenantContext, request: RetrievalRequest, kind: str, steps, origin: dict | None) -> Outcomes:
+    if not context.acting_resolved:
+        # A programming error, not the caller's: whom this runs for was never resolved.
+        raise RuntimeError("A retrieval's context must come from apps.tenants.resolution.act_for (who acts, for whom, with which scopes).")
     request_check(request)
     run = PipelineRun(context=context, principals=tuple(context_principals(context)), request=request)
+    fusion_check(run)
     try:
         run_steps(run, steps)
     except ApplicationError as exc:
         error = f"{exc.code}: {exc.message} {exc.extra or ''}".strip()
-        audit.record_append(context=context, entry=_entry(run, kind, outcome=Outcome.FAILED, error=error))
+        audit.record_append(context=context, entry=_entry(run, kind, outcome=Outcome.FAILED, error=error, origin=origin))
         raise
     except Exception as exc:  # a bug: still audited, then Django's 500 handler logs it
-        audit.record_append(context=context, entry=_entry(run, kind, outcome=Outcome.FAILED, error=f"internal error: {exc!r}"))
+        audit.record_append(context=context, entry=_entry(run, kind, outcome=Outcome.FAILED, error=f"internal error: {exc!r}",
+                                                          origin=origin))
         raise
     if kind == Kind.ASK:
         outcome = Outcome.ANSWERED if run.answer.grounded else Outcome.REFUSED
     else:
         outcome = Outcome.ANSWERED if run.shown else Outcome.NO_RESULTS
-    record = audit.record_append(context=context, entry=_entry(run, kind, outcome=outcome))
+    record = audit.record_append(context=context, entry=_entry(run, kind, outcome=outcome, origin=origin))
     return Outcomes(run=run, record=record)
 
 
-def search_run(*, context: TenantContext, request: RetrievalRequest) -> Outcomes:
-    return _run(context, request, Kind.SEARCH, SEARCH_STEPS)
+def search_run(*, context: TenantContext, request: RetrievalRequest, origin: dict | None = None) -> Outcomes:
+    """`context` from resolution.act_for; `origin` is added to the audit record's parameters."""
+    return _run(context, request, Kind.SEARCH, SEARCH_STEPS, origin)
 
 
-def ask_run(*, context: TenantContext, request: RetrievalRequest) -> Outcomes:
-    return _run(context, request, Kind.ASK, ASK_STEPS)
+def ask_run(*, context: TenantContext, request: RetrievalRequest, origin: dict | None = None) -> Outcomes:
+    return _run(context, request, Kind.ASK, ASK_STEPS, origin)

@@ -14,6 +14,7 @@ from django.utils.text import Truncator
 
 from apps.core.params import MAX_BIGINT, is_ascii_digits
 from apps.documents.models import Document
+from apps.tenants.admin import TenantScopedAdmin, scope_queryset
 from apps.tenants.models import Membership, Tenant
 from apps.tenants.resolution import AUDIT_ROLES
 
@@ -76,7 +77,8 @@ class DocumentFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         records = model_admin.get_queryset(request)
         ids = RetrievedChunk.objects.filter(record__in=records).order_by().values_list("document_id", flat=True).distinct()[:200]
-        return [(str(d.pk), f"{d.title} (#{d.pk})") for d in Document.objects.filter(pk__in=list(ids)).order_by("title")]
+        documents = scope_queryset(Document.objects.filter(pk__in=list(ids)), model_admin.scoped_tenant_ids(request))
+        return [(str(d.pk), f"{d.title} (#{d.pk})") for d in documents.order_by("title")]
 
     def queryset(self, request, queryset):
         if not self.value() or not is_ascii_digits(self.value()) or int(self.value()) > MAX_BIGINT:
@@ -85,7 +87,7 @@ class DocumentFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuditRecord)
-class AuditRecordAdmin(admin.ModelAdmin):
+class AuditRecordAdmin(TenantScopedAdmin):
     list_display = ("sequence", "created_at", "tenant", "kind", "who", "short_query", "outcome", "review")
     list_display_links = ("sequence", "short_query")
     list_filter = (AuditTenantFilter, "kind", "outcome", ReviewStatusFilter, UserFilter, DocumentFilter, "created_at")
@@ -94,6 +96,9 @@ class AuditRecordAdmin(admin.ModelAdmin):
     list_per_page = 50
 
     # ------------------------------------------------------------- read-only, compliance only
+    def scoped_tenant_ids(self, request):
+        return compliance_tenant_ids(request)  # the trail is the compliance team's, not the admins'
+
     def has_module_permission(self, request):
         return request.user.is_active and request.user.is_staff and compliance_tenant_ids(request) != []
 
@@ -113,9 +118,7 @@ class AuditRecordAdmin(admin.ModelAdmin):
         return False
 
     def get_queryset(self, request):
-        records = selectors._with_review_status(AuditRecord.objects.select_related("tenant"))
-        ids = compliance_tenant_ids(request)
-        return records if ids is None else records.filter(tenant_id__in=ids)
+        return selectors._with_review_status(super().get_queryset(request).select_related("tenant"))
 
     # ------------------------------------------------------------- columns
     @admin.display(description="user")

@@ -19,8 +19,9 @@ from django.utils.html import format_html
 from apps.access import services as access_services
 from apps.access.levels import LEVEL_NAMES, Level
 from apps.core.exceptions import ApplicationError
+from apps.core.params import MAX_BIGINT, is_ascii_digits
 from apps.tenants.actors import Actor
-from apps.tenants.admin import TenantListFilter, TenantScopedAdmin, admin_tenant_ids
+from apps.tenants.admin import TenantListFilter, TenantScopedAdmin, TenantScopedTabularInline, admin_tenant_ids, scope_queryset
 from apps.tenants.models import ApiKey, Membership, TenantGroup
 
 from . import selectors, services
@@ -115,12 +116,15 @@ class CollectionListFilter(admin.SimpleListFilter):
     parameter_name = "collection"
 
     def lookups(self, request, model_admin):
-        tenant_ids = admin_tenant_ids(request)
-        collections = Collection.objects.all() if tenant_ids is None else Collection.objects.filter(tenant_id__in=tenant_ids)
+        collections = scope_queryset(Collection.objects.all(), model_admin.scoped_tenant_ids(request))
         return [(str(c.pk), f"{c.name} ({c.tenant.slug})") for c in collections.select_related("tenant")]
 
     def queryset(self, request, queryset):
-        return queryset.filter(collection_id=self.value()) if self.value() else queryset
+        if not self.value():
+            return queryset
+        if not is_ascii_digits(self.value()) or int(self.value()) > MAX_BIGINT:
+            return queryset.none()  # no collection has that id (a typed URL); never a 500
+        return queryset.filter(collection_id=int(self.value()))
 
 
 @admin.register(Collection)
@@ -145,7 +149,7 @@ class CollectionAdmin(GrantsAdminMixin, TenantScopedAdmin):
 
 
 # --------------------------------------------------------------------------- documents
-class VersionInline(admin.TabularInline):
+class VersionInline(TenantScopedTabularInline):
     model = DocumentVersion
     extra = 0
     can_delete = False
@@ -173,7 +177,7 @@ class VersionInline(admin.TabularInline):
         return format_html('<a class="button" href="{}">{}</a>', url, label)
 
 
-class EventInline(admin.TabularInline):
+class EventInline(TenantScopedTabularInline):
     model = DocumentEvent
     extra = 0
     can_delete = False
@@ -261,28 +265,39 @@ class DocumentAdmin(GrantsAdminMixin, TenantScopedAdmin):
             return TagsField(required=False, help_text="Comma-separated.")
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
+    def _add_fields(self, request) -> list[str]:
+        """The add form's fields: legal hold and retention only for staff whose role sets them in a
+        tenant (services.retention_authority decides again, for the collection's tenant, on save)."""
+        fields = list(DocumentAddForm.Meta.fields)
+        tenant_ids = admin_tenant_ids(request)
+        from apps.tenants.resolution import RETENTION_ROLES
+
+        holders = Membership.objects.filter(user=request.user, is_active=True, role__in=RETENTION_ROLES)
+        if tenant_ids is not None:
+            holders = holders.filter(tenant_id__in=tenant_ids)
+        return fields if holders.exists() else [f for f in fields if f not in services.RETENTION_FIELDS]
+
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
             kwargs["form"] = DocumentAddForm
-            kwargs["fields"] = None
+            kwargs["fields"] = self._add_fields(request)
         return super().get_form(request, obj, **kwargs)
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return [(None, {"fields": list(DocumentAddForm.Meta.fields) + ["file", "change_note"]})]
+            return [(None, {"fields": self._add_fields(request) + ["file", "change_note"]})]
         return self.fieldsets
 
     def get_readonly_fields(self, request, obj=None):
-        return [] if obj is None else self.readonly_fields
+        if obj is None:
+            return []
+        if not services.retention_authority(tenant=obj.tenant, actor=_actor(request)):
+            # Legal hold and retention are the compliance team's (owner, compliance): shown, not editable.
+            return [*self.readonly_fields, *sorted(services.RETENTION_FIELDS)]
+        return self.readonly_fields
 
     def get_inlines(self, request, obj):
         return [] if obj is None else self.inlines
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        tenant_ids = admin_tenant_ids(request)
-        if db_field.name == "collection" and tenant_ids is not None:
-            kwargs["queryset"] = Collection.objects.filter(tenant_id__in=tenant_ids)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

@@ -244,8 +244,14 @@ class DocumentMetadataSerializer(serializers.Serializer):
     tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
     effective_date = serializers.DateField(required=False, allow_null=True)
     source_url = serializers.URLField(max_length=1000, required=False, allow_blank=True)
-    retention_until = serializers.DateField(required=False, allow_null=True)
-    legal_hold = serializers.BooleanField(required=False)
+    retention_until = serializers.DateField(
+        required=False, allow_null=True,
+        help_text="Purge is refused before this date. Set only by the owner or compliance role, or a key with documents:retention.",
+    )
+    legal_hold = serializers.BooleanField(
+        required=False,
+        help_text="Delete and purge are refused while set. Set only by the owner or compliance role, or a key with documents:retention.",
+    )
 
 
 class DocumentListCreateView(APIView):
@@ -296,7 +302,8 @@ class DocumentListCreateView(APIView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         collection = selectors.collection_get(context=context, collection_id=fields.pop("collection"))
-        # Retention, legal hold and publishing are managers' decisions.
+        # Publishing is a manager's decision, and so is what decides a purge; who may set legal hold
+        # and retention at all is the service's rule (services.retention_authority), for every caller.
         managing = {"retention_until", "legal_hold"} & fields.keys() or fields.get("publish_when_ready")
         require(context, collection, Level.MANAGE if managing else Level.CHANGE)
         document = services.document_create(tenant=context.tenant, collection=collection, actor=context.actor, **fields)
@@ -341,7 +348,8 @@ class DocumentDetailView(APIView):
     def patch(self, request: Request, document_id: int) -> Response:
         data = self.DocumentUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        # Retention and legal hold decide whether content may be destroyed: managers only.
+        # Retention and legal hold decide whether content may be destroyed: on top of `manage`, the
+        # service lets only the compliance team change them (services.retention_authority).
         level = Level.MANAGE if {"retention_until", "legal_hold"} & data.validated_data.keys() else Level.CHANGE
         context, document = _document(request, document_id, level)
         document = services.document_update(document=document, actor=context.actor, **data.validated_data)
@@ -479,6 +487,57 @@ class DocumentUnarchiveView(_LifecycleView):
 )
 class DocumentPurgeView(_LifecycleView):
     service = services.document_purge
+
+
+class RetentionOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    state = serializers.CharField()
+    legal_hold = serializers.BooleanField()
+    retention_until = serializers.DateField(allow_null=True)
+    purged_at = serializers.DateTimeField(allow_null=True)
+
+
+class DocumentRetentionView(APIView):
+    """Legal hold and retention, for the compliance team: the owner and compliance roles and keys
+    with `documents:retention` (which needs no documents:read/write and no grant: the hold may have
+    to cover any document of the tenant, including deleted ones)."""
+
+    required_scope = Scope.DOCUMENTS_RETENTION
+
+    class RetentionInputSerializer(serializers.Serializer):
+        legal_hold = serializers.BooleanField(required=False, help_text="Set (true) or lift (false) the legal hold.")
+        retention_until = serializers.DateField(required=False, allow_null=True, help_text="Purge is refused before this date; null clears it.")
+        reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+
+    def _get(self, request: Request, document_id: int):
+        context = tenant_context(request)
+        services.require_retention_authority(tenant=context.tenant, actor=context.actor)
+        return context, selectors.document_get_for_retention(context=context, document_id=document_id)
+
+    @extend_schema(responses=RetentionOutputSerializer, tags=["lifecycle"], summary="Legal hold and retention (needs documents:retention)")
+    def get(self, request: Request, document_id: int) -> Response:
+        _, document = self._get(request, document_id)
+        return Response(RetentionOutputSerializer(document).data)
+
+    @extend_schema(
+        request=RetentionInputSerializer,
+        responses=RetentionOutputSerializer,
+        tags=["lifecycle"],
+        summary="Set or lift the legal hold, set or clear the retention date (needs documents:retention)",
+        description=(
+            "Only the owner and compliance roles, and API keys holding the `documents:retention` scope "
+            "themselves, may: not a `manage` grant, `documents:write` or the admin role. Each change is "
+            "a history event (`legal_hold_set`, `legal_hold_lifted`, `retention_changed`) with who, the "
+            "old and the new value."
+        ),
+    )
+    def patch(self, request: Request, document_id: int) -> Response:
+        data = self.RetentionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        context, document = self._get(request, document_id)
+        document = services.document_retention_set(document=document, actor=context.actor, **data.validated_data)
+        return Response(RetentionOutputSerializer(document).data)
 
 
 class DocumentHistoryView(APIView):

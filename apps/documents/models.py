@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
 
 from apps.tenants.models import ApiKey, Tenant
 
@@ -56,8 +58,10 @@ class Document(models.Model):
     )
     # Access: a document reads its collection's grants unless it has grants of its own.
     has_own_grants = models.BooleanField(default=False)
+    # Set and lifted only by the owner and compliance roles and keys with documents:retention
+    # (services.retention_authority), each change a history event.
     retention_until = models.DateField(null=True, blank=True, help_text="Purge is refused before this date.")
-    legal_hold = models.BooleanField(default=False, help_text="Purge is refused while set.")
+    legal_hold = models.BooleanField(default=False, help_text="Delete and purge are refused while set.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -148,6 +152,9 @@ class DocumentEvent(models.Model):
         PURGED = "purged"
         GRANTS_CHANGED = "grants_changed"
         INGESTION_FAILED = "ingestion_failed"
+        LEGAL_HOLD_SET = "legal_hold_set"
+        LEGAL_HOLD_LIFTED = "legal_hold_lifted"
+        RETENTION_CHANGED = "retention_changed"
 
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="events")
     version = models.ForeignKey(DocumentVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -163,3 +170,39 @@ class DocumentEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document}: {self.action}"
+
+
+@receiver(pre_delete, sender=DocumentVersion)
+def _refuse_deleting_held_versions(sender, instance: DocumentVersion, **kwargs) -> None:
+    """A version's rows (and, by cascade, its chunks) hold the content a legal hold keeps: a row
+    delete of a version of a held document is refused like the document's own."""
+    from apps.core.exceptions import Conflict
+
+    if Document.objects.filter(pk=instance.document_id, legal_hold=True).exists():
+        raise Conflict(
+            f"Version {instance.pk} belongs to document {instance.document_id}, under legal hold: it cannot be deleted. "
+            "The compliance team (owner or compliance role, or an API key with documents:retention) must lift the hold first.",
+            code="legal_hold",
+        )
+
+
+@receiver(pre_delete, sender=Document)
+def _refuse_deleting_retained_rows(sender, instance: Document, **kwargs) -> None:
+    """A row delete (a tenant deleted with its documents, a shell) would destroy content the
+    lifecycle services refuse to purge: refused the same way, whoever asks."""
+    from django.utils import timezone
+
+    from apps.core.exceptions import Conflict
+
+    if instance.legal_hold:
+        raise Conflict(
+            f"Document {instance.pk} is under legal hold: it cannot be deleted. The compliance team (owner or "
+            "compliance role, or an API key with documents:retention) must lift the hold first.",
+            code="legal_hold",
+        )
+    if instance.purged_at is None and instance.retention_until is not None and timezone.localdate() < instance.retention_until:
+        raise Conflict(
+            f"Document {instance.pk} must be retained until {instance.retention_until}: it cannot be deleted before then.",
+            code="retention_period",
+            extra={"retention_until": str(instance.retention_until)},
+        )

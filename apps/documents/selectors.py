@@ -64,6 +64,16 @@ def document_get(*, context: TenantContext, document_id: int) -> Document:
     return document
 
 
+def document_get_for_retention(*, context: TenantContext, document_id: int) -> Document:
+    """Any document of the caller's tenant, whatever the grants and the state: legal hold and
+    retention are the compliance team's, tenant-wide (the caller's authority is checked by
+    services.require_retention_authority first)."""
+    document = Document.objects.filter(tenant=context.tenant, pk=document_id).first()
+    if document is None:
+        raise NotFound(f"No document {document_id}.", code="document_not_found")
+    return document
+
+
 def version_list(*, document: Document) -> QuerySet[DocumentVersion]:
     return document.versions.order_by("-number")
 

@@ -1,6 +1,8 @@
 """The document lifecycle: collections, documents, versions, publish, roll back, archive, delete,
 purge. Each write runs in one transaction and records its event in the document's history in that
-same transaction. Permission checks happen above (API, admin); these enforce the lifecycle rules."""
+same transaction. Permission checks happen above (API, admin); these enforce the lifecycle rules,
+and one rule of who: legal hold and retention are set only by those retention_authority names,
+whoever calls (the API, the admin site, a command, a task)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from apps.core.exceptions import ApplicationError, Conflict
+from apps.core.exceptions import ApplicationError, Conflict, PermissionDenied
 from apps.search import sync as search_sync
 from apps.tenants.actors import Actor
-from apps.tenants.models import Tenant
+from apps.tenants.models import Membership, Scope, Tenant
 
 from .models import Collection, Document, DocumentEvent, DocumentState, DocumentVersion, IngestionStatus
 from .uploads import inspect_upload
@@ -33,6 +35,68 @@ def _event(document: Document, action: str, actor: Actor, *, version=None, reaso
         reason=reason,
         details=details,
     )
+
+
+# --------------------------------------------------------------------------- legal hold and retention
+RETENTION_FIELDS = frozenset({"retention_until", "legal_hold"})
+WHO_SETS_RETENTION = "the owner or compliance role, or an API key with the 'documents:retention' scope"
+
+
+def retention_authority(*, tenant: Tenant, actor: Actor) -> bool:
+    """May `actor` set or lift legal holds and retention dates in `tenant`? The roles compliance owns
+    (resolution.RETENTION_ROLES: owner, compliance) and API keys holding `documents:retention`
+    themselves; a key acting for a member needs both (the member's role must be one of those).
+    Nobody else: not a `manage` grant, not `documents:write`, not an admin, not a superuser
+    without such a role, not a command or task acting as nobody."""
+    from apps.tenants.resolution import role_may_use
+
+    key = actor.api_key
+    if key is not None:
+        if key.tenant_id != tenant.pk or Scope.DOCUMENTS_RETENTION not in (key.scopes or []):
+            return False
+        if key.revoked_at is not None or key.is_expired:
+            return False
+        if actor.user is None or actor.user.pk == key.service_user_id:
+            return True  # the key acting as itself
+    user = actor.user
+    if user is None or not user.is_authenticated:
+        return False
+    membership = Membership.objects.filter(tenant=tenant, user=user, is_active=True).first()
+    return membership is not None and role_may_use(membership.role, Scope.DOCUMENTS_RETENTION)
+
+
+def require_retention_authority(*, tenant: Tenant, actor: Actor) -> None:
+    if not retention_authority(tenant=tenant, actor=actor):
+        raise PermissionDenied(
+            f"Legal hold and retention dates are set and lifted only by {WHO_SETS_RETENTION}; "
+            "ask your compliance team.",
+            code="retention_not_allowed",
+            extra={"required_scope": Scope.DOCUMENTS_RETENTION},
+        )
+
+
+def _json(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _record_retention(document: Document, actor: Actor, before: dict[str, Any], reason: str = "") -> None:
+    """One history event per change of hold or retention: who (the event's actor and key), the old
+    and the new value."""
+    if "legal_hold" in before and before["legal_hold"] != document.legal_hold:
+        action = DocumentEvent.Action.LEGAL_HOLD_SET if document.legal_hold else DocumentEvent.Action.LEGAL_HOLD_LIFTED
+        _event(document, action, actor, reason=reason, field="legal_hold", **{"from": before["legal_hold"], "to": document.legal_hold})
+    if "retention_until" in before and before["retention_until"] != document.retention_until:
+        _event(document, DocumentEvent.Action.RETENTION_CHANGED, actor, reason=reason, field="retention_until",
+               **{"from": _json(before["retention_until"]), "to": _json(document.retention_until)})
+
+
+def _refuse_under_hold(document: Document, what: str) -> None:
+    if document.legal_hold:
+        raise Conflict(
+            f"This document is under legal hold: it cannot be {what}. Lift the hold first; only "
+            f"{WHO_SETS_RETENTION} may.",
+            code="legal_hold",
+        )
 
 
 # --------------------------------------------------------------------------- collections
@@ -98,16 +162,18 @@ def document_create(
     unknown = set(metadata) - set(METADATA_FIELDS)
     if unknown:
         raise ApplicationError(f"Unknown field(s): {', '.join(sorted(unknown))}.", code="invalid_field")
+    # A new document starts without hold or retention; setting either is the compliance team's call.
+    retention = {"legal_hold": False, "retention_until": None}
+    if any(metadata.get(f, default) != default for f, default in retention.items()):
+        require_retention_authority(tenant=tenant, actor=actor)
     document = Document.objects.create(
         tenant=tenant, collection=collection, created_by=actor.user if actor.user else None, **metadata
     )
     _event(document, DocumentEvent.Action.CREATED, actor, title=document.title)
+    _record_retention(document, actor, retention)
     if file is not None:
         version_upload(document=document, file=file, change_note=change_note, actor=actor, publish_when_ready=publish_when_ready, ingest=ingest)
     return document
-
-
-RETENTION_FIELDS = {"retention_until", "legal_hold"}
 
 
 def _locked(document: Document) -> Document:
@@ -128,12 +194,43 @@ def document_update(*, document: Document, actor: Actor, **changes: Any) -> Docu
         # A deleted document keeps only what decides its purge: retention and legal hold.
         raise Conflict("This document is deleted; only retention_until and legal_hold can change.", code="document_deleted")
     changed = {f: {"from": str(getattr(document, f)), "to": str(v)} for f, v in changes.items() if getattr(document, f) != v}
+    retention_changed = RETENTION_FIELDS & changed.keys()
+    if retention_changed:
+        require_retention_authority(tenant=document.tenant, actor=actor)
     if changed:
+        before = {f: getattr(document, f) for f in retention_changed}
         for field in changed:
             setattr(document, field, changes[field])
         document.save(update_fields=[*changed, "updated_at"])
-        _event(document, DocumentEvent.Action.METADATA_CHANGED, actor, changes=changed)
+        metadata = {f: change for f, change in changed.items() if f not in RETENTION_FIELDS}
+        if metadata:
+            _event(document, DocumentEvent.Action.METADATA_CHANGED, actor, changes=metadata)
+        _record_retention(document, actor, before)
         search_sync.document_changed(document.pk)
+    return document
+
+
+_UNSET: Any = object()
+
+
+@transaction.atomic
+def document_retention_set(
+    *, document: Document, actor: Actor, legal_hold: bool = _UNSET, retention_until: date | None = _UNSET, reason: str = ""
+) -> Document:
+    """Set or lift the legal hold, set or clear the retention date: only by retention_authority, on
+    any document of the tenant that is not purged (a deleted one included: a hold can still stop
+    its purge). Each change is a history event with the old and the new value and `reason`."""
+    require_retention_authority(tenant=document.tenant, actor=actor)
+    document = _locked(document)
+    if document.purged_at is not None:
+        raise Conflict("This document is purged; nothing about it can change.", code="already_purged")
+    changes = {f: v for f, v in (("legal_hold", legal_hold), ("retention_until", retention_until)) if v is not _UNSET}
+    before = {f: getattr(document, f) for f, v in changes.items() if getattr(document, f) != v}
+    if before:
+        for field in before:
+            setattr(document, field, changes[field])
+        document.save(update_fields=[*before, "updated_at"])
+        _record_retention(document, actor, before, reason)
     return document
 
 
@@ -259,9 +356,11 @@ def document_unarchive(*, document: Document, actor: Actor, reason: str = "") ->
 
 @transaction.atomic
 def document_delete(*, document: Document, actor: Actor, reason: str = "") -> Document:
-    """Soft delete: hidden everywhere, content kept until purged."""
+    """Soft delete: hidden everywhere, content kept until purged. Refused under legal hold (a
+    retention date still to come does not stop it: the content is kept; it stops the purge)."""
     document = _locked(document)
     _refuse_if_deleted(document)
+    _refuse_under_hold(document, "deleted")
     document.state = DocumentState.DELETED
     document.save(update_fields=["state", "updated_at"])
     _event(document, DocumentEvent.Action.DELETED, actor, reason=reason)
@@ -277,14 +376,14 @@ def document_purge(*, document: Document, actor: Actor, reason: str = "", today:
     document = _locked(document)
     if document.purged_at is not None:
         raise Conflict("This document is already purged.", code="already_purged")
+    _refuse_under_hold(document, "purged")
     if document.state != DocumentState.DELETED:
         raise Conflict("Delete the document before purging it (purge destroys the content for good).", code="not_deleted")
-    if document.legal_hold:
-        raise Conflict("This document is under legal hold; lift the hold before purging.", code="legal_hold")
     today = today or timezone.localdate()
     if document.retention_until is not None and today < document.retention_until:
         raise Conflict(
-            f"This document must be retained until {document.retention_until}.",
+            f"This document must be retained until {document.retention_until}: purge it after that date, or ask "
+            f"{WHO_SETS_RETENTION} to change the date.",
             code="retention_period",
             extra={"retention_until": str(document.retention_until)},
         )

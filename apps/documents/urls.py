@@ -16,6 +16,7 @@ urlpatterns = [
     path("documents/<int:document_id>/archive", api.DocumentArchiveView.as_view(), name="document-archive"),
     path("documents/<int:document_id>/unarchive", api.DocumentUnarchiveView.as_view(), name="document-unarchive"),
     path("documents/<int:document_id>/purge", api.DocumentPurgeView.as_view(), name="document-purge"),
+    path("documents/<int:document_id>/retention", api.DocumentRetentionView.as_view(), name="document-retention"),
     path("documents/<int:document_id>/history", api.DocumentHistoryView.as_view(), name="document-history"),
     path("documents/<int:document_id>/grants", api.DocumentGrantsView.as_view(), name="document-grants"),
 ]

@@ -6,12 +6,12 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from apps.tenants.admin import TenantListFilter, TenantScopedAdmin, admin_tenant_ids
+from apps.tenants.admin import TenantListFilter, TenantScopedAdmin, TenantScopedTabularInline
 
 from .models import EvaluationRun, GoldenQuestion, GoldenSet, Judgement, RunQuery
 
 
-class GoldenQuestionInline(admin.TabularInline):
+class GoldenQuestionInline(TenantScopedTabularInline):
     model = GoldenQuestion
     fields = ("text", "reference_answer", "external_id")
     extra = 0
@@ -31,29 +31,18 @@ class GoldenSetAdmin(TenantScopedAdmin):
 
 
 class JudgementForm(forms.ModelForm):
-    parent_question = None  # set by the inline: the question being edited
+    # The document must be of the question's tenant, also for a question being added: every admin
+    # form checks that (TenantCheckedForm), with the raw-id field limited to the staff's tenants.
     class Meta:
         model = Judgement
         fields = ("document", "grade")
 
-    def clean(self):
-        data = super().clean()
-        document = data.get("document")
-        if document is not None and self.parent_question is not None and document.tenant_id != self.parent_question.golden_set.tenant_id:
-            raise forms.ValidationError("That document belongs to another tenant.")
-        return data
 
-
-class JudgementInline(admin.TabularInline):
+class JudgementInline(TenantScopedTabularInline):
     model = Judgement
     form = JudgementForm
     raw_id_fields = ("document",)
     extra = 1
-
-    def get_formset(self, request, obj=None, **kwargs):
-        formset = super().get_formset(request, obj, **kwargs)
-        formset.form.parent_question = obj
-        return formset
 
 
 @admin.register(GoldenQuestion)
@@ -64,14 +53,8 @@ class GoldenQuestionAdmin(TenantScopedAdmin):
     search_fields = ("text", "external_id")
     inlines = [JudgementInline]
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        tenant_ids = admin_tenant_ids(request)
-        if db_field.name == "golden_set" and tenant_ids is not None:
-            kwargs["queryset"] = GoldenSet.objects.filter(tenant_id__in=tenant_ids)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-
-class RunQueryInline(admin.TabularInline):
+class RunQueryInline(TenantScopedTabularInline):
     model = RunQuery
     fields = ("question", "metrics", "answer")
     readonly_fields = fields

@@ -14,7 +14,7 @@ from apps.core.pagination import paginated_response, paginated_schema
 from apps.core.params import parse_id
 from apps.core.serializers import StrictInputSerializer
 from apps.search.types import MAX_K, Fusion, Mode
-from apps.tenants.models import Membership, Scope
+from apps.tenants.models import Scope
 from apps.tenants.permissions import tenant_context
 
 from . import services
@@ -88,7 +88,9 @@ class RunInputSerializer(StrictInputSerializer):
     answers = serializers.BooleanField(default=False, help_text="Also ask each question and check the answer's citations.")
     limit = serializers.IntegerField(min_value=1, required=False, help_text="Only the first N questions.")
     as_user = serializers.CharField(required=False, max_length=150,
-                                    help_text="Whose access is evaluated: required for API keys (with act_as_user); members run as themselves.")
+                                    help_text="Whose access is evaluated: required for API keys (with act_as_user), whose scopes "
+                                              "and the member's role must both allow evaluation, search (and ask with answers); "
+                                              "members run as themselves.")
 
 
 class RunOutputSerializer(serializers.Serializer):
@@ -100,6 +102,8 @@ class RunOutputSerializer(serializers.Serializer):
     config = serializers.DictField()
     code_version = serializers.CharField()
     run_as = serializers.CharField()
+    api_key_prefix = serializers.CharField(help_text="The key that started the run, acting for run_as; empty when the member did.")
+    scopes = serializers.ListField(child=serializers.CharField(), help_text="The scopes the run acts with (the key's and the member's role's).")
     metrics = serializers.DictField()
     answer_checks = serializers.DictField()
     created_at = serializers.DateTimeField()
@@ -191,22 +195,6 @@ class QuestionDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _run_as(context, username: str | None) -> Membership:
-    if context.membership is not None:
-        if username and username != context.membership.username:
-            raise ApplicationError("Members run evaluations as themselves; drop as_user.", code="invalid_as_user",
-                                   extra={"fields": {"as_user": ["Members run evaluations as themselves."]}})
-        return context.membership
-    if not username:
-        raise ApplicationError("An API key must name whose access to evaluate: as_user.", code="as_user_required",
-                               extra={"fields": {"as_user": ["Required for API keys."]}})
-    context.require(Scope.ACT_AS_USER)
-    membership = Membership.objects.select_related("tenant", "user").filter(tenant=context.tenant, username=username, is_active=True).first()
-    if membership is None:
-        raise NotFound(f"No active member '{username}'.", code="user_not_found")
-    return membership
-
-
 class RunListView(APIView):
     required_scope = Scope.EVALUATION
 
@@ -227,8 +215,9 @@ class RunListView(APIView):
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         golden = _golden_set(context, values.pop("golden_set"))
-        run_as = _run_as(context, values.pop("as_user", None))
-        run = services.run_submit(golden_set=golden, config=services.RunConfig(**values), run_as=run_as)
+        as_user = values.pop("as_user", None)
+        # Whom it acts for: resolution.act_for (through services.run_acting), now and again on the worker.
+        run = services.run_submit(golden_set=golden, config=services.RunConfig(**values), caller=context, as_user=as_user)
         run.refresh_from_db()
         return Response(RunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 

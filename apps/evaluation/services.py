@@ -1,9 +1,12 @@
 """Golden sets and evaluation runs.
 
 A run evaluates a golden set under one retrieval configuration through the real answer pipeline
-(`answers.services.pipeline_run`, the same steps and access checks as the API, without writing
-audit records), as a named member of the tenant: what that member may read is what is measured.
-Documents are ranked by their best chunk (one hit per document); metrics come from ir-measures.
+(`answers.services.search_run` / `ask_run`: the same steps, access checks and audit records as the
+API), as a named member of the tenant: what that member may read is what is measured. Whom a run
+acts for is resolved by `resolution.act_for` when it is started and again before each question
+when it executes, so a key revoked or a member deactivated in between fails the run with the
+reason. Documents are ranked by their best chunk (one hit per document); metrics come from
+ir-measures.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,17 +23,17 @@ from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
-from apps.answers.services import pipeline_run, request_check
+from apps.answers.services import ask_run, request_check, search_run
 from apps.answers.types import RetrievalRequest
-from apps.audit.models import Kind
-from apps.core.exceptions import ApplicationError
+from apps.core.exceptions import ApplicationError, PermissionDenied
 from apps.documents.models import Collection, Document
 from apps.ingestion.embedding import get_embedder
 from apps.search import services as search_services
 from apps.search.backends import get_search_backend
 from apps.search.types import Fusion, Mode, SearchFilters
-from apps.tenants.models import Membership, Tenant
-from apps.tenants.resolution import member_context
+from apps.tenants import resolution
+from apps.tenants.models import Membership, Scope, Tenant
+from apps.tenants.resolution import TenantContext
 
 from . import beir, metrics
 from .models import EvaluationRun, GoldenQuestion, GoldenSet, Judgement, RunQuery, RunStatus
@@ -147,9 +150,28 @@ def config_check(config: RunConfig) -> None:
     request_check(_retrieval_request(config, ""))
 
 
-def run_start(*, golden_set: GoldenSet, config: RunConfig, run_as: Membership) -> EvaluationRun:
-    if run_as.tenant_id != golden_set.tenant_id:
+def run_scopes(config: RunConfig) -> tuple[str, ...]:
+    """What a run needs of whom it acts for: the run itself, the rankings, and the answers when it asks."""
+    return (Scope.EVALUATION, Scope.SEARCH, *((Scope.ASK,) if config.answers else ()))
+
+
+def run_acting(*, caller: TenantContext, config: RunConfig, as_user: str | None = None) -> TenantContext:
+    """Whom a run acts for (resolution.act_for): a member as themselves, or the member a key with
+    act_as_user names, with the scopes both allow; a key must name one."""
+    return resolution.act_for(caller, as_user=as_user, require=run_scopes(config), member_required=True)
+
+
+def run_start(*, golden_set: GoldenSet, config: RunConfig, caller: TenantContext | None = None, as_user: str | None = None,
+              run_as: Membership | None = None) -> EvaluationRun:
+    """`caller` (a request's context) with `as_user` for a key; or `run_as`, a member running as
+    themselves outside a request (commands, tests)."""
+    if run_as is not None:
+        caller = resolution.member_context(run_as)
+    if caller is None:
+        raise ValueError("run_start needs a caller or run_as")
+    if caller.tenant.pk != golden_set.tenant_id:
         raise ApplicationError("The member must belong to the golden set's tenant.", code="invalid_member")
+    acting = run_acting(caller=caller, config=config, as_user=as_user)
     config_check(config)
     collection = golden_set.collection
     recorded = {
@@ -164,10 +186,13 @@ def run_start(*, golden_set: GoldenSet, config: RunConfig, run_as: Membership) -
         if collection is not None else None,
     }
     return EvaluationRun.objects.create(tenant=golden_set.tenant, golden_set=golden_set, label=recorded["label"], config=recorded,
-                                        code_version=code_version(), run_as=run_as.username)
+                                        code_version=code_version(), run_as=acting.membership.username,
+                                        api_key=acting.api_key, api_key_prefix=acting.api_key.prefix if acting.api_key else "",
+                                        scopes=sorted(acting.scopes))
 
 
-def run_submit(*, golden_set: GoldenSet, config: RunConfig, run_as: Membership) -> EvaluationRun:
+def run_submit(*, golden_set: GoldenSet, config: RunConfig, caller: TenantContext | None = None, as_user: str | None = None,
+               run_as: Membership | None = None) -> EvaluationRun:
     """A run started for a worker (in-process on the embedded profile), queued after commit; with
     the broker down it is marked failed at once, with a reason, rather than left waiting forever."""
     from apps.core.queue import enqueue
@@ -180,30 +205,64 @@ def run_submit(*, golden_set: GoldenSet, config: RunConfig, run_as: Membership) 
                 status=RunStatus.FAILED, error="The task queue is unavailable: start the run again later.")
 
     with transaction.atomic():
-        run = run_start(golden_set=golden_set, config=config, run_as=run_as)
+        run = run_start(golden_set=golden_set, config=config, caller=caller, as_user=as_user, run_as=run_as)
         transaction.on_commit(queue)
     return run
 
 
+def run_context(run: EvaluationRun, config: RunConfig) -> TenantContext:
+    """Whom the run acts for, resolved again now: who started it (the key must still be usable, a
+    member who started it still active), then act_for, within the scopes recorded when it was
+    started — never the member's full role."""
+    if not run.scopes:
+        raise PermissionDenied("This run records no scopes (started before runs recorded who started them): "
+                               "start it again.", code="run_scopes_missing")
+    caller = resolution.stored_caller_context(tenant=run.tenant, api_key=run.api_key, api_key_prefix=run.api_key_prefix,
+                                              username=run.run_as)
+    acting = run_acting(caller=caller, config=config, as_user=run.run_as if run.api_key_prefix else None)
+    # Both hold what the run needs (act_for checked each): the narrower of the two applies.
+    return replace(acting, scopes=acting.scopes & frozenset(run.scopes))
+
+
+class _CannotAct(Exception):
+    def __init__(self, error: ApplicationError):
+        super().__init__(error.message)
+        self.error = error
+
+
+def _acting_now(run: EvaluationRun, config: RunConfig) -> TenantContext:
+    try:
+        return run_context(run, config)
+    except ApplicationError as exc:
+        raise _CannotAct(exc) from exc
+
+
 def run_execute(*, run: EvaluationRun, progress: bool = False) -> EvaluationRun:
+    """Executes a started run. Each question is a search (and, with answers, an ask) through the
+    audited services, each an audit record naming the key and the member, with
+    `{"evaluation_run", "golden_set"}` in its parameters. If whom it acts for no longer resolves
+    (key revoked, expired or deleted; member or tenant deactivated; a scope gone) the run fails
+    with that reason, at the start or before the next question; other errors fail it and raise."""
     config = RunConfig(**{k: v for k, v in run.config.items() if k in RunConfig.__dataclass_fields__})
-    membership = Membership.objects.select_related("tenant", "user").get(tenant=run.tenant, username=run.run_as)
-    context = member_context(membership)
     questions = list(run.golden_set.questions.order_by("pk").prefetch_related("judgements"))[: config.limit]
     # A golden set tied to a collection is judged against that collection alone: another
     # collection holding the same texts (another chunking, say) must not crowd its ranking.
     filters = SearchFilters(collection_ids=(run.golden_set.collection_id,)) if run.golden_set.collection_id else SearchFilters()
+    origin = {"evaluation_run": run.pk, "golden_set": run.golden_set_id}
     try:
         rankings, answers = {}, {}
         for question in tqdm(questions, desc=run.label, unit="q", disable=not progress, leave=False):
+            context = _acting_now(run, config)
             request = _retrieval_request(config, question.text, k=config.k, filters=filters, max_per_document=1)
-            searched = pipeline_run(context=context, request=request, kind=Kind.SEARCH)
+            searched = search_run(context=context, request=request, origin=origin).run
             ranking = [r.hit.document_id for r in searched.shown]
             rankings[str(question.pk)] = {str(d): float(len(ranking) - i) for i, d in enumerate(ranking)}
             if config.answers:
-                asked = pipeline_run(context=context, request=_retrieval_request(config, question.text, k=5, filters=filters),
-                                     kind=Kind.ASK)
+                asked = ask_run(context=context, request=_retrieval_request(config, question.text, k=5, filters=filters),
+                                origin=origin).run
                 answers[str(question.pk)] = answer_checks(asked)
+        if not questions:
+            _acting_now(run, config)  # an empty run still fails for a caller that no longer resolves
         qrels = {str(q.pk): {str(j.document_id): j.grade for j in q.judgements.all()} for q in questions}
         names = _measure_names(config.k)
         per_query = metrics.per_query({q: d for q, d in qrels.items() if d}, rankings, names)
@@ -217,6 +276,9 @@ def run_execute(*, run: EvaluationRun, progress: bool = False) -> EvaluationRun:
         run.metrics["judged_questions"] = len(next(iter(per_query.values()), {}))
         run.answer_checks = summarise_answers(list(answers.values())) if config.answers else {}
         run.status = RunStatus.DONE
+    except _CannotAct as exc:
+        # Whom the run acts for no longer resolves: a clean failure with the reason, nothing to retry.
+        run.status, run.error = RunStatus.FAILED, f"The run may no longer act for '{run.run_as}' ({exc.error.code}): {exc.error.message}"
     except Exception as exc:
         run.status, run.error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
         raise

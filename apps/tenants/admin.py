@@ -1,13 +1,24 @@
 from __future__ import annotations
 
+import copy
+import functools
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import get_fields_from_path, reverse_field_path
+from django.contrib.admin.views.autocomplete import AutocompleteJsonView
+from django.contrib.admin.views.main import ERROR_FLAG
+from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
+from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist, ValidationError
+from django.db import DataError, transaction
+from django.db.models import ForeignObjectRel, Q
 from django.http import HttpRequest, HttpResponseRedirect
 
 from apps.core.exceptions import ApplicationError
+from apps.core.params import MAX_BIGINT, is_ascii_digits
 
 from . import services
 from .models import ApiKey, Membership, Role, Scope, Tenant, TenantGroup
@@ -33,13 +44,15 @@ class TenantListFilter(admin.SimpleListFilter):
     parameter_name = "tenant"
 
     def lookups(self, request, model_admin):
-        tenant_ids = admin_tenant_ids(request)
-        tenants = Tenant.objects.all() if tenant_ids is None else Tenant.objects.filter(pk__in=tenant_ids)
+        tenants = scope_queryset(Tenant.objects.all(), model_admin.scoped_tenant_ids(request))
         return [(str(t.pk), t.slug) for t in tenants]
 
     def queryset(self, request, queryset):
-        lookup = f"{getattr(self, 'tenant_lookup', 'tenant')}_id"
-        return queryset.filter(**{lookup: self.value()}) if self.value() else queryset
+        if not self.value():
+            return queryset
+        if not is_ascii_digits(self.value()) or int(self.value()) > MAX_BIGINT:
+            return queryset.none()  # no tenant has that id (a typed URL); never a 500
+        return queryset.filter(**{f"{getattr(self, 'tenant_lookup', 'tenant')}_id": int(self.value())})
 
 
 def admin_tenant_ids(request: HttpRequest) -> list[int] | None:
@@ -47,17 +60,282 @@ def admin_tenant_ids(request: HttpRequest) -> list[int] | None:
     if request.user.is_superuser:
         return None
     return list(
-        Membership.objects.filter(user=request.user, is_active=True, role__in=[Role.OWNER, Role.ADMIN]).values_list(
-            "tenant_id", flat=True
-        )
+        Membership.objects.filter(user=request.user, is_active=True, tenant__is_active=True,
+                                  role__in=[Role.OWNER, Role.ADMIN]).values_list("tenant_id", flat=True)
     )
 
 
-class TenantScopedAdmin(admin.ModelAdmin):
-    """Staff see and pick only the tenants they administer; a superuser sees all. A refusal from a
-    service (ApplicationError) shows as an error message on the page, not a server error."""
+# --------------------------------------------------------------------------- tenant scoping
+# One mechanism, used by every ModelAdmin and inline of the project (TenantScopedAdmin and
+# TenantScopedTabularInline/TenantScopedStackedInline below; tests/admin/test_registry_isolation.py
+# fails for a registered admin that does not use it). What it limits to the staff user's tenants:
+# the rows of the page, every foreign-key and many-to-many choice, the label a raw-id widget prints
+# for a typed id, the choices of relation list filters (and of value filters across a relation),
+# the autocomplete endpoint (it uses the remote admin's queryset and search), popup changelists;
+# and every form it saves refers to objects of one tenant only, one the user administers.
 
-    tenant_lookup = "tenant"
+
+def tenant_path(model) -> str | None:
+    """The lookup from `model` to the one tenant its rows belong to ("pk" for Tenant itself), found
+    by following foreign keys (a direct `tenant` first, then non-null keys); None when the model is
+    not one tenant's data (users and auth groups, which SHARED scopes, or ContentType)."""
+    return _tenant_paths(model)
+
+
+@functools.cache
+def _tenant_paths(model, seen: frozenset = frozenset()) -> str | None:
+    if model is Tenant:
+        return "pk"
+    if model in seen:
+        return None
+    forward = sorted((f for f in model._meta.fields if f.is_relation and f.related_model is not None),
+                     key=lambda f: (f.null, f.name != "tenant"))
+    for field in forward:
+        if field.related_model is Tenant:
+            return field.name
+    for field in forward:
+        if not field.null:
+            rest = _tenant_paths(field.related_model, seen | {model})
+            if rest is not None:
+                return f"{field.name}__{rest}"
+    return None
+
+
+def _shared_filter(model, tenant_ids) -> Q | None:
+    """Models that belong to no single tenant, seen through what ties them to tenants."""
+    if model is get_user_model():
+        return Q(memberships__tenant_id__in=tenant_ids)  # the tenants' people (never other tenants')
+    if model is Group:
+        return Q(tenant_group__tenant_id__in=tenant_ids)  # the auth group behind a TenantGroup
+    return None
+
+
+def _not_tenant_data() -> tuple:
+    """Models that hold nothing of any tenant: left unscoped (the only exceptions)."""
+    from django.contrib.auth.models import Permission
+    from django.contrib.contenttypes.models import ContentType
+
+    return (ContentType, Permission)
+
+
+def scope_queryset(queryset, tenant_ids, lookup: str | None = None):
+    """`queryset` limited to the rows of `tenant_ids` (None: unlimited, a superuser). A model with
+    no known way to a tenant gives nothing: scoping fails closed."""
+    if tenant_ids is None:
+        return queryset
+    model = queryset.model
+    lookup = lookup or tenant_path(model)
+    if lookup is not None:
+        return queryset.filter(**{f"{lookup}__in": tenant_ids})
+    shared = _shared_filter(model, tenant_ids)
+    if shared is not None:
+        return queryset.filter(pk__in=model._default_manager.filter(shared).values("pk"))
+    if issubclass(model, _not_tenant_data()):
+        return queryset
+    return queryset.none()
+
+
+def tenant_id_of(obj) -> int | None:
+    """The tenant an object belongs to, saved or not (followed in memory, so a question being added
+    answers through the golden set its form chose); None when unknown or not tenant data."""
+    if obj is None:
+        return None
+    path = tenant_path(type(obj))
+    if path is None:
+        return None
+    if path == "pk":
+        return obj.pk
+    field = obj._meta.get_field(path.split("__", 1)[0])
+    if field.related_model is Tenant:
+        return getattr(obj, field.attname)
+    try:
+        return tenant_id_of(getattr(obj, field.name))
+    except ObjectDoesNotExist:
+        return None
+
+
+class TenantCheckedForm:
+    """Mixed into every form the scoped admins build (objects, inline rows, list_editable rows): what
+    it saves refers to objects of one tenant, one the staff user administers. This holds for fields
+    the form does not show (the stored value counts) and for a new object, whose tenant is read
+    from what its own form chose (an inline row of a question being added: the question's set)."""
+
+    admin_tenant_ids: list[int] | None = None  # set per request by the admin (None: a superuser)
+
+    def clean(self):
+        super().clean()
+        model = self._meta.model
+        head = (tenant_path(model) or "").split("__", 1)[0]
+        found: dict[str, set[int]] = {}
+        if model is Tenant and self.instance.pk is not None:
+            found["pk"] = {self.instance.pk}
+        for field in [*(f for f in model._meta.fields if f.is_relation), *model._meta.many_to_many]:
+            if field.name in self.cleaned_data:
+                value = self.cleaned_data[field.name]
+                objects = list(value) if field.many_to_many else [value]
+            elif not field.many_to_many and getattr(self.instance, field.attname, None) is not None:
+                try:
+                    objects = [getattr(self.instance, field.name)]
+                except ObjectDoesNotExist:
+                    objects = []
+            else:
+                objects = []
+            tenants = {t for t in map(tenant_id_of, objects) if t is not None}
+            if tenants:
+                found[field.name] = tenants
+        allowed = None if self.admin_tenant_ids is None else set(self.admin_tenant_ids)
+        own = found.get(head) or found.get("pk") or next(iter(found.values()), set())
+        for name, tenants in found.items():
+            target = name if name in self.fields else None
+            label = model._meta.get_field(name).verbose_name if name != "pk" else "tenant"
+            if allowed is not None and tenants - allowed:
+                self.add_error(target, f"“{label}” is of a tenant you do not administer.")
+            elif len(own) == 1 and tenants != own:
+                self.add_error(target, f"“{label}” belongs to another tenant than this {model._meta.verbose_name}.")
+        return self.cleaned_data
+
+
+def _tenant_checked(form_class, tenant_ids):
+    attrs = {"admin_tenant_ids": tenant_ids, "__module__": form_class.__module__}
+    return type(form_class)(form_class.__name__, (TenantCheckedForm, form_class), attrs)
+
+
+class _TenantScopedFormSet:
+    """A model formset adds each row's hidden primary-key field with the whole table as its
+    queryset; here it is the staff user's tenants' rows, so another tenant's id is refused."""
+
+    admin_tenant_ids: list[int] | None = None
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        for field in form.fields.values():
+            if isinstance(field, forms.ModelChoiceField):
+                field.queryset = scope_queryset(field.queryset, self.admin_tenant_ids)
+
+
+def _tenant_scoped_formset(formset_class, tenant_ids):
+    return type(formset_class.__name__, (_TenantScopedFormSet, formset_class), {"admin_tenant_ids": tenant_ids})
+
+
+class TenantScopedRawIdWidget(ForeignKeyRawIdWidget):
+    """Prints the label of a typed id only when it names an object of the staff user's tenants
+    (Django's looks the id up in the whole table)."""
+
+    label_queryset = None  # the form field's (scoped) queryset
+
+    def label_and_url_for_value(self, value):
+        key = self.rel.get_related_field().name
+        try:
+            if self.label_queryset is None or not self.label_queryset.filter(**{key: value}).exists():
+                return "", ""
+        except (ValueError, TypeError, ValidationError):
+            return "", ""
+        return super().label_and_url_for_value(value)
+
+
+class _TenantScopedRelationChoices:
+    """Relation list filters (RelatedFieldListFilter, RelatedOnlyFieldListFilter, subclasses) offer
+    only objects of the staff user's tenants."""
+
+    def field_choices(self, field, request, model_admin):
+        choices = super().field_choices(field, request, model_admin)
+        tenant_ids = model_admin.scoped_tenant_ids(request)
+        if tenant_ids is None:
+            return choices
+        key = "pk" if isinstance(field, ForeignObjectRel) else field.remote_field.get_related_field().attname
+        allowed = set(scope_queryset(field.related_model._default_manager.all(), tenant_ids).values_list(key, flat=True))
+        return [(value, label) for value, label in choices if value in allowed]
+
+
+class _TenantScopedValueChoices:
+    """AllValuesFieldListFilter across a relation (`golden_set__name`) reads the related table
+    whole; here it reads the staff user's tenants' rows only."""
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        tenant_ids = model_admin.scoped_tenant_ids(request)
+        parent_model, _ = reverse_field_path(model, field_path)
+        if tenant_ids is not None and parent_model is not model:
+            rows = scope_queryset(parent_model._default_manager.all(), tenant_ids)
+            self.lookup_choices = rows.distinct().order_by(field.name).values_list(field.name, flat=True)
+
+
+@functools.cache
+def _scoped_filter_class(filter_class):
+    if issubclass(filter_class, (_TenantScopedRelationChoices, _TenantScopedValueChoices)):
+        return filter_class
+    if issubclass(filter_class, admin.RelatedFieldListFilter):
+        mixin = _TenantScopedRelationChoices
+    elif issubclass(filter_class, admin.AllValuesFieldListFilter):
+        mixin = _TenantScopedValueChoices
+    else:
+        return filter_class  # choices, booleans, dates, empty/not empty: nothing of any tenant's
+    return type(f"TenantScoped{filter_class.__name__}", (mixin, filter_class), {})
+
+
+def tenant_scoped_list_filter(model, item):
+    """A `list_filter` entry with its choices scoped. Field names and (field, FieldListFilter) pairs
+    get a scoped class; SimpleListFilter classes are the project's own and scope their lookups with
+    `model_admin.scoped_tenant_ids(request)` (the registry test renders every one)."""
+    if isinstance(item, str):
+        path, filter_class = item, None
+    elif isinstance(item, (list, tuple)):
+        path, filter_class = item
+    else:
+        return item
+    if filter_class is None:
+        field = get_fields_from_path(model, path)[-1]
+        filter_class = next(c for test, c in admin.FieldListFilter._field_list_filters if test(field))
+    return (path, _scoped_filter_class(filter_class))
+
+
+class TenantScoping:
+    """The scoping shared by TenantScopedAdmin and the scoped inlines (both are BaseModelAdmin)."""
+
+    tenant_lookup: str | None = None  # the path to the tenant; None: tenant_path(model) finds it
+
+    def scoped_tenant_ids(self, request: HttpRequest) -> list[int] | None:
+        """The tenants this admin shows (None: all). Staff: the tenants they administer."""
+        return admin_tenant_ids(request)
+
+    def get_queryset(self, request):
+        return scope_queryset(super().get_queryset(request), self.scoped_tenant_ids(request), self.tenant_lookup)
+
+    def get_field_queryset(self, db, db_field, request):
+        queryset = super().get_field_queryset(db, db_field, request)
+        if queryset is None:
+            queryset = db_field.remote_field.model._default_manager.using(db).all()
+        return scope_queryset(queryset, self.scoped_tenant_ids(request))
+
+    def _scoped_formfield(self, formfield, request):
+        if formfield is None or not hasattr(formfield, "queryset"):
+            return formfield
+        formfield.queryset = scope_queryset(formfield.queryset, self.scoped_tenant_ids(request))  # also the widget's choices
+        if isinstance(formfield.widget, ForeignKeyRawIdWidget) and not isinstance(formfield.widget, TenantScopedRawIdWidget):
+            widget = copy.copy(formfield.widget)
+            widget.__class__ = TenantScopedRawIdWidget
+            formfield.widget = widget
+        if isinstance(formfield.widget, TenantScopedRawIdWidget):
+            formfield.widget.label_queryset = formfield.queryset
+        return formfield
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # Whatever queryset a subclass passes in, the field ends up scoped: this runs last.
+        return self._scoped_formfield(super().formfield_for_foreignkey(db_field, request, **kwargs), request)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        return self._scoped_formfield(super().formfield_for_manytomany(db_field, request, **kwargs), request)
+
+    def get_search_results(self, request, queryset, search_term):
+        # The changelist's and the autocomplete endpoint's search (admin:autocomplete asks the
+        # remote model's admin for its queryset and its search results).
+        return super().get_search_results(request, scope_queryset(queryset, self.scoped_tenant_ids(request), self.tenant_lookup), search_term)
+
+
+class TenantScopedAdmin(TenantScoping, admin.ModelAdmin):
+    """The base of every ModelAdmin of the project: staff see and pick only the tenants they
+    administer (TenantScoping); a superuser sees all. A refusal from a service (ApplicationError)
+    shows as an error message on the page, not a server error."""
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:
@@ -66,29 +344,82 @@ class TenantScopedAdmin(admin.ModelAdmin):
             self.message_user(request, exc.message, messages.ERROR)
             return HttpResponseRedirect(request.path)
 
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        tenant_ids = admin_tenant_ids(request)
-        if tenant_ids is None:
-            return queryset
-        return queryset.filter(**{f"{self.tenant_lookup}__in": tenant_ids})
+    def changelist_view(self, request, extra_context=None):
+        """A filter value typed into the URL that no column can hold (`?collection=99999999999999999999`)
+        fails only when the query runs, inside the template: rendered here, in a savepoint, it is
+        Django's own "incorrect lookup" redirect (?e=1) instead of a 500."""
+        try:
+            with transaction.atomic():
+                response = super().changelist_view(request, extra_context)
+                if hasattr(response, "render"):
+                    response.render()
+                return response
+        except (OverflowError, DataError):
+            return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        tenant_ids = admin_tenant_ids(request)
-        if db_field.name == "tenant" and tenant_ids is not None:
-            kwargs["queryset"] = Tenant.objects.filter(pk__in=tenant_ids)
-        if db_field.name == "user" and tenant_ids is not None:
-            # Staff pick among their tenants' people; adding someone from elsewhere is a superuser's job.
-            kwargs["queryset"] = get_user_model().objects.filter(memberships__tenant_id__in=tenant_ids).distinct()
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    # Staff who administer no tenant have nothing here: the pages are closed, not empty.
+    def has_module_permission(self, request):
+        return super().has_module_permission(request) and self.scoped_tenant_ids(request) != []
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) and self.scoped_tenant_ids(request) != []
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and self.scoped_tenant_ids(request) != []
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self.scoped_tenant_ids(request) != []
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self.scoped_tenant_ids(request) != []
+
+    def get_list_filter(self, request):
+        return [tenant_scoped_list_filter(self.model, item) for item in super().get_list_filter(request)]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        return _tenant_checked(super().get_form(request, obj, change, **kwargs), self.scoped_tenant_ids(request))
+
+    def get_changelist_form(self, request, **kwargs):
+        return _tenant_checked(super().get_changelist_form(request, **kwargs), self.scoped_tenant_ids(request))
+
+    def get_changelist_formset(self, request, **kwargs):
+        return _tenant_scoped_formset(super().get_changelist_formset(request, **kwargs), self.scoped_tenant_ids(request))
+
+    def get_inline_instances(self, request, obj=None):
+        unscoped = [inline.__name__ for inline in self.get_inlines(request, obj) if not issubclass(inline, TenantScoping)]
+        if unscoped:
+            raise ImproperlyConfigured(f"{type(self).__name__}: inlines {unscoped} must be TenantScopedTabularInline or TenantScopedStackedInline")
+        return super().get_inline_instances(request, obj)
 
 
-class MembershipInline(admin.TabularInline):
+class TenantScopedInlineMixin(TenantScoping):
+    """Inlines scope like their parent admin (the audit's by compliance roles, the rest by admin roles)."""
+
+    def scoped_tenant_ids(self, request: HttpRequest) -> list[int] | None:
+        parent = self.admin_site._registry.get(self.parent_model)
+        return parent.scoped_tenant_ids(request) if isinstance(parent, TenantScoping) else admin_tenant_ids(request)
+
+    def get_formset(self, request, obj=None, **kwargs):
+        tenant_ids = self.scoped_tenant_ids(request)
+        formset = _tenant_scoped_formset(super().get_formset(request, obj, **kwargs), tenant_ids)
+        formset.form = _tenant_checked(formset.form, tenant_ids)
+        return formset
+
+
+class TenantScopedTabularInline(TenantScopedInlineMixin, admin.TabularInline):
+    pass
+
+
+class TenantScopedStackedInline(TenantScopedInlineMixin, admin.StackedInline):
+    pass
+
+
+class MembershipInline(TenantScopedTabularInline):
     """Read-only here; memberships are added and changed on their own page, through the services."""
 
     model = Membership
     extra = 0
-    fields = ["username", "user", "role", "is_active"]
+    fields = ["username", "role", "is_active"]  # the tenant-local name: a global username can name another tenant
     readonly_fields = fields
     can_delete = False
 
@@ -107,15 +438,30 @@ class TenantAdmin(TenantScopedAdmin):
     def has_add_permission(self, request):
         return request.user.is_superuser
 
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser  # a tenant and everything it holds: the operator's call
+
+    def get_readonly_fields(self, request, obj=None):
+        # Suspending and renaming a tenant are the platform operator's (an admin must not lift a suspension).
+        return [] if request.user.is_superuser else ["slug", "is_active"]
+
 
 @admin.register(Membership)
 class MembershipAdmin(TenantScopedAdmin):
-    list_display = ["username", "tenant", "role", "is_active", "user"]
+    # The tenant-local username only: a person's global username (and e-mail) can name another
+    # tenant they belong to, and searching them would tell who belongs elsewhere.
+    list_display = ["username", "tenant", "role", "is_active"]
     list_filter = [TenantListFilter, "role", "is_active"]
-    search_fields = ["username", "user__username", "user__email"]
+    search_fields = ["username"]
+
+    def get_fields(self, request, obj=None):
+        return ["tenant", "username", "role", "is_active"] if obj is not None else ["tenant", "user", "username", "role", "is_active"]
 
     def get_readonly_fields(self, request, obj=None):
-        return ["tenant", "user", "username"] if obj is not None else []
+        return ["tenant", "username"] if obj is not None else []
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deactivate instead: the services decide who may touch whose membership
 
     def save_model(self, request, obj, form, change):
         grantor = admin_grantor(request, obj.tenant)
@@ -176,6 +522,9 @@ class ApiKeyAdmin(TenantScopedAdmin):
     search_fields = ["name", "prefix"]
     actions = ["revoke"]
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: a revoked key stays, named by the audit records it signed
+
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
             kwargs["form"] = ApiKeyCreateForm
@@ -230,3 +579,24 @@ class SuperuserOnly:
 for model, model_admin in ((get_user_model(), UserAdmin), (Group, GroupAdmin)):
     admin.site.unregister(model)
     admin.site.register(model, type(f"SuperuserOnly{model_admin.__name__}", (SuperuserOnly, model_admin), {}))
+
+
+class AutocompleteView(AutocompleteJsonView):
+    """The admin's autocomplete endpoint, answering only for the relations a form can hold: a
+    concrete foreign key or many-to-many of a registered model. Django's own view takes any
+    field_name, and a reverse relation (`?field_name=memberships`) is a 500 inside it
+    (`ForeignObjectRel` has no `get_limit_choices_to`): here it is a 403, like any other field the
+    endpoint does not serve. Rows still come from the target admin's scoped queryset."""
+
+    def process_request(self, request):
+        from django.apps import apps
+        from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+
+        try:
+            model = apps.get_model(request.GET["app_label"], request.GET["model_name"])
+            field = model._meta.get_field(request.GET["field_name"])
+        except (KeyError, LookupError, FieldDoesNotExist) as exc:
+            raise PermissionDenied from exc
+        if isinstance(field, ForeignObjectRel) or not field.concrete or not field.is_relation:
+            raise PermissionDenied
+        return super().process_request(request)

@@ -95,6 +95,9 @@ class Scope(models.TextChoices):
     ASK = "ask", "Ask questions"
     DOCUMENTS_READ = "documents:read", "Read documents"
     DOCUMENTS_WRITE = "documents:write", "Upload and manage documents"
+    # Legal hold and retention dates decide whether content may be destroyed: the compliance
+    # team's call (owner and compliance roles), never implied by documents:write or a grant.
+    DOCUMENTS_RETENTION = "documents:retention", "Set and lift legal holds and retention dates"
     USERS_MANAGE = "users:manage", "Provision users"
     GROUPS_MANAGE = "groups:manage", "Manage groups"
     KEYS_MANAGE = "keys:manage", "Manage API keys"

@@ -55,12 +55,19 @@ def _require_can_grant(role: str, granting_scopes: frozenset[str] | None, *, act
     """Nobody hands out, or takes away, a role holding more than they hold themselves, and only an
     owner gives or takes the owner role. `granting_scopes` None means a trusted caller (a command,
     a superuser); `granting_role` is the caller's own role (None for an API key)."""
-    from .resolution import ROLE_SCOPES
+    from .resolution import ROLE_SCOPES, reserved_scopes
 
     if granting_scopes is None:
         return
     if role == Role.OWNER and granting_role != Role.OWNER:
         raise PermissionDenied(f"Only an owner can {action} the role 'owner'.", code="role_escalation")
+    reserved = reserved_scopes(role)
+    if reserved and granting_role != Role.OWNER:
+        raise PermissionDenied(
+            f"Only an owner can {action} the role '{role}': it holds {', '.join(reserved)}, which only that role may "
+            "use (the compliance team is the owner's to appoint).",
+            code="role_escalation",
+        )
     beyond = sorted(ROLE_SCOPES[role] - granting_scopes)
     if beyond:
         raise PermissionDenied(
@@ -242,15 +249,24 @@ def _validate_scopes(scopes: Iterable[str], *, granting_scopes: frozenset[str] |
                 f"You cannot grant scope(s) you do not hold: {', '.join(beyond)}.", code="scope_escalation"
             )
     if granting_role is not None:
-        from .resolution import AUDIT_ROLES, role_may_use
+        from .resolution import AUDIT_ROLES, RETENTION_ROLES, role_may_use
 
         unusable = [s for s in scopes if not role_may_use(granting_role, s)]
         if unusable:
+            why = []
+            if Scope.AUDIT_READ in unusable:
+                why.append(
+                    f"the audit trail is for the {', '.join(sorted(AUDIT_ROLES))} role only. Drop that scope, or ask a "
+                    "platform operator (a superuser, on the admin site) to create the audit key for your compliance team"
+                )
+            if Scope.DOCUMENTS_RETENTION in unusable:
+                why.append(
+                    f"legal holds and retention dates are set by the {' and '.join(sorted(RETENTION_ROLES))} roles only. "
+                    "Drop that scope, or ask an owner to create the key"
+                )
             raise PermissionDenied(
                 f"A key never carries a scope its creator's role may not use, and the role '{granting_role}' may not "
-                f"use {', '.join(unusable)}: the audit trail is for the {', '.join(sorted(AUDIT_ROLES))} role only. "
-                "Drop that scope, or ask a platform operator (a superuser, on the admin site) to create the "
-                "audit key for your compliance team.",
+                f"use {', '.join(unusable)}: {'; '.join(why) or 'drop it'}.",
                 code="scope_not_usable",
                 extra={"scopes": unusable},
             )

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from apps.core import views as core_views
+from apps.tenants.admin import AutocompleteView
 
 api_v1 = [
     path("", include("apps.tenants.urls")),
@@ -19,6 +20,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    # Before the admin's own routes: its autocomplete endpoint, limited to forward relations.
+    path("admin/autocomplete/", AutocompleteView.as_view(admin_site=admin.site)),
     path("admin/", admin.site.urls),
 ]
 

@@ -181,15 +181,20 @@ class TestBadInput:
             "version_not_found",
         )
 
-    def test_purging_under_legal_hold_or_retention(self, writer, document):
+    def test_purging_under_legal_hold_or_retention(self, writer, document, acme):
+        from apps.tenants.models import Scope
+
         doc = document["id"]
+        # documents:write alone does not set a hold: that takes documents:retention (the compliance team's)
+        compliance = key_client(acme.key(scopes=[Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE, Scope.DOCUMENTS_RETENTION]))
         error(writer.post(f"/api/v1/documents/{doc}/purge"), 409, "not_deleted")
         writer.delete(f"/api/v1/documents/{doc}")
         error(writer.patch(f"/api/v1/documents/{doc}", {"title": "x"}, format="json"), 409, "document_deleted")
         # while deleted, what decides the purge can still change: the hold is set in time
-        assert writer.patch(f"/api/v1/documents/{doc}", {"legal_hold": True}, format="json").status_code == 200
+        error(writer.patch(f"/api/v1/documents/{doc}", {"legal_hold": True}, format="json"), 403, "retention_not_allowed")
+        assert compliance.patch(f"/api/v1/documents/{doc}", {"legal_hold": True}, format="json").status_code == 200
         error(writer.post(f"/api/v1/documents/{doc}/purge"), 409, "legal_hold")
-        writer.patch(f"/api/v1/documents/{doc}", {"legal_hold": False, "retention_until": "2999-01-01"}, format="json")
+        compliance.patch(f"/api/v1/documents/{doc}", {"legal_hold": False, "retention_until": "2999-01-01"}, format="json")
         body = error(writer.post(f"/api/v1/documents/{doc}/purge"), 409, "retention_period")
         assert body["extra"]["retention_until"] == "2999-01-01"
         assert writer.get(f"/api/v1/documents/{doc}/versions/1/content").status_code == 200

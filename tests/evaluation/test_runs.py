@@ -3,7 +3,7 @@
 import pytest
 from django.core.management import call_command
 
-from apps.core.exceptions import ApplicationError
+from apps.core.exceptions import ApplicationError, PermissionDenied
 from apps.documents.models import Document
 from apps.evaluation import services
 from apps.evaluation.models import EvaluationRun, GoldenSet, RunQuery, RunStatus
@@ -81,9 +81,12 @@ def test_a_run_is_judged_against_its_golden_sets_collection_only(acme, imported,
 
 
 @pytest.mark.django_db
-def test_a_run_measures_what_its_member_may_read(acme, imported):
-    reader = services.run_execute(run=services.run_start(golden_set=imported, config=services.RunConfig(), run_as=acme.reader))
-    assert reader.metrics["nDCG@10"] == 0.0  # no grant on the collection: nothing to find
+def test_a_run_acts_only_for_a_member_whose_role_may_evaluate(acme, imported):
+    # A reader's role has no evaluation scope: no run acts for them, whoever starts it (resolution.act_for).
+    with pytest.raises(PermissionDenied) as refused:
+        services.run_start(golden_set=imported, config=services.RunConfig(), run_as=acme.reader)
+    assert refused.value.code == "scope_missing" and refused.value.extra["required_scope"] == "evaluation"
+    assert not EvaluationRun.objects.exists()
 
 
 @pytest.mark.django_db

@@ -8,8 +8,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.answers.services import ask_run
 from apps.answers.types import RetrievalRequest
-from apps.tenants.models import Membership
-from apps.tenants.resolution import member_context
+from apps.core.exceptions import ApplicationError
+from apps.tenants import resolution
+from apps.tenants.models import Membership, Scope
 
 
 class Command(BaseCommand):
@@ -22,10 +23,15 @@ class Command(BaseCommand):
         parser.add_argument("-k", type=int, default=5)
 
     def handle(self, *args, question: str, tenant: str, username: str, k: int, **options):
-        membership = Membership.objects.select_related("tenant", "user").filter(tenant__slug=tenant, username=username, is_active=True).first()
+        membership = Membership.objects.select_related("tenant", "user").filter(tenant__slug=tenant, username=username).first()
         if membership is None:
-            raise CommandError(f"No active member '{username}' in tenant '{tenant}'.")
-        outcome = ask_run(context=member_context(membership), request=RetrievalRequest(query=question, k=k))
+            raise CommandError(f"No member '{username}' in tenant '{tenant}'.")
+        try:
+            # The member asks as themselves: active, in an active tenant, with a role that may ask.
+            context = resolution.act_for(resolution.member_context(membership), require=(Scope.ASK,))
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from exc
+        outcome = ask_run(context=context, request=RetrievalRequest(query=question, k=k))
         answer = outcome.run.answer
         self.stdout.write(f"{tenant}/{username} asks: {question}")
         self.stdout.write(f"  {answer.text}")

@@ -17,6 +17,8 @@ from django.db import transaction
 
 from apps.core.exceptions import ApplicationError
 from apps.evaluation import beir, report, services
+from apps.evaluation.models import RunStatus
+from apps.tenants import resolution
 from apps.tenants import services as tenant_services
 from apps.tenants.models import Membership, Role, Tenant
 
@@ -61,6 +63,11 @@ class Command(BaseCommand):
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         membership = self._member(tenant, username)
+        try:  # whom the runs act for (resolution.act_for), before the import too
+            for config in configs:
+                services.run_acting(caller=resolution.member_context(membership), config=config)
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from exc
         try:
             golden = services.beir_import(tenant=membership.tenant, folder=folder_path, collection_name=collection or name,
                                           name=collection or name, stdout=self.stdout, **chunking)
@@ -68,8 +75,13 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from exc
         runs = []
         for config in configs:
-            run = services.run_start(golden_set=golden, config=config, run_as=membership)
+            try:
+                run = services.run_start(golden_set=golden, config=config, run_as=membership)
+            except ApplicationError as exc:
+                raise CommandError(exc.message) from exc
             runs.append(services.run_execute(run=run, progress=True))
+            if run.status != RunStatus.DONE:
+                raise CommandError(f"run {run.pk} {run.label}: {run.error}")
             self.stdout.write(f"run {run.pk} {run.label:<18} " + "  ".join(f"{m} {run.metrics[m]:.3f}" for m in MEASURES))
         reference = CRANFIELD_REFERENCE if name == "cranfield" and not queries else None
         name = golden.name
