@@ -25,7 +25,9 @@ from django.utils import timezone
 
 from apps.documents import services as document_services
 from apps.documents.models import ChunkStrategy, DocumentVersion, IngestionStatus
+from apps.search import projection as search_projection
 from apps.search import services as search_services
+from apps.search import sync as search_sync
 
 from . import chunking, parsers
 from .embedding import Embedder, get_embedder
@@ -139,6 +141,9 @@ def _store(items: list[_Prepared], vectors: np.ndarray, embedder: Embedder) -> N
     the per-version round trips cost as much as a tenth of the model's time)."""
     version_ids = [item.version.pk for item in items]
     with transaction.atomic():
+        # A re-ingest (another chunking, another model) may make fewer chunks than before: the index
+        # loses the ids that are no more, after commit (the new ones are indexed by id after _store).
+        before = search_projection.refs_of(version_id__in=version_ids)
         Chunk.objects.filter(version_id__in=version_ids).delete()
         Section.objects.filter(version_id__in=version_ids).delete()
         sections = Section.objects.bulk_create(
@@ -158,6 +163,8 @@ def _store(items: list[_Prepared], vectors: np.ndarray, embedder: Embedder) -> N
                 row += 1
             first_section += len(item.parsed.sections)
         Chunk.objects.bulk_create(chunks, batch_size=500)
+        kept = {chunk.id for chunk in chunks}
+        search_sync.chunks_removed([ref for ref in before if ref.chunk_id not in kept])
         for item in items:
             item.version.progress_done = item.version.progress_total = len(item.plans)
         DocumentVersion.objects.bulk_update([item.version for item in items], ["progress_done", "progress_total"])

@@ -10,6 +10,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.db import transaction
+
 from apps.documents.models import Document
 
 from . import projection
@@ -33,10 +35,14 @@ def sync_document(*, document_id: int) -> int:
     """Write every chunk of every version of the document as the database has it now: the published
     version's chunks with their current access and metadata, the others removed (by id: idempotent,
     and it works without update-by-query). Whole chunks, vectors included, from the chunk rows."""
-    if not Document.objects.filter(pk=document_id).exists():
-        return 0
-    chunks = list(projection.project(projection.chunks_of(version__document_id=document_id)))
-    get_search_backend().index_chunks(chunks)
+    with transaction.atomic():
+        # The document's row stays locked while its state is read and written to the index: a
+        # sync that read an older state (a publish's) cannot write after a newer one (an archive's),
+        # because the archive waits for this lock to commit, and its own sync reads after that.
+        if Document.objects.select_for_update().filter(pk=document_id).values_list("pk", flat=True).first() is None:
+            return 0
+        chunks = list(projection.project(projection.chunks_of(version__document_id=document_id)))
+        get_search_backend().index_chunks(chunks)
     return len(chunks)
 
 

@@ -100,6 +100,30 @@ def test_re_ingesting_is_idempotent(app):
 
 
 @pytest.mark.django_db
+def test_re_ingesting_into_fewer_chunks_leaves_none_of_the_old_ones_in_the_index(app, django_capture_on_commit_callbacks):
+    """A re-ingest with larger chunks makes fewer of them: the ids that are no more leave the index
+    too (found by an outside review: they stayed until the next reconcile)."""
+    from apps.documents.models import Collection
+    from apps.search import projection
+
+    document = app.upload(POLICY)
+    assert app.publish(document["id"], 1).status_code == 200
+    version = DocumentVersion.objects.get(document_id=document["id"])
+    collection = Collection.objects.filter(pk=version.document.collection_id)
+    collection.update(chunk_size=16, chunk_overlap=0)
+    ingestion_services.ingest_version(version_id=version.pk)
+    before = Chunk.objects.filter(version=version).count()
+    collection.update(chunk_size=254)
+    with django_capture_on_commit_callbacks(execute=True):  # the index follows after commit
+        ingestion_services.ingest_version(version_id=version.pk)
+    after = Chunk.objects.filter(version=version).count()
+    assert after < before
+    backend = get_search_backend()
+    backend.refresh()
+    assert set(backend.fingerprints()) == set(projection.searchable_chunks_of().values_list("id", flat=True))
+
+
+@pytest.mark.django_db
 def test_a_small_edit_embeds_only_the_chunks_that_changed(app):
     document = app.upload(POLICY)
     edited = POLICY.replace(b"Clause 7.3: employees book travel number 73", b"Clause 7.3: staff reserve trips numbered 73")

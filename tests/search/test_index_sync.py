@@ -139,3 +139,61 @@ def test_a_change_committed_while_a_rebuild_streams_is_in_the_index_after_it(acm
     report = search_services.rebuild()
     assert report.chunks == 2 and archived
     assert found(acme.owner) == [] and get_search_backend().fingerprints() == {}
+
+
+@pytest.mark.full_profile
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_that_read_an_older_state_never_writes_after_a_newer_one(acme, monkeypatch):
+    """Two workers: the publish's sync reads "published" and writes late; meanwhile the document is
+    archived and the archive's sync runs. The document row lock held across the read and the write
+    makes the archive wait, so the last write to the index is the archived state (found by an
+    outside review: the published chunks came back until the next reconcile)."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    from apps.access.levels import Level
+    from apps.documents.models import IngestionStatus
+    from apps.tenants.models import TenantGroup
+    from tests.documents.conftest import text_file
+
+    # Committed for real (a transactional test): built without the upload's own ingestion.
+    collection = document_services.collection_create(tenant=acme.tenant, name="Policies")
+    everyone = TenantGroup.objects.get(tenant=acme.tenant, is_everyone=True)
+    access_services.grants_replace(obj=collection, grants=[access_services.Grant(everyone.auth_group, Level.VIEW)], actor=Actor(None))
+    published_document = document_services.document_create(tenant=acme.tenant, collection=collection, title="Travel policy",
+                                                           actor=Actor(None), file=text_file(), ingest=False)
+    version = published_document.versions.get()
+    add_chunks(version, ["Flights under six hours are booked in economy class.", "Hotels are booked at the city rate."])
+    document_services.version_set_status(version=version, status=IngestionStatus.READY)
+    document_services.version_publish(version=version, actor=Actor(None))
+    search_services.sync_document(document_id=published_document.pk)
+    get_search_backend().refresh()
+    assert len(get_search_backend().fingerprints()) == 2
+    backend = get_search_backend()
+    real = backend.index_chunks
+    has_read = threading.Event()
+
+    def late(chunks):
+        if threading.current_thread() is not threading.main_thread():
+            has_read.set()
+            time.sleep(1.0)
+        real(chunks)
+
+    monkeypatch.setattr(backend, "index_chunks", late)
+
+    def first_sync():
+        try:
+            search_services.sync_document(document_id=published_document.pk)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=first_sync)
+    worker.start()
+    assert has_read.wait(10)
+    document_services.document_archive(document=Document.objects.get(pk=published_document.pk), actor=Actor(None))
+    search_services.sync_document(document_id=published_document.pk)  # the archive's own sync
+    worker.join(10)
+    backend.refresh()
+    assert backend.fingerprints() == {}
