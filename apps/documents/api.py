@@ -21,6 +21,7 @@ from apps.access.levels import LEVEL_NAMES, Level
 from apps.core.exceptions import ApplicationError, NotFound
 from apps.core.pagination import paginated_response, paginated_schema
 from apps.core.parsers import JSONParser
+from apps.core.serializers import StrictInputSerializer
 from apps.tenants import selectors as tenant_selectors
 from apps.tenants.models import Scope
 from apps.tenants.permissions import tenant_context
@@ -505,7 +506,7 @@ class DocumentRetentionView(APIView):
 
     required_scope = Scope.DOCUMENTS_RETENTION
 
-    class RetentionInputSerializer(serializers.Serializer):
+    class RetentionInputSerializer(StrictInputSerializer):  # a misspelt field must not be a silent no-op
         legal_hold = serializers.BooleanField(required=False, help_text="Set (true) or lift (false) the legal hold.")
         retention_until = serializers.DateField(required=False, allow_null=True, help_text="Purge is refused before this date; null clears it.")
         reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)

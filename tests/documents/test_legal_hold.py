@@ -342,3 +342,11 @@ def test_the_schema_documents_the_scope_and_the_endpoint(api):
     assert "documents:retention" in operation["summary"] and "owner and compliance" in operation["description"]
     metadata = schema["components"]["schemas"]["PatchedDocumentUpdateRequest"]["properties"]
     assert "documents:retention" in metadata["legal_hold"]["description"]
+
+
+@pytest.mark.django_db
+def test_a_misspelt_retention_field_is_a_400_and_changes_nothing(acme, held):
+    owner = user_client(acme.owner, "acme")
+    body = error(owner.patch(f"/api/v1/documents/{held.pk}/retention", {"legal_hld": False}, format="json"), 400, "invalid")
+    assert "legal_hld" in body["extra"]["fields"]
+    assert fresh(held).legal_hold
