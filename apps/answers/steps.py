@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from django.conf import settings
 
-from apps.access.checks import readable_published_documents
+from apps.documents.selectors import readable_published_documents
 from apps.core.exceptions import ApplicationError, ServiceUnavailable
 from apps.ingestion.embedding import get_embedder
 from apps.ingestion.models import Chunk

@@ -16,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from apps.access import services as access_services
+from apps.access.grants import Grant, grants_list
 from apps.access.levels import LEVEL_NAMES, Level
 from apps.core.exceptions import ApplicationError
 from apps.core.params import MAX_BIGINT, is_ascii_digits
@@ -62,7 +62,7 @@ def _current_rows(obj) -> list[dict]:
 
     return [
         {"principal": f"{'group' if isinstance(g.principal, Group) else 'user'}:{g.principal.pk}", "level": g.level.label}
-        for g in access_services.grants_list(obj)
+        for g in grants_list(obj)
     ]
 
 
@@ -84,14 +84,14 @@ class GrantsAdminMixin:
             inherit = is_document and request.POST.get("inherit") == "on"
             if formset.is_valid():
                 if inherit:
-                    access_services.document_grants_inherit(document=obj, actor=_actor(request))
+                    services.document_grants_inherit(document=obj, actor=_actor(request))
                 else:
                     grants = [
-                        access_services.Grant(_principal(form.cleaned_data["principal"]), Level.parse(form.cleaned_data["level"]))
+                        Grant(_principal(form.cleaned_data["principal"]), Level.parse(form.cleaned_data["level"]))
                         for form in formset.forms
                         if form.cleaned_data.get("principal") and not form.cleaned_data.get("DELETE")
                     ]
-                    access_services.grants_replace(obj=obj, grants=grants, actor=_actor(request))
+                    services.grants_replace(obj=obj, grants=grants, actor=_actor(request))
                 self.message_user(request, f"Grants of “{obj}” saved.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse(f"admin:documents_{obj._meta.model_name}_change", args=[obj.pk]))
         else:
@@ -477,7 +477,5 @@ class DocumentVersionAdmin(TenantScopedAdmin):
 
     @admin.action(description="Retry ingestion", permissions=["change"])
     def retry_ingestion(self, request, queryset):
-        from apps.ingestion.services import ingestion_retry
-
-        queued = sum(ingestion_retry(version=version) for version in queryset)
+        queued = sum(services.version_requeue(version=version) for version in queryset)
         self.message_user(request, f"Queued {queued} version(s) for ingestion; ready and purged ones were left alone.", messages.SUCCESS)

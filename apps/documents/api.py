@@ -15,8 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.access import services as access_services
-from apps.access.checks import holds, require, require_role_level
+from apps.access.grants import Grant, grants_list
+from apps.access.checks import check_level, check_role_level, holds
 from apps.access.levels import LEVEL_NAMES, Level
 from apps.core.exceptions import ApplicationError, NotFound
 from apps.core.pagination import paginated_response, paginated_schema
@@ -127,7 +127,7 @@ def _grants_out(context, obj) -> list[dict]:
     from django.contrib.auth.models import Group
 
     out = []
-    for grant in access_services.grants_list(obj):
+    for grant in grants_list(obj):
         if isinstance(grant.principal, Group):
             out.append({"group": grant.principal.tenant_group.pk, "level": grant.level.label})
         elif hasattr(grant.principal, "api_key"):
@@ -138,7 +138,7 @@ def _grants_out(context, obj) -> list[dict]:
     return out
 
 
-def _grants_in(context, data: list[dict]) -> list[access_services.Grant]:
+def _grants_in(context, data: list[dict]) -> list[Grant]:
     grants = []
     for item in data:
         level = Level.parse(item["level"])
@@ -148,7 +148,7 @@ def _grants_in(context, data: list[dict]) -> list[access_services.Grant]:
             principal = tenant_selectors.group_get(tenant=context.tenant, group_id=item["group"]).auth_group
         else:
             principal = tenant_selectors.api_key_get(tenant=context.tenant, prefix=item["api_key"]).service_user
-        grants.append(access_services.Grant(principal, level))
+        grants.append(Grant(principal, level))
     return grants
 
 
@@ -174,7 +174,7 @@ class CollectionListCreateView(APIView):
     @extend_schema(request=CollectionCreateSerializer, responses={201: CollectionOutputSerializer}, tags=["collections"])
     def post(self, request: Request) -> Response:
         context = tenant_context(request)
-        require_role_level(context, Level.CHANGE, "Creating a collection")
+        check_role_level(context, Level.CHANGE, "Creating a collection")
         data = self.CollectionCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         collection = services.collection_create(tenant=context.tenant, **data.validated_data)
@@ -197,7 +197,7 @@ class CollectionDetailView(APIView):
     def patch(self, request: Request, collection_id: int) -> Response:
         context = tenant_context(request)
         collection = selectors.collection_get(context=context, collection_id=collection_id)
-        require(context, collection, Level.CHANGE)
+        check_level(context, collection, Level.CHANGE)
         data = self.CollectionUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         collection = services.collection_update(collection=collection, **data.validated_data)
@@ -207,7 +207,7 @@ class CollectionDetailView(APIView):
     def delete(self, request: Request, collection_id: int) -> Response:
         context = tenant_context(request)
         collection = selectors.collection_get(context=context, collection_id=collection_id)
-        require(context, collection, Level.MANAGE)
+        check_level(context, collection, Level.MANAGE)
         services.collection_delete(collection=collection)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -219,18 +219,18 @@ class CollectionGrantsView(APIView):
     def get(self, request: Request, collection_id: int) -> Response:
         context = tenant_context(request)
         collection = selectors.collection_get(context=context, collection_id=collection_id)
-        require(context, collection, Level.MANAGE)
+        check_level(context, collection, Level.MANAGE)
         return Response(_grants_out(context, collection))
 
     @extend_schema(request=GrantsInputSerializer, responses=_grants_schema, tags=["collections"], summary="Replace the collection's grants")
     def put(self, request: Request, collection_id: int) -> Response:
         context = tenant_context(request)
         collection = selectors.collection_get(context=context, collection_id=collection_id)
-        require(context, collection, Level.MANAGE)
+        check_level(context, collection, Level.MANAGE)
         data = GrantsInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         grants = _grants_in(context, data.validated_data["grants"])
-        access_services.grants_replace(obj=collection, grants=grants, actor=context.actor)
+        services.grants_replace(obj=collection, grants=grants, actor=context.actor)
         return Response(_grants_out(context, collection))
 
 
@@ -306,7 +306,7 @@ class DocumentListCreateView(APIView):
         # Publishing is a manager's decision, and so is what decides a purge; who may set legal hold
         # and retention at all is the service's rule (services.retention_authority), for every caller.
         managing = {"retention_until", "legal_hold"} & fields.keys() or fields.get("publish_when_ready")
-        require(context, collection, Level.MANAGE if managing else Level.CHANGE)
+        check_level(context, collection, Level.MANAGE if managing else Level.CHANGE)
         document = services.document_create(tenant=context.tenant, collection=collection, actor=context.actor, **fields)
         return Response(DocumentOutputSerializer(document).data, status=status.HTTP_201_CREATED)
 
@@ -314,7 +314,7 @@ class DocumentListCreateView(APIView):
 def _document(request: Request, document_id: int, level: Level):
     context = tenant_context(request)
     document = selectors.document_get(context=context, document_id=document_id)
-    require(context, document, level)
+    check_level(context, document, level)
     return context, document
 
 
@@ -569,11 +569,11 @@ class DocumentGrantsView(APIView):
         context, document = _document(request, document_id, Level.MANAGE)
         data = GrantsInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        access_services.grants_replace(obj=document, grants=_grants_in(context, data.validated_data["grants"]), actor=context.actor)
+        services.grants_replace(obj=document, grants=_grants_in(context, data.validated_data["grants"]), actor=context.actor)
         return Response({"inherited": False, "grants": _grants_out(context, document)})
 
     @extend_schema(responses={200: DocumentGrantsSerializer}, tags=["documents"], summary="Drop the document's own grants: inherit again")
     def delete(self, request: Request, document_id: int) -> Response:
         context, document = _document(request, document_id, Level.MANAGE)
-        access_services.document_grants_inherit(document=document, actor=context.actor)
+        services.document_grants_inherit(document=document, actor=context.actor)
         return Response({"inherited": True, "grants": _grants_out(context, document.collection)})

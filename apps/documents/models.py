@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 
+from apps.access.levels import Level
 from apps.tenants.models import ApiKey, Tenant
 
 
@@ -42,6 +43,17 @@ class DocumentState(models.TextChoices):
 
 
 class Document(models.Model):
+    # How access reads a document (apps/access/checks.py): it has its collection's grants until it
+    # gets its own, and its state raises the level needed to see it at all (`view` shows published
+    # documents only, and only their published version: api.py's version list).
+    grants_inherited_from = "collection"
+    level_to_see = {
+        DocumentState.PUBLISHED: Level.VIEW,
+        DocumentState.DRAFT: Level.CHANGE,
+        DocumentState.ARCHIVED: Level.CHANGE,
+        DocumentState.DELETED: Level.MANAGE,
+    }
+
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="documents")
     collection = models.ForeignKey(Collection, on_delete=models.PROTECT, related_name="documents")
     title = models.CharField(max_length=500)

@@ -7,12 +7,29 @@ from datetime import date
 
 from django.db.models import OuterRef, QuerySet, Subquery
 
-from apps.access.checks import visible_collections, visible_documents
+from apps.access.checks import granted, visible
+from apps.access.levels import Level
 from apps.core.exceptions import NotFound
 from apps.tenants.models import Membership
 from apps.tenants.resolution import TenantContext
 
-from .models import Collection, Document, DocumentEvent, DocumentVersion
+from .models import Collection, Document, DocumentEvent, DocumentState, DocumentVersion
+
+
+def visible_collections(context: TenantContext) -> QuerySet[Collection]:
+    return visible(context, Collection.objects.all())
+
+
+def visible_documents(context: TenantContext) -> QuerySet[Document]:
+    """What the caller may see, state included (Document.level_to_see)."""
+    return visible(context, Document.objects.all())
+
+
+def readable_published_documents(context: TenantContext) -> QuerySet[Document]:
+    """The published documents the caller may read: what a search may show (its re-check). The
+    same set as `visible_documents(context).filter(state=PUBLISHED)`, since grants are cumulative,
+    from two guardian look-ups instead of six."""
+    return granted(context, Document.objects.filter(state=DocumentState.PUBLISHED), Level.VIEW)
 
 
 def collection_list(*, context: TenantContext) -> QuerySet[Collection]:

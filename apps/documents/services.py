@@ -15,10 +15,11 @@ from django.db.models import Max
 from django.utils import timezone
 
 from apps.core.exceptions import ApplicationError, Conflict, PermissionDenied
-from apps.search import sync as search_sync
+from apps.access.grants import Grant, grants_clear, grants_list, grants_set
 from apps.tenants.actors import Actor
 from apps.tenants.models import Membership, Scope, Tenant
 
+from . import events
 from .models import Collection, Document, DocumentEvent, DocumentState, DocumentVersion, IngestionStatus
 from .uploads import inspect_upload
 
@@ -206,7 +207,7 @@ def document_update(*, document: Document, actor: Actor, **changes: Any) -> Docu
         if metadata:
             _event(document, DocumentEvent.Action.METADATA_CHANGED, actor, changes=metadata)
         _record_retention(document, actor, before)
-        search_sync.document_changed(document.pk)
+        events.announce(events.DocumentChanged(document.pk))
     return document
 
 
@@ -282,9 +283,7 @@ def version_upload(
         raise
     _event(document, DocumentEvent.Action.VERSION_UPLOADED, actor, version=version, number=number, sha256=info.sha256)
     if ingest:  # bulk imports ingest many versions together themselves
-        from apps.ingestion import sync as ingestion_sync
-
-        ingestion_sync.version_uploaded(version.pk)
+        events.announce(events.VersionUploaded(version.pk))
     return version
 
 
@@ -310,7 +309,7 @@ def _make_current(document: Document, version: DocumentVersion, actor: Actor, ac
         document, action, actor, version=version, reason=reason,
         number=version.number, previous=previous.number if previous else None,
     )
-    search_sync.document_changed(document.pk)  # the new version's chunks become searchable, the old one's not
+    events.announce(events.DocumentChanged(document.pk))  # the new version's chunks become searchable, the old one's not
     return document
 
 
@@ -338,7 +337,7 @@ def document_archive(*, document: Document, actor: Actor, reason: str = "") -> D
     document.state = DocumentState.ARCHIVED
     document.save(update_fields=["state", "updated_at"])
     _event(document, DocumentEvent.Action.ARCHIVED, actor, reason=reason)
-    search_sync.document_changed(document.pk)
+    events.announce(events.DocumentChanged(document.pk))
     return document
 
 
@@ -350,7 +349,7 @@ def document_unarchive(*, document: Document, actor: Actor, reason: str = "") ->
     document.state = DocumentState.PUBLISHED if document.published_version_id else DocumentState.DRAFT
     document.save(update_fields=["state", "updated_at"])
     _event(document, DocumentEvent.Action.UNARCHIVED, actor, reason=reason)
-    search_sync.document_changed(document.pk)
+    events.announce(events.DocumentChanged(document.pk))
     return document
 
 
@@ -364,7 +363,7 @@ def document_delete(*, document: Document, actor: Actor, reason: str = "") -> Do
     document.state = DocumentState.DELETED
     document.save(update_fields=["state", "updated_at"])
     _event(document, DocumentEvent.Action.DELETED, actor, reason=reason)
-    search_sync.document_changed(document.pk)
+    events.announce(events.DocumentChanged(document.pk))
     return document
 
 
@@ -387,15 +386,10 @@ def document_purge(*, document: Document, actor: Actor, reason: str = "", today:
             code="retention_period",
             extra={"retention_until": str(document.retention_until)},
         )
-    # The content goes everywhere it lives: files, chunk texts and vectors, index entries. The
-    # versions stay as tombstones (sha256, sizes) and the history stays whole.
-    from apps.ingestion.models import Chunk, Section
-    from apps.search.projection import refs_of
-
-    refs = refs_of(version__document_id=document.pk)
-    Chunk.objects.filter(version__document_id=document.pk).delete()
-    Section.objects.filter(version__document_id=document.pk).delete()
-    search_sync.chunks_removed(refs)
+    # The content goes everywhere it lives: files here (after commit), and whatever the layers above
+    # derived from it (chunk texts and vectors, index entries), which forget it inside this
+    # transaction. The versions stay as tombstones (sha256, sizes) and the history stays whole.
+    events.announce(events.DocumentPurged(document.pk, tuple(document.versions.values_list("pk", flat=True))))
     now = timezone.now()
     files = []
     for version in document.versions.all():
@@ -416,6 +410,42 @@ def document_purge(*, document: Document, actor: Actor, reason: str = "", today:
 
     transaction.on_commit(remove_files)
     return document
+
+
+@transaction.atomic
+def grants_replace(*, obj: Collection | Document, grants: list[Grant], actor: Actor) -> list[Grant]:
+    """Make `grants` the complete set on a collection or document. On a document this ends
+    inheritance from its collection: from now on only the document's own grants count."""
+    grants_set(obj, grants)
+    if isinstance(obj, Document):
+        Document.objects.filter(pk=obj.pk).update(has_own_grants=True)
+        obj.has_own_grants = True
+        _event(obj, DocumentEvent.Action.GRANTS_CHANGED, actor, grants=[g.describe() for g in grants])
+        events.announce(events.DocumentChanged(obj.pk))
+    else:
+        events.announce(events.CollectionGrantsChanged(obj.pk))
+    return grants_list(obj)
+
+
+@transaction.atomic
+def document_grants_inherit(*, document: Document, actor: Actor) -> None:
+    """Drop the document's own grants: it reads its collection's again."""
+    grants_clear(document)
+    Document.objects.filter(pk=document.pk).update(has_own_grants=False)
+    document.has_own_grants = False
+    _event(document, DocumentEvent.Action.GRANTS_CHANGED, actor, grants="inherited from collection")
+    events.announce(events.DocumentChanged(document.pk))
+
+
+@transaction.atomic
+def version_requeue(*, version: DocumentVersion) -> bool:
+    """Send a failed (or stuck) version back to ingestion. Ready versions and purged ones are left
+    alone (False)."""
+    if version.status == IngestionStatus.READY or version.purged_at is not None:
+        return False
+    version_set_status(version=version, status=IngestionStatus.PENDING, reason="queued again")
+    events.announce(events.VersionRequeued(version.pk))
+    return True
 
 
 def versions_set_status(*, versions: list[DocumentVersion], status: str) -> None:

@@ -255,18 +255,6 @@ def version_fail(*, version_id: int, reason: str) -> None:
         document_services.version_set_status(version=version, status=IngestionStatus.FAILED, reason=reason)
 
 
-@transaction.atomic
-def ingestion_retry(*, version: DocumentVersion) -> bool:
-    """Queue a failed (or stuck) version again. Ready versions and purged ones are left alone."""
-    from . import sync
-
-    if version.status == IngestionStatus.READY or version.purged_at is not None:
-        return False
-    document_services.version_set_status(version=version, status=IngestionStatus.PENDING, reason="queued again")
-    sync.version_uploaded(version.pk)
-    return True
-
-
 def stalled_versions(*, pending_after: timedelta, processing_after: timedelta) -> list[int]:
     """Versions whose ingestion should have started or finished by now: pending longer than
     `pending_after` (no task reached a worker) or processing longer than `processing_after` (its

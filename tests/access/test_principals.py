@@ -6,9 +6,10 @@ import itertools
 import pytest
 from guardian.core import ObjectPermissionChecker
 
-from apps.access import services as access_services
+from apps.access.grants import Grant
 from apps.access.levels import Level
-from apps.access.checks import holds, visible_documents
+from apps.access.checks import holds
+from apps.documents.selectors import visible_documents
 from apps.access.principals import context_principals, document_reader_principals
 from apps.documents.models import Document, DocumentState
 from apps.documents import services as document_services
@@ -45,14 +46,14 @@ def test_principals_match_guardian(acme):
     hr_col = document_services.collection_create(tenant=tenant, name="hr")
     bare_col = document_services.collection_create(tenant=tenant, name="bare")
     actor = Actor(None)
-    access_services.grants_replace(obj=open_col, grants=[access_services.Grant(hr.auth_group, Level.VIEW), access_services.Grant(ops.auth_group, Level.VIEW)], actor=actor)
-    access_services.grants_replace(obj=hr_col, grants=[access_services.Grant(hr.auth_group, Level.MANAGE), access_services.Grant(people[1].user, Level.VIEW)], actor=actor)
+    document_services.grants_replace(obj=open_col, grants=[Grant(hr.auth_group, Level.VIEW), Grant(ops.auth_group, Level.VIEW)], actor=actor)
+    document_services.grants_replace(obj=hr_col, grants=[Grant(hr.auth_group, Level.MANAGE), Grant(people[1].user, Level.VIEW)], actor=actor)
 
     documents = [document_services.document_create(tenant=tenant, collection=c, title=f"{c.name}-{i}", actor=actor) for c in (open_col, hr_col, bare_col) for i in range(2)]
     # overrides: one document readable by one user only, one with an empty own grant set
-    access_services.grants_replace(obj=documents[0], grants=[access_services.Grant(people[6].user, Level.CHANGE)], actor=actor)
-    access_services.grants_replace(obj=documents[2], grants=[], actor=actor)
-    access_services.grants_replace(obj=documents[4], grants=[access_services.Grant(ops.auth_group, Level.VIEW)], actor=actor)
+    document_services.grants_replace(obj=documents[0], grants=[Grant(people[6].user, Level.CHANGE)], actor=actor)
+    document_services.grants_replace(obj=documents[2], grants=[], actor=actor)
+    document_services.grants_replace(obj=documents[4], grants=[Grant(ops.auth_group, Level.VIEW)], actor=actor)
 
     # The same world in another tenant must never match: principals are tenant-qualified.
     globex = tenant_services.tenant_create(slug="globex", name="Globex")
@@ -86,7 +87,7 @@ def test_api_keys_principals(acme):
     readers = set(document_reader_principals(document))
     assert not set(context_principals(reader_key)) & readers  # a key reads only what is granted to it
     assert set(context_principals(writer_key)) & readers  # documents:write reads the whole tenant
-    access_services.grants_replace(obj=document, grants=[access_services.Grant(reader_key.user, Level.VIEW)], actor=Actor(None))
+    document_services.grants_replace(obj=document, grants=[Grant(reader_key.user, Level.VIEW)], actor=Actor(None))
     assert set(context_principals(reader_key)) & set(document_reader_principals(document))
 
 

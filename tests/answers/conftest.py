@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from apps.access import services as access
+from apps.access.grants import Grant
+
+from apps.documents import services as document_services
 from apps.access.levels import Level
 from apps.documents import services as documents
 from apps.documents.models import Document
@@ -88,8 +90,8 @@ def library(acme, django_capture_on_commit_callbacks) -> Library:
     handbook = documents.collection_create(tenant=tenant, name="Handbook")
     finance = documents.collection_create(tenant=tenant, name="Finance")
     with django_capture_on_commit_callbacks(execute=True):
-        access.grants_replace(obj=handbook, grants=[access.Grant(staff.auth_group, Level.VIEW)], actor=Actor(user=None))
-        access.grants_replace(obj=finance, grants=[access.Grant(bob.user, Level.VIEW)], actor=Actor(user=None))
+        document_services.grants_replace(obj=handbook, grants=[Grant(staff.auth_group, Level.VIEW)], actor=Actor(user=None))
+        document_services.grants_replace(obj=finance, grants=[Grant(bob.user, Level.VIEW)], actor=Actor(user=None))
     library = Library(
         world=acme, alice=alice, bob=bob,
         travel=add_document(tenant, handbook, "Travel policy", TRAVEL, django_capture_on_commit_callbacks),

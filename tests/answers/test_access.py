@@ -3,7 +3,9 @@ database; API keys read by their own grants, or act for a named user."""
 
 import pytest
 
-from apps.access import services as access
+from apps.access.grants import Grant
+
+from apps.documents import services as document_services
 from apps.access.levels import Level
 from apps.access.principals import user_principals
 from apps.audit.models import AuditRecord, Outcome
@@ -41,7 +43,7 @@ def test_an_api_key_reads_by_its_own_grants(library):
     from apps.tenants.models import ApiKey
 
     api_key = ApiKey.objects.get(prefix=prefix)
-    access.grants_replace(obj=library.salaries, grants=[access.Grant(api_key.service_user, Level.VIEW)], actor=Actor(user=None))
+    document_services.grants_replace(obj=library.salaries, grants=[Grant(api_key.service_user, Level.VIEW)], actor=Actor(user=None))
     from apps.search import services as search_services
 
     search_services.sync_document(document_id=library.salaries.pk)
@@ -81,7 +83,7 @@ def test_a_revoked_grant_is_gone_on_the_next_query_before_the_index_catches_up(l
     finance = library.salaries.collection
     # The index update is queued after commit; we do not run it: the index still says bob may read.
     with django_capture_on_commit_callbacks(execute=False) as queued:
-        access.grants_replace(obj=finance, grants=[], actor=Actor(user=None))
+        document_services.grants_replace(obj=finance, grants=[], actor=Actor(user=None))
     assert queued, "the grant change should queue an index update"
     backend = get_search_backend()
     backend.refresh()

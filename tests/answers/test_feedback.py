@@ -4,7 +4,9 @@ moved toward the first pass's best readable documents; the audit record names th
 import numpy as np
 import pytest
 
-from apps.access import services as access
+from apps.access.grants import Grant
+
+from apps.documents import services as document_services
 from apps.access.levels import Level
 from apps.audit.models import AuditRecord
 from apps.ingestion.embedding import get_embedder
@@ -59,13 +61,13 @@ def test_feedback_searches_again_with_the_query_moved_toward_the_best_documents(
 def test_a_document_the_caller_just_lost_does_not_steer_their_feedback(library, django_capture_on_commit_callbacks):
     finance = library.salaries.collection
     with django_capture_on_commit_callbacks(execute=True):
-        access.grants_replace(obj=finance, grants=[access.Grant(library.bob.user, Level.VIEW), access.Grant(library.alice.user, Level.VIEW)],
+        document_services.grants_replace(obj=finance, grants=[Grant(library.bob.user, Level.VIEW), Grant(library.alice.user, Level.VIEW)],
                               actor=Actor(user=None))
     get_search_backend().refresh()
     # Alice loses the finance grant; the index update is queued after commit and not run: the
     # engine still lets her match the salary bands.
     with django_capture_on_commit_callbacks(execute=False):
-        access.grants_replace(obj=finance, grants=[access.Grant(library.bob.user, Level.VIEW)], actor=Actor(user=None))
+        document_services.grants_replace(obj=finance, grants=[Grant(library.bob.user, Level.VIEW)], actor=Actor(user=None))
     response = library.client(library.alice).post(
         "/api/v1/search", {"query": "salary bands for engineers and bonuses", "k": 6, "feedback": True}, format="json")
     assert response.status_code == 200, response.content

@@ -11,7 +11,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from apps.access import services as access_services
+from apps.access.grants import Grant
+
+from apps.documents import services as document_services
 from apps.access.levels import Level
 from apps.core.exceptions import Conflict, PermissionDenied
 from apps.documents import services
@@ -47,7 +49,7 @@ def held(acme):
 @pytest.fixture
 def manager(acme, held):
     """The reviewer's reproduction: a reader-role member with a `manage` grant on one document."""
-    access_services.grants_replace(obj=held, grants=[access_services.Grant(acme.reader.user, Level.MANAGE)], actor=NOBODY)
+    document_services.grants_replace(obj=held, grants=[Grant(acme.reader.user, Level.MANAGE)], actor=NOBODY)
     return user_client(acme.reader, "acme")
 
 
@@ -81,7 +83,7 @@ class TestAManageGrantIsNotEnough:
         assert manager.patch(f"/api/v1/documents/{held.pk}", {"title": "Renamed"}, format="json").status_code == 200
 
     def test_nor_create_a_document_under_hold(self, acme, held):
-        access_services.grants_replace(obj=held.collection, grants=[access_services.Grant(acme.reader.user, Level.MANAGE)], actor=NOBODY)
+        document_services.grants_replace(obj=held.collection, grants=[Grant(acme.reader.user, Level.MANAGE)], actor=NOBODY)
         reader = user_client(acme.reader, "acme")
         body = {"collection": held.collection_id, "title": "Held from the start", "legal_hold": True}
         error(reader.post("/api/v1/documents", body, format="json"), 403, "retention_not_allowed")

@@ -76,7 +76,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import __version__ as hypothesis_version
 from hypothesis import strategies as st
 
-from apps.access import services as access
+from apps.access.grants import Grant, grants_list
+
+from apps.documents import services as document_services
 from apps.access.levels import Level
 from apps.access.principals import context_principals, tenant_wide
 from apps.answers import steps as answer_steps
@@ -277,8 +279,8 @@ class Built:
         group = self.groups[ref[1] % len(self.groups)] if self.groups else None
         return group.auth_group if group else None
 
-    def grants(self, spec, tenant) -> list[access.Grant]:
-        return [access.Grant(p, level) for ref, level in spec if (p := self.principal(ref, tenant)) is not None]
+    def grants(self, spec, tenant) -> list[Grant]:
+        return [Grant(p, level) for ref, level in spec if (p := self.principal(ref, tenant)) is not None]
 
 
 def add_version(built: Built, document: Document, texts: list[int]) -> DocumentVersion:
@@ -313,7 +315,7 @@ def create_documents(built: Built, tenant, collections, specs, commit) -> list[t
             tenant=tenant, collection=collections[spec["collection"] % len(collections)], title=f"{tenant.slug} doc {n}", actor=SYSTEM,
         )
         if spec["override"] is not None:
-            commit(access.grants_replace, obj=document, grants=built.grants(spec["override"], tenant), actor=SYSTEM)
+            commit(document_services.grants_replace, obj=document, grants=built.grants(spec["override"], tenant), actor=SYSTEM)
         made.append((document, spec, [add_version(built, document, v["texts"]) for v in spec["versions"]]))
     return made
 
@@ -352,12 +354,12 @@ def build(spec: dict, commit) -> Built:
     built = Built(tenant, other, people, other_memberships, keys, groups, [], [], [], [])
     for i, grants in enumerate(spec["collections"]):
         collection = documents.collection_create(tenant=tenant, name=f"c{i}")
-        commit(access.grants_replace, obj=collection, grants=built.grants(grants, tenant), actor=SYSTEM)
+        commit(document_services.grants_replace, obj=collection, grants=built.grants(grants, tenant), actor=SYSTEM)
         built.collections.append(collection)
     # The other tenant: one collection its 'everyone' group reads, so its members find something.
     their_collection = documents.collection_create(tenant=other, name="theirs")
     their_everyone = TenantGroup.objects.get(tenant=other, is_everyone=True).auth_group
-    commit(access.grants_replace, obj=their_collection, grants=[access.Grant(their_everyone, Level.VIEW)], actor=SYSTEM)
+    commit(document_services.grants_replace, obj=their_collection, grants=[Grant(their_everyone, Level.VIEW)], actor=SYSTEM)
     built.other_collections.append(their_collection)
     ours = create_documents(built, tenant, built.collections, spec["documents"], commit)
     theirs = create_documents(built, other, built.other_collections, spec["other_tenant_documents"], commit)
@@ -389,7 +391,7 @@ def apply(built: Built, operation: tuple) -> None:
         if args[1] in ("deny", "revoke_collection"):
             # Aim at a document somebody reads by a grant: only then does revoking it leave the
             # index with chunks a reader may no longer see (owners, admins and editors keep them).
-            live = [d for d in live if access.grants_list(d if d.has_own_grants else d.collection)] or live
+            live = [d for d in live if grants_list(d if d.has_own_grants else d.collection)] or live
         document, action = live[args[0] % len(live)], args[1]
         if action == "deny":  # grants of its own, to nobody
             kind, args = "document_grants", [built.documents.index(document), []]
@@ -403,11 +405,11 @@ def apply(built: Built, operation: tuple) -> None:
     try:
         if kind == "collection_grants":
             collection = built.collections[args[0] % len(built.collections)]
-            access.grants_replace(obj=collection, grants=built.grants(args[1], built.tenant), actor=SYSTEM)
+            document_services.grants_replace(obj=collection, grants=built.grants(args[1], built.tenant), actor=SYSTEM)
         elif kind == "document_grants":
-            access.grants_replace(obj=fresh(args[0]), grants=built.grants(args[1], built.tenant), actor=SYSTEM)
+            document_services.grants_replace(obj=fresh(args[0]), grants=built.grants(args[1], built.tenant), actor=SYSTEM)
         elif kind == "document_inherit":
-            access.document_grants_inherit(document=fresh(args[0]), actor=SYSTEM)
+            document_services.document_grants_inherit(document=fresh(args[0]), actor=SYSTEM)
         elif kind in ("group_add", "group_remove") and group(args[0]) is not None:
             change = tenants.group_member_add if kind == "group_add" else tenants.group_member_remove
             change(group=group(args[0]), membership=person(args[1]))

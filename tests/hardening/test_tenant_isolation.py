@@ -50,7 +50,9 @@ from django.test import TestCase, override_settings
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
-from apps.access import services as access
+from apps.access.grants import Grant, grants_list
+
+from apps.documents import services as document_services
 from apps.access.levels import Level
 from apps.audit.models import AuditRecord, Review
 from apps.documents import services as documents
@@ -300,9 +302,9 @@ def build_world(slug: str, word: str) -> World:
     collection = documents.collection_create(tenant=tenant, name=f"{word.title()} vault", description=f"Everything about the {word}.")
     actor = Actor(user=None)
     with capture(execute=True):
-        access.grants_replace(obj=collection, actor=actor, grants=[
-            access.Grant(group.auth_group, Level.VIEW), access.Grant(member.user, Level.CHANGE),
-            access.Grant(probe_key.service_user, Level.VIEW),
+        document_services.grants_replace(obj=collection, actor=actor, grants=[
+            Grant(group.auth_group, Level.VIEW), Grant(member.user, Level.CHANGE),
+            Grant(probe_key.service_user, Level.VIEW),
         ])
     text = (f"# {word.title()} manual\n\n## Hangar\n\nThe {word} hangar is inspected every Tuesday by the "
             f"{slug} {word} crew, who log each {word} inspection.\n").encode()
@@ -310,7 +312,7 @@ def build_world(slug: str, word: str) -> World:
     with capture(execute=True):
         documents.version_upload(document=document, actor=actor, change_note=f"{word} revision",
                                  file=SimpleUploadedFile(f"{word}-v2.md", text + f"\nThe {word} also flies on Fridays.\n".encode()))
-        access.grants_replace(obj=document, actor=actor, grants=[access.Grant(member.user, Level.VIEW)])
+        document_services.grants_replace(obj=document, actor=actor, grants=[Grant(member.user, Level.VIEW)])
     document.refresh_from_db()
     versions = list(document.versions.order_by("number"))
     assert [v.status for v in versions] == ["ready", "ready"], [v.status_reason for v in versions]
@@ -412,7 +414,7 @@ def snapshot(world: World) -> dict:
         "versions": sorted(DocumentVersion.objects.filter(document__tenant=tenant).values_list("pk", "status", "purged_at")),
         "events": DocumentEvent.objects.filter(document__tenant=tenant).count(),
         "grants": sorted((type(obj).__name__, obj.pk, str(g.principal.pk), g.level.label)
-                         for obj in [*Collection.objects.filter(tenant=tenant), *docs] for g in access.grants_list(obj)),
+                         for obj in [*Collection.objects.filter(tenant=tenant), *docs] for g in grants_list(obj)),
         "audit": (AuditRecord.objects.filter(tenant=tenant).count(), Review.objects.filter(record__tenant=tenant).count()),
         "golden": sorted(GoldenSet.objects.filter(tenant=tenant).values_list("pk", "name")),
         "questions": GoldenQuestion.objects.filter(golden_set__tenant=tenant).count(),

@@ -33,14 +33,14 @@ def add_chunks(version, texts: list[str]) -> list[Chunk]:
 @pytest.fixture
 def published_document(acme):
     """A published document of acme with two indexed chunks, readable by the whole tenant."""
-    from apps.access import services as access_services
+    from apps.access.grants import Grant
     from apps.access.levels import Level
     from apps.search import services as search_services
     from apps.tenants.models import TenantGroup
 
     collection = document_services.collection_create(tenant=acme.tenant, name="Policies")
     everyone = TenantGroup.objects.get(tenant=acme.tenant, is_everyone=True)
-    access_services.grants_replace(obj=collection, grants=[access_services.Grant(everyone.auth_group, Level.VIEW)], actor=Actor(None))
+    document_services.grants_replace(obj=collection, grants=[Grant(everyone.auth_group, Level.VIEW)], actor=Actor(None))
     document = document_services.document_create(tenant=acme.tenant, collection=collection, title="Travel policy", actor=Actor(None), file=text_file())
     version = document.versions.get()
     add_chunks(version, ["Flights under six hours are booked in economy class.", "Hotels are booked at the city rate."])

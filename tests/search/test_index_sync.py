@@ -3,7 +3,7 @@ and repairs drift; rebuild comes from the database without re-embedding."""
 
 import pytest
 
-from apps.access import services as access_services
+from apps.access.grants import Grant
 from apps.access.levels import Level
 from apps.access.principals import context_principals
 from apps.documents import services as document_services
@@ -54,11 +54,11 @@ def test_lifecycle_changes_reach_the_index(acme, on_commit, published_document):
 def test_grant_changes_reach_the_index(acme, on_commit, published_document):
     search_services.sync_document(document_id=published_document.pk)
     assert found(acme.reader)
-    on_commit(access_services.grants_replace, obj=published_document, grants=[access_services.Grant(acme.owner.user, Level.VIEW)], actor=Actor(None))
+    on_commit(document_services.grants_replace, obj=published_document, grants=[Grant(acme.owner.user, Level.VIEW)], actor=Actor(None))
     assert found(acme.reader) == []
-    on_commit(access_services.document_grants_inherit, document=Document.objects.get(pk=published_document.pk), actor=Actor(None))
+    on_commit(document_services.document_grants_inherit, document=Document.objects.get(pk=published_document.pk), actor=Actor(None))
     assert found(acme.reader)
-    on_commit(access_services.grants_replace, obj=published_document.collection, grants=[], actor=Actor(None))
+    on_commit(document_services.grants_replace, obj=published_document.collection, grants=[], actor=Actor(None))
     assert found(acme.reader) == []
     assert found(acme.owner)  # the owner reads the whole tenant
 
@@ -161,7 +161,7 @@ def test_a_sync_that_read_an_older_state_never_writes_after_a_newer_one(acme, mo
     # Committed for real (a transactional test): built without the upload's own ingestion.
     collection = document_services.collection_create(tenant=acme.tenant, name="Policies")
     everyone = TenantGroup.objects.get(tenant=acme.tenant, is_everyone=True)
-    access_services.grants_replace(obj=collection, grants=[access_services.Grant(everyone.auth_group, Level.VIEW)], actor=Actor(None))
+    document_services.grants_replace(obj=collection, grants=[Grant(everyone.auth_group, Level.VIEW)], actor=Actor(None))
     published_document = document_services.document_create(tenant=acme.tenant, collection=collection, title="Travel policy",
                                                            actor=Actor(None), file=text_file(), ingest=False)
     version = published_document.versions.get()

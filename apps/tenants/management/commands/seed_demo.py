@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from apps.access import services as access_services
+from apps.access.grants import Grant
 from apps.access.levels import Level
 from apps.documents import services as document_services
 from apps.documents.models import Collection, Document
@@ -57,9 +57,9 @@ class Command(BaseCommand):
                 services.group_member_add(group=group, membership=selectors.membership_get(tenant=tenant, username=username))
         return tenant
 
-    def _grants(self, tenant: Tenant, specs: list[dict]) -> list[access_services.Grant]:
+    def _grants(self, tenant: Tenant, specs: list[dict]) -> list[Grant]:
         return [
-            access_services.Grant(TenantGroup.objects.get(tenant=tenant, name=g["group"]).auth_group, Level.parse(g["level"]))
+            Grant(TenantGroup.objects.get(tenant=tenant, name=g["group"]).auth_group, Level.parse(g["level"]))
             for g in specs
         ]
 
@@ -68,7 +68,7 @@ class Command(BaseCommand):
         collection = Collection.objects.filter(tenant=tenant, name=spec["name"]).first()
         if collection is None:
             collection = document_services.collection_create(tenant=tenant, name=spec["name"], description=spec.get("description", ""))
-            access_services.grants_replace(obj=collection, grants=self._grants(tenant, spec.get("grants", [])), actor=actor)
+            document_services.grants_replace(obj=collection, grants=self._grants(tenant, spec.get("grants", [])), actor=actor)
         created = 0
         for doc in spec["documents"]:
             if Document.objects.filter(collection=collection, title=doc["title"]).exists():
@@ -88,6 +88,6 @@ class Command(BaseCommand):
                 **metadata,
             )
             if "grants" in doc:
-                access_services.grants_replace(obj=document, grants=self._grants(tenant, doc["grants"]), actor=actor)
+                document_services.grants_replace(obj=document, grants=self._grants(tenant, doc["grants"]), actor=actor)
             created += 1
         return created
