@@ -56,5 +56,10 @@ class ServiceUnavailable(ApplicationError):
     default_code = "service_unavailable"
 
 
+class TransientError(Exception):
+    """A dependency is unavailable for now (the search engine is down or refused a write): the
+    same work may succeed later. Tasks retry on it, whichever app's dependency it is."""
+
+
 def error_body(message: str, code: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"message": message, "code": code, "extra": extra or {}}

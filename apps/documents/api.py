@@ -16,9 +16,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.access.grants import Grant, grants_list
-from apps.access.checks import check_level, check_role_level, holds
 from apps.access.levels import LEVEL_NAMES, Level
-from apps.core.exceptions import ApplicationError, NotFound
+from apps.core.exceptions import NotFound
 from apps.core.pagination import paginated_response, paginated_schema
 from apps.core.parsers import JSONParser
 from apps.core.serializers import StrictInputSerializer
@@ -27,6 +26,7 @@ from apps.tenants.models import Scope
 from apps.tenants.permissions import tenant_context
 
 from . import selectors, services
+from .rules import Action, check_collection, check_collection_create, check_document, check_document_create, readable_versions
 from .models import ChunkStrategy, DocumentState
 from .uploads import SUPPORTED_MEDIA_TYPES
 
@@ -174,7 +174,7 @@ class CollectionListCreateView(APIView):
     @extend_schema(request=CollectionCreateSerializer, responses={201: CollectionOutputSerializer}, tags=["collections"])
     def post(self, request: Request) -> Response:
         context = tenant_context(request)
-        check_role_level(context, Level.CHANGE, "Creating a collection")
+        check_collection_create(context)
         data = self.CollectionCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         collection = services.collection_create(tenant=context.tenant, **data.validated_data)
@@ -197,7 +197,7 @@ class CollectionDetailView(APIView):
     def patch(self, request: Request, collection_id: int) -> Response:
         context = tenant_context(request)
         collection = selectors.collection_get(context=context, collection_id=collection_id)
-        check_level(context, collection, Level.CHANGE)
+        check_collection(context, collection, Action.UPDATE)
         data = self.CollectionUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         collection = services.collection_update(collection=collection, **data.validated_data)
@@ -207,7 +207,7 @@ class CollectionDetailView(APIView):
     def delete(self, request: Request, collection_id: int) -> Response:
         context = tenant_context(request)
         collection = selectors.collection_get(context=context, collection_id=collection_id)
-        check_level(context, collection, Level.MANAGE)
+        check_collection(context, collection, Action.LIFECYCLE)
         services.collection_delete(collection=collection)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -219,14 +219,14 @@ class CollectionGrantsView(APIView):
     def get(self, request: Request, collection_id: int) -> Response:
         context = tenant_context(request)
         collection = selectors.collection_get(context=context, collection_id=collection_id)
-        check_level(context, collection, Level.MANAGE)
+        check_collection(context, collection, Action.GRANTS)
         return Response(_grants_out(context, collection))
 
     @extend_schema(request=GrantsInputSerializer, responses=_grants_schema, tags=["collections"], summary="Replace the collection's grants")
     def put(self, request: Request, collection_id: int) -> Response:
         context = tenant_context(request)
         collection = selectors.collection_get(context=context, collection_id=collection_id)
-        check_level(context, collection, Level.MANAGE)
+        check_collection(context, collection, Action.GRANTS)
         data = GrantsInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         grants = _grants_in(context, data.validated_data["grants"])
@@ -303,32 +303,25 @@ class DocumentListCreateView(APIView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         collection = selectors.collection_get(context=context, collection_id=fields.pop("collection"))
-        # Publishing is a manager's decision, and so is what decides a purge; who may set legal hold
-        # and retention at all is the service's rule (services.retention_authority), for every caller.
-        managing = {"retention_until", "legal_hold"} & fields.keys() or fields.get("publish_when_ready")
-        check_level(context, collection, Level.MANAGE if managing else Level.CHANGE)
+        check_document_create(context, collection, _sent(fields))
         document = services.document_create(tenant=context.tenant, collection=collection, actor=context.actor, **fields)
         return Response(DocumentOutputSerializer(document).data, status=status.HTTP_201_CREATED)
 
 
-def _document(request: Request, document_id: int, level: Level):
+def _sent(fields: dict) -> list[str]:
+    """The names of the fields a request really sets (a `publish_when_ready` of false asks nothing)."""
+    return [name for name, value in fields.items() if name != "publish_when_ready" or value]
+
+
+def _document(request: Request, document_id: int, action: Action, fields: dict | None = None):
     context = tenant_context(request)
     document = selectors.document_get(context=context, document_id=document_id)
-    check_level(context, document, level)
+    check_document(context, document, action, _sent(fields or {}))
     return context, document
 
 
-def _versions(context, document):
-    """Readers with `view` alone see the published version only; drafts of new versions are for
-    those who may change the document."""
-    versions = selectors.version_list(document=document)
-    if holds(context, document, Level.CHANGE):
-        return versions
-    return versions.filter(pk=document.published_version_id)
-
-
 def _version(context, document, number: int):
-    version = _versions(context, document).filter(number=number).first()
+    version = readable_versions(context, document).filter(number=number).first()
     if version is None:
         raise NotFound(f"Document {document.pk} has no version {number}.", code="version_not_found")
     return version
@@ -342,24 +335,21 @@ class DocumentDetailView(APIView):
 
     @extend_schema(responses=DocumentOutputSerializer, tags=["documents"])
     def get(self, request: Request, document_id: int) -> Response:
-        _, document = _document(request, document_id, Level.VIEW)
+        _, document = _document(request, document_id, Action.VIEW)
         return Response(DocumentOutputSerializer(document).data)
 
     @extend_schema(request=DocumentUpdateSerializer, responses=DocumentOutputSerializer, tags=["documents"])
     def patch(self, request: Request, document_id: int) -> Response:
         data = self.DocumentUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        # Retention and legal hold decide whether content may be destroyed: on top of `manage`, the
-        # service lets only the compliance team change them (services.retention_authority).
-        level = Level.MANAGE if {"retention_until", "legal_hold"} & data.validated_data.keys() else Level.CHANGE
-        context, document = _document(request, document_id, level)
+        context, document = _document(request, document_id, Action.UPDATE, data.validated_data)
         document = services.document_update(document=document, actor=context.actor, **data.validated_data)
         return Response(DocumentOutputSerializer(document).data)
 
     # 200 with the document (now deleted): drf-spectacular would document a DELETE as 204.
     @extend_schema(request=ReasonSerializer, responses={200: DocumentOutputSerializer}, tags=["documents"], summary="Soft-delete")
     def delete(self, request: Request, document_id: int) -> Response:
-        context, document = _document(request, document_id, Level.MANAGE)
+        context, document = _document(request, document_id, Action.LIFECYCLE)
         reason = ReasonSerializer(data=request.data)
         reason.is_valid(raise_exception=True)
         document = services.document_delete(document=document, actor=context.actor, **reason.validated_data)
@@ -377,8 +367,8 @@ class VersionListCreateView(APIView):
 
     @extend_schema(operation_id="document_versions_list", responses=paginated_schema(VersionOutputSerializer), tags=["versions"])
     def get(self, request: Request, document_id: int) -> Response:
-        context, document = _document(request, document_id, Level.VIEW)
-        versions = _versions(context, document)
+        context, document = _document(request, document_id, Action.VIEW)
+        versions = readable_versions(context, document)
         return paginated_response(request=request, view=self, queryset=versions, serializer_class=VersionOutputSerializer)
 
     @extend_schema(
@@ -390,8 +380,7 @@ class VersionListCreateView(APIView):
     def post(self, request: Request, document_id: int) -> Response:
         data = self.VersionUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        # Publishing, even deferred, is a manage action.
-        context, document = _document(request, document_id, Level.MANAGE if data.validated_data["publish_when_ready"] else Level.CHANGE)
+        context, document = _document(request, document_id, Action.UPLOAD, data.validated_data)
         version = services.version_upload(document=document, actor=context.actor, **data.validated_data)
         return Response(VersionOutputSerializer(version).data, status=status.HTTP_201_CREATED)
 
@@ -401,7 +390,7 @@ class VersionDetailView(APIView):
 
     @extend_schema(responses=VersionOutputSerializer, tags=["versions"])
     def get(self, request: Request, document_id: int, number: int) -> Response:
-        context, document = _document(request, document_id, Level.VIEW)
+        context, document = _document(request, document_id, Action.VIEW)
         return Response(VersionOutputSerializer(_version(context, document, number)).data)
 
 
@@ -412,7 +401,7 @@ class VersionContentView(APIView):
     @extend_schema(responses={(200, media_type): OpenApiTypes.BINARY for media_type in SUPPORTED_MEDIA_TYPES},
                    tags=["versions"], summary="Download a version's file")
     def get(self, request: Request, document_id: int, number: int):
-        context, document = _document(request, document_id, Level.VIEW)
+        context, document = _document(request, document_id, Action.VIEW)
         version = _version(context, document, number)
         if not version.file:
             raise NotFound(f"Version {number} was purged; its content is gone.", code="version_purged")
@@ -426,7 +415,7 @@ class VersionPublishView(APIView):
 
     @extend_schema(request=ReasonSerializer, responses=DocumentOutputSerializer, tags=["lifecycle"], summary="Publish a ready version")
     def post(self, request: Request, document_id: int, number: int) -> Response:
-        context, document = _document(request, document_id, Level.MANAGE)
+        context, document = _document(request, document_id, Action.PUBLISH)
         version = selectors.version_get(document=document, number=number)
         reason = ReasonSerializer(data=request.data)
         reason.is_valid(raise_exception=True)
@@ -443,15 +432,10 @@ class DocumentRollbackView(APIView):
 
     @extend_schema(request=RollbackSerializer, responses=DocumentOutputSerializer, tags=["lifecycle"], summary="Re-publish an earlier version")
     def post(self, request: Request, document_id: int) -> Response:
-        context, document = _document(request, document_id, Level.MANAGE)
+        context, document = _document(request, document_id, Action.PUBLISH)
         data = self.RollbackSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         version = selectors.version_get_by_id(context=context, version_id=data.validated_data["version_id"])
-        if version.document_id != document.pk:
-            raise ApplicationError(
-                f"Version {version.pk} belongs to another document; roll back to one of this document's versions.",
-                code="version_of_another_document",
-            )
         document = services.document_rollback(
             document=document, version=version, actor=context.actor, reason=data.validated_data["reason"]
         )
@@ -463,7 +447,7 @@ class _LifecycleView(APIView):
     service = None
 
     def post(self, request: Request, document_id: int) -> Response:
-        context, document = _document(request, document_id, Level.MANAGE)
+        context, document = _document(request, document_id, Action.LIFECYCLE)
         reason = ReasonSerializer(data=request.data)
         reason.is_valid(raise_exception=True)
         document = type(self).service(document=document, actor=context.actor, **reason.validated_data)
@@ -546,7 +530,7 @@ class DocumentHistoryView(APIView):
 
     @extend_schema(operation_id="document_history_list", responses=paginated_schema(EventOutputSerializer), tags=["documents"])
     def get(self, request: Request, document_id: int) -> Response:
-        _, document = _document(request, document_id, Level.CHANGE)
+        _, document = _document(request, document_id, Action.HISTORY)
         events = selectors.document_history(document=document)
         return paginated_response(request=request, view=self, queryset=events, serializer_class=EventOutputSerializer)
 
@@ -560,13 +544,13 @@ class DocumentGrantsView(APIView):
 
     @extend_schema(responses=DocumentGrantsSerializer, tags=["documents"], summary="The grants that apply to the document")
     def get(self, request: Request, document_id: int) -> Response:
-        context, document = _document(request, document_id, Level.MANAGE)
+        context, document = _document(request, document_id, Action.GRANTS)
         source = document if document.has_own_grants else document.collection
         return Response({"inherited": not document.has_own_grants, "grants": _grants_out(context, source)})
 
     @extend_schema(request=GrantsInputSerializer, responses=DocumentGrantsSerializer, tags=["documents"], summary="Give the document its own grants")
     def put(self, request: Request, document_id: int) -> Response:
-        context, document = _document(request, document_id, Level.MANAGE)
+        context, document = _document(request, document_id, Action.GRANTS)
         data = GrantsInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.grants_replace(obj=document, grants=_grants_in(context, data.validated_data["grants"]), actor=context.actor)
@@ -574,6 +558,6 @@ class DocumentGrantsView(APIView):
 
     @extend_schema(responses={200: DocumentGrantsSerializer}, tags=["documents"], summary="Drop the document's own grants: inherit again")
     def delete(self, request: Request, document_id: int) -> Response:
-        context, document = _document(request, document_id, Level.MANAGE)
+        context, document = _document(request, document_id, Action.GRANTS)
         services.document_grants_inherit(document=document, actor=context.actor)
         return Response({"inherited": True, "grants": _grants_out(context, document.collection)})

@@ -91,10 +91,6 @@ def document_get_for_retention(*, context: TenantContext, document_id: int) -> D
     return document
 
 
-def version_list(*, document: Document) -> QuerySet[DocumentVersion]:
-    return document.versions.order_by("-number")
-
-
 def version_get(*, document: Document, number: int) -> DocumentVersion:
     version = document.versions.filter(number=number).first()
     if version is None:

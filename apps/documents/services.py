@@ -290,7 +290,8 @@ def version_upload(
 def _make_current(document: Document, version: DocumentVersion, actor: Actor, action: str, reason: str) -> Document:
     if version.document_id != document.pk:
         raise ApplicationError(
-            f"Version {version.pk} belongs to another document.", code="version_of_another_document"
+            f"Version {version.pk} belongs to another document; choose one of this document's versions.",
+            code="version_of_another_document",
         )
     _refuse_if_deleted(document)
     if document.state == DocumentState.ARCHIVED:

@@ -9,11 +9,11 @@ from __future__ import annotations
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
-from apps.search.backends.base import SearchBackendError
+from apps.core.exceptions import TransientError
 
 from . import services
 
-TRANSIENT = (SearchBackendError, OperationalError, InterfaceError, ConnectionError)
+TRANSIENT = (TransientError, OperationalError, InterfaceError, ConnectionError)
 
 
 class IngestionTask(Task):

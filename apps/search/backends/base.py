@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from apps.core.exceptions import TransientError
+
 from .. import fusion
 from ..analysis import highlight
 from ..types import (
@@ -19,7 +21,7 @@ from ..types import (
 )
 
 
-class SearchBackendError(Exception):
+class SearchBackendError(TransientError):
     """The search backend could not do what was asked (down, misconfigured, refused)."""
 
 
