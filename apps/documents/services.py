@@ -389,7 +389,7 @@ def document_purge(*, document: Document, actor: Actor, reason: str = "", today:
         )
     # The content goes everywhere it lives: files, chunk texts and vectors, index entries. The
     # versions stay as tombstones (sha256, sizes) and the history stays whole.
-    from apps.ingestion.models import Chunk, Section
+    from apps.corpus.models import Chunk, Section
     from apps.search.projection import refs_of
 
     refs = refs_of(version__document_id=document.pk)

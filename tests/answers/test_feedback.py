@@ -7,8 +7,8 @@ import pytest
 from apps.access import services as access
 from apps.access.levels import Level
 from apps.audit.models import AuditRecord
-from apps.ingestion.embedding import get_embedder
-from apps.ingestion.models import Chunk
+from apps.corpus.embedding import get_embedder
+from apps.corpus.models import Chunk
 from apps.search.backends import get_search_backend
 from apps.tenants.actors import Actor
 
