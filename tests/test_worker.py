@@ -62,9 +62,9 @@ def test_the_worker_applies_lifecycle_changes_to_the_index(celery_worker_process
 
 @pytest.mark.django_db(transaction=True)
 def test_the_worker_ingests_an_upload_until_it_is_searchable(celery_worker_process, worker_index):
+    from apps.corpus.models import Chunk
     from apps.documents import services as document_services
     from apps.documents.models import DocumentVersion, IngestionStatus
-    from apps.ingestion.models import Chunk
     from apps.tenants import services as tenant_services
     from apps.tenants.actors import Actor
     from tests.documents.conftest import text_file
@@ -145,8 +145,8 @@ def test_the_search_engine_stalls_mid_ingest_the_task_retries_and_completes(cele
 def test_upload_ingest_ask_and_the_audit_record_shows_the_chunks_and_their_exact_text(celery_worker_process, worker_index):
     """End to end through the API: a tenant app uploads (the worker ingests and publishes), then
     asks; the compliance team's view of the record holds every chunk with its exact text."""
+    from apps.corpus.models import Chunk
     from apps.documents.models import DocumentVersion, IngestionStatus
-    from apps.ingestion.models import Chunk
     from apps.tenants import services as tenant_services
     from apps.tenants.models import Role, Scope
     from tests.conftest import key_client, user_client

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from apps.corpus.embedding import default_model_path
 from apps.ingestion.chunking import tokenizer_for
-from apps.ingestion.embedding import default_model_path
 
 from .types import Passage, RankedChunk
 

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from apps.core.exceptions import ServiceUnavailable
-from apps.ingestion.embedding import get_embedder
+from apps.corpus.embedding import get_embedder
 
 from .types import Answer, Citation, Passage
 

@@ -11,7 +11,7 @@ from apps.access.principals import context_principals
 from apps.audit import services as audit
 from apps.audit.models import AuditRecord, Kind, Outcome
 from apps.core.exceptions import ApplicationError, PermissionDenied
-from apps.ingestion.embedding import get_embedder
+from apps.corpus.embedding import get_embedder
 from apps.search.backends import get_search_backend
 from apps.search.types import Fusion, Mode
 from apps.tenants.resolution import TenantContext

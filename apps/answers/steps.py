@@ -17,8 +17,8 @@ from django.conf import settings
 
 from apps.documents.selectors import readable_published_documents
 from apps.core.exceptions import ApplicationError, ServiceUnavailable
-from apps.ingestion.embedding import get_embedder
-from apps.ingestion.models import Chunk
+from apps.corpus.embedding import get_embedder
+from apps.corpus.models import Chunk
 from apps.search import feedback
 from apps.search.backends import SearchBackendError, get_search_backend
 from apps.search.types import MAX_K, Mode, SearchQuery

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from apps.access.principals import tenant_wide
-from apps.ingestion.models import Chunk
+from apps.corpus.models import Chunk
 from apps.search.types import DEFAULT_DENSE_WEIGHT, DEFAULT_RRF_K, Fusion, Mode, SearchFilters, SearchHit
 from apps.tenants.resolution import TenantContext
 

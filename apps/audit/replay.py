@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 
 from apps.access.principals import TENANT_WIDE_ROLES, document_reader_principals, user_principals
+from apps.corpus.embedding import get_embedder
+from apps.corpus.models import Chunk, Section
 from apps.documents.models import Document, DocumentState, DocumentVersion
 from apps.ingestion import parsers
-from apps.ingestion.embedding import get_embedder
-from apps.ingestion.models import Chunk, Section
 from apps.search.backends import get_search_backend
 from apps.tenants.models import Membership
 

@@ -14,7 +14,7 @@ from datetime import date
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from apps.core.exceptions import NotFound
-from apps.ingestion.models import Chunk
+from apps.corpus.models import Chunk
 
 from .models import AuditRecord, RetrievedChunk, Review
 

@@ -26,8 +26,8 @@ from tqdm import tqdm
 from apps.answers.services import ask_run, request_check, search_run
 from apps.answers.types import RetrievalRequest
 from apps.core.exceptions import ApplicationError, PermissionDenied
+from apps.corpus.embedding import get_embedder
 from apps.documents.models import Collection, Document
-from apps.ingestion.embedding import get_embedder
 from apps.search import services as search_services
 from apps.search.backends import get_search_backend
 from apps.search.types import Fusion, Mode, SearchFilters

@@ -23,6 +23,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.corpus.embedding import Embedder, get_embedder
+from apps.corpus.models import Chunk, Section, chunk_id
+from apps.corpus.vectors import EMBEDDING_DIMS
 from apps.documents import services as document_services
 from apps.documents.models import ChunkStrategy, DocumentVersion, IngestionStatus
 from apps.search import projection as search_projection
@@ -30,8 +33,6 @@ from apps.search import services as search_services
 from apps.search import sync as search_sync
 
 from . import chunking, parsers
-from .embedding import Embedder, get_embedder
-from .models import Chunk, Section, chunk_id
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -64,7 +65,7 @@ def embed_with_reuse(texts: list[str], *, tenant_id: int, embedder: Embedder, on
             embedding_input_sha256__in=set(hashes), embedding_model=embedder.identity, version__document__tenant_id=tenant_id
         ).values_list("embedding_input_sha256", "embedding")
     )
-    vectors = np.zeros((len(texts), 384), dtype=np.float32)
+    vectors = np.zeros((len(texts), EMBEDDING_DIMS), dtype=np.float32)
     todo = []
     for i, h in enumerate(hashes):
         if h in known:

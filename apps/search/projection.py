@@ -8,8 +8,8 @@ from collections.abc import Iterable, Iterator
 from django.db.models import F, QuerySet
 
 from apps.access.principals import document_reader_principals
+from apps.corpus.models import Chunk
 from apps.documents.models import Document, DocumentState
-from apps.ingestion.models import Chunk
 
 from .types import ChunkRef, IndexedChunk
 

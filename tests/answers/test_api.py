@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from apps.audit.models import AuditRecord, Outcome
-from apps.ingestion.models import Chunk, Section
+from apps.corpus.models import Chunk, Section
 from apps.tenants.models import Scope
 
 

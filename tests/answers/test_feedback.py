@@ -9,8 +9,8 @@ from apps.access.grants import Grant
 from apps.documents import services as document_services
 from apps.access.levels import Level
 from apps.audit.models import AuditRecord
-from apps.ingestion.embedding import get_embedder
-from apps.ingestion.models import Chunk
+from apps.corpus.embedding import get_embedder
+from apps.corpus.models import Chunk
 from apps.search.backends import get_search_backend
 from apps.tenants.actors import Actor
 

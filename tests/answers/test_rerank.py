@@ -12,7 +12,7 @@ import pytest
 
 from apps.answers.rerank import _load
 from apps.audit.models import AuditRecord
-from apps.ingestion.embedding import default_model_path
+from apps.corpus.embedding import default_model_path
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from django.test import Client
 
 from apps.audit.models import AuditRecord, Review
 from apps.audit.services import review_add
-from apps.ingestion.models import Chunk
+from apps.corpus.models import Chunk
 
 LIST = "/admin/audit/auditrecord/"
 
@@ -76,6 +76,6 @@ def test_the_detail_page_replays_a_record_and_shows_what_differs(library, record
     html = client.get(f"{LIST}{record.pk}/change/", {"replay": "1"}).content.decode()
     assert "Every text re-derived from the versions matches the record." in html and "DIFFERS" not in html
     chunk_id = record.chunks.filter(shown=True).first().chunk_id
-    _sql("UPDATE ingestion_chunk SET start_offset = start_offset + 1 WHERE id = %s", [chunk_id])
+    _sql("UPDATE corpus_chunk SET start_offset = start_offset + 1 WHERE id = %s", [chunk_id])
     html = client.get(f"{LIST}{record.pk}/change/", {"replay": "1"}).content.decode()
     assert "Some texts do not match what the record kept." in html and "DIFFERS" in html

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from apps.audit.models import AuditRecord
-from apps.ingestion.models import Chunk
+from apps.corpus.models import Chunk
 from apps.tenants.models import Scope
 from tests.conftest import key_client, user_client
 

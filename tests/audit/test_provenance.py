@@ -11,8 +11,8 @@ import pytest
 
 from apps.access.principals import context_principals
 from apps.audit.models import AuditRecord
-from apps.ingestion.embedding import get_embedder
-from apps.ingestion.models import Chunk, Section
+from apps.corpus.embedding import get_embedder
+from apps.corpus.models import Chunk, Section
 from apps.search.backends import get_search_backend
 from apps.search.projection import chunks_of, project
 from apps.tenants.resolution import resolve_tenant_context

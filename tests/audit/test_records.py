@@ -9,7 +9,7 @@ from django.db import connection, transaction
 
 from apps.audit import chain
 from apps.audit.models import AppendOnly, AuditRecord, RetrievedChunk, Review
-from apps.ingestion.models import Chunk
+from apps.corpus.models import Chunk
 from apps.tenants.models import Tenant
 
 

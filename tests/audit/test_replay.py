@@ -56,7 +56,7 @@ def test_an_altered_record_or_a_tampered_chunk_row_fails_the_replay(library, aud
     assert "record intact, texts all match" in capsys.readouterr().out
     # The chunk row's offsets are moved: the text re-derived from the file no longer hashes right.
     chunk_id = record.chunks.filter(shown=True).first().chunk_id
-    _sql("UPDATE ingestion_chunk SET start_offset = start_offset + 1 WHERE id = %s", [chunk_id])
+    _sql("UPDATE corpus_chunk SET start_offset = start_offset + 1 WHERE id = %s", [chunk_id])
     with pytest.raises(CommandError):
         call_command("audit_replay", str(record.pk), "--tenant", "acme")
     _sql("UPDATE audit_auditrecord SET answer = %s WHERE id = %s", ["Everyone flies first class.", record.pk])

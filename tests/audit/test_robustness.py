@@ -54,9 +54,9 @@ def test_the_evidence_of_a_record_never_shows_another_tenants_chunk(library, rec
     other = globex.tenant
     from django.core.files.uploadedfile import SimpleUploadedFile
 
+    from apps.corpus.models import Chunk
     from apps.documents import services as documents
     from apps.documents.services import Actor
-    from apps.ingestion.models import Chunk
 
     collection = documents.collection_create(tenant=other, name="Deals")
     with django_capture_on_commit_callbacks(execute=True):  # ingested after commit, as in production

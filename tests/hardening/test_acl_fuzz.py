@@ -86,10 +86,10 @@ from apps.answers.services import pipeline_run
 from apps.answers.types import RetrievalRequest
 from apps.audit.models import Kind
 from apps.core.exceptions import ApplicationError, NotAuthenticated, NotFound, PermissionDenied
+from apps.corpus.embedding import get_embedder
+from apps.corpus.models import Chunk, chunk_id
 from apps.documents import services as documents
 from apps.documents.models import Collection, Document, DocumentState, DocumentVersion, IngestionStatus
-from apps.ingestion.embedding import get_embedder
-from apps.ingestion.models import Chunk, chunk_id
 from apps.search import services as search_services
 from apps.search.backends import get_search_backend, reset_search_backends
 from apps.search.types import ChunkRef, Fusion, Mode, SearchFilters

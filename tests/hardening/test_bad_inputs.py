@@ -36,8 +36,8 @@ import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from apps.corpus.models import Chunk
 from apps.documents.models import Document, DocumentVersion
-from apps.ingestion.models import Chunk
 from apps.search.backends import get_search_backend
 from tests.answers.conftest import library  # noqa: F401  (the ingested library fixture, shared)
 from tests.conftest import key_client

@@ -176,10 +176,10 @@ def test_redis_stopped_queries_still_answered_uploads_processed_once_it_returns(
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_ingest_leaves_nothing_half_visible_and_the_rerun_is_idempotent(private_redis, worker_index, settings):
+    from apps.corpus.models import Chunk
     from apps.documents.models import DocumentVersion, IngestionStatus
     from apps.ingestion import services as ingestion_services
     from apps.ingestion import tasks as ingestion_tasks
-    from apps.ingestion.models import Chunk
     from tests.documents.conftest import text_file
 
     assert connection.vendor == "postgresql"

@@ -7,10 +7,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from apps.core.exceptions import ApplicationError
+from apps.corpus.models import Chunk
 from apps.documents import services as document_services
 from apps.documents.models import Document, IngestionStatus
 from apps.ingestion import bulk
-from apps.ingestion.models import Chunk
 
 TRAVEL = "# Travel\n\nEmployees book flights through the travel portal at least two weeks ahead.\n"
 EXPENSES = "Expense claims are filed within thirty days of the trip, with every receipt attached.\n"

@@ -1,7 +1,8 @@
 import numpy as np
 
+from apps.corpus.embedding import default_model_path
+from apps.corpus.vectors import EMBEDDING_DIMS
 from apps.ingestion.chunking import plan_semantic_chunks, plan_token_chunks, tokenizer_for
-from apps.ingestion.embedding import default_model_path
 from apps.ingestion.parsers import ParsedDocument, ParsedSection
 
 
@@ -39,7 +40,7 @@ def test_chunks_never_cross_sections_and_the_model_limit_holds():
 
 def test_semantic_chunks_split_where_the_topic_changes():
     sentences = ["Cats purr.", "Cats sleep a lot.", "Cats chase mice.", "Bonds pay coupons.", "Bonds have yields."]
-    topics = {"Cats": np.eye(384, dtype=np.float32)[0], "Bonds": np.eye(384, dtype=np.float32)[1]}
+    topics = {"Cats": np.eye(EMBEDDING_DIMS, dtype=np.float32)[0], "Bonds": np.eye(EMBEDDING_DIMS, dtype=np.float32)[1]}
 
     def embed(texts):
         return np.stack([topics[t.split()[0]] for t in texts])

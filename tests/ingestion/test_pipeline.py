@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
+from apps.corpus.models import Chunk, Section
+from apps.corpus.vectors import EMBEDDING_DIMS
 from apps.documents.models import Document, DocumentVersion, IngestionStatus
 from apps.ingestion import services as ingestion_services
-from apps.ingestion.models import Chunk, Section
 from apps.search.backends import get_search_backend
 from apps.tenants.models import Scope
 from tests.conftest import key_client
@@ -49,12 +50,12 @@ def test_upload_to_ready_to_searchable(app, acme):
         section = chunk.section
         assert section.start_offset <= chunk.start_offset < chunk.end_offset <= section.end_offset
         assert chunk.text == section.text[chunk.start_offset - section.start_offset : chunk.end_offset - section.start_offset]
-        assert chunk.vector.shape == (384,) and abs(float((chunk.vector ** 2).sum()) - 1) < 1e-3
+        assert chunk.vector.shape == (EMBEDDING_DIMS,) and abs(float((chunk.vector ** 2).sum()) - 1) < 1e-3
     backend = get_search_backend()
     backend.refresh()
     assert backend.fingerprints() == {}  # ready, not published: not in the index at all (docs/search.md)
 
-    from apps.ingestion.embedding import get_embedder
+    from apps.corpus.embedding import get_embedder
     from apps.search.types import Mode, SearchQuery
 
     text = "travel number 73 through the portal"
@@ -141,8 +142,8 @@ def test_a_small_edit_embeds_only_the_chunks_that_changed(app):
 def test_chunks_are_embedded_with_their_documents_title_and_a_new_title_is_embedded_anew(app):
     """A chunk from the middle of a document is embedded as "title + text", so it keeps what it is
     about; a retitled document's chunks are not served the vectors of the old title."""
+    from apps.corpus.embedding import get_embedder
     from apps.documents import services as document_services
-    from apps.ingestion.embedding import get_embedder
     from apps.tenants.actors import Actor
 
     document = app.upload(POLICY)
@@ -194,7 +195,7 @@ def test_publish_when_ready(app, django_capture_on_commit_callbacks, acme):
 def test_reembed_finds_chunks_of_another_model_and_embeds_them_again(app, capsys):
     from django.core.management import call_command
 
-    from apps.ingestion.embedding import get_embedder
+    from apps.corpus.embedding import get_embedder
 
     document = app.upload(POLICY)
     version = DocumentVersion.objects.get(document_id=document["id"])

@@ -3,9 +3,10 @@ import hashlib
 import numpy as np
 import pytest
 
+from apps.corpus.models import Chunk, chunk_id
+from apps.corpus.vectors import EMBEDDING_DIMS
 from apps.documents import services as document_services
 from apps.documents.models import IngestionStatus
-from apps.ingestion.models import Chunk, chunk_id
 from apps.tenants.actors import Actor
 from tests.documents.conftest import text_file
 
@@ -13,7 +14,7 @@ from tests.documents.conftest import text_file
 def vector_for(text: str) -> np.ndarray:
     """A deterministic unit vector per text (tests of plumbing, not of meaning)."""
     seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
-    v = np.random.default_rng(seed).standard_normal(384).astype(np.float32)
+    v = np.random.default_rng(seed).standard_normal(EMBEDDING_DIMS).astype(np.float32)
     return v / np.linalg.norm(v)
 
 

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 from django.conf import settings
 
+from apps.corpus.vectors import EMBEDDING_DIMS
 from apps.search import fusion
 from apps.search.backends.base import InvalidQuery, SearchBackendError
 from apps.search.backends.elasticsearch import ElasticsearchBackend
 from apps.search.backends.embedded import EmbeddedBackend
 from apps.search.types import ChunkRef, Fusion, IndexedChunk, Mode, SearchFilters, SearchQuery
 
-DIMS = 384
+DIMS = EMBEDDING_DIMS
 ALICE, BOB, EVERYONE = "user:1", "user:2", "tenant-wide"
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from apps.corpus.embedding import get_embedder
 from apps.evaluation import backend_eval, beir
-from apps.ingestion.embedding import get_embedder
 from apps.search.management.commands.search_beir_eval import eval_backend
 from tests.conftest import IN_CI
 

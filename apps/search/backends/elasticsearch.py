@@ -19,11 +19,12 @@ from datetime import datetime, timezone
 from elasticsearch import Elasticsearch, helpers
 from elasticsearch import exceptions as es_exceptions
 
+from apps.corpus.vectors import EMBEDDING_DIMS
+
 from ..analysis import analyzed_text
 from ..types import Candidate, ChunkRef, IndexedChunk, Mode, SearchQuery
 from .base import RebuildReport, SearchBackend, SearchBackendError
 
-DIMS = 384
 TITLE_BOOST = 0.5
 SOURCE_FIELDS = ["chunk_id", "document_id", "version_id", "collection_id", "title", "text"]
 ANALYSIS_SERVER = "english"  # the server's `english` analyser
@@ -119,7 +120,7 @@ class ElasticsearchBackend(SearchBackend):
             "fingerprint": {"type": "keyword", "index": False},
             "vector": {
                 "type": "dense_vector",
-                "dims": DIMS,
+                "dims": EMBEDDING_DIMS,
                 "index": True,
                 "similarity": "cosine",
                 "index_options": {"type": "int8_hnsw" if self.config.get("INT8") else "hnsw", "m": 16, "ef_construction": 100},

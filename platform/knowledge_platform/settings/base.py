@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "apps.search",
     "apps.documents",
     "apps.access",
+    "apps.corpus",
     "apps.ingestion",
     "apps.answers",
     "apps.audit",

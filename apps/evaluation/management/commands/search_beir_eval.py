@@ -9,8 +9,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.corpus.embedding import get_embedder
 from apps.evaluation import backend_eval, beir
-from apps.ingestion.embedding import get_embedder
 from apps.search.backends.elasticsearch import ElasticsearchBackend
 from apps.search.backends.embedded import EmbeddedBackend
 from apps.search.types import Fusion, Mode

@@ -14,11 +14,11 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from apps.corpus.embedding import get_embedder
+from apps.corpus.models import Chunk
 from apps.documents.models import Document, DocumentVersion
 from apps.ingestion import bulk
 from apps.ingestion import services as ingestion_services
-from apps.ingestion.embedding import get_embedder
-from apps.ingestion.models import Chunk
 from apps.search import services as search_services
 from apps.search.types import ChunkRef
 from apps.tenants import services as tenant_services

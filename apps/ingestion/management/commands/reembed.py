@@ -12,9 +12,9 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from apps.corpus.embedding import get_embedder
+from apps.corpus.models import Chunk
 from apps.ingestion import services
-from apps.ingestion.embedding import get_embedder
-from apps.ingestion.models import Chunk
 from apps.tenants.models import Tenant
 
 BATCH = 128

@@ -7,7 +7,7 @@ backend ≤ 1.3 × raw). A benchmark command, not a test: it prints figures and 
 backend (one index each) and, in the same run, into one shared index routed by tenant (the layout
 before); hybrid latency against both, index count, load time and the mappings' heap.
 
-The corpus is synthetic (random 384-d vectors, Zipf-distributed words, random ACLs over 5 tenants,
+The corpus is synthetic (random EMBEDDING_DIMS-d vectors, Zipf-distributed words, random ACLs over 5 tenants,
 60 principals) and goes into throwaway indices that are dropped at the end.
 """
 
@@ -24,6 +24,7 @@ from django.core.management.base import BaseCommand, CommandError
 from elasticsearch import helpers
 from tqdm import tqdm
 
+from apps.corpus.vectors import EMBEDDING_DIMS
 from apps.search.backends.elasticsearch import ElasticsearchBackend
 from apps.search.types import IndexedChunk, Mode, SearchQuery
 
@@ -43,7 +44,7 @@ def synthetic_chunks(n: int, seed: int = 7, tenants: int = TENANTS):
         principals |= {f"group:{int(g)}" for g in rng.integers(1, GROUPS + 1, size=rng.integers(0, 3))}
         if rng.random() < 0.2:
             principals.add(f"tenant:{tenant}:all")
-        vector = rng.standard_normal(384).astype(np.float32)
+        vector = rng.standard_normal(EMBEDDING_DIMS).astype(np.float32)
         yield IndexedChunk(
             chunk_id=f"bench-{i}", tenant_id=tenant, collection_id=int(rng.integers(1, 20)), document_id=i // 8 + 1,
             version_id=i // 8 + 1, published=rng.random() < 0.9, principals=tuple(sorted(principals)),
@@ -59,7 +60,7 @@ def synthetic_queries(count: int, seed: int = 11, tenants: int = TENANTS) -> lis
     for _ in range(count):
         tenant = int(rng.integers(1, tenants + 1))
         principals = tuple(sorted({f"user:{int(rng.integers(1, USERS + 1))}"} | {f"group:{int(g)}" for g in rng.integers(1, GROUPS + 1, size=2)}))
-        vector = rng.standard_normal(384).astype(np.float32)
+        vector = rng.standard_normal(EMBEDDING_DIMS).astype(np.float32)
         queries.append(SearchQuery(
             tenant_id=tenant, principals=principals, text=" ".join(f"w{int(w)}" for w in rng.integers(0, 300, size=3)),
             vector=vector / np.linalg.norm(vector), k=10,

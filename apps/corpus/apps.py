@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class CorpusConfig(AppConfig):
+    name = "apps.corpus"
+    label = "corpus"
+    verbose_name = "Corpus"
