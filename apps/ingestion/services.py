@@ -23,14 +23,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.corpus import events as corpus_events
+from apps.corpus import services as corpus_services
 from apps.corpus.embedding import Embedder, get_embedder
 from apps.corpus.models import Chunk, Section, chunk_id
 from apps.corpus.vectors import EMBEDDING_DIMS
 from apps.documents import services as document_services
 from apps.documents.models import ChunkStrategy, DocumentVersion, IngestionStatus
-from apps.search import projection as search_projection
-from apps.search import services as search_services
-from apps.search import sync as search_sync
 
 from . import chunking, parsers
 
@@ -144,7 +143,7 @@ def _store(items: list[_Prepared], vectors: np.ndarray, embedder: Embedder) -> N
     with transaction.atomic():
         # A re-ingest (another chunking, another model) may make fewer chunks than before: the index
         # loses the ids that are no more, after commit (the new ones are indexed by id after _store).
-        before = search_projection.refs_of(version_id__in=version_ids)
+        before = corpus_services.refs_of(version_id__in=version_ids)
         Chunk.objects.filter(version_id__in=version_ids).delete()
         Section.objects.filter(version_id__in=version_ids).delete()
         sections = Section.objects.bulk_create(
@@ -165,7 +164,9 @@ def _store(items: list[_Prepared], vectors: np.ndarray, embedder: Embedder) -> N
             first_section += len(item.parsed.sections)
         Chunk.objects.bulk_create(chunks, batch_size=500)
         kept = {chunk.id for chunk in chunks}
-        search_sync.chunks_removed([ref for ref in before if ref.chunk_id not in kept])
+        removed = tuple(ref for ref in before if ref.chunk_id not in kept)
+        if removed:
+            corpus_events.announce(corpus_events.ChunksRemoved(removed))
         for item in items:
             item.version.progress_done = item.version.progress_total = len(item.plans)
         DocumentVersion.objects.bulk_update([item.version for item in items], ["progress_done", "progress_total"])
@@ -219,9 +220,10 @@ def ingest_versions(*, version_ids: list[int], embedder: Embedder | None = None)
                 embedded=len(item.plans) - int(reused[part].sum()), reused=int(reused[part].sum()),
                 seconds=round(time.perf_counter() - started, 3),
             )
-        # Projected with each document's current state: a re-ingested published version is
-        # searchable at once; a new one becomes so when it is published.
-        search_services.index_versions(version_ids=[item.version.pk for item in items])
+        # The index copies them now, each document in its current state (a re-ingested published
+        # version is searchable at once, a new one once published); a search engine that is down
+        # fails this task, which retries, so a version is ready only once it is searchable.
+        corpus_events.announce(corpus_events.ChunksStored(tuple(item.version.pk for item in items)))
         _finish(items)
     for report in reports.values():
         log.info("ingested %s", report)

@@ -11,7 +11,7 @@ from apps.access.principals import document_reader_principals
 from apps.corpus.models import Chunk
 from apps.documents.models import Document, DocumentState
 
-from .types import ChunkRef, IndexedChunk
+from .types import IndexedChunk
 
 
 def is_searchable(document: Document, version_id: int) -> bool:
@@ -59,6 +59,3 @@ def all_chunks() -> Iterator[IndexedChunk]:
     """Everything the index should hold, for rebuild and reconcile."""
     return project(searchable_chunks_of().iterator(chunk_size=1000))
 
-
-def refs_of(**filters) -> list[ChunkRef]:
-    return [ChunkRef(chunk_id, tenant_id) for chunk_id, tenant_id in Chunk.objects.filter(**filters).values_list("id", "version__document__tenant_id")]

@@ -1,19 +1,17 @@
-"""How the index follows the database. Search subscribes to what the documents app announces
-(connected in SearchConfig.ready()); each announcement queues its task once the surrounding
-transaction commits, so the index never sees a change that was rolled back. Until the task lands,
-the permission re-check at query time closes the window; a task lost to a broker outage is made
-good by the periodic reconcile (CELERY_BEAT_SCHEDULE)."""
+"""How the index follows the database. Search subscribes to what the documents app and the corpus
+announce (connected in SearchConfig.ready()). Changes to documents queue their task once the
+surrounding transaction commits, so the index never sees a change that was rolled back; until the
+task lands, the permission re-check at query time closes the window, and a task lost to a broker
+outage is made good by the periodic reconcile (CELERY_BEAT_SCHEDULE). Chunks stored by ingestion
+are indexed at once, inside the ingestion task (corpus/events.py says why)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from django.db import transaction
-
 from apps.core.queue import enqueue
+from apps.corpus import events as corpus_events
 from apps.documents import events as document_events
 
-from .types import ChunkRef
+from . import services
 
 
 def _document_changed(event: document_events.DocumentChanged) -> None:
@@ -28,14 +26,18 @@ def _collection_grants_changed(event: document_events.CollectionGrantsChanged) -
     enqueue(sync_collection, event.collection_id)
 
 
-def chunks_removed(refs: Sequence[ChunkRef]) -> None:
+def _chunks_stored(event: corpus_events.ChunksStored) -> None:
+    services.index_versions(version_ids=list(event.version_ids))
+
+
+def _chunks_removed(event: corpus_events.ChunksRemoved) -> None:
     from .tasks import delete_chunks
 
-    payload = [[ref.chunk_id, ref.tenant_id] for ref in refs]
-    if payload:
-        transaction.on_commit(lambda: enqueue(delete_chunks, payload))
+    enqueue(delete_chunks, [[ref.chunk_id, ref.tenant_id] for ref in event.refs])
 
 
 def connect() -> None:
     document_events.subscribe(document_events.DocumentChanged, _document_changed)
     document_events.subscribe(document_events.CollectionGrantsChanged, _collection_grants_changed)
+    corpus_events.subscribe(corpus_events.ChunksStored, _chunks_stored, immediately=True)
+    corpus_events.subscribe(corpus_events.ChunksRemoved, _chunks_removed)

@@ -10,6 +10,8 @@ from enum import Enum
 
 import numpy as np
 
+from apps.corpus.types import ChunkRef as ChunkRef  # re-exported: the backends take and return refs
+
 
 class Mode(str, Enum):
     BM25 = "bm25"
@@ -52,12 +54,6 @@ class IndexedChunk:
 
 def _digest(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:32]
-
-
-@dataclass(frozen=True)
-class ChunkRef:
-    chunk_id: str
-    tenant_id: int
 
 
 @dataclass(frozen=True)

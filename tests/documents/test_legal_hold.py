@@ -264,10 +264,11 @@ class TestServicesWhoeverCalls:
         """The only sweeps that purge are the audit's (audit_purge_expired); documents are purged by
         services.document_purge alone, so its refusal is every caller's."""
         import pathlib
+        import re
 
         apps = pathlib.Path(__file__).resolve().parents[2] / "apps"
         callers = sorted(str(p.relative_to(apps)) for p in apps.rglob("*.py")
-                         if "document_purge" in p.read_text() and "migrations" not in p.parts)
+                         if re.search(r"\bdocument_purge\b", p.read_text()) and "migrations" not in p.parts)
         assert callers == ["documents/admin.py", "documents/api.py", "documents/services.py"], callers
 
 

@@ -6,6 +6,7 @@ import pytest
 from apps.access.grants import Grant
 from apps.access.levels import Level
 from apps.access.principals import context_principals
+from apps.corpus.models import Chunk, Section
 from apps.documents import services as document_services
 from apps.documents.models import Document
 from apps.search import services as search_services
@@ -90,6 +91,27 @@ def test_purge_removes_chunks_from_database_and_index(acme, on_commit, published
     on_commit(document_services.document_purge, document=Document.objects.get(pk=document.pk), actor=Actor(None))
     assert found(acme.owner) == []
     assert get_search_backend().fingerprints() == {}
+    # The corpus forgot the text and vectors in the purge's own transaction.
+    assert not Chunk.objects.filter(version__document=document).exists()
+    assert not Section.objects.filter(version__document=document).exists()
+
+
+@pytest.mark.django_db
+def test_a_purge_that_fails_after_the_corpus_forgot_keeps_the_corpus(acme, on_commit, published_document, monkeypatch):
+    """The corpus forgets inside the purge's transaction: if the purge fails later, nothing is lost."""
+    document = Document.objects.get(pk=published_document.pk)
+    on_commit(document_services.document_delete, document=document, actor=Actor(None))
+    chunks = Chunk.objects.filter(version__document=document).count()
+    assert chunks > 0
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the history write failed")
+
+    monkeypatch.setattr(document_services, "_event", broken)
+    with pytest.raises(RuntimeError):
+        on_commit(document_services.document_purge, document=Document.objects.get(pk=document.pk), actor=Actor(None))
+    assert Chunk.objects.filter(version__document=document).count() == chunks
+    assert Document.objects.get(pk=document.pk).purged_at is None
 
 
 @pytest.mark.django_db

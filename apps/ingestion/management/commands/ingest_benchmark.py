@@ -14,13 +14,12 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from apps.corpus import services as corpus_services
 from apps.corpus.embedding import get_embedder
 from apps.corpus.models import Chunk
 from apps.documents.models import Document, DocumentVersion
 from apps.ingestion import bulk
 from apps.ingestion import services as ingestion_services
-from apps.search import services as search_services
-from apps.search.types import ChunkRef
 from apps.tenants import services as tenant_services
 from apps.tenants.models import Tenant
 
@@ -90,8 +89,8 @@ class Command(BaseCommand):
             v2 = document_services.version_upload(document=long_doc, file=SimpleUploadedFile("long.txt", edited.encode()), actor=Actor(None), ingest=False)
             report = ingestion_services.ingest_version(version_id=v2.pk, embedder=embedder)
         finally:
-            refs = [ChunkRef(cid, tenant.pk) for cid in Chunk.objects.filter(version__document__tenant=tenant).values_list("id", flat=True)]
-            search_services.delete_chunks(refs=refs)
+            # The corpus forgets the benchmark's chunks and announces it: the index drops them too.
+            corpus_services.versions_forget(version_ids=DocumentVersion.objects.filter(document__tenant=tenant).values_list("pk", flat=True))
             self._drop(tenant)
         pipeline_rate, encode_rate = chunks / pipeline_seconds, len(texts) / encode_seconds
         table = (

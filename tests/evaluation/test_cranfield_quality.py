@@ -10,7 +10,7 @@ from django.conf import settings
 
 from apps.corpus.embedding import get_embedder
 from apps.evaluation import backend_eval, beir
-from apps.search.management.commands.search_beir_eval import eval_backend
+from apps.evaluation.management.commands.search_beir_eval import eval_backend
 from tests.conftest import IN_CI
 
 CRANFIELD = Path(settings.BASE_DIR).parent / "shared" / "datasets" / "cranfield"
