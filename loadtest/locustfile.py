@@ -40,8 +40,15 @@ class TenantApp(HttpUser):
 
     @task(3)
     def search(self):
-        self._post("/api/v1/search", {"query": random.choice(QUESTIONS), "as_user": random.choice(PEOPLE),
-                                      "mode": random.choice(["hybrid", "bm25", "dense"]), "k": 10})
+        self._post(
+            "/api/v1/search",
+            {
+                "query": random.choice(QUESTIONS),
+                "as_user": random.choice(PEOPLE),
+                "mode": random.choice(["hybrid", "bm25", "dense"]),
+                "k": 10,
+            },
+        )
 
     @task(1)
     def ask(self):

@@ -53,8 +53,12 @@ def wait_ready(url: str, timeout: float) -> None:
 
 
 def post(url: str, key: str, path: str, body: dict) -> dict:
-    request = urllib.request.Request(f"{url}{path}", data=json.dumps(body).encode(), method="POST",
-                                     headers={"Authorization": f"Api-Key {key}", "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Api-Key {key}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=120) as response:
         return json.loads(response.read())
 
@@ -84,32 +88,38 @@ def percentile(histogram: dict[str, int], share: float) -> float:
     return points[-1][0] if points else 0.0
 
 
-def report(stats: list[dict], *, users: int, duration: int, workers: int, audit: str, environment: dict) -> tuple[str, int]:
+def report(
+    stats: list[dict], *, users: int, duration: int, workers: int, audit: str, environment: dict
+) -> tuple[str, int]:
     rows, errors = [], 0
     for entry in sorted(stats, key=lambda e: e["name"]):
         seconds = max(entry["last_request_timestamp"] - entry["start_time"], 1e-9)
         errors += entry["num_failures"]
-        rows.append(f"| {entry['method']} {entry['name']} | {entry['num_requests']} | {entry['num_failures']} | "
-                    f"{entry['num_requests'] / seconds:.1f} | {percentile(entry['response_times'], 0.5):.0f} | "
-                    f"{percentile(entry['response_times'], 0.95):.0f} | {percentile(entry['response_times'], 0.99):.0f} | "
-                    f"{entry['max_response_time']:.0f} |")
+        rows.append(
+            f"| {entry['method']} {entry['name']} | {entry['num_requests']} | {entry['num_failures']} | "
+            f"{entry['num_requests'] / seconds:.1f} | {percentile(entry['response_times'], 0.5):.0f} | "
+            f"{percentile(entry['response_times'], 0.95):.0f} | {percentile(entry['response_times'], 0.99):.0f} | "
+            f"{entry['max_response_time']:.0f} |"
+        )
     total = sum(e["num_requests"] for e in stats)
-    text = "\n".join([
-        "# Load test: search and ask on loopback",
-        "",
-        f"`bin/loadtest` — locust, {users} simulated tenant apps (0.05–0.2 s think time) for {duration} s against gunicorn "
-        f"({workers} workers) on 127.0.0.1; profile `{environment['profile']}`, search backend `{environment['backend']}`; "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}. Each call acts for one of four people of the demo "
-        "tenant (`as_user`), so their own access applies; search draws hybrid, bm25 or dense at random, k 10; ask uses the "
-        "extractive generator. Rate limits are raised above the load for the run (a 429 would count as an error).",
-        "",
-        "| endpoint | requests | errors | req/s | p50 ms | p95 ms | p99 ms | max ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-        *rows,
-        "",
-        f"**{total} requests, {errors} errors.** Audit chain after the load: {audit}",
-        "",
-    ])
+    text = "\n".join(
+        [
+            "# Load test: search and ask on loopback",
+            "",
+            f"`bin/loadtest` — locust, {users} simulated tenant apps (0.05–0.2 s think time) for {duration} s against gunicorn "
+            f"({workers} workers) on 127.0.0.1; profile `{environment['profile']}`, search backend `{environment['backend']}`; "
+            f"{os.cpu_count()} cores, Python {platform.python_version()}. Each call acts for one of four people of the demo "
+            "tenant (`as_user`), so their own access applies; search draws hybrid, bm25 or dense at random, k 10; ask uses the "
+            "extractive generator. Rate limits are raised above the load for the run (a 429 would count as an error).",
+            "",
+            "| endpoint | requests | errors | req/s | p50 ms | p95 ms | p99 ms | max ms |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+            f"**{total} requests, {errors} errors.** Audit chain after the load: {audit}",
+            "",
+        ]
+    )
     return text, errors
 
 
@@ -134,24 +144,65 @@ def main() -> int:
     log = tempfile.NamedTemporaryFile("w", prefix="loadtest-", suffix=".log", delete=False)
     processes = []
     if env.get("PLATFORM_PROFILE") == "full":  # uploads are ingested by a worker, as deployed
-        processes.append(subprocess.Popen([str(BIN / "celery"), "-A", "knowledge_platform", "worker", "-P", "solo", "-l", "WARNING"],
-                                          cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+        processes.append(
+            subprocess.Popen(
+                [str(BIN / "celery"), "-A", "knowledge_platform", "worker", "-P", "solo", "-l", "WARNING"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
     try:
         seeded = manage("seed_demo", env=env)
         match = re.search(r"tenant acme\s.*demo API key: (\S+)", seeded)
         if not match:
             raise SystemExit(f"seed_demo printed no key for acme:\n{seeded}")
         key = match.group(1)
-        processes.append(subprocess.Popen([str(BIN / "gunicorn"), "knowledge_platform.wsgi:application", "-w", str(args.workers),
-                                           "-b", f"127.0.0.1:{args.port}", "--timeout", "120"],
-                                          cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+        processes.append(
+            subprocess.Popen(
+                [
+                    str(BIN / "gunicorn"),
+                    "knowledge_platform.wsgi:application",
+                    "-w",
+                    str(args.workers),
+                    "-b",
+                    f"127.0.0.1:{args.port}",
+                    "--timeout",
+                    "120",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
         wait_ready(url, timeout=120)
         warm_up(url, key, rounds=2 * args.workers, timeout=300)
         with tempfile.TemporaryDirectory() as folder:
             stats_file = Path(folder) / "stats.json"
-            subprocess.run([str(BIN / "locust"), "-f", str(ROOT / "loadtest" / "locustfile.py"), "--headless", "--only-summary",
-                            "-u", str(args.users), "-r", str(args.users), "-t", f"{args.duration}s", "--host", url,
-                            "--json-file", str(stats_file.with_suffix(""))], cwd=ROOT, env={**env, "KP_LOAD_KEY": key}, check=False)
+            subprocess.run(
+                [
+                    str(BIN / "locust"),
+                    "-f",
+                    str(ROOT / "loadtest" / "locustfile.py"),
+                    "--headless",
+                    "--only-summary",
+                    "-u",
+                    str(args.users),
+                    "-r",
+                    str(args.users),
+                    "-t",
+                    f"{args.duration}s",
+                    "--host",
+                    url,
+                    "--json-file",
+                    str(stats_file.with_suffix("")),
+                ],
+                cwd=ROOT,
+                env={**env, "KP_LOAD_KEY": key},
+                check=False,
+            )
             stats = json.loads(stats_file.read_text())
     finally:
         for process in processes:
@@ -162,14 +213,23 @@ def main() -> int:
     verify = subprocess.run([PYTHON, "manage.py", "audit_verify"], cwd=ROOT, env=env, capture_output=True, text=True)
     audit = ("verified — " if verify.returncode == 0 else "**BROKEN** — ") + " ".join(verify.stdout.split())[:300]
     backend = env.get("SEARCH_BACKEND") or ("elasticsearch" if env.get("PLATFORM_PROFILE") == "full" else "embedded")
-    text, errors = report(stats, users=args.users, duration=args.duration, workers=args.workers, audit=audit,
-                          environment={"profile": env.get("PLATFORM_PROFILE", "embedded"), "backend": backend})
+    text, errors = report(
+        stats,
+        users=args.users,
+        duration=args.duration,
+        workers=args.workers,
+        audit=audit,
+        environment={"profile": env.get("PLATFORM_PROFILE", "embedded"), "backend": backend},
+    )
     print(text)
     if args.output:
         args.output.write_text(text)
         print(f"written to {args.output}")
     if errors or verify.returncode != 0:
-        print(f"FAILED: {errors} errors; audit_verify exit code {verify.returncode}; server log: {log.name}", file=sys.stderr)
+        print(
+            f"FAILED: {errors} errors; audit_verify exit code {verify.returncode}; server log: {log.name}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -36,7 +36,9 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def _fail_full_profile_missing():
-    pytest.fail("CI=true but PLATFORM_PROFILE is not 'full': start the services (bin/services start) and source their env")
+    pytest.fail(
+        "CI=true but PLATFORM_PROFILE is not 'full': start the services (bin/services start) and source their env"
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -56,8 +58,13 @@ def _tasks_in_process(request):
 @pytest.fixture(autouse=True)
 def _fresh_audit_checkpoints(settings, tmp_path):
     """Every test signs its audit checkpoints into a sink of its own (ids are reused across tests)."""
-    settings.STORAGES = {**settings.STORAGES, "audit_checkpoints": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "audit-checkpoints")}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "audit_checkpoints": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "audit-checkpoints")},
+        },
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -104,16 +111,23 @@ def _flush_past_the_audit_truncate_guard():
             cursor.execute(  # tgtype bit 5: a TRUNCATE trigger
                 "SELECT n.nspname, c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' "
-                "AND (t.tgtype & 32) <> 0 AND n.nspname = current_schema()")
+                "AND (t.tgtype & 32) <> 0 AND n.nspname = current_schema()"
+            )
             guards = cursor.fetchall()
             alter = "ALTER TABLE {} {} TRIGGER {}"
             for schema, table, trigger in guards:
-                cursor.execute(sql.SQL(alter).format(sql.Identifier(schema, table), sql.SQL("DISABLE"), sql.Identifier(trigger))
-                               .as_string(self.connection.connection))
+                cursor.execute(
+                    sql.SQL(alter)
+                    .format(sql.Identifier(schema, table), sql.SQL("DISABLE"), sql.Identifier(trigger))
+                    .as_string(self.connection.connection)
+                )
             original(self, sql_list)
             for schema, table, trigger in guards:
-                cursor.execute(sql.SQL(alter).format(sql.Identifier(schema, table), sql.SQL("ENABLE"), sql.Identifier(trigger))
-                               .as_string(self.connection.connection))
+                cursor.execute(
+                    sql.SQL(alter)
+                    .format(sql.Identifier(schema, table), sql.SQL("ENABLE"), sql.Identifier(trigger))
+                    .as_string(self.connection.connection)
+                )
 
     DatabaseOperations.execute_sql_flush = execute_sql_flush
     yield

@@ -13,7 +13,13 @@ from tests.conftest import IN_CI
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker" / "compose.yaml"
-SECRETS = {"DJANGO_SECRET_KEY": "k" * 50, "AUDIT_KEYS": "k1:" + "s" * 40, "POSTGRES_PASSWORD": "p", "POSTGRES_APP_PASSWORD": "a", "ELASTIC_PASSWORD": "e"}
+SECRETS = {
+    "DJANGO_SECRET_KEY": "k" * 50,
+    "AUDIT_KEYS": "k1:" + "s" * 40,
+    "POSTGRES_PASSWORD": "p",
+    "POSTGRES_APP_PASSWORD": "a",
+    "ELASTIC_PASSWORD": "e",
+}
 
 
 def compose(*args: str, **env: str) -> subprocess.CompletedProcess:

@@ -24,7 +24,13 @@ def test_import_platform_is_the_standard_library_inside_the_django_process():
 
 def test_import_platform_under_manage_py():
     result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", "import platform; print(platform.__file__); print(platform.system())"],
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "import platform; print(platform.__file__); print(platform.system())",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -41,7 +41,9 @@ def test_the_worker_applies_lifecycle_changes_to_the_index(celery_worker_process
     assert connection.vendor == "postgresql"
     tenant = tenant_services.tenant_create(slug="acme", name="Acme")
     collection = document_services.collection_create(tenant=tenant, name="Policies")
-    document = document_services.document_create(tenant=tenant, collection=collection, title="Policy", actor=Actor(None), file=text_file())
+    document = document_services.document_create(
+        tenant=tenant, collection=collection, title="Policy", actor=Actor(None), file=text_file()
+    )
     version = document.versions.get()
     add_chunks(version, ["Flights under six hours are booked in economy class."])
     document_services.version_set_status(version=version, status=IngestionStatus.READY)
@@ -49,7 +51,9 @@ def test_the_worker_applies_lifecycle_changes_to_the_index(celery_worker_process
 
     def published_in_index() -> bool:
         worker_index.refresh()
-        hits = worker_index.client.search(index=f"{WORKER_PREFIX}-chunks-t*", allow_no_indices=True, query={"term": {"published": True}})
+        hits = worker_index.client.search(
+            index=f"{WORKER_PREFIX}-chunks-t*", allow_no_indices=True, query={"term": {"published": True}}
+        )
         return hits["hits"]["total"]["value"] == 1
 
     assert not published_in_index()
@@ -72,7 +76,11 @@ def test_the_worker_ingests_an_upload_until_it_is_searchable(celery_worker_proce
     tenant = tenant_services.tenant_create(slug="acme", name="Acme")
     collection = document_services.collection_create(tenant=tenant, name="Policies")
     document = document_services.document_create(
-        tenant=tenant, collection=collection, title="Policy", actor=Actor(None), publish_when_ready=True,
+        tenant=tenant,
+        collection=collection,
+        title="Policy",
+        actor=Actor(None),
+        publish_when_ready=True,
         file=text_file(b"# Travel\n\nFlights under six hours are booked in economy class.\n"),
     )  # committed: the upload's ingestion task goes to the worker through Redis
     version = document.versions.get()
@@ -87,7 +95,9 @@ def test_the_worker_ingests_an_upload_until_it_is_searchable(celery_worker_proce
 
     def searchable() -> bool:
         worker_index.refresh()
-        hits = worker_index.client.search(index=f"{WORKER_PREFIX}-chunks-t*", allow_no_indices=True, query={"term": {"published": True}})
+        hits = worker_index.client.search(
+            index=f"{WORKER_PREFIX}-chunks-t*", allow_no_indices=True, query={"term": {"published": True}}
+        )
         return hits["hits"]["total"]["value"] >= 1
 
     assert wait_for(searchable), "the published version's chunks are not searchable"
@@ -116,7 +126,11 @@ def test_the_search_engine_stalls_mid_ingest_the_task_retries_and_completes(cele
     os.kill(pid, signal.SIGSTOP)
     try:
         document = document_services.document_create(
-            tenant=tenant, collection=collection, title="Policy", actor=Actor(None), publish_when_ready=True,
+            tenant=tenant,
+            collection=collection,
+            title="Policy",
+            actor=Actor(None),
+            publish_when_ready=True,
             file=text_file(b"# Travel\n\nFlights under six hours are booked in economy class.\n"),
         )
         version = document.versions.get()
@@ -135,14 +149,18 @@ def test_the_search_engine_stalls_mid_ingest_the_task_retries_and_completes(cele
 
     def searchable() -> bool:
         worker_index.refresh()
-        hits = worker_index.client.search(index=f"{WORKER_PREFIX}-chunks-t*", allow_no_indices=True, query={"term": {"published": True}})
+        hits = worker_index.client.search(
+            index=f"{WORKER_PREFIX}-chunks-t*", allow_no_indices=True, query={"term": {"published": True}}
+        )
         return hits["hits"]["total"]["value"] >= 1
 
     assert wait_for(searchable), "the published chunks are not searchable after the retry"
 
 
 @pytest.mark.django_db(transaction=True)
-def test_upload_ingest_ask_and_the_audit_record_shows_the_chunks_and_their_exact_text(celery_worker_process, worker_index):
+def test_upload_ingest_ask_and_the_audit_record_shows_the_chunks_and_their_exact_text(
+    celery_worker_process, worker_index
+):
     """End to end through the API: a tenant app uploads (the worker ingests and publishes), then
     asks; the compliance team's view of the record holds every chunk with its exact text."""
     from apps.corpus.models import Chunk
@@ -153,17 +171,33 @@ def test_upload_ingest_ask_and_the_audit_record_shows_the_chunks_and_their_exact
     from tests.documents.conftest import text_file
 
     tenant = tenant_services.tenant_create(slug="acme", name="Acme")
-    _, raw = tenant_services.api_key_create(tenant=tenant, name="app", scopes=[Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE, Scope.ASK])
+    _, raw = tenant_services.api_key_create(
+        tenant=tenant, name="app", scopes=[Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE, Scope.ASK]
+    )
     app = key_client(raw)
     collection = app.post("/api/v1/collections", {"name": "Policies"}, format="json").json()
-    policy = (b"# Travel policy\n\nEmployees book economy class for flights under six hours.\n\n"
-              b"Hotel costs are reimbursed up to 150 euros per night.\n")
-    document = app.post("/api/v1/documents", {"collection": collection["id"], "title": "Travel policy", "publish_when_ready": True,
-                                              "file": text_file(policy)}, format="multipart").json()
+    policy = (
+        b"# Travel policy\n\nEmployees book economy class for flights under six hours.\n\n"
+        b"Hotel costs are reimbursed up to 150 euros per night.\n"
+    )
+    document = app.post(
+        "/api/v1/documents",
+        {
+            "collection": collection["id"],
+            "title": "Travel policy",
+            "publish_when_ready": True,
+            "file": text_file(policy),
+        },
+        format="multipart",
+    ).json()
 
     def published() -> bool:
         version = DocumentVersion.objects.filter(document_id=document["id"]).first()
-        return version is not None and version.status == IngestionStatus.READY and version.document.published_version_id == version.pk
+        return (
+            version is not None
+            and version.status == IngestionStatus.READY
+            and version.document.published_version_id == version.pk
+        )
 
     assert wait_for(published, timeout=120), "the worker did not ingest and publish the upload"
 

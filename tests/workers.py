@@ -44,7 +44,10 @@ def wait_for(predicate, timeout=30.0, interval=0.2):
 @pytest.fixture
 def worker_index(settings):
     """The index the workers write (WORKER_PREFIX), empty, as this test's search backend."""
-    settings.SEARCH = {**settings.SEARCH, "ELASTICSEARCH": {**settings.SEARCH["ELASTICSEARCH"], "INDEX_PREFIX": WORKER_PREFIX}}
+    settings.SEARCH = {
+        **settings.SEARCH,
+        "ELASTICSEARCH": {**settings.SEARCH["ELASTICSEARCH"], "INDEX_PREFIX": WORKER_PREFIX},
+    }
     from apps.search.backends import get_search_backend, reset_search_backends
 
     reset_search_backends()
@@ -77,9 +80,28 @@ class Worker:
         }
         self.log = tempfile.NamedTemporaryFile("w", prefix=f"test-worker-{queue}-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "knowledge_platform", "worker", "-P", "solo", "-Q", queue,
-             "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "-l", "INFO"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "knowledge_platform",
+                "worker",
+                "-P",
+                "solo",
+                "-Q",
+                queue,
+                "-n",
+                f"{queue}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -145,8 +167,22 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory),
-             "--appendonly", "yes", "--save", ""], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
         if not wait_for(self.ping, timeout=15):
             pytest.fail(f"the private Redis on port {self.port} did not start")
 

@@ -112,7 +112,9 @@ def _granted_q(context: TenantContext, model: type[Model], level: Level) -> Q:
         context.user, _perm(model, level), klass=in_tenant.filter(has_own_grants=True), accept_global_perms=False
     )
     parent_model = model._meta.get_field(parent).related_model
-    inherited = parent_model._default_manager.filter(tenant=context.tenant).filter(_granted_q(context, parent_model, level))
+    inherited = parent_model._default_manager.filter(tenant=context.tenant).filter(
+        _granted_q(context, parent_model, level)
+    )
     return Q(pk__in=own.values("pk")) | Q(has_own_grants=False, **{f"{parent}__in": inherited.values("pk")})
 
 

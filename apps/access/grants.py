@@ -42,7 +42,9 @@ def grants_list(obj: Model) -> list[Grant]:
         return max(held) if held else None
 
     grants = []
-    for user, perms in get_users_with_perms(obj, attach_perms=True, with_group_users=False, with_superusers=False).items():
+    for user, perms in get_users_with_perms(
+        obj, attach_perms=True, with_group_users=False, with_superusers=False
+    ).items():
         if (level := highest(perms)) is not None:
             grants.append(Grant(user, level))
     for group, perms in get_groups_with_perms(obj, attach_perms=True).items():

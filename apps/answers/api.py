@@ -13,12 +13,13 @@ from rest_framework.views import APIView
 
 from apps.core.serializers import StrictInputSerializer
 from apps.search.types import DEFAULT_DENSE_WEIGHT, DEFAULT_RRF_K, MAX_K, Fusion, Mode, SearchFilters
+from apps.tenants import resolution
 from apps.tenants.models import Scope
 from apps.tenants.permissions import tenant_context
-from apps.tenants import resolution
 
 from . import services
 from .types import RetrievalRequest
+
 
 def _id() -> serializers.IntegerField:
     return serializers.IntegerField(min_value=1, max_value=2**63 - 1)
@@ -29,8 +30,12 @@ class FiltersInputSerializer(StrictInputSerializer):
     collections = serializers.ListField(child=_id(), required=False, max_length=100)
     documents = serializers.ListField(child=_id(), required=False, max_length=1000)
     categories = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=50)
-    tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=50,
-                                 help_text="A chunk matches if its document has any of these tags.")
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        required=False,
+        max_length=50,
+        help_text="A chunk matches if its document has any of these tags.",
+    )
     date_from = serializers.DateField(required=False, help_text="Documents effective on or after (YYYY-MM-DD).")
     date_to = serializers.DateField(required=False, help_text="Documents effective on or before (YYYY-MM-DD).")
 
@@ -44,20 +49,36 @@ class SearchInputSerializer(StrictInputSerializer):
     query = serializers.CharField(help_text="What to look for, in plain words (no query syntax).")
     k = serializers.IntegerField(min_value=1, max_value=MAX_K, default=10)
     mode = serializers.ChoiceField(choices=[m.value for m in Mode], default=Mode.HYBRID.value)
-    fusion = serializers.ChoiceField(choices=[f.value for f in Fusion], default=Fusion.RRF.value,
-                                     help_text="Hybrid only: reciprocal rank fusion, or weighted min-max scores.")
-    dense_weight = serializers.FloatField(min_value=0.0, max_value=1.0, default=DEFAULT_DENSE_WEIGHT,
-                                          help_text="Weighted fusion: the dense share (BM25 gets the rest).")
+    fusion = serializers.ChoiceField(
+        choices=[f.value for f in Fusion],
+        default=Fusion.RRF.value,
+        help_text="Hybrid only: reciprocal rank fusion, or weighted min-max scores.",
+    )
+    dense_weight = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        default=DEFAULT_DENSE_WEIGHT,
+        help_text="Weighted fusion: the dense share (BM25 gets the rest).",
+    )
     rrf_k = serializers.IntegerField(min_value=1, max_value=1000, default=DEFAULT_RRF_K)
     max_per_document = serializers.IntegerField(min_value=1, max_value=MAX_K, required=False)
     rerank = serializers.BooleanField(default=False, help_text="Re-order with the configured cross-encoder.")
-    hyde = serializers.BooleanField(default=False, help_text="Dense retrieval on a hypothetical answer (needs a chat model).")
-    feedback = serializers.BooleanField(default=False, help_text=(
-        "Dense and hybrid: search again with the query vector moved toward the best documents of a first pass "
-        "(pseudo-relevance feedback; one more kNN search)."))
+    hyde = serializers.BooleanField(
+        default=False, help_text="Dense retrieval on a hypothetical answer (needs a chat model)."
+    )
+    feedback = serializers.BooleanField(
+        default=False,
+        help_text=(
+            "Dense and hybrid: search again with the query vector moved toward the best documents of a first pass "
+            "(pseudo-relevance feedback; one more kNN search)."
+        ),
+    )
     filters = FiltersInputSerializer(required=False)
-    as_user = serializers.CharField(required=False, max_length=150,
-                                    help_text="API keys with act_as_user: run as this tenant username, with their access.")
+    as_user = serializers.CharField(
+        required=False,
+        max_length=150,
+        help_text="API keys with act_as_user: run as this tenant username, with their access.",
+    )
 
     def validate_query(self, value: str) -> str:
         limit = settings.ANSWERS["MAX_QUERY_CHARS"]
@@ -73,9 +94,12 @@ class SearchInputSerializer(StrictInputSerializer):
             mode=Mode(data["mode"]),
             k=data["k"],
             filters=SearchFilters(
-                collection_ids=tuple(filters.get("collections", ())), document_ids=tuple(filters.get("documents", ())),
-                categories=tuple(filters.get("categories", ())), tags=tuple(filters.get("tags", ())),
-                date_from=filters.get("date_from"), date_to=filters.get("date_to"),
+                collection_ids=tuple(filters.get("collections", ())),
+                document_ids=tuple(filters.get("documents", ())),
+                categories=tuple(filters.get("categories", ())),
+                tags=tuple(filters.get("tags", ())),
+                date_from=filters.get("date_from"),
+                date_to=filters.get("date_to"),
             ),
             fusion=Fusion(data["fusion"]),
             dense_weight=data["dense_weight"],
@@ -89,9 +113,15 @@ class SearchInputSerializer(StrictInputSerializer):
 
 
 class AskInputSerializer(SearchInputSerializer):
-    k = serializers.IntegerField(min_value=1, max_value=20, default=5, help_text="Chunks given to the generator, at most.")
-    context_tokens = serializers.IntegerField(min_value=100, max_value=8000, required=False,
-                                              help_text="Token budget of the context (default: ANSWER_CONTEXT_TOKENS).")
+    k = serializers.IntegerField(
+        min_value=1, max_value=20, default=5, help_text="Chunks given to the generator, at most."
+    )
+    context_tokens = serializers.IntegerField(
+        min_value=100,
+        max_value=8000,
+        required=False,
+        help_text="Token budget of the context (default: ANSWER_CONTEXT_TOKENS).",
+    )
 
 
 # --------------------------------------------------------------------------- output
@@ -102,10 +132,14 @@ class ScoresOutputSerializer(serializers.Serializer):
     """Scores and ranks. Raw scores carry the tenant's BM25 statistics, documents the caller may not
     read included, so they go only to callers who read everything (docs/search.md)."""
 
-    fused = serializers.FloatField(allow_null=True, help_text="The score that ordered the results (before re-ranking)." + _RAW)
+    fused = serializers.FloatField(
+        allow_null=True, help_text="The score that ordered the results (before re-ranking)." + _RAW
+    )
     fused_rank = serializers.IntegerField()
     bm25 = serializers.FloatField(allow_null=True, help_text="BM25 score." + _RAW)
-    bm25_rank = serializers.IntegerField(allow_null=True, help_text="Rank among the BM25 candidates the caller may read.")
+    bm25_rank = serializers.IntegerField(
+        allow_null=True, help_text="Rank among the BM25 candidates the caller may read."
+    )
     dense = serializers.FloatField(allow_null=True, help_text="Cosine similarity." + _RAW)
     dense_rank = serializers.IntegerField(allow_null=True)
     rerank = serializers.FloatField(allow_null=True, help_text="Re-ranking score." + _RAW)
@@ -157,8 +191,10 @@ class AskOutputSerializer(serializers.Serializer):
 
 
 def _results(run) -> list[dict]:
-    return [{"rank": rank, "hit": r.hit, "row": r.row, "scores": r.scores if run.reads_everything else r.ranks}
-            for rank, r in enumerate(run.shown, start=1)]
+    return [
+        {"rank": rank, "hit": r.hit, "row": r.row, "scores": r.scores if run.reads_everything else r.ranks}
+        for rank, r in enumerate(run.shown, start=1)
+    ]
 
 
 def _acting_context(request: Request, data: dict, scope: str):
@@ -170,33 +206,61 @@ def _acting_context(request: Request, data: dict, scope: str):
 class SearchView(APIView):
     required_scope = Scope.SEARCH
 
-    @extend_schema(operation_id="search", request=SearchInputSerializer, responses=SearchOutputSerializer, tags=["answers"],
-                   summary="Ranked chunks the caller may read, with score components and the audit id.")
+    @extend_schema(
+        operation_id="search",
+        request=SearchInputSerializer,
+        responses=SearchOutputSerializer,
+        tags=["answers"],
+        summary="Ranked chunks the caller may read, with score components and the audit id.",
+    )
     def post(self, request: Request) -> Response:
         data = SearchInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         context = _acting_context(request, data.validated_data, Scope.SEARCH)
         outcome = services.search_run(context=context, request=data.to_request())
         run = outcome.run
-        return Response(SearchOutputSerializer({
-            "audit_id": outcome.record.pk, "query": run.request.query, "mode": run.request.mode.value,
-            "results": _results(run), "timings": run.timings,
-        }).data)
+        return Response(
+            SearchOutputSerializer(
+                {
+                    "audit_id": outcome.record.pk,
+                    "query": run.request.query,
+                    "mode": run.request.mode.value,
+                    "results": _results(run),
+                    "timings": run.timings,
+                }
+            ).data
+        )
 
 
 class AskView(APIView):
     required_scope = Scope.ASK
 
-    @extend_schema(operation_id="ask", request=AskInputSerializer, responses=AskOutputSerializer, tags=["answers"],
-                   summary="An answer with citations (or a refusal), from what the caller may read; with the audit id.")
+    @extend_schema(
+        operation_id="ask",
+        request=AskInputSerializer,
+        responses=AskOutputSerializer,
+        tags=["answers"],
+        summary="An answer with citations (or a refusal), from what the caller may read; with the audit id.",
+    )
     def post(self, request: Request) -> Response:
         data = AskInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         context = _acting_context(request, data.validated_data, Scope.ASK)
         outcome = services.ask_run(context=context, request=data.to_request())
         run, answer = outcome.run, outcome.run.answer
-        return Response(AskOutputSerializer({
-            "audit_id": outcome.record.pk, "query": run.request.query, "answer": answer.text, "grounded": answer.grounded,
-            "refusal_reason": answer.refusal_reason, "generator": answer.generator, "model": answer.model,
-            "citations": [vars(c) for c in answer.citations], "sources": _results(run), "timings": run.timings,
-        }).data)
+        return Response(
+            AskOutputSerializer(
+                {
+                    "audit_id": outcome.record.pk,
+                    "query": run.request.query,
+                    "answer": answer.text,
+                    "grounded": answer.grounded,
+                    "refusal_reason": answer.refusal_reason,
+                    "generator": answer.generator,
+                    "model": answer.model,
+                    "citations": [vars(c) for c in answer.citations],
+                    "sources": _results(run),
+                    "timings": run.timings,
+                }
+            ).data
+        )

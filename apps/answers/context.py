@@ -38,8 +38,15 @@ def assemble(candidates: list[RankedChunk], *, budget: int) -> list[Passage]:
             tokens = count_tokens(text)
             if tokens <= remaining:
                 passage = Passage(
-                    number=len(passages) + 1, document_id=ranked.hit.document_id, version_id=ranked.hit.version_id,
-                    title=ranked.hit.title, text=text, start_offset=start, end_offset=end, chunks=[ranked], tokens=tokens,
+                    number=len(passages) + 1,
+                    document_id=ranked.hit.document_id,
+                    version_id=ranked.hit.version_id,
+                    title=ranked.hit.title,
+                    text=text,
+                    start_offset=start,
+                    end_offset=end,
+                    chunks=[ranked],
+                    tokens=tokens,
                     section_id=section.pk if whole_section else None,
                 )
                 passages.append(passage)

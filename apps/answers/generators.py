@@ -83,14 +83,27 @@ class ExtractiveGenerator:
                 chosen.append((candidates[index], float(similarity[index])))
         if not chosen:
             best = float(similarity.max())
-            return _refusal(self.name, self.model, f"best sentence similarity {best:.2f} is below the threshold {self.min_similarity:.2f}")
+            return _refusal(
+                self.name,
+                self.model,
+                f"best sentence similarity {best:.2f} is below the threshold {self.min_similarity:.2f}",
+            )
         parts, citations = [], []
         for marker, ((passage, text, start, end), _) in enumerate(chosen, start=1):
             ranked = passage.chunk_at(start)
             ranked.cited = True
             exact = passage.text[start - passage.start_offset : end - passage.start_offset]
-            citations.append(Citation(marker=marker, chunk_id=ranked.hit.chunk_id, document_id=passage.document_id,
-                                      version_id=passage.version_id, start_offset=start, end_offset=end, quote=exact))
+            citations.append(
+                Citation(
+                    marker=marker,
+                    chunk_id=ranked.hit.chunk_id,
+                    document_id=passage.document_id,
+                    version_id=passage.version_id,
+                    start_offset=start,
+                    end_offset=end,
+                    quote=exact,
+                )
+            )
             parts.append(f"{' '.join(text.split())} [{marker}]")
         return Answer(text=" ".join(parts), citations=citations, grounded=True, generator=self.name, model=self.model)
 
@@ -102,8 +115,7 @@ SYSTEM_PROMPT = (
     "reply with exactly NO_ANSWER."
 )
 HYDE_PROMPT = (
-    "Write one short paragraph that could appear in a company document answering the question. "
-    "Do not add any preamble."
+    "Write one short paragraph that could appear in a company document answering the question. Do not add any preamble."
 )
 
 
@@ -139,17 +151,23 @@ class ChatGenerator:
         if not passages:
             return _refusal(self.name, self.model, "nothing was retrieved")
         context = "\n\n".join(f"[{p.number}] {p.title}\n{p.text}" for p in passages)
-        text = self._complete([
-            {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": f"Context:\n{context}\n\nQuestion: {question}"},
-        ])
+        text = self._complete(
+            [
+                {"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": f"Context:\n{context}\n\nQuestion: {question}"},
+            ]
+        )
         if not text or text.startswith("NO_ANSWER"):
             return _refusal(self.name, self.model, "the model found no answer in the context")
         by_number = {p.number: p for p in passages}
         cited = sorted({int(n) for n in re.findall(r"\[(\d+)\]", text)})
         unknown = [n for n in cited if n not in by_number]
         if unknown:
-            return _refusal(self.name, self.model, f"the model cited passages that were not in its context: {unknown}; reply: {text[:500]}")
+            return _refusal(
+                self.name,
+                self.model,
+                f"the model cited passages that were not in its context: {unknown}; reply: {text[:500]}",
+            )
         if not cited:
             return _refusal(self.name, self.model, f"the model's reply cites no passage; reply: {text[:500]}")
         citations = []
@@ -157,9 +175,17 @@ class ChatGenerator:
             passage = by_number[number]
             ranked = passage.chunks[0]
             ranked.cited = True
-            citations.append(Citation(marker=number, chunk_id=ranked.hit.chunk_id, document_id=passage.document_id,
-                                      version_id=passage.version_id, start_offset=passage.start_offset,
-                                      end_offset=passage.end_offset, quote=passage.text[:300]))
+            citations.append(
+                Citation(
+                    marker=number,
+                    chunk_id=ranked.hit.chunk_id,
+                    document_id=passage.document_id,
+                    version_id=passage.version_id,
+                    start_offset=passage.start_offset,
+                    end_offset=passage.end_offset,
+                    quote=passage.text[:300],
+                )
+            )
         return Answer(text=text, citations=citations, grounded=True, generator=self.name, model=self.model)
 
 
@@ -170,6 +196,10 @@ def get_generator():
     if config["GENERATOR"] == "openai":
         if not (config["LLM_BASE_URL"] and config["LLM_MODEL"]):
             raise ImproperlyConfigured("ANSWER_GENERATOR=openai needs LLM_BASE_URL and LLM_MODEL.")
-        return ChatGenerator(base_url=config["LLM_BASE_URL"], model=config["LLM_MODEL"], api_key=config["LLM_API_KEY"],
-                             timeout=config["LLM_TIMEOUT"])
+        return ChatGenerator(
+            base_url=config["LLM_BASE_URL"],
+            model=config["LLM_MODEL"],
+            api_key=config["LLM_API_KEY"],
+            timeout=config["LLM_TIMEOUT"],
+        )
     raise ImproperlyConfigured(f"ANSWER_GENERATOR={config['GENERATOR']!r}: use 'extractive' or 'openai'.")

@@ -33,12 +33,14 @@ def request_check(request: RetrievalRequest) -> None:
     if request.feedback and request.mode == Mode.BM25:
         raise ApplicationError(
             "Feedback moves the query vector, and mode bm25 has none: use mode dense or hybrid, or send feedback=false.",
-            code="feedback_needs_vectors", extra={"fields": {"feedback": ["Needs mode dense or hybrid."]}},
+            code="feedback_needs_vectors",
+            extra={"fields": {"feedback": ["Needs mode dense or hybrid."]}},
         )
     if request.rerank and get_reranker() is None:
         raise ApplicationError(
             "Re-ranking is not configured on this platform (RERANK_MODEL_PATH); send rerank=false.",
-            code="rerank_unavailable", extra={"fields": {"rerank": ["Re-ranking is not configured."]}},
+            code="rerank_unavailable",
+            extra={"fields": {"rerank": ["Re-ranking is not configured."]}},
         )
 
 
@@ -53,7 +55,8 @@ def fusion_check(run: PipelineRun) -> None:
         raise PermissionDenied(
             "Weighted fusion reads raw BM25 scores, which depend on documents you may not read: use fusion=rrf "
             "(the default), or a caller who reads every document of the tenant.",
-            code="weighted_fusion_not_allowed", extra={"fields": {"fusion": ["Only rrf for callers who do not read everything."]}},
+            code="weighted_fusion_not_allowed",
+            extra={"fields": {"fusion": ["Only rrf for callers who do not read everything."]}},
         )
 
 
@@ -81,19 +84,29 @@ def _chunk_entries(run: PipelineRun) -> list[audit.ChunkEntry]:
     ]
 
 
-def _entry(run: PipelineRun, kind: str, *, outcome: str, error: str = "", origin: dict | None = None) -> audit.RecordEntry:
+def _entry(
+    run: PipelineRun, kind: str, *, outcome: str, error: str = "", origin: dict | None = None
+) -> audit.RecordEntry:
     answer = run.answer
     return audit.RecordEntry(
-        kind=kind, outcome=outcome, query=run.request.query, filters=run.request.filters_dict(),
+        kind=kind,
+        outcome=outcome,
+        query=run.request.query,
+        filters=run.request.filters_dict(),
         # Which chunks moved the query vector (feedback): they shaped the ranking, so the record names them.
         # `origin` says what asked, when not a tenant app's request ({"evaluation_run": id, "golden_set": id}).
-        parameters={**run.request.parameters(), **({"feedback_chunks": run.feedback_chunks} if run.feedback_chunks else {}),
-                    **(origin or {})},
+        parameters={
+            **run.request.parameters(),
+            **({"feedback_chunks": run.feedback_chunks} if run.feedback_chunks else {}),
+            **(origin or {}),
+        },
         chunks=_chunk_entries(run),
         answer=answer.text if answer else "",
         citations=[vars(c) for c in answer.citations] if answer else [],
-        generator=answer.generator if answer else "", generator_model=answer.model if answer else "",
-        timings=run.timings, error=error or (answer.refusal_reason if answer else ""),
+        generator=answer.generator if answer else "",
+        generator_model=answer.model if answer else "",
+        timings=run.timings,
+        error=error or (answer.refusal_reason if answer else ""),
         **_provenance(run),
     )
 
@@ -105,9 +118,16 @@ def _provenance(run: PipelineRun) -> dict:
     return {
         "principals": sorted(run.principals),
         "context": [
-            {"number": p.number, "document_id": p.document_id, "version_id": p.version_id, "section_id": p.section_id,
-             "start_offset": p.start_offset, "end_offset": p.end_offset, "text_sha256": _sha256(p.text),
-             "chunk_ids": [c.hit.chunk_id for c in p.chunks]}
+            {
+                "number": p.number,
+                "document_id": p.document_id,
+                "version_id": p.version_id,
+                "section_id": p.section_id,
+                "start_offset": p.start_offset,
+                "end_offset": p.end_offset,
+                "text_sha256": _sha256(p.text),
+                "chunk_ids": [c.hit.chunk_id for c in p.chunks],
+            }
             for p in run.passages
         ],
         "embedding_model": get_embedder().identity if run.vector is not None else "",
@@ -131,7 +151,9 @@ def pipeline_run(*, context: TenantContext, request: RetrievalRequest, kind: str
 def _run(context: TenantContext, request: RetrievalRequest, kind: str, steps, origin: dict | None) -> Outcomes:
     if not context.acting_resolved:
         # A programming error, not the caller's: whom this runs for was never resolved.
-        raise RuntimeError("A retrieval's context must come from apps.tenants.resolution.act_for (who acts, for whom, with which scopes).")
+        raise RuntimeError(
+            "A retrieval's context must come from apps.tenants.resolution.act_for (who acts, for whom, with which scopes)."
+        )
     request_check(request)
     run = PipelineRun(context=context, principals=tuple(context_principals(context)), request=request)
     fusion_check(run)
@@ -139,11 +161,15 @@ def _run(context: TenantContext, request: RetrievalRequest, kind: str, steps, or
         run_steps(run, steps)
     except ApplicationError as exc:
         error = f"{exc.code}: {exc.message} {exc.extra or ''}".strip()
-        audit.record_append(context=context, entry=_entry(run, kind, outcome=Outcome.FAILED, error=error, origin=origin))
+        audit.record_append(
+            context=context, entry=_entry(run, kind, outcome=Outcome.FAILED, error=error, origin=origin)
+        )
         raise
     except Exception as exc:  # a bug: still audited, then Django's 500 handler logs it
-        audit.record_append(context=context, entry=_entry(run, kind, outcome=Outcome.FAILED, error=f"internal error: {exc!r}",
-                                                          origin=origin))
+        audit.record_append(
+            context=context,
+            entry=_entry(run, kind, outcome=Outcome.FAILED, error=f"internal error: {exc!r}", origin=origin),
+        )
         raise
     if kind == Kind.ASK:
         outcome = Outcome.ANSWERED if run.answer.grounded else Outcome.REFUSED

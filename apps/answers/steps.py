@@ -15,10 +15,10 @@ from dataclasses import replace
 
 from django.conf import settings
 
-from apps.documents.selectors import readable_published_documents
 from apps.core.exceptions import ApplicationError, ServiceUnavailable
 from apps.corpus.embedding import get_embedder
 from apps.corpus.models import Chunk
+from apps.documents.selectors import readable_published_documents
 from apps.search import feedback
 from apps.search.backends import SearchBackendError, get_search_backend
 from apps.search.types import MAX_K, Mode, SearchQuery
@@ -39,8 +39,10 @@ class ExpandQuery:
         if run.request.hyde and run.request.mode != Mode.BM25:
             generator = get_generator()
             if not hasattr(generator, "hypothetical_passage"):
-                raise ApplicationError("hyde needs a chat model (ANSWER_GENERATOR=openai); this platform has none configured.",
-                                       code="hyde_unavailable")
+                raise ApplicationError(
+                    "hyde needs a chat model (ANSWER_GENERATOR=openai); this platform has none configured.",
+                    code="hyde_unavailable",
+                )
             run.dense_text = f"{run.request.query}\n{generator.hypothetical_passage(run.request.query)}"
 
 
@@ -56,9 +58,17 @@ def _search_query(run: PipelineRun) -> SearchQuery:
     request = run.request
     depth = max(request.k, settings.ANSWERS["RERANK_DEPTH"]) if request.rerank else request.k
     return SearchQuery(
-        tenant_id=run.context.tenant.pk, principals=run.principals, text=request.query, vector=run.vector,
-        mode=request.mode, k=min(depth, MAX_K), filters=request.filters, fusion=request.fusion,
-        dense_weight=request.dense_weight, rrf_k=request.rrf_k, max_per_document=request.max_per_document,
+        tenant_id=run.context.tenant.pk,
+        principals=run.principals,
+        text=request.query,
+        vector=run.vector,
+        mode=request.mode,
+        k=min(depth, MAX_K),
+        filters=request.filters,
+        fusion=request.fusion,
+        dense_weight=request.dense_weight,
+        rrf_k=request.rrf_k,
+        max_per_document=request.max_per_document,
     )
 
 
@@ -108,8 +118,9 @@ class Feedback:
         chosen = [r for r in candidates if r.passed_recheck][:wanted]
         if not chosen:
             return
-        moved = feedback.moved_vector(run.vector, [r.row.vector for r in chosen],
-                                      query_weight=settings.ANSWERS["FEEDBACK_QUERY_WEIGHT"])
+        moved = feedback.moved_vector(
+            run.vector, [r.row.vector for r in chosen], query_weight=settings.ANSWERS["FEEDBACK_QUERY_WEIGHT"]
+        )
         run.feedback_chunks = [r.hit.chunk_id for r in chosen]
         # run.vector stays the question's own: the generator compares answer sentences with it.
         _, run.dense = _retrieve(replace(_search_query(run), vector=moved, mode=Mode.DENSE))
@@ -133,7 +144,9 @@ def recheck(run: PipelineRun, ranked: Sequence[RankedChunk]) -> None:
     """Mark each of `ranked` as passing the database's re-check or not, with the reason."""
     document_ids = {r.hit.document_id for r in ranked}
     readable = dict(
-        readable_published_documents(run.context).filter(pk__in=document_ids).order_by()
+        readable_published_documents(run.context)
+        .filter(pk__in=document_ids)
+        .order_by()
         .values_list("pk", "published_version_id")
     )
     rows = Chunk.objects.select_related("section").in_bulk([r.hit.chunk_id for r in ranked])
@@ -192,8 +205,27 @@ class Generate:
         run.answer = get_generator().generate(run.request.query, run.passages, question_vector=vector)
 
 
-SEARCH_STEPS = (ExpandQuery(), EmbedQuery(), Search(), Fuse(), Feedback(), Rerank(), RecheckPermissions(), ShowResults())
-ASK_STEPS = (ExpandQuery(), EmbedQuery(), Search(), Fuse(), Feedback(), Rerank(), RecheckPermissions(), AssembleContext(), Generate())
+SEARCH_STEPS = (
+    ExpandQuery(),
+    EmbedQuery(),
+    Search(),
+    Fuse(),
+    Feedback(),
+    Rerank(),
+    RecheckPermissions(),
+    ShowResults(),
+)
+ASK_STEPS = (
+    ExpandQuery(),
+    EmbedQuery(),
+    Search(),
+    Fuse(),
+    Feedback(),
+    Rerank(),
+    RecheckPermissions(),
+    AssembleContext(),
+    Generate(),
+)
 
 
 def run_steps(run: PipelineRun, steps: Sequence) -> None:

@@ -32,14 +32,24 @@ class RetrievalRequest:
     def parameters(self) -> dict:
         """The retrieval configuration, as the audit record keeps it."""
         return {
-            "mode": self.mode.value, "k": self.k, "fusion": self.fusion.value, "dense_weight": self.dense_weight,
-            "rrf_k": self.rrf_k, "max_per_document": self.max_per_document, "rerank": self.rerank, "hyde": self.hyde,
-            "feedback": self.feedback, "context_tokens": self.context_tokens,
+            "mode": self.mode.value,
+            "k": self.k,
+            "fusion": self.fusion.value,
+            "dense_weight": self.dense_weight,
+            "rrf_k": self.rrf_k,
+            "max_per_document": self.max_per_document,
+            "rerank": self.rerank,
+            "hyde": self.hyde,
+            "feedback": self.feedback,
+            "context_tokens": self.context_tokens,
         }
 
     def filters_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v.isoformat() if hasattr(v, "isoformat") else v)
-                for k, v in asdict(self.filters).items() if v not in ((), None)}
+        return {
+            k: (list(v) if isinstance(v, tuple) else v.isoformat() if hasattr(v, "isoformat") else v)
+            for k, v in asdict(self.filters).items()
+            if v not in ((), None)
+        }
 
 
 @dataclass
@@ -57,7 +67,12 @@ class RankedChunk:
 
     @property
     def scores(self) -> dict:
-        return {"fused": self.hit.score, "fused_rank": self.fused_rank, **self.hit.components, "rerank": self.rerank_score}
+        return {
+            "fused": self.hit.score,
+            "fused_rank": self.fused_rank,
+            **self.hit.components,
+            "rerank": self.rerank_score,
+        }
 
     @property
     def ranks(self) -> dict:

@@ -27,7 +27,11 @@ def compliance_tenant_ids(request: HttpRequest) -> list[int] | None:
     """Tenants whose audit trail this staff user reviews; None means all (superuser)."""
     if request.user.is_superuser:
         return None
-    return list(Membership.objects.filter(user=request.user, is_active=True, role__in=AUDIT_ROLES).values_list("tenant_id", flat=True))
+    return list(
+        Membership.objects.filter(user=request.user, is_active=True, role__in=AUDIT_ROLES).values_list(
+            "tenant_id", flat=True
+        )
+    )
 
 
 class AuditTenantFilter(admin.SimpleListFilter):
@@ -61,7 +65,13 @@ class UserFilter(admin.SimpleListFilter):
     parameter_name = "username"
 
     def lookups(self, request, model_admin):
-        names = model_admin.get_queryset(request).exclude(username="").order_by().values_list("username", flat=True).distinct()
+        names = (
+            model_admin.get_queryset(request)
+            .exclude(username="")
+            .order_by()
+            .values_list("username", flat=True)
+            .distinct()
+        )
         return [(name, name) for name in sorted(set(names))[:100]]
 
     def queryset(self, request, queryset):
@@ -76,7 +86,12 @@ class DocumentFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         records = model_admin.get_queryset(request)
-        ids = RetrievedChunk.objects.filter(record__in=records).order_by().values_list("document_id", flat=True).distinct()[:200]
+        ids = (
+            RetrievedChunk.objects.filter(record__in=records)
+            .order_by()
+            .values_list("document_id", flat=True)
+            .distinct()[:200]
+        )
         documents = scope_queryset(Document.objects.filter(pk__in=list(ids)), model_admin.scoped_tenant_ids(request))
         return [(str(d.pk), f"{d.title} (#{d.pk})") for d in documents.order_by("title")]
 
@@ -145,9 +160,13 @@ class AuditRecordAdmin(TenantScopedAdmin):
                 self.message_user(request, "Choose reviewed or flagged.", messages.ERROR)
             else:
                 membership = Membership.objects.filter(user=request.user, tenant=record.tenant).first()
-                services.review_add(record=record, status=status, comment=request.POST.get("comment", "")[:5000],
-                                    reviewer_id=request.user.pk,
-                                    reviewer_name=membership.username if membership else request.user.get_username())
+                services.review_add(
+                    record=record,
+                    status=status,
+                    comment=request.POST.get("comment", "")[:5000],
+                    reviewer_id=request.user.pk,
+                    reviewer_name=membership.username if membership else request.user.get_username(),
+                )
                 self.message_user(request, f"Record {record.tenant.slug}#{record.sequence} marked {status}.")
             return HttpResponseRedirect(request.path)
         context = {

@@ -20,9 +20,9 @@ from apps.tenants.permissions import tenant_context
 from apps.tenants.resolution import role_may_use
 
 from . import selectors, services
+from .models import Kind, Outcome, ReviewStatus
 from .proofs import proof_build
 from .replay import record_replay
-from .models import Kind, Outcome, ReviewStatus
 
 
 def compliance_context(request: Request):
@@ -37,7 +37,9 @@ class FiltersQuerySerializer(StrictInputSerializer):
     user = serializers.CharField(required=False, max_length=150, help_text="A tenant username.")
     date_from = serializers.DateField(required=False)
     date_to = serializers.DateField(required=False)
-    document = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text="Records that retrieved this document.")
+    document = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**63 - 1, help_text="Records that retrieved this document."
+    )
     version = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text="… or this version.")
     kind = serializers.ChoiceField(choices=Kind.values, required=False)
     outcome = serializers.ChoiceField(choices=Outcome.values, required=False)
@@ -55,16 +57,25 @@ class FiltersQuerySerializer(StrictInputSerializer):
     def filters(self) -> selectors.RecordFilters:
         data = self.validated_data
         return selectors.RecordFilters(
-            username=data.get("user"), date_from=data.get("date_from"), date_to=data.get("date_to"),
-            document_id=data.get("document"), version_id=data.get("version"), kind=data.get("kind"),
-            outcome=data.get("outcome"), review_status=data.get("review"),
+            username=data.get("user"),
+            date_from=data.get("date_from"),
+            date_to=data.get("date_to"),
+            document_id=data.get("document"),
+            version_id=data.get("version"),
+            kind=data.get("kind"),
+            outcome=data.get("outcome"),
+            review_status=data.get("review"),
         )
 
 
 FILTER_PARAMETERS = [
-    OpenApiParameter("user", str), OpenApiParameter("date_from", OpenApiTypes.DATE), OpenApiParameter("date_to", OpenApiTypes.DATE),
-    OpenApiParameter("document", int), OpenApiParameter("version", int),
-    OpenApiParameter("kind", str, enum=Kind.values), OpenApiParameter("outcome", str, enum=Outcome.values),
+    OpenApiParameter("user", str),
+    OpenApiParameter("date_from", OpenApiTypes.DATE),
+    OpenApiParameter("date_to", OpenApiTypes.DATE),
+    OpenApiParameter("document", int),
+    OpenApiParameter("version", int),
+    OpenApiParameter("kind", str, enum=Kind.values),
+    OpenApiParameter("outcome", str, enum=Outcome.values),
     OpenApiParameter("review", str, enum=[*ReviewStatus.values, "unreviewed"]),
 ]
 
@@ -103,17 +114,22 @@ class EvidenceOutputSerializer(serializers.Serializer):
     document_id = serializers.IntegerField(source="entry.document_id")
     version_id = serializers.IntegerField(source="entry.version_id")
     text_sha256 = serializers.CharField(source="entry.text_sha256")
-    served_sha256 = serializers.CharField(source="entry.served_sha256",
-                                          help_text="SHA-256 of the text the search engine served (its own copy).")
+    served_sha256 = serializers.CharField(
+        source="entry.served_sha256", help_text="SHA-256 of the text the search engine served (its own copy)."
+    )
     scores = serializers.DictField(source="entry.scores")
     passed_recheck = serializers.BooleanField(source="entry.passed_recheck")
     recheck_reason = serializers.CharField(source="entry.recheck_reason")
     shown = serializers.BooleanField(source="entry.shown")
     cited = serializers.BooleanField(source="entry.cited")
-    text = serializers.CharField(allow_null=True, help_text="The exact text, from the immutable version (null once purged).")
+    text = serializers.CharField(
+        allow_null=True, help_text="The exact text, from the immutable version (null once purged)."
+    )
     text_matches = serializers.BooleanField(allow_null=True, help_text="The text still hashes to what the record kept.")
-    served_matches = serializers.BooleanField(allow_null=True, help_text=(
-        "What the engine served hashes to this text: false means the caller was shown another copy."))
+    served_matches = serializers.BooleanField(
+        allow_null=True,
+        help_text=("What the engine served hashes to this text: false means the caller was shown another copy."),
+    )
     start_offset = serializers.IntegerField(allow_null=True)
     end_offset = serializers.IntegerField(allow_null=True)
 
@@ -145,7 +161,12 @@ def _filters(request: Request) -> selectors.RecordFilters:
 class RecordListView(APIView):
     required_scope = Scope.AUDIT_READ
 
-    @extend_schema(operation_id="audit_records_list", parameters=FILTER_PARAMETERS, responses=paginated_schema(RecordOutputSerializer), tags=["audit"])
+    @extend_schema(
+        operation_id="audit_records_list",
+        parameters=FILTER_PARAMETERS,
+        responses=paginated_schema(RecordOutputSerializer),
+        tags=["audit"],
+    )
     def get(self, request: Request) -> Response:
         context = compliance_context(request)
         records = selectors.record_list(tenant=context.tenant, filters=_filters(request))
@@ -171,15 +192,22 @@ class RecordDetailView(APIView):
 class RecordReviewView(APIView):
     required_scope = Scope.AUDIT_READ
 
-    @extend_schema(operation_id="audit_records_review", request=ReviewInputSerializer, responses={201: RecordDetailOutputSerializer}, tags=["audit"],
-                   summary="Mark a record reviewed or flagged, with a comment (the record itself never changes).")
+    @extend_schema(
+        operation_id="audit_records_review",
+        request=ReviewInputSerializer,
+        responses={201: RecordDetailOutputSerializer},
+        tags=["audit"],
+        summary="Mark a record reviewed or flagged, with a comment (the record itself never changes).",
+    )
     def post(self, request: Request, record_id: int) -> Response:
         context = compliance_context(request)
         record = selectors.record_get(tenant=context.tenant, record_id=record_id)
         data = ReviewInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.review_add(record=record, **data.validated_data, **services.reviewer_of(context))
-        return Response(_detail(selectors.record_get(tenant=context.tenant, record_id=record_id)), status=status.HTTP_201_CREATED)
+        return Response(
+            _detail(selectors.record_get(tenant=context.tenant, record_id=record_id)), status=status.HTTP_201_CREATED
+        )
 
 
 class ReplayedChunkSerializer(serializers.Serializer):
@@ -189,7 +217,9 @@ class ReplayedChunkSerializer(serializers.Serializer):
     version_id = serializers.IntegerField()
     shown = serializers.BooleanField()
     cited = serializers.BooleanField()
-    text = serializers.CharField(allow_null=True, help_text="Re-derived from the version's stored file (null: it cannot be).")
+    text = serializers.CharField(
+        allow_null=True, help_text="Re-derived from the version's stored file (null: it cannot be)."
+    )
     text_matches = serializers.BooleanField(allow_null=True)
     served_matches = serializers.BooleanField(allow_null=True)
     now = serializers.ListField(child=serializers.CharField(), help_text="What would differ if the query ran now.")
@@ -215,21 +245,31 @@ class ReplayOutputSerializer(serializers.Serializer):
     record_id = serializers.IntegerField()
     sequence = serializers.IntegerField()
     record_intact = serializers.BooleanField(help_text="The record still hashes to what its chain holds.")
-    hashes_match = serializers.BooleanField(help_text="Every text re-derived from the versions hashes to what the record kept.")
+    hashes_match = serializers.BooleanField(
+        help_text="Every text re-derived from the versions hashes to what the record kept."
+    )
     chunks = ReplayedChunkSerializer(many=True)
     context = ReplayedPassageSerializer(many=True, help_text="The passages given to the generator.")
     citations = ReplayedCitationSerializer(many=True)
     now = serializers.ListField(child=serializers.CharField(), help_text="What changed since for the whole query.")
-    unverifiable = serializers.ListField(child=serializers.CharField(), help_text=(
-        "Texts that should be checkable and are not (a version file altered or missing): they fail the replay."))
+    unverifiable = serializers.ListField(
+        child=serializers.CharField(),
+        help_text=(
+            "Texts that should be checkable and are not (a version file altered or missing): they fail the replay."
+        ),
+    )
 
 
 class RecordReplayView(APIView):
     required_scope = Scope.AUDIT_READ
 
-    @extend_schema(operation_id="audit_records_replay", responses=ReplayOutputSerializer, tags=["audit"],
-                   summary="Rebuild the record's retrieved, given and cited texts from the immutable versions, "
-                           "check every hash, and say what would differ now.")
+    @extend_schema(
+        operation_id="audit_records_replay",
+        responses=ReplayOutputSerializer,
+        tags=["audit"],
+        summary="Rebuild the record's retrieved, given and cited texts from the immutable versions, "
+        "check every hash, and say what would differ now.",
+    )
     def get(self, request: Request, record_id: int) -> Response:
         context = compliance_context(request)
         record = selectors.record_get(tenant=context.tenant, record_id=record_id)
@@ -242,16 +282,22 @@ class ProofOutputSerializer(serializers.Serializer):
     content_sha256 = serializers.CharField(help_text="SHA-256 of `canonical`: the record's Merkle leaf.")
     leaf_index = serializers.IntegerField()
     tree_size = serializers.IntegerField()
-    audit_path = serializers.ListField(child=serializers.CharField(), help_text="RFC 9162 inclusion path, leaf upwards.")
+    audit_path = serializers.ListField(
+        child=serializers.CharField(), help_text="RFC 9162 inclusion path, leaf upwards."
+    )
     checkpoint = serializers.DictField(help_text="The signed checkpoint (Ed25519) whose Merkle root the path reaches.")
 
 
 class RecordProofView(APIView):
     required_scope = Scope.AUDIT_READ
 
-    @extend_schema(operation_id="audit_records_proof", responses=ProofOutputSerializer, tags=["audit"],
-                   summary="An inclusion proof of the record in a signed checkpoint: checkable with the public keys alone "
-                           "(manage.py audit_keys), without the rest of the chain. 409 until a checkpoint holds it.")
+    @extend_schema(
+        operation_id="audit_records_proof",
+        responses=ProofOutputSerializer,
+        tags=["audit"],
+        summary="An inclusion proof of the record in a signed checkpoint: checkable with the public keys alone "
+        "(manage.py audit_keys), without the rest of the chain. 409 until a checkpoint holds it.",
+    )
     def get(self, request: Request, record_id: int) -> Response:
         context = compliance_context(request)
         record = selectors.record_get(tenant=context.tenant, record_id=record_id)
@@ -261,10 +307,13 @@ class RecordProofView(APIView):
 class ExportView(APIView):
     required_scope = Scope.AUDIT_READ
 
-    @extend_schema(operation_id="audit_export", tags=["audit"],
-                   parameters=[*FILTER_PARAMETERS, OpenApiParameter("output", str, enum=["csv", "jsonl"], default="jsonl")],
-                   responses={(200, "application/x-ndjson"): OpenApiTypes.STR, (200, "text/csv"): OpenApiTypes.STR},
-                   summary="The filtered records as JSON lines or CSV, streamed.")
+    @extend_schema(
+        operation_id="audit_export",
+        tags=["audit"],
+        parameters=[*FILTER_PARAMETERS, OpenApiParameter("output", str, enum=["csv", "jsonl"], default="jsonl")],
+        responses={(200, "application/x-ndjson"): OpenApiTypes.STR, (200, "text/csv"): OpenApiTypes.STR},
+        summary="The filtered records as JSON lines or CSV, streamed.",
+    )
     def get(self, request: Request) -> StreamingHttpResponse:
         context = compliance_context(request)
         records = selectors.record_list(tenant=context.tenant, filters=_filters(request))

@@ -38,8 +38,19 @@ def _bytes(body: dict) -> bytes:
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
-CHUNK_FIELDS = ("rank", "chunk_id", "document_id", "version_id", "text_sha256", "served_sha256", "scores",
-                "passed_recheck", "recheck_reason", "shown", "cited")
+CHUNK_FIELDS = (
+    "rank",
+    "chunk_id",
+    "document_id",
+    "version_id",
+    "text_sha256",
+    "served_sha256",
+    "scores",
+    "passed_recheck",
+    "recheck_reason",
+    "shown",
+    "cited",
+)
 
 
 def chunk_values(chunk) -> list:
@@ -55,10 +66,33 @@ def record_canonical(record: AuditRecord, chunks: list) -> bytes:
     """Everything a record says, in one canonical byte string (sorted keys, no whitespace)."""
     body = {
         name: getattr(record, name)
-        for name in ("tenant_id", "sequence", "kind", "outcome", "user_id", "username", "api_key_id", "api_key_prefix",
-                     "acting_for_user", "query", "filters", "parameters", "answer", "citations", "generator",
-                     "generator_model", "timings", "error", "principals", "context", "embedding_model",
-                     "search_backend", "index_generation", "previous_hash", "key_id")
+        for name in (
+            "tenant_id",
+            "sequence",
+            "kind",
+            "outcome",
+            "user_id",
+            "username",
+            "api_key_id",
+            "api_key_prefix",
+            "acting_for_user",
+            "query",
+            "filters",
+            "parameters",
+            "answer",
+            "citations",
+            "generator",
+            "generator_model",
+            "timings",
+            "error",
+            "principals",
+            "context",
+            "embedding_model",
+            "search_backend",
+            "index_generation",
+            "previous_hash",
+            "key_id",
+        )
     }
     body["entry"] = "record"
     body["created_at"] = record.created_at.isoformat()
@@ -70,8 +104,19 @@ def record_canonical(record: AuditRecord, chunks: list) -> bytes:
 def review_canonical(review: Review) -> bytes:
     body = {
         name: getattr(review, name)
-        for name in ("tenant_id", "sequence", "record_id", "record_sequence", "record_hash", "status", "comment",
-                     "reviewer_id", "reviewer_name", "previous_hash", "key_id")
+        for name in (
+            "tenant_id",
+            "sequence",
+            "record_id",
+            "record_sequence",
+            "record_hash",
+            "status",
+            "comment",
+            "reviewer_id",
+            "reviewer_name",
+            "previous_hash",
+            "key_id",
+        )
     }
     body["entry"] = "review"
     body["created_at"] = review.created_at.isoformat()
@@ -124,10 +169,14 @@ def review_hash(review: Review) -> str | None:
 
 def stored_digests(tenant, *, after: int, through: int) -> list[str]:
     """The content digests the database holds for entries after..through, in sequence order."""
-    rows = [*AuditRecord.objects.filter(tenant=tenant, sequence__gt=after, sequence__lte=through)
-            .values_list("sequence", "content_sha256"),
-            *Review.objects.filter(tenant=tenant, sequence__gt=after, sequence__lte=through)
-            .values_list("sequence", "content_sha256")]
+    rows = [
+        *AuditRecord.objects.filter(tenant=tenant, sequence__gt=after, sequence__lte=through).values_list(
+            "sequence", "content_sha256"
+        ),
+        *Review.objects.filter(tenant=tenant, sequence__gt=after, sequence__lte=through).values_list(
+            "sequence", "content_sha256"
+        ),
+    ]
     return [digest for _, digest in sorted(rows)]
 
 
@@ -191,11 +240,17 @@ def _chunk_rows(record_ids: list[int]) -> dict[int, list[list]]:
     quoted = [connection.ops.quote_name(name) for name in CHUNK_FIELDS]
     marks = ", ".join(["%s"] * len(record_ids))
     table = RetrievedChunk._meta.db_table
-    scores, booleans = CHUNK_FIELDS.index("scores"), [CHUNK_FIELDS.index(n) for n in ("passed_recheck", "shown", "cited")]
+    scores, booleans = (
+        CHUNK_FIELDS.index("scores"),
+        [CHUNK_FIELDS.index(n) for n in ("passed_recheck", "shown", "cited")],
+    )
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(f"SELECT record_id, json_agg(json_build_array({', '.join(quoted)}) ORDER BY rank)::text "
-                           f"FROM {table} WHERE record_id IN ({marks}) GROUP BY record_id", record_ids)
+            cursor.execute(
+                f"SELECT record_id, json_agg(json_build_array({', '.join(quoted)}) ORDER BY rank)::text "
+                f"FROM {table} WHERE record_id IN ({marks}) GROUP BY record_id",
+                record_ids,
+            )
             for record_id, chunks in cursor.fetchall():
                 try:
                     rows[record_id] = orjson.loads(chunks)
@@ -204,8 +259,10 @@ def _chunk_rows(record_ids: list[int]) -> dict[int, list[list]]:
                     unreadable[scores] = UNREADABLE
                     rows[record_id] = [unreadable]
             return rows
-        cursor.execute(f"SELECT record_id, {', '.join(quoted)} FROM {table} WHERE record_id IN ({marks}) "
-                       "ORDER BY record_id, rank", record_ids)
+        cursor.execute(
+            f"SELECT record_id, {', '.join(quoted)} FROM {table} WHERE record_id IN ({marks}) ORDER BY record_id, rank",
+            record_ids,
+        )
         for record_id, *values in cursor.fetchall():
             try:
                 values[scores] = orjson.loads(values[scores])
@@ -237,15 +294,20 @@ def _records_with_chunks(tenant, after: int, batch: int = 2000) -> Iterator[Audi
 def _entries(tenant, after: int) -> Iterator[tuple[int, str, object]]:
     records = _records_with_chunks(tenant, after)
     reviews = _reviews_of(tenant).filter(sequence__gt=after).order_by("sequence", "pk").iterator(chunk_size=500)
-    return heapq.merge(((r.sequence, "record", r) for r in records), ((r.sequence, "review", r) for r in reviews),
-                       key=lambda item: (item[0], item[1]))
+    return heapq.merge(
+        ((r.sequence, "record", r) for r in records),
+        ((r.sequence, "review", r) for r in reviews),
+        key=lambda item: (item[0], item[1]),
+    )
 
 
 def _reviews_of(tenant):
     """The tenant's reviews, and any review of one of its records that claims another tenant (or
     none): a review slipped in outside the chain must still be seen."""
     # A subquery, not a join: a review whose record was purged (or never existed) must still be seen.
-    return Review.objects.filter(Q(tenant=tenant) | Q(record_id__in=AuditRecord.objects.filter(tenant=tenant).values("pk")))
+    return Review.objects.filter(
+        Q(tenant=tenant) | Q(record_id__in=AuditRecord.objects.filter(tenant=tenant).values("pk"))
+    )
 
 
 def stray_entry(tenant, start: int) -> Break | None:
@@ -256,8 +318,12 @@ def stray_entry(tenant, start: int) -> Break | None:
         return Break(record.pk, record.sequence, f"a record below the chain's start ({start}, after retention)")
     review = _reviews_of(tenant).filter(Q(sequence__lte=start) | ~Q(tenant=tenant) | Q(tenant__isnull=True)).first()
     if review is not None:
-        return Break(review.pk, review.sequence, "a review outside the tenant's chain (slipped in, or written "
-                     "before reviews were chained)", "review")
+        return Break(
+            review.pk,
+            review.sequence,
+            "a review outside the tenant's chain (slipped in, or written before reviews were chained)",
+            "review",
+        )
     return None
 
 
@@ -269,8 +335,21 @@ def walk(tenant, *, after: int = 0, previous: str = GENESIS) -> Walked:
     try:
         return _walk(tenant, after=after, previous=previous)
     except (RecursionError, ValueError, TypeError, OverflowError) as exc:
-        return Walked(0, 0, after, previous, {}, {}, Break(None, after + 1, "a stored value after this point cannot "
-                      f"be read back ({exc.__class__.__name__}): written behind the application's back", "chain"))
+        return Walked(
+            0,
+            0,
+            after,
+            previous,
+            {},
+            {},
+            Break(
+                None,
+                after + 1,
+                "a stored value after this point cannot "
+                f"be read back ({exc.__class__.__name__}): written behind the application's back",
+                "chain",
+            ),
+        )
 
 
 def _walk(tenant, *, after: int, previous: str) -> Walked:
@@ -284,28 +363,55 @@ def _walk(tenant, *, after: int, previous: str) -> Walked:
     kinds: dict[int, str] = {}
 
     def broken(entry_id, sequence, problem, kind) -> Walked:
-        return Walked(counts["record"], counts["review"], expected_sequence - 1, expected_previous, hashes, digests,
-                      Break(entry_id, sequence, problem, kind), times, kinds)
+        return Walked(
+            counts["record"],
+            counts["review"],
+            expected_sequence - 1,
+            expected_previous,
+            hashes,
+            digests,
+            Break(entry_id, sequence, problem, kind),
+            times,
+            kinds,
+        )
 
     for sequence, kind, entry in _entries(tenant, after):
         counts[kind] += 1
         if sequence != expected_sequence:
             what = "the same sequence twice" if sequence < expected_sequence else "an entry was deleted"
-            return broken(entry.pk, expected_sequence,
-                          f"missing: the chain jumps from {expected_sequence - 1} to {sequence} ({what})", kind)
+            return broken(
+                entry.pk,
+                expected_sequence,
+                f"missing: the chain jumps from {expected_sequence - 1} to {sequence} ({what})",
+                kind,
+            )
         if entry.previous_hash != expected_previous:
-            return broken(entry.pk, sequence, "its link to the previous entry is broken "
-                          "(an entry before it was altered, removed or replaced)", kind)
+            return broken(
+                entry.pk,
+                sequence,
+                "its link to the previous entry is broken (an entry before it was altered, removed or replaced)",
+                kind,
+            )
         if keys.get(entry.key_id) is None:
-            return broken(entry.pk, sequence, f"keyed with {entry.key_id or 'no key'!r}, which is not in AUDIT_KEYS "
-                          "(forged, or a retired key was dropped from the ring)", kind)
+            return broken(
+                entry.pk,
+                sequence,
+                f"keyed with {entry.key_id or 'no key'!r}, which is not in AUDIT_KEYS "
+                "(forged, or a retired key was dropped from the ring)",
+                kind,
+            )
         if kind == "record":
             if any(row[CHUNK_FIELDS.index("scores")] is UNREADABLE for row in entry.chunk_rows):
-                return broken(entry.pk, sequence, "a retrieved chunk's stored scores cannot be read back (altered)", kind)
+                return broken(
+                    entry.pk, sequence, "a retrieved chunk's stored scores cannot be read back (altered)", kind
+                )
             (actual, digest), stored = record_hashes(entry, entry.chunk_rows), entry.record_hash
         else:
             (actual, digest), stored = review_hashes(entry), entry.entry_hash
-            if entry.record_sequence > after and seen_records.get(entry.record_sequence) != (entry.record_id, entry.record_hash):
+            if entry.record_sequence > after and seen_records.get(entry.record_sequence) != (
+                entry.record_id,
+                entry.record_hash,
+            ):
                 return broken(entry.pk, sequence, "it reviews a record that is not in the chain with that hash", kind)
         if not _same(actual, stored):
             return broken(entry.pk, sequence, "its content no longer matches its hash (it was altered)", kind)
@@ -315,14 +421,25 @@ def _walk(tenant, *, after: int, previous: str) -> Walked:
             seen_records[sequence] = (entry.pk, stored)
         hashes[sequence], digests[sequence], times[sequence], kinds[sequence] = stored, digest, entry.created_at, kind
         expected_previous, expected_sequence = stored, sequence + 1
-    return Walked(counts["record"], counts["review"], expected_sequence - 1, expected_previous, hashes, digests, None,
-                  times, kinds)
+    return Walked(
+        counts["record"],
+        counts["review"],
+        expected_sequence - 1,
+        expected_previous,
+        hashes,
+        digests,
+        None,
+        times,
+        kinds,
+    )
 
 
 def hash_at(tenant, sequence: int) -> str | None:
     """The stored hash of the tenant's entry at `sequence`, whichever kind it is."""
     record = AuditRecord.objects.filter(tenant=tenant, sequence=sequence).values_list("record_hash", flat=True).first()
-    return record or Review.objects.filter(tenant=tenant, sequence=sequence).values_list("entry_hash", flat=True).first()
+    return (
+        record or Review.objects.filter(tenant=tenant, sequence=sequence).values_list("entry_hash", flat=True).first()
+    )
 
 
 def anchors_check(tenant) -> tuple[RetentionPurge | None, Break | None]:
@@ -333,16 +450,34 @@ def anchors_check(tenant) -> tuple[RetentionPurge | None, Break | None]:
     for anchor in RetentionPurge.objects.filter(tenant=tenant).order_by("created_at", "pk"):
         where = anchor.through_sequence
         if not anchor_valid(anchor):
-            return None, Break(anchor.pk, where, "a retention anchor not signed by any key of AUDIT_KEYS "
-                               "(forged: the entries it claims to have purged were deleted)", "anchor")
+            return None, Break(
+                anchor.pk,
+                where,
+                "a retention anchor not signed by any key of AUDIT_KEYS "
+                "(forged: the entries it claims to have purged were deleted)",
+                "anchor",
+            )
         policy = timedelta(days=anchor.retention_days)
-        if (anchor.retention_days < 1 or anchor.newest_purged_at is None or anchor.newest_purged_at >= anchor.older_than
-                or anchor.created_at - anchor.older_than < policy - timedelta(seconds=1)):
-            return None, Break(anchor.pk, where, "a premature retention anchor: it removed entries younger than its "
-                               f"retention policy ({anchor.retention_days} days) allows", "anchor")
+        if (
+            anchor.retention_days < 1
+            or anchor.newest_purged_at is None
+            or anchor.newest_purged_at >= anchor.older_than
+            or anchor.created_at - anchor.older_than < policy - timedelta(seconds=1)
+        ):
+            return None, Break(
+                anchor.pk,
+                where,
+                "a premature retention anchor: it removed entries younger than its "
+                f"retention policy ({anchor.retention_days} days) allows",
+                "anchor",
+            )
         if newest is not None and anchor.through_sequence <= newest.through_sequence:
-            return None, Break(anchor.pk, where, f"a retention anchor that goes back to {where} after one through "
-                               f"{newest.through_sequence}", "anchor")
+            return None, Break(
+                anchor.pk,
+                where,
+                f"a retention anchor that goes back to {where} after one through {newest.through_sequence}",
+                "anchor",
+            )
         newest = anchor
     return newest, None
 
@@ -364,8 +499,16 @@ def verify_tenant(tenant, *, checkpoints: list | None = None, keep_walk: bool = 
     try:
         return _verify_tenant(tenant, checkpoints=checkpoints, keep_walk=keep_walk)
     except (RecursionError, ValueError, TypeError, OverflowError) as exc:  # a value nothing of ours wrote
-        return ChainReport(tenant.slug, 0, Break(None, 0, f"a stored value cannot be read back ({exc.__class__.__name__}): "
-                                                 "written behind the application's back", "chain"))
+        return ChainReport(
+            tenant.slug,
+            0,
+            Break(
+                None,
+                0,
+                f"a stored value cannot be read back ({exc.__class__.__name__}): written behind the application's back",
+                "chain",
+            ),
+        )
 
 
 def _verify_tenant(tenant, *, checkpoints: list | None, keep_walk: bool) -> ChainReport:
@@ -381,65 +524,148 @@ def _verify_tenant(tenant, *, checkpoints: list | None, keep_walk: bool) -> Chai
     walked = walk(tenant, after=start, previous=anchor.last_hash if anchor else GENESIS)
 
     def report(first_break: Break | None, checked: int = 0, notes=()) -> ChainReport:
-        return ChainReport(tenant.slug, walked.records, first_break, walked.reviews, checked, list(notes), start,
-                           walked if keep_walk else None)
+        return ChainReport(
+            tenant.slug,
+            walked.records,
+            first_break,
+            walked.reviews,
+            checked,
+            list(notes),
+            start,
+            walked if keep_walk else None,
+        )
 
     if walked.first_break is not None:
         return report(walked.first_break)
-    stored = (AuditRecord.objects.filter(tenant=tenant, sequence__gt=start).count()
-              + _reviews_of(tenant).filter(sequence__gt=start).count())
+    stored = (
+        AuditRecord.objects.filter(tenant=tenant, sequence__gt=start).count()
+        + _reviews_of(tenant).filter(sequence__gt=start).count()
+    )
     if stored != walked.records + walked.reviews:
-        return report(Break(None, walked.last_sequence, f"the database holds {stored} entries after {start}, the chain "
-                            f"walks {walked.records + walked.reviews} (an entry sits outside the chain)", "chain"))
+        return report(
+            Break(
+                None,
+                walked.last_sequence,
+                f"the database holds {stored} entries after {start}, the chain "
+                f"walks {walked.records + walked.reviews} (an entry sits outside the chain)",
+                "chain",
+            )
+        )
     head = ChainHead.objects.filter(tenant=tenant).first()
     if head is not None and head.sequence > walked.last_sequence:
-        return report(Break(None, walked.last_sequence + 1, f"missing: the chain ends at {walked.last_sequence} "
-                            f"but {head.sequence} entries were written", "chain"))
+        return report(
+            Break(
+                None,
+                walked.last_sequence + 1,
+                f"missing: the chain ends at {walked.last_sequence} but {head.sequence} entries were written",
+                "chain",
+            )
+        )
     if head is None and walked.last_sequence > 0:
-        return report(Break(None, walked.last_sequence, "the chain head is gone (deleted behind the application's back)", "chain"))
+        return report(
+            Break(None, walked.last_sequence, "the chain head is gone (deleted behind the application's back)", "chain")
+        )
     if head is not None and walked.last_sequence > start and head.sequence < walked.last_sequence:
-        return report(Break(None, head.sequence + 1, f"the chain head was moved back to {head.sequence}: "
-                            f"the chain goes on to {walked.last_sequence}", "chain"))
-    if head is not None and head.sequence == walked.last_sequence and walked.last_sequence > start and head.last_hash != walked.last_hash:
+        return report(
+            Break(
+                None,
+                head.sequence + 1,
+                f"the chain head was moved back to {head.sequence}: the chain goes on to {walked.last_sequence}",
+                "chain",
+            )
+        )
+    if (
+        head is not None
+        and head.sequence == walked.last_sequence
+        and walked.last_sequence > start
+        and head.last_hash != walked.last_hash
+    ):
         return report(Break(None, head.sequence, "the chain head names another hash than the last entry's", "chain"))
 
     signed = checkpoints if checkpoints is not None else checkpoints_read(tenant)
     for checkpoint in signed:
         if checkpoint.valid and checkpoint.document and checkpoint.document.get("tenant") != tenant.slug:
-            return report(Break(None, checkpoint.sequence, f"checkpoint {checkpoint.name} was signed for tenant "
-                                f"{checkpoint.document.get('tenant')!r}, not {tenant.slug!r}", "checkpoint"))
+            return report(
+                Break(
+                    None,
+                    checkpoint.sequence,
+                    f"checkpoint {checkpoint.name} was signed for tenant "
+                    f"{checkpoint.document.get('tenant')!r}, not {tenant.slug!r}",
+                    "checkpoint",
+                )
+            )
         if not checkpoint.valid:
-            return report(Break(None, checkpoint.sequence, f"checkpoint {checkpoint.name} is not signed by any key "
-                                "of AUDIT_KEYS (the sink was written by someone else)", "checkpoint"))
+            return report(
+                Break(
+                    None,
+                    checkpoint.sequence,
+                    f"checkpoint {checkpoint.name} is not signed by any key "
+                    "of AUDIT_KEYS (the sink was written by someone else)",
+                    "checkpoint",
+                )
+            )
     roots = merkle_roots(walked.digests, at={c.sequence for c in signed if c.tree_start == start})
     notes = []
     for checkpoint in sorted(signed, key=lambda c: c.sequence):
         when = checkpoint.created_at.isoformat(timespec="seconds")
         if checkpoint.sequence > walked.last_sequence:
-            return report(Break(None, walked.last_sequence + 1, f"missing: the signed checkpoint of {when} saw the chain "
-                                f"at {checkpoint.sequence}, the database's ends at {walked.last_sequence} "
-                                "(the newest entries were cut off)", "checkpoint"), len(signed))
+            return report(
+                Break(
+                    None,
+                    walked.last_sequence + 1,
+                    f"missing: the signed checkpoint of {when} saw the chain "
+                    f"at {checkpoint.sequence}, the database's ends at {walked.last_sequence} "
+                    "(the newest entries were cut off)",
+                    "checkpoint",
+                ),
+                len(signed),
+            )
         if checkpoint.sequence < start:
             continue  # purged since, under a valid anchor
-        expected = anchor.last_hash if checkpoint.sequence == start and anchor else walked.hashes.get(checkpoint.sequence)
+        expected = (
+            anchor.last_hash if checkpoint.sequence == start and anchor else walked.hashes.get(checkpoint.sequence)
+        )
         if checkpoint.sequence == 0:
             expected = GENESIS
         if expected != checkpoint.hash:
-            return report(Break(None, checkpoint.sequence, f"differs from the signed checkpoint of {when}: the chain "
-                                f"was rewritten at or before {checkpoint.sequence}", "checkpoint"), len(signed))
+            return report(
+                Break(
+                    None,
+                    checkpoint.sequence,
+                    f"differs from the signed checkpoint of {when}: the chain "
+                    f"was rewritten at or before {checkpoint.sequence}",
+                    "checkpoint",
+                ),
+                len(signed),
+            )
         root = merkle.EMPTY_ROOT if checkpoint.sequence == start else roots.get(checkpoint.sequence)
         if checkpoint.tree_start == start and root != checkpoint.root:
-            return report(Break(None, checkpoint.sequence, f"the Merkle root differs from the signed checkpoint of "
-                                f"{when}", "checkpoint"), len(signed))
+            return report(
+                Break(
+                    None,
+                    checkpoint.sequence,
+                    f"the Merkle root differs from the signed checkpoint of {when}",
+                    "checkpoint",
+                ),
+                len(signed),
+            )
     in_force = settings.AUDIT.get("RETENTION_DAYS")
-    for shorter in RetentionPurge.objects.filter(tenant=tenant, retention_days__lt=in_force or 0).order_by("through_sequence"):
-        notes.append(f"the retention purge through {shorter.through_sequence} ran under {shorter.retention_days} days, "
-                     f"shorter than the {in_force} days in force now")
+    for shorter in RetentionPurge.objects.filter(tenant=tenant, retention_days__lt=in_force or 0).order_by(
+        "through_sequence"
+    ):
+        notes.append(
+            f"the retention purge through {shorter.through_sequence} ran under {shorter.retention_days} days, "
+            f"shorter than the {in_force} days in force now"
+        )
     if not signed:
-        notes.append("no signed checkpoint yet: a cut-off of the newest entries would not show (manage.py audit_checkpoint)")
+        notes.append(
+            "no signed checkpoint yet: a cut-off of the newest entries would not show (manage.py audit_checkpoint)"
+        )
     else:
         newest = max(signed, key=lambda c: c.sequence)
         if walked.last_sequence > newest.sequence:
-            notes.append(f"{walked.last_sequence - newest.sequence} entries since the newest checkpoint "
-                         f"({newest.created_at.isoformat(timespec='seconds')})")
+            notes.append(
+                f"{walked.last_sequence - newest.sequence} entries since the newest checkpoint "
+                f"({newest.created_at.isoformat(timespec='seconds')})"
+            )
     return report(None, len(signed), notes)

@@ -48,10 +48,27 @@ class Checkpoint:
     document: dict | None = None  # the signed JSON as stored, for proofs
 
 
-def _payload(tenant_id: int, tenant_slug: str, sequence: int, hash_: str, created_at: datetime, key_id: str,
-             tree_start: int = 0, root: str = "") -> dict:
-    return {"format": FORMAT, "tenant_id": tenant_id, "tenant": tenant_slug, "sequence": sequence, "hash": hash_,
-            "created_at": created_at.isoformat(), "key_id": key_id, "tree_start": tree_start, "root": root}
+def _payload(
+    tenant_id: int,
+    tenant_slug: str,
+    sequence: int,
+    hash_: str,
+    created_at: datetime,
+    key_id: str,
+    tree_start: int = 0,
+    root: str = "",
+) -> dict:
+    return {
+        "format": FORMAT,
+        "tenant_id": tenant_id,
+        "tenant": tenant_slug,
+        "sequence": sequence,
+        "hash": hash_,
+        "created_at": created_at.isoformat(),
+        "key_id": key_id,
+        "tree_start": tree_start,
+        "root": root,
+    }
 
 
 def _message(payload: dict) -> bytes:
@@ -63,11 +80,21 @@ def _parse(name: str, raw: bytes) -> Checkpoint:
         document = json.loads(raw)
         signed = {k: v for k, v in document.items() if k != "signature"}
         created_at = datetime.fromisoformat(signed["created_at"])
-        valid = signed.get("format") == FORMAT and keys.signature_valid(str(signed["key_id"]), _message(signed),
-                                                                        str(document["signature"]))
-        return Checkpoint(name, int(signed["tenant_id"]), int(signed["sequence"]), str(signed["hash"]), created_at,
-                          str(signed["key_id"]), valid, int(signed.get("tree_start", 0)), str(signed.get("root", "")),
-                          document)
+        valid = signed.get("format") == FORMAT and keys.signature_valid(
+            str(signed["key_id"]), _message(signed), str(document["signature"])
+        )
+        return Checkpoint(
+            name,
+            int(signed["tenant_id"]),
+            int(signed["sequence"]),
+            str(signed["hash"]),
+            created_at,
+            str(signed["key_id"]),
+            valid,
+            int(signed.get("tree_start", 0)),
+            str(signed.get("root", "")),
+            document,
+        )
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return Checkpoint(name, 0, 0, "", timezone.now(), "", False)
 
@@ -119,9 +146,7 @@ def orphaned_folders() -> list[str]:
     orphans = []
     for folder in sorted(f for f in folders if f not in known):
         stand_in = Tenant(pk=int(folder)) if folder.isascii() and folder.isdigit() else None
-        if stand_in is None:
-            orphans.append(folder)
-        elif any(c.valid for c in checkpoints_read(stand_in)):
+        if stand_in is None or any(c.valid for c in checkpoints_read(stand_in)):
             orphans.append(folder)
     return orphans
 
@@ -152,8 +177,11 @@ def checkpoint_write(*, tenant: Tenant, force: bool = False, now: datetime | Non
     else:
         start, start_hash = newest.sequence, newest.hash
         if start > 0 and hash_at(tenant, start) != newest.hash:
-            return _refuse(tenant, f"the entry at {start} no longer has the hash the checkpoint of "
-                           f"{newest.created_at.isoformat(timespec='seconds')} signed")
+            return _refuse(
+                tenant,
+                f"the entry at {start} no longer has the hash the checkpoint of "
+                f"{newest.created_at.isoformat(timespec='seconds')} signed",
+            )
     head = ChainHead.objects.filter(tenant=tenant).first()
     walked = walk(tenant, after=start, previous=start_hash)
     if walked.first_break is not None:
@@ -162,8 +190,12 @@ def checkpoint_write(*, tenant: Tenant, force: bool = False, now: datetime | Non
         return _refuse(tenant, f"the chain head says {head.sequence} entries, the chain has {walked.last_sequence}")
     if newest is not None and walked.last_sequence < newest.sequence:
         return _refuse(tenant, f"the chain ends at {walked.last_sequence}, before the checkpoint at {newest.sequence}")
-    if (newest is not None and not force and newest.tree_start == tree_start
-            and (newest.sequence, newest.hash) == (walked.last_sequence, walked.last_hash)):
+    if (
+        newest is not None
+        and not force
+        and newest.tree_start == tree_start
+        and (newest.sequence, newest.hash) == (walked.last_sequence, walked.last_hash)
+    ):
         return CheckpointReport(tenant.slug, None)
     # The tree's leaves: the digests already vouched for by the previous checkpoint (their root
     # checked against it), then the ones the walk just recomputed from the content.
@@ -173,13 +205,23 @@ def checkpoint_write(*, tenant: Tenant, force: bool = False, now: datetime | Non
         for digest in vouched:
             prefix.append(bytes.fromhex(digest))
         if prefix.root() != newest.root:
-            return _refuse(tenant, f"the content digests up to {start} no longer give the Merkle root signed at {start}")
+            return _refuse(
+                tenant, f"the content digests up to {start} no longer give the Merkle root signed at {start}"
+            )
     leaves = merkle.Accumulator()
     for digest in [*vouched, *(d for _, d in sorted(walked.digests.items()))]:
         leaves.append(bytes.fromhex(digest))
     key, created_at = keys.current(), now or timezone.now()
-    payload = _payload(tenant.pk, tenant.slug, walked.last_sequence, walked.last_hash, created_at, key.key_id,
-                       tree_start, leaves.root())
+    payload = _payload(
+        tenant.pk,
+        tenant.slug,
+        walked.last_sequence,
+        walked.last_hash,
+        created_at,
+        key.key_id,
+        tree_start,
+        leaves.root(),
+    )
     body = json.dumps({**payload, "signature": keys.sign(key, _message(payload))}, indent=1, sort_keys=True) + "\n"
     wanted = f"{tenant.pk}/{walked.last_sequence:012d}-{created_at:%Y%m%dT%H%M%S%f}.json"
     # Storages never overwrite: a name already taken gets a fresh one (Django's get_available_name).

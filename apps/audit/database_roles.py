@@ -36,8 +36,9 @@ def _sql(connection, template: str, **identifiers):
     """`template` with each {name} replaced by the quoted identifier, as a plain string."""
     from psycopg import sql
 
-    composed = sql.SQL(template).format(**{k: sql.Identifier(*v) if isinstance(v, tuple) else sql.Identifier(v)
-                                           for k, v in identifiers.items()})
+    composed = sql.SQL(template).format(
+        **{k: sql.Identifier(*v) if isinstance(v, tuple) else sql.Identifier(v) for k, v in identifiers.items()}
+    )
     return composed.as_string(connection.connection)
 
 
@@ -88,7 +89,9 @@ def hand_purge_function_to_purger(connection) -> bool:
         # Nothing but the function's own needs, recomputed every time.
         cursor.execute(_sql(connection, "REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {purger}", **ids))
         for table in PURGED_TABLES:
-            cursor.execute(_sql(connection, "GRANT SELECT, DELETE ON {table} TO {purger}", table=(schema, table), **ids))
+            cursor.execute(
+                _sql(connection, "GRANT SELECT, DELETE ON {table} TO {purger}", table=(schema, table), **ids)
+            )
         if owner != purger:
             # ALTER ... OWNER needs the new owner to hold CREATE on the schema (PostgreSQL 15 gives
             # it to nobody on public); it holds it for this transaction only.
@@ -96,8 +99,14 @@ def hand_purge_function_to_purger(connection) -> bool:
             had_create = cursor.fetchone()[0]
             if not had_create:
                 cursor.execute(_sql(connection, "GRANT CREATE ON SCHEMA {schema} TO {purger}", **ids))
-            cursor.execute(_sql(connection, "ALTER FUNCTION {function}" + PURGE_SIGNATURE + " OWNER TO {purger}",
-                                function=(schema, PURGE_FUNCTION), **ids))
+            cursor.execute(
+                _sql(
+                    connection,
+                    "ALTER FUNCTION {function}" + PURGE_SIGNATURE + " OWNER TO {purger}",
+                    function=(schema, PURGE_FUNCTION),
+                    **ids,
+                )
+            )
             if not had_create:
                 cursor.execute(_sql(connection, "REVOKE CREATE ON SCHEMA {schema} FROM {purger}", **ids))
     return True
@@ -142,7 +151,10 @@ def grant_application_role(connection) -> bool:
         if _table_exists(cursor, schema, "django_migrations"):
             run("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {table} FROM {app}", table=(schema, "django_migrations"))
         if purge_function_owner(cursor, schema) is not None:
-            run("GRANT EXECUTE ON FUNCTION {function}" + PURGE_SIGNATURE + " TO {app}", function=(schema, PURGE_FUNCTION))
+            run(
+                "GRANT EXECUTE ON FUNCTION {function}" + PURGE_SIGNATURE + " TO {app}",
+                function=(schema, PURGE_FUNCTION),
+            )
     return True
 
 

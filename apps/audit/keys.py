@@ -44,7 +44,9 @@ class AuditKey:
 
 
 def _derive(secret: bytes, purpose: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"knowledge-platform audit " + purpose).derive(secret)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"knowledge-platform audit " + purpose).derive(
+        secret
+    )
 
 
 def parse_ring(value: str) -> tuple[AuditKey, ...]:
@@ -55,15 +57,22 @@ def parse_ring(value: str) -> tuple[AuditKey, ...]:
             continue
         key_id, sep, secret = item.partition(":")
         if not sep or not key_id or not key_id.isascii() or not key_id.replace("-", "").replace("_", "").isalnum():
-            raise ImproperlyConfigured("AUDIT_KEYS: each entry is key_id:secret, the id made of letters, digits, - and _.")
+            raise ImproperlyConfigured(
+                "AUDIT_KEYS: each entry is key_id:secret, the id made of letters, digits, - and _."
+            )
         if len(key_id) > 32 or key_id in seen:
             raise ImproperlyConfigured(f"AUDIT_KEYS: key id {key_id!r} is longer than 32 characters or repeated.")
         if len(secret) < MIN_SECRET_LENGTH:
-            raise ImproperlyConfigured(f"AUDIT_KEYS: the secret of {key_id!r} must be at least {MIN_SECRET_LENGTH} characters.")
+            raise ImproperlyConfigured(
+                f"AUDIT_KEYS: the secret of {key_id!r} must be at least {MIN_SECRET_LENGTH} characters."
+            )
         seen.add(key_id)
         material = secret.encode()
-        keys.append(AuditKey(key_id, _derive(material, b"mac"),
-                             Ed25519PrivateKey.from_private_bytes(_derive(material, b"signing"))))
+        keys.append(
+            AuditKey(
+                key_id, _derive(material, b"mac"), Ed25519PrivateKey.from_private_bytes(_derive(material, b"signing"))
+            )
+        )
     if not keys:
         raise ImproperlyConfigured("AUDIT_KEYS is empty: the audit trail needs at least one key (key_id:secret).")
     return tuple(keys)

@@ -89,16 +89,21 @@ class AuditRecord(AppendOnlyModel):
 
     # what a replay needs: whose access applied, and which engine, index and model answered
     principals = models.JSONField(default=list, help_text="The principals the caller held at that moment.")
-    context = models.JSONField(default=list, help_text="The passages given to the generator: versions, offsets, text hashes.")
+    context = models.JSONField(
+        default=list, help_text="The passages given to the generator: versions, offsets, text hashes."
+    )
     embedding_model = models.CharField(max_length=200, blank=True)
     search_backend = models.CharField(max_length=50, blank=True)
     index_generation = models.CharField(max_length=200, blank=True, help_text="The concrete index (or file) searched.")
 
     previous_hash = models.CharField(max_length=64)
-    key_id = models.CharField(max_length=32, blank=True, help_text="The chain key (AUDIT_KEYS) that keyed this record's hash.")
+    key_id = models.CharField(
+        max_length=32, blank=True, help_text="The chain key (AUDIT_KEYS) that keyed this record's hash."
+    )
     record_hash = models.CharField(max_length=64, unique=True)
-    content_sha256 = models.CharField(max_length=64, blank=True,
-                                      help_text="Public SHA-256 of the canonical bytes: the record's Merkle leaf.")
+    content_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="Public SHA-256 of the canonical bytes: the record's Merkle leaf."
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -117,8 +122,9 @@ class RetrievedChunk(AppendOnlyModel):
     document_id = models.BigIntegerField(db_index=True)
     version_id = models.BigIntegerField(db_index=True)
     text_sha256 = models.CharField(max_length=64, help_text="SHA-256 of the database chunk's text.")
-    served_sha256 = models.CharField(max_length=64, blank=True,
-                                     help_text="SHA-256 of the text the search engine served (its own copy).")
+    served_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the text the search engine served (its own copy)."
+    )
     scores = models.JSONField(default=dict, help_text="fused, bm25, bm25_rank, dense, dense_rank, rerank")
     # The permission re-check against the database, after the engine's own filter.
     passed_recheck = models.BooleanField()
@@ -180,7 +186,9 @@ class Review(AppendOnlyModel):
 
     # Null only on reviews written before reviews were chained (migration 0003): verify reports them.
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, null=True, related_name="+")
-    sequence = models.PositiveBigIntegerField(default=0, help_text="Position in the tenant's chain (shared with records).")
+    sequence = models.PositiveBigIntegerField(
+        default=0, help_text="Position in the tenant's chain (shared with records)."
+    )
     record = models.ForeignKey(AuditRecord, on_delete=models.DO_NOTHING, db_constraint=False, related_name="reviews")
     record_sequence = models.PositiveBigIntegerField(default=0)
     record_hash = models.CharField(max_length=64, blank=True)

@@ -28,16 +28,25 @@ def proof_build(*, record: AuditRecord) -> dict:
     anchor, _ = chain.anchors_check(record.tenant)
     tree_start = anchor.through_sequence if anchor else 0
     checkpoint = checkpoint_newest(record.tenant)
-    if checkpoint is None or checkpoint.tree_start != tree_start or not tree_start < record.sequence <= checkpoint.sequence:
-        raise Conflict(f"Record {record.pk} is not in a signed checkpoint yet; try again after the next "
-                       "checkpoint (manage.py audit_checkpoint writes one now).", code="audit_not_checkpointed")
+    if (
+        checkpoint is None
+        or checkpoint.tree_start != tree_start
+        or not tree_start < record.sequence <= checkpoint.sequence
+    ):
+        raise Conflict(
+            f"Record {record.pk} is not in a signed checkpoint yet; try again after the next "
+            "checkpoint (manage.py audit_checkpoint writes one now).",
+            code="audit_not_checkpointed",
+        )
     digests = chain.stored_digests(record.tenant, after=tree_start, through=checkpoint.sequence)
     try:
         leaves = [bytes.fromhex(d) for d in digests]
     except ValueError:
         leaves = []
     if len(leaves) != checkpoint.sequence - tree_start or any(len(leaf) != 32 for leaf in leaves):
-        raise Conflict("The chain's stored digests do not make the signed tree (run audit_verify).", code="audit_chain_broken")
+        raise Conflict(
+            "The chain's stored digests do not make the signed tree (run audit_verify).", code="audit_chain_broken"
+        )
     canonical = chain.record_canonical(record, list(record.chunks.order_by("rank")))
     proof = {
         "record_id": record.pk,
@@ -74,7 +83,9 @@ def _proof_check(proof: dict, public_keys: dict[str, str]) -> tuple[bool, str]:
     if key is None:
         return False, f"no public key for key id {checkpoint.get('key_id')!r}"
     try:
-        Ed25519PublicKey.from_public_bytes(base64.b64decode(key)).verify(base64.b64decode(signature), _message(checkpoint))
+        Ed25519PublicKey.from_public_bytes(base64.b64decode(key)).verify(
+            base64.b64decode(signature), _message(checkpoint)
+        )
     except (InvalidSignature, ValueError):
         return False, "the checkpoint's signature does not verify"
     digest = hashlib.sha256(proof["canonical"].encode()).digest()
@@ -82,11 +93,19 @@ def _proof_check(proof: dict, public_keys: dict[str, str]) -> tuple[bool, str]:
         return False, "the proof's content digest is not that of its bytes"
     if proof["tree_size"] != checkpoint["sequence"] - checkpoint["tree_start"]:
         return False, "the proof's tree size is not the checkpoint's"
-    if not merkle.verify_inclusion(digest, proof["leaf_index"], proof["tree_size"], proof["audit_path"], checkpoint["root"]):
+    if not merkle.verify_inclusion(
+        digest, proof["leaf_index"], proof["tree_size"], proof["audit_path"], checkpoint["root"]
+    ):
         return False, "the record's bytes are not at that place in the signed tree"
     body = json.loads(proof["canonical"])
     if not isinstance(body, dict) or body.get("entry") != "record":
         return False, "the bytes are not an answer record (a review, or something else)"
-    if body.get("tenant_id") != checkpoint["tenant_id"] or body.get("sequence") != checkpoint["tree_start"] + proof["leaf_index"] + 1:
+    if (
+        body.get("tenant_id") != checkpoint["tenant_id"]
+        or body.get("sequence") != checkpoint["tree_start"] + proof["leaf_index"] + 1
+    ):
         return False, "the record's own tenant or sequence is not where the proof puts it"
-    return True, f"record {body.get('sequence')} of tenant {checkpoint['tenant']} is in the checkpoint of {checkpoint['created_at']}"
+    return (
+        True,
+        f"record {body.get('sequence')} of tenant {checkpoint['tenant']} is in the checkpoint of {checkpoint['created_at']}",
+    )

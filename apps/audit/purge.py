@@ -22,10 +22,15 @@ def delete_prefix(*, tenant_id: int, through_sequence: int) -> int:
             cursor.execute("SELECT audit_purge_prefix(%s, %s)", [tenant_id, through_sequence])
             return cursor.fetchone()[0]
     with transaction.atomic():
-        records = list(AuditRecord.objects.filter(tenant_id=tenant_id, sequence__lte=through_sequence)
-                       .values_list("pk", flat=True))
-        _delete(Review, list(Review.objects.filter(tenant_id=tenant_id, sequence__lte=through_sequence)
-                             .values_list("pk", flat=True)))
+        records = list(
+            AuditRecord.objects.filter(tenant_id=tenant_id, sequence__lte=through_sequence).values_list("pk", flat=True)
+        )
+        _delete(
+            Review,
+            list(
+                Review.objects.filter(tenant_id=tenant_id, sequence__lte=through_sequence).values_list("pk", flat=True)
+            ),
+        )
         chunks = RetrievedChunk.objects.filter(record__tenant_id=tenant_id, record__sequence__lte=through_sequence)
         _delete(RetrievedChunk, list(chunks.values_list("pk", flat=True)))
         _delete(AuditRecord, records)

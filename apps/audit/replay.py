@@ -14,7 +14,6 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field
 
-
 from apps.access.principals import TENANT_WIDE_ROLES, document_reader_principals, user_principals
 from apps.corpus.embedding import get_embedder
 from apps.corpus.models import Chunk, Section
@@ -98,7 +97,11 @@ class _Versions:
         return self._texts[version_id]
 
     def _load(self, version_id: int) -> str | None:
-        version = DocumentVersion.objects.filter(pk=version_id, document__tenant=self.tenant).select_related("document").first()
+        version = (
+            DocumentVersion.objects.filter(pk=version_id, document__tenant=self.tenant)
+            .select_related("document")
+            .first()
+        )
         if version is None:
             self.problems[version_id] = "the version no longer exists"
             self.suspect.add(version_id)  # versions are never deleted: purge keeps a tombstone
@@ -138,8 +141,11 @@ def _access_now(record: AuditRecord, documents: dict[int, Document]) -> tuple[di
     """Per document, whether the principals the caller held then still read it, and whether the
     same caller today would."""
     held_then = set(record.principals)
-    membership = (Membership.objects.filter(tenant=record.tenant, user_id=record.user_id).select_related("user").first()
-                  if record.user_id else None)
+    membership = (
+        Membership.objects.filter(tenant=record.tenant, user_id=record.user_id).select_related("user").first()
+        if record.user_id
+        else None
+    )
     general: list[str] = []
     held_now: set[str] | None = None
     if membership is not None:
@@ -147,8 +153,11 @@ def _access_now(record: AuditRecord, documents: dict[int, Document]) -> tuple[di
             general.append(f"{record.username} is no longer an active member")
             held_now = set()
         else:
-            held_now = set(user_principals(user=membership.user, tenant=record.tenant,
-                                           reads_everything=membership.role in TENANT_WIDE_ROLES))
+            held_now = set(
+                user_principals(
+                    user=membership.user, tenant=record.tenant, reads_everything=membership.role in TENANT_WIDE_ROLES
+                )
+            )
             if held_then and held_now != held_then:
                 general.append(f"{record.username}'s principals changed since (groups or role)")
     notes: dict[int, list[str]] = {}
@@ -168,15 +177,24 @@ def record_replay(*, record: AuditRecord) -> Replay:
     tenant-scoped selector)."""
     entries = list(record.chunks.order_by("rank"))
     versions = _Versions(record.tenant)
-    rows = {c.id: c for c in Chunk.objects.filter(id__in=[e.chunk_id for e in entries], version__document__tenant=record.tenant)}
+    rows = {
+        c.id: c
+        for c in Chunk.objects.filter(id__in=[e.chunk_id for e in entries], version__document__tenant=record.tenant)
+    }
     document_ids = {e.document_id for e in entries} | {p["document_id"] for p in record.context}
-    documents = {d.pk: d for d in Document.objects.filter(pk__in=document_ids, tenant=record.tenant).select_related("collection")}
+    documents = {
+        d.pk: d for d in Document.objects.filter(pk__in=document_ids, tenant=record.tenant).select_related("collection")
+    }
     access, general = _access_now(record, documents)
 
     chunks = []
     for entry in entries:
         row = rows.get(entry.chunk_id)
-        text = _slice(versions, entry.version_id, row.start_offset, row.end_offset) if row and row.version_id == entry.version_id else None
+        text = (
+            _slice(versions, entry.version_id, row.start_offset, row.end_offset)
+            if row and row.version_id == entry.version_id
+            else None
+        )
         now = []
         if text is None:
             if entry.version_id not in versions.problems:  # the version is there, its chunk row is not
@@ -193,30 +211,61 @@ def record_replay(*, record: AuditRecord) -> Replay:
                 number = document.published_version.number if document.published_version else None
                 now.append(f"the document now serves version {number}: this chunk's version would not be searched")
             now += access.get(entry.document_id, [])
-        chunks.append(ReplayedChunk(
-            rank=entry.rank, chunk_id=entry.chunk_id, document_id=entry.document_id, version_id=entry.version_id,
-            shown=entry.shown, cited=entry.cited, text=text,
-            text_matches=_sha256(text) == entry.text_sha256 if text is not None else None,
-            served_matches=_sha256(text) == entry.served_sha256 if text is not None and entry.served_sha256 else None,
-            now=now,
-        ))
+        chunks.append(
+            ReplayedChunk(
+                rank=entry.rank,
+                chunk_id=entry.chunk_id,
+                document_id=entry.document_id,
+                version_id=entry.version_id,
+                shown=entry.shown,
+                cited=entry.cited,
+                text=text,
+                text_matches=_sha256(text) == entry.text_sha256 if text is not None else None,
+                served_matches=_sha256(text) == entry.served_sha256
+                if text is not None and entry.served_sha256
+                else None,
+                now=now,
+            )
+        )
 
-    sections = {s.pk: s for s in Section.objects.filter(pk__in=[p["section_id"] for p in record.context if p.get("section_id")],
-                                                        version__document__tenant=record.tenant)}
+    sections = {
+        s.pk: s
+        for s in Section.objects.filter(
+            pk__in=[p["section_id"] for p in record.context if p.get("section_id")],
+            version__document__tenant=record.tenant,
+        )
+    }
     context = []
     for passage in record.context:
         text = _slice(versions, passage["version_id"], passage["start_offset"], passage["end_offset"])
         section = sections.get(passage.get("section_id"))
-        if section is not None and (section.start_offset, section.end_offset) != (passage["start_offset"], passage["end_offset"]):
+        if section is not None and (section.start_offset, section.end_offset) != (
+            passage["start_offset"],
+            passage["end_offset"],
+        ):
             text = None  # the section row no longer sits where the record says
-        context.append(ReplayedPassage(passage["number"], passage["version_id"], passage.get("section_id"), text,
-                                       _sha256(text) == passage["text_sha256"] if text is not None else None))
+        context.append(
+            ReplayedPassage(
+                passage["number"],
+                passage["version_id"],
+                passage.get("section_id"),
+                text,
+                _sha256(text) == passage["text_sha256"] if text is not None else None,
+            )
+        )
 
     citations = []
     for citation in record.citations:
         text = _slice(versions, citation["version_id"], citation["start_offset"], citation["end_offset"])
-        citations.append(ReplayedCitation(citation["marker"], citation["chunk_id"], citation["version_id"], citation["quote"],
-                                          text == citation["quote"] if text is not None else None))
+        citations.append(
+            ReplayedCitation(
+                citation["marker"],
+                citation["chunk_id"],
+                citation["version_id"],
+                citation["quote"],
+                text == citation["quote"] if text is not None else None,
+            )
+        )
 
     if record.embedding_model and record.embedding_model != get_embedder().identity:
         general.append("the embedding model changed since: dense scores would differ")

@@ -46,9 +46,13 @@ def record_list(*, tenant, filters: RecordFilters = RecordFilters()) -> QuerySet
     if filters.date_to:
         records = records.filter(created_at__date__lte=filters.date_to)
     if filters.document_id is not None:
-        records = records.filter(pk__in=RetrievedChunk.objects.filter(document_id=filters.document_id).values("record_id"))
+        records = records.filter(
+            pk__in=RetrievedChunk.objects.filter(document_id=filters.document_id).values("record_id")
+        )
     if filters.version_id is not None:
-        records = records.filter(pk__in=RetrievedChunk.objects.filter(version_id=filters.version_id).values("record_id"))
+        records = records.filter(
+            pk__in=RetrievedChunk.objects.filter(version_id=filters.version_id).values("record_id")
+        )
     if filters.kind:
         records = records.filter(kind=filters.kind)
     if filters.outcome:
@@ -83,8 +87,14 @@ class ChunkEvidence:
 def record_evidence(*, record: AuditRecord) -> list[ChunkEvidence]:
     entries = list(record.chunks.order_by("rank"))
     # The record's own tenant only: a chunk id the engine returned from elsewhere shows no text.
-    rows = {c.id: c for c in Chunk.objects.filter(id__in=[e.chunk_id for e in entries], version_id__in=[e.version_id for e in entries],
-                                                  version__document__tenant_id=record.tenant_id)}
+    rows = {
+        c.id: c
+        for c in Chunk.objects.filter(
+            id__in=[e.chunk_id for e in entries],
+            version_id__in=[e.version_id for e in entries],
+            version__document__tenant_id=record.tenant_id,
+        )
+    }
     evidence = []
     for entry in entries:
         row = rows.get(entry.chunk_id)
@@ -92,24 +102,67 @@ def record_evidence(*, record: AuditRecord) -> list[ChunkEvidence]:
             evidence.append(ChunkEvidence(entry, None, None, None, None))
         else:
             actual = hashlib.sha256(row.text.encode()).hexdigest()
-            evidence.append(ChunkEvidence(entry, row.text, actual == entry.text_sha256, row.start_offset, row.end_offset,
-                                          actual == entry.served_sha256 if entry.served_sha256 else None))
+            evidence.append(
+                ChunkEvidence(
+                    entry,
+                    row.text,
+                    actual == entry.text_sha256,
+                    row.start_offset,
+                    row.end_offset,
+                    actual == entry.served_sha256 if entry.served_sha256 else None,
+                )
+            )
     return evidence
 
 
 # --------------------------------------------------------------------------- export
-EXPORT_COLUMNS = ["id", "sequence", "created_at", "kind", "outcome", "username", "api_key_prefix", "acting_for_user",
-                  "query", "filters", "parameters", "answer", "citations", "generator", "generator_model", "timings",
-                  "error", "review_status", "chunks", "principals", "context", "embedding_model", "search_backend",
-                  "index_generation", "previous_hash", "key_id", "record_hash"]
+EXPORT_COLUMNS = [
+    "id",
+    "sequence",
+    "created_at",
+    "kind",
+    "outcome",
+    "username",
+    "api_key_prefix",
+    "acting_for_user",
+    "query",
+    "filters",
+    "parameters",
+    "answer",
+    "citations",
+    "generator",
+    "generator_model",
+    "timings",
+    "error",
+    "review_status",
+    "chunks",
+    "principals",
+    "context",
+    "embedding_model",
+    "search_backend",
+    "index_generation",
+    "previous_hash",
+    "key_id",
+    "record_hash",
+]
 
 
 def _export_row(record: AuditRecord) -> dict:
     row = {name: getattr(record, name, None) for name in EXPORT_COLUMNS if name != "chunks"}
     row["created_at"] = record.created_at.isoformat()
     row["chunks"] = [
-        {"rank": c.rank, "chunk_id": c.chunk_id, "document_id": c.document_id, "version_id": c.version_id,
-         "text_sha256": c.text_sha256, "served_sha256": c.served_sha256, "scores": c.scores, "passed_recheck": c.passed_recheck, "shown": c.shown, "cited": c.cited}
+        {
+            "rank": c.rank,
+            "chunk_id": c.chunk_id,
+            "document_id": c.document_id,
+            "version_id": c.version_id,
+            "text_sha256": c.text_sha256,
+            "served_sha256": c.served_sha256,
+            "scores": c.scores,
+            "passed_recheck": c.passed_recheck,
+            "shown": c.shown,
+            "cited": c.cited,
+        }
         for c in record.chunks.all()
     ]
     return row
@@ -138,7 +191,9 @@ def export_csv(records: QuerySet[AuditRecord]) -> Iterator[str]:
     writer.writeheader()
     for record in records.prefetch_related("chunks").iterator(chunk_size=200):
         row = _export_row(record)
-        writer.writerow({k: csv_safe(json.dumps(v, default=str) if isinstance(v, (dict, list)) else v) for k, v in row.items()})
+        writer.writerow(
+            {k: csv_safe(json.dumps(v, default=str) if isinstance(v, (dict, list)) else v) for k, v in row.items()}
+        )
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

@@ -150,8 +150,13 @@ def _insert_chunks(record_id: int, rows: list[dict]) -> None:
     their adaptation cost 4.7 ms of an append, COPY 1.3 ms (PostgreSQL, audit_benchmark's machine);
     PostgreSQL itself takes 0.4 ms for the rows. COPY needs only the INSERT privilege."""
     columns = ("record_id", *chain.CHUNK_FIELDS)
-    values = [[record_id, *(orjson.dumps(row[name]).decode() if name == "scores" else row[name] for name in chain.CHUNK_FIELDS)]
-              for row in rows]
+    values = [
+        [
+            record_id,
+            *(orjson.dumps(row[name]).decode() if name == "scores" else row[name] for name in chain.CHUNK_FIELDS),
+        ]
+        for row in rows
+    ]
     quoted = ", ".join(connection.ops.quote_name(name) for name in columns)
     table = RetrievedChunk._meta.db_table
     with connection.cursor() as cursor:
@@ -164,16 +169,26 @@ def _insert_chunks(record_id: int, rows: list[dict]) -> None:
 
 
 @transaction.atomic
-def review_add(*, record: AuditRecord, status: str, comment: str, reviewer_id: int | None, reviewer_name: str) -> Review:
+def review_add(
+    *, record: AuditRecord, status: str, comment: str, reviewer_id: int | None, reviewer_name: str
+) -> Review:
     """A verdict on a record, as the next entry of the tenant's chain: the record never changes,
     and a review cannot be removed, replaced or slipped in without breaking the chain."""
     if status not in ReviewStatus.values:
         raise ValueError(f"status must be one of {', '.join(ReviewStatus.values)}")
     head = _locked_head(record.tenant)
     review = Review(
-        tenant_id=record.tenant_id, sequence=head.sequence + 1, record=record, record_sequence=record.sequence,
-        record_hash=record.record_hash, status=status, comment=comment, reviewer_id=reviewer_id,
-        reviewer_name=reviewer_name, created_at=timezone.now(), previous_hash=head.last_hash or chain.GENESIS,
+        tenant_id=record.tenant_id,
+        sequence=head.sequence + 1,
+        record=record,
+        record_sequence=record.sequence,
+        record_hash=record.record_hash,
+        status=status,
+        comment=comment,
+        reviewer_id=reviewer_id,
+        reviewer_name=reviewer_name,
+        created_at=timezone.now(),
+        previous_hash=head.last_hash or chain.GENESIS,
         key_id=keys.current().key_id,
     )
     review.entry_hash, review.content_sha256 = chain.review_hashes(review)
@@ -222,8 +237,12 @@ def retention_purge(*, tenant: Tenant, now=None) -> PurgeReport:
             raise PurgeRefused(f"the chain does not verify: {verified.first_break}")
         with transaction.atomic():
             _locked_head(tenant)
-            newest = RetentionPurge.objects.filter(tenant=tenant).order_by("-through_sequence").values_list(
-                "through_sequence", flat=True).first()
+            newest = (
+                RetentionPurge.objects.filter(tenant=tenant)
+                .order_by("-through_sequence")
+                .values_list("through_sequence", flat=True)
+                .first()
+            )
             if (newest or 0) != verified.start:  # another purge ran since the walk
                 return PurgeReport(tenant.slug, 0, None)
             walked = verified.walked
@@ -240,9 +259,18 @@ def retention_purge(*, tenant: Tenant, now=None) -> PurgeReport:
             if deleted != records:
                 raise PurgeRefused(f"the database held {deleted} records through {through}, the chain {records}")
             key = keys.current()
-            anchor = RetentionPurge(tenant=tenant, created_at=now, older_than=cutoff, retention_days=days, records=records,
-                                    reviews=len(expired) - records, through_sequence=through, last_hash=walked.hashes[through],
-                                    newest_purged_at=max(walked.times[s] for s in expired), key_id=key.key_id)
+            anchor = RetentionPurge(
+                tenant=tenant,
+                created_at=now,
+                older_than=cutoff,
+                retention_days=days,
+                records=records,
+                reviews=len(expired) - records,
+                through_sequence=through,
+                last_hash=walked.hashes[through],
+                newest_purged_at=max(walked.times[s] for s in expired),
+                key_id=key.key_id,
+            )
             anchor.signature = keys.sign(key, chain.anchor_canonical(anchor))
             anchor.save()
     except PurgeRefused as exc:
@@ -264,4 +292,3 @@ def retention_purge_all(*, now=None) -> list[PurgeReport]:
             logger.exception("audit retention purge of %s failed", tenant.slug)
             reports.append(PurgeReport(tenant.slug, 0, None, refused=f"failed: {exc!r}"))
     return reports
-

@@ -27,7 +27,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
     if isinstance(exc, IntegrityError):
         # A uniqueness race the services' own checks could not see: the same answer as their 409.
-        return Response(error_body("That conflicts with a change made at the same moment; try again.", "conflict"), status=409)
+        return Response(
+            error_body("That conflicts with a change made at the same moment; try again.", "conflict"), status=409
+        )
 
     if isinstance(exc, DataError):
         # A value the database cannot hold (an id beyond 64 bits in the path, say): the caller's to fix.

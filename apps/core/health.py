@@ -5,8 +5,8 @@ here; the apps above register their own dependency (search registers its engine 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 
 from celery import current_app as celery_app
 from django.conf import settings

@@ -6,11 +6,20 @@ from .pagination import MAX_PAGE_SIZE
 from .params import MAX_BIGINT
 
 PAGE_PARAMETERS = [
-    {"in": "query", "name": "limit", "required": False,
-     "description": f"Rows per page, 1 to {MAX_PAGE_SIZE} (default 50); anything else is a 400.",
-     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}},
-    {"in": "query", "name": "offset", "required": False, "description": "Rows to skip (default 0).",
-     "schema": {"type": "integer", "minimum": 0, "maximum": MAX_BIGINT - MAX_PAGE_SIZE}},
+    {
+        "in": "query",
+        "name": "limit",
+        "required": False,
+        "description": f"Rows per page, 1 to {MAX_PAGE_SIZE} (default 50); anything else is a 400.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+    },
+    {
+        "in": "query",
+        "name": "offset",
+        "required": False,
+        "description": "Rows to skip (default 0).",
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_BIGINT - MAX_PAGE_SIZE},
+    },
 ]
 
 
@@ -32,5 +41,6 @@ def pagination_parameters(result, generator, request, public):
                 continue
             present = {(p.get("in"), p.get("name")) for p in operation.get("parameters", [])}
             operation.setdefault("parameters", []).extend(
-                dict(p) for p in PAGE_PARAMETERS if (p["in"], p["name"]) not in present)
+                dict(p) for p in PAGE_PARAMETERS if (p["in"], p["name"]) not in present
+            )
     return result

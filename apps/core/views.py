@@ -76,7 +76,5 @@ def json_not_found(request, exception=None):
 
 def json_server_error(request):
     if _wants_json(request):
-        return JsonResponse(
-            error_body("Internal error; it has been logged.", "server_error"), status=500
-        )
+        return JsonResponse(error_body("Internal error; it has been logged.", "server_error"), status=500)
     return server_error(request)

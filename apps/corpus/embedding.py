@@ -27,7 +27,9 @@ def default_model_path() -> str:
 
 
 class Embedder:
-    def __init__(self, model_path: str, *, batch_size: int = 32, max_seq_length: int | None = None, with_title: bool = True):
+    def __init__(
+        self, model_path: str, *, batch_size: int = 32, max_seq_length: int | None = None, with_title: bool = True
+    ):
         self.model_path = model_path
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
@@ -66,7 +68,9 @@ class Embedder:
                 digest.update(handle.read(1 << 20))
         # The input convention is part of the identity: vectors of "title + text" and of the text
         # alone are not interchangeable.
-        return f"{Path(self.model_path).name}:{digest.hexdigest()[:16]}:{self.max_seq_length or 'default'}" + (":title" if self.with_title else "")
+        return f"{Path(self.model_path).name}:{digest.hexdigest()[:16]}:{self.max_seq_length or 'default'}" + (
+            ":title" if self.with_title else ""
+        )
 
     def passage_input(self, title: str, text: str) -> str:
         """What the model encodes for a chunk: its document's title, then its text — also when the
@@ -86,13 +90,21 @@ class Embedder:
             return np.zeros((0, EMBEDDING_DIMS), dtype=np.float32)
         with self._lock:  # one model, one forward pass at a time per process
             vectors = self.model.encode(
-                texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=show_progress
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show_progress,
             )
         return vectors.astype(np.float32, copy=False)
 
 
 def _dimensions_of(model) -> int:
-    return model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else model.get_sentence_embedding_dimension()
+    return (
+        model.get_embedding_dimension()
+        if hasattr(model, "get_embedding_dimension")
+        else model.get_sentence_embedding_dimension()
+    )
 
 
 _embedder: Embedder | None = None
@@ -102,6 +114,10 @@ def get_embedder() -> Embedder:
     global _embedder
     if _embedder is None:
         config = settings.EMBEDDING
-        _embedder = Embedder(config["MODEL_PATH"] or default_model_path(), batch_size=config["BATCH_SIZE"],
-                             max_seq_length=config["MAX_SEQ_LENGTH"], with_title=config.get("WITH_TITLE", True))
+        _embedder = Embedder(
+            config["MODEL_PATH"] or default_model_path(),
+            batch_size=config["BATCH_SIZE"],
+            max_seq_length=config["MAX_SEQ_LENGTH"],
+            with_title=config.get("WITH_TITLE", True),
+        )
     return _embedder

@@ -21,7 +21,13 @@ from apps.access.levels import LEVEL_NAMES, Level
 from apps.core.exceptions import ApplicationError
 from apps.core.params import MAX_BIGINT, is_ascii_digits
 from apps.tenants.actors import Actor
-from apps.tenants.admin import TenantListFilter, TenantScopedAdmin, TenantScopedTabularInline, admin_tenant_ids, scope_queryset
+from apps.tenants.admin import (
+    TenantListFilter,
+    TenantScopedAdmin,
+    TenantScopedTabularInline,
+    admin_tenant_ids,
+    scope_queryset,
+)
 from apps.tenants.models import ApiKey, Membership, TenantGroup
 
 from . import selectors, services
@@ -45,7 +51,9 @@ class GrantForm(forms.Form):
 def _principal_choices(tenant) -> list[tuple[str, str]]:
     choices = [(f"user:{m.user_id}", f"user {m.username}") for m in Membership.objects.filter(tenant=tenant)]
     choices += [(f"group:{g.auth_group_id}", f"group {g.name}") for g in TenantGroup.objects.filter(tenant=tenant)]
-    choices += [(f"user:{k.service_user_id}", f"API key {k.name} ({k.prefix})") for k in ApiKey.objects.filter(tenant=tenant)]
+    choices += [
+        (f"user:{k.service_user_id}", f"API key {k.name} ({k.prefix})") for k in ApiKey.objects.filter(tenant=tenant)
+    ]
     return choices
 
 
@@ -61,7 +69,10 @@ def _current_rows(obj) -> list[dict]:
     from django.contrib.auth.models import Group
 
     return [
-        {"principal": f"{'group' if isinstance(g.principal, Group) else 'user'}:{g.principal.pk}", "level": g.level.label}
+        {
+            "principal": f"{'group' if isinstance(g.principal, Group) else 'user'}:{g.principal.pk}",
+            "level": g.level.label,
+        }
         for g in grants_list(obj)
     ]
 
@@ -137,7 +148,13 @@ class CollectionAdmin(GrantsAdminMixin, TenantScopedAdmin):
         return ["tenant"] if obj is not None else []  # documents keep their tenant: so does the collection
 
     def get_urls(self):
-        return [path("<path:object_id>/grants/", self.admin_site.admin_view(self.grants_view), name="documents_collection_grants")] + super().get_urls()
+        return [
+            path(
+                "<path:object_id>/grants/",
+                self.admin_site.admin_view(self.grants_view),
+                name="documents_collection_grants",
+            )
+        ] + super().get_urls()
 
     @admin.display(description="documents")
     def document_count(self, obj: Collection) -> int:
@@ -153,7 +170,17 @@ class VersionInline(TenantScopedTabularInline):
     model = DocumentVersion
     extra = 0
     can_delete = False
-    fields = ["number", "original_filename", "media_type", "size", "status", "progress", "status_reason", "created_at", "publish_link"]
+    fields = [
+        "number",
+        "original_filename",
+        "media_type",
+        "size",
+        "status",
+        "progress",
+        "status_reason",
+        "created_at",
+        "publish_link",
+    ]
     readonly_fields = fields
     ordering = ["-number"]
 
@@ -228,7 +255,17 @@ class DocumentAddForm(forms.ModelForm):
 
     class Meta:
         model = Document
-        fields = ["collection", "title", "author", "category", "tags", "effective_date", "source_url", "retention_until", "legal_hold"]
+        fields = [
+            "collection",
+            "title",
+            "author",
+            "category",
+            "tags",
+            "effective_date",
+            "source_url",
+            "retention_until",
+            "legal_hold",
+        ]
 
 
 class UploadVersionForm(forms.Form):
@@ -249,7 +286,17 @@ class DocumentAdmin(GrantsAdminMixin, TenantScopedAdmin):
     actions = ["archive", "unarchive", "soft_delete", "purge"]
     change_form_template = "admin/documents/document/change_form.html"
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    readonly_fields = ["tenant", "collection", "state", "published_version", "has_own_grants", "created_by", "created_at", "updated_at", "purged_at"]
+    readonly_fields = [
+        "tenant",
+        "collection",
+        "state",
+        "published_version",
+        "has_own_grants",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "purged_at",
+    ]
     fieldsets = [
         (None, {"fields": ["tenant", "collection", "title", "state", "published_version"]}),
         ("Metadata", {"fields": ["author", "category", "tags", "effective_date", "source_url"]}),
@@ -358,9 +405,19 @@ class DocumentAdmin(GrantsAdminMixin, TenantScopedAdmin):
             except ApplicationError as exc:
                 form.add_error("file", exc.message)
             else:
-                self.message_user(request, f"Uploaded version {version.number}; it is {version.status} until ingested.", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    f"Uploaded version {version.number}; it is {version.status} until ingested.",
+                    messages.SUCCESS,
+                )
                 return self._back(document)
-        context = {**self.admin_site.each_context(request), "title": f"Upload a new version of “{document}”", "object": document, "opts": self.model._meta, "form": form}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Upload a new version of “{document}”",
+            "object": document,
+            "opts": self.model._meta,
+            "form": form,
+        }
         return TemplateResponse(request, "admin/documents/document/upload.html", context)
 
     def publish_view(self, request: HttpRequest, object_id: str, number: int):
@@ -373,7 +430,9 @@ class DocumentAdmin(GrantsAdminMixin, TenantScopedAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 if rollback:
-                    services.document_rollback(document=document, version=version, actor=_actor(request), **form.cleaned_data)
+                    services.document_rollback(
+                        document=document, version=version, actor=_actor(request), **form.cleaned_data
+                    )
                 else:
                     services.version_publish(version=version, actor=_actor(request), **form.cleaned_data)
             except ApplicationError as exc:
@@ -478,4 +537,8 @@ class DocumentVersionAdmin(TenantScopedAdmin):
     @admin.action(description="Retry ingestion", permissions=["change"])
     def retry_ingestion(self, request, queryset):
         queued = sum(services.version_requeue(version=version) for version in queryset)
-        self.message_user(request, f"Queued {queued} version(s) for ingestion; ready and purged ones were left alone.", messages.SUCCESS)
+        self.message_user(
+            request,
+            f"Queued {queued} version(s) for ingestion; ready and purged ones were left alone.",
+            messages.SUCCESS,
+        )

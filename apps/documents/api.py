@@ -26,8 +26,15 @@ from apps.tenants.models import Scope
 from apps.tenants.permissions import tenant_context
 
 from . import selectors, services
-from .rules import Action, check_collection, check_collection_create, check_document, check_document_create, readable_versions
 from .models import ChunkStrategy, DocumentState
+from .rules import (
+    Action,
+    check_collection,
+    check_collection_create,
+    check_document,
+    check_document_create,
+    readable_versions,
+)
 from .uploads import SUPPORTED_MEDIA_TYPES
 
 READ_WRITE = {
@@ -162,16 +169,26 @@ class CollectionListCreateView(APIView):
     class CollectionCreateSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
         description = serializers.CharField(required=False, default="", allow_blank=True)
-        chunk_size = serializers.IntegerField(required=False, min_value=16, max_value=254, help_text="Model tokens per chunk (default 200).")
-        chunk_overlap = serializers.IntegerField(required=False, min_value=0, max_value=127, help_text="Tokens shared by neighbours (default 40).")
+        chunk_size = serializers.IntegerField(
+            required=False, min_value=16, max_value=254, help_text="Model tokens per chunk (default 200)."
+        )
+        chunk_overlap = serializers.IntegerField(
+            required=False, min_value=0, max_value=127, help_text="Tokens shared by neighbours (default 40)."
+        )
         chunk_strategy = serializers.ChoiceField(required=False, choices=ChunkStrategy.values)
 
-    @extend_schema(operation_id="collections_list", responses=paginated_schema(CollectionOutputSerializer), tags=["collections"])
+    @extend_schema(
+        operation_id="collections_list", responses=paginated_schema(CollectionOutputSerializer), tags=["collections"]
+    )
     def get(self, request: Request) -> Response:
         collections = selectors.collection_list(context=tenant_context(request))
-        return paginated_response(request=request, view=self, queryset=collections, serializer_class=CollectionOutputSerializer)
+        return paginated_response(
+            request=request, view=self, queryset=collections, serializer_class=CollectionOutputSerializer
+        )
 
-    @extend_schema(request=CollectionCreateSerializer, responses={201: CollectionOutputSerializer}, tags=["collections"])
+    @extend_schema(
+        request=CollectionCreateSerializer, responses={201: CollectionOutputSerializer}, tags=["collections"]
+    )
     def post(self, request: Request) -> Response:
         context = tenant_context(request)
         check_collection_create(context)
@@ -222,7 +239,12 @@ class CollectionGrantsView(APIView):
         check_collection(context, collection, Action.GRANTS)
         return Response(_grants_out(context, collection))
 
-    @extend_schema(request=GrantsInputSerializer, responses=_grants_schema, tags=["collections"], summary="Replace the collection's grants")
+    @extend_schema(
+        request=GrantsInputSerializer,
+        responses=_grants_schema,
+        tags=["collections"],
+        summary="Replace the collection's grants",
+    )
     def put(self, request: Request, collection_id: int) -> Response:
         context = tenant_context(request)
         collection = selectors.collection_get(context=context, collection_id=collection_id)
@@ -239,14 +261,17 @@ class DocumentMetadataSerializer(serializers.Serializer):
     """The document fields a caller may set; every one optional (PATCH semantics)."""
 
     title = serializers.CharField(max_length=500, required=False)
-    external_id = serializers.CharField(max_length=500, required=False, allow_blank=True, help_text="Your own id for it.")
+    external_id = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, help_text="Your own id for it."
+    )
     author = serializers.CharField(max_length=200, required=False, allow_blank=True)
     category = serializers.CharField(max_length=100, required=False, allow_blank=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
     effective_date = serializers.DateField(required=False, allow_null=True)
     source_url = serializers.URLField(max_length=1000, required=False, allow_blank=True)
     retention_until = serializers.DateField(
-        required=False, allow_null=True,
+        required=False,
+        allow_null=True,
         help_text="Purge is refused before this date. Set only by the owner or compliance role, or a key with documents:retention.",
     )
     legal_hold = serializers.BooleanField(
@@ -273,7 +298,9 @@ class DocumentListCreateView(APIView):
         title = serializers.CharField(max_length=500)
         file = serializers.FileField(required=False, help_text="The first version (optional).")
         change_note = serializers.CharField(required=False, default="", allow_blank=True)
-        publish_when_ready = serializers.BooleanField(required=False, default=False, help_text="Publish it as soon as ingestion is done.")
+        publish_when_ready = serializers.BooleanField(
+            required=False, default=False, help_text="Publish it as soon as ingestion is done."
+        )
 
     @extend_schema(
         operation_id="documents_list",
@@ -290,7 +317,9 @@ class DocumentListCreateView(APIView):
         if "q" in params:
             params["title_contains"] = params.pop("q")
         documents = selectors.document_list(context=tenant_context(request), **params)
-        return paginated_response(request=request, view=self, queryset=documents, serializer_class=DocumentOutputSerializer)
+        return paginated_response(
+            request=request, view=self, queryset=documents, serializer_class=DocumentOutputSerializer
+        )
 
     @extend_schema(
         request={"multipart/form-data": DocumentCreateSerializer, "application/json": DocumentCreateSerializer},
@@ -347,7 +376,9 @@ class DocumentDetailView(APIView):
         return Response(DocumentOutputSerializer(document).data)
 
     # 200 with the document (now deleted): drf-spectacular would document a DELETE as 204.
-    @extend_schema(request=ReasonSerializer, responses={200: DocumentOutputSerializer}, tags=["documents"], summary="Soft-delete")
+    @extend_schema(
+        request=ReasonSerializer, responses={200: DocumentOutputSerializer}, tags=["documents"], summary="Soft-delete"
+    )
     def delete(self, request: Request, document_id: int) -> Response:
         context, document = _document(request, document_id, Action.LIFECYCLE)
         reason = ReasonSerializer(data=request.data)
@@ -363,13 +394,19 @@ class VersionListCreateView(APIView):
     class VersionUploadSerializer(serializers.Serializer):
         file = serializers.FileField()
         change_note = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
-        publish_when_ready = serializers.BooleanField(required=False, default=False, help_text="Publish it as soon as ingestion is done (needs manage access).")
+        publish_when_ready = serializers.BooleanField(
+            required=False, default=False, help_text="Publish it as soon as ingestion is done (needs manage access)."
+        )
 
-    @extend_schema(operation_id="document_versions_list", responses=paginated_schema(VersionOutputSerializer), tags=["versions"])
+    @extend_schema(
+        operation_id="document_versions_list", responses=paginated_schema(VersionOutputSerializer), tags=["versions"]
+    )
     def get(self, request: Request, document_id: int) -> Response:
         context, document = _document(request, document_id, Action.VIEW)
         versions = readable_versions(context, document)
-        return paginated_response(request=request, view=self, queryset=versions, serializer_class=VersionOutputSerializer)
+        return paginated_response(
+            request=request, view=self, queryset=versions, serializer_class=VersionOutputSerializer
+        )
 
     @extend_schema(
         request={"multipart/form-data": VersionUploadSerializer},
@@ -398,22 +435,33 @@ class VersionContentView(APIView):
     required_scope = Scope.DOCUMENTS_READ
 
     # The file goes out with its own media type (detected at upload), one of the supported ones.
-    @extend_schema(responses={(200, media_type): OpenApiTypes.BINARY for media_type in SUPPORTED_MEDIA_TYPES},
-                   tags=["versions"], summary="Download a version's file")
+    @extend_schema(
+        responses={(200, media_type): OpenApiTypes.BINARY for media_type in SUPPORTED_MEDIA_TYPES},
+        tags=["versions"],
+        summary="Download a version's file",
+    )
     def get(self, request: Request, document_id: int, number: int):
         context, document = _document(request, document_id, Action.VIEW)
         version = _version(context, document, number)
         if not version.file:
             raise NotFound(f"Version {number} was purged; its content is gone.", code="version_purged")
         return FileResponse(
-            version.file.open("rb"), as_attachment=True, filename=version.original_filename, content_type=version.media_type
+            version.file.open("rb"),
+            as_attachment=True,
+            filename=version.original_filename,
+            content_type=version.media_type,
         )
 
 
 class VersionPublishView(APIView):
     required_scope = Scope.DOCUMENTS_WRITE
 
-    @extend_schema(request=ReasonSerializer, responses=DocumentOutputSerializer, tags=["lifecycle"], summary="Publish a ready version")
+    @extend_schema(
+        request=ReasonSerializer,
+        responses=DocumentOutputSerializer,
+        tags=["lifecycle"],
+        summary="Publish a ready version",
+    )
     def post(self, request: Request, document_id: int, number: int) -> Response:
         context, document = _document(request, document_id, Action.PUBLISH)
         version = selectors.version_get(document=document, number=number)
@@ -427,10 +475,17 @@ class DocumentRollbackView(APIView):
     required_scope = Scope.DOCUMENTS_WRITE
 
     class RollbackSerializer(serializers.Serializer):
-        version_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="The id of an earlier, ready version of this document.")
+        version_id = serializers.IntegerField(
+            min_value=1, max_value=2**63 - 1, help_text="The id of an earlier, ready version of this document."
+        )
         reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
 
-    @extend_schema(request=RollbackSerializer, responses=DocumentOutputSerializer, tags=["lifecycle"], summary="Re-publish an earlier version")
+    @extend_schema(
+        request=RollbackSerializer,
+        responses=DocumentOutputSerializer,
+        tags=["lifecycle"],
+        summary="Re-publish an earlier version",
+    )
     def post(self, request: Request, document_id: int) -> Response:
         context, document = _document(request, document_id, Action.PUBLISH)
         data = self.RollbackSerializer(data=request.data)
@@ -454,7 +509,12 @@ class _LifecycleView(APIView):
         return Response(DocumentOutputSerializer(document).data)
 
 
-@extend_schema(request=ReasonSerializer, responses=DocumentOutputSerializer, tags=["lifecycle"], summary="Archive (hide from search)")
+@extend_schema(
+    request=ReasonSerializer,
+    responses=DocumentOutputSerializer,
+    tags=["lifecycle"],
+    summary="Archive (hide from search)",
+)
 class DocumentArchiveView(_LifecycleView):
     service = services.document_archive
 
@@ -492,7 +552,9 @@ class DocumentRetentionView(APIView):
 
     class RetentionInputSerializer(StrictInputSerializer):  # a misspelt field must not be a silent no-op
         legal_hold = serializers.BooleanField(required=False, help_text="Set (true) or lift (false) the legal hold.")
-        retention_until = serializers.DateField(required=False, allow_null=True, help_text="Purge is refused before this date; null clears it.")
+        retention_until = serializers.DateField(
+            required=False, allow_null=True, help_text="Purge is refused before this date; null clears it."
+        )
         reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
 
     def _get(self, request: Request, document_id: int):
@@ -500,7 +562,11 @@ class DocumentRetentionView(APIView):
         services.require_retention_authority(tenant=context.tenant, actor=context.actor)
         return context, selectors.document_get_for_retention(context=context, document_id=document_id)
 
-    @extend_schema(responses=RetentionOutputSerializer, tags=["lifecycle"], summary="Legal hold and retention (needs documents:retention)")
+    @extend_schema(
+        responses=RetentionOutputSerializer,
+        tags=["lifecycle"],
+        summary="Legal hold and retention (needs documents:retention)",
+    )
     def get(self, request: Request, document_id: int) -> Response:
         _, document = self._get(request, document_id)
         return Response(RetentionOutputSerializer(document).data)
@@ -528,7 +594,9 @@ class DocumentRetentionView(APIView):
 class DocumentHistoryView(APIView):
     required_scope = Scope.DOCUMENTS_READ
 
-    @extend_schema(operation_id="document_history_list", responses=paginated_schema(EventOutputSerializer), tags=["documents"])
+    @extend_schema(
+        operation_id="document_history_list", responses=paginated_schema(EventOutputSerializer), tags=["documents"]
+    )
     def get(self, request: Request, document_id: int) -> Response:
         _, document = _document(request, document_id, Action.HISTORY)
         events = selectors.document_history(document=document)
@@ -542,21 +610,34 @@ class DocumentGrantsView(APIView):
         inherited = serializers.BooleanField(help_text="True while the document reads its collection's grants.")
         grants = GrantSerializer(many=True)
 
-    @extend_schema(responses=DocumentGrantsSerializer, tags=["documents"], summary="The grants that apply to the document")
+    @extend_schema(
+        responses=DocumentGrantsSerializer, tags=["documents"], summary="The grants that apply to the document"
+    )
     def get(self, request: Request, document_id: int) -> Response:
         context, document = _document(request, document_id, Action.GRANTS)
         source = document if document.has_own_grants else document.collection
         return Response({"inherited": not document.has_own_grants, "grants": _grants_out(context, source)})
 
-    @extend_schema(request=GrantsInputSerializer, responses=DocumentGrantsSerializer, tags=["documents"], summary="Give the document its own grants")
+    @extend_schema(
+        request=GrantsInputSerializer,
+        responses=DocumentGrantsSerializer,
+        tags=["documents"],
+        summary="Give the document its own grants",
+    )
     def put(self, request: Request, document_id: int) -> Response:
         context, document = _document(request, document_id, Action.GRANTS)
         data = GrantsInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.grants_replace(obj=document, grants=_grants_in(context, data.validated_data["grants"]), actor=context.actor)
+        services.grants_replace(
+            obj=document, grants=_grants_in(context, data.validated_data["grants"]), actor=context.actor
+        )
         return Response({"inherited": False, "grants": _grants_out(context, document)})
 
-    @extend_schema(responses={200: DocumentGrantsSerializer}, tags=["documents"], summary="Drop the document's own grants: inherit again")
+    @extend_schema(
+        responses={200: DocumentGrantsSerializer},
+        tags=["documents"],
+        summary="Drop the document's own grants: inherit again",
+    )
     def delete(self, request: Request, document_id: int) -> Response:
         context, document = _document(request, document_id, Action.GRANTS)
         services.document_grants_inherit(document=document, actor=context.actor)

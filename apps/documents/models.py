@@ -74,7 +74,9 @@ class Document(models.Model):
     # (services.retention_authority), each change a history event.
     retention_until = models.DateField(null=True, blank=True, help_text="Purge is refused before this date.")
     legal_hold = models.BooleanField(default=False, help_text="Delete and purge are refused while set.")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     purged_at = models.DateTimeField(null=True, blank=True)
@@ -105,7 +107,14 @@ class DocumentVersion(models.Model):
     (and purge empties the file, keeping the row as a tombstone for audit)."""
 
     MUTABLE_FIELDS = frozenset(
-        {"status", "status_reason", "processing_started_at", "processing_finished_at", "progress_done", "progress_total"}
+        {
+            "status",
+            "status_reason",
+            "processing_started_at",
+            "processing_finished_at",
+            "progress_done",
+            "progress_total",
+        }
     )
 
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="versions")
@@ -118,7 +127,9 @@ class DocumentVersion(models.Model):
     change_note = models.TextField(blank=True)
     # Asked for at upload: publish this version as soon as ingestion has made it ready.
     publish_when_ready = models.BooleanField(default=False)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     status = models.CharField(max_length=16, choices=IngestionStatus.choices, default=IngestionStatus.PENDING)
     status_reason = models.TextField(blank=True)
@@ -171,7 +182,9 @@ class DocumentEvent(models.Model):
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="events")
     version = models.ForeignKey(DocumentVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     action = models.CharField(max_length=32, choices=Action.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     reason = models.TextField(blank=True)
     details = models.JSONField(default=dict, blank=True)
@@ -212,7 +225,11 @@ def _refuse_deleting_retained_rows(sender, instance: Document, **kwargs) -> None
             "compliance role, or an API key with documents:retention) must lift the hold first.",
             code="legal_hold",
         )
-    if instance.purged_at is None and instance.retention_until is not None and timezone.localdate() < instance.retention_until:
+    if (
+        instance.purged_at is None
+        and instance.retention_until is not None
+        and timezone.localdate() < instance.retention_until
+    ):
         raise Conflict(
             f"Document {instance.pk} must be retained until {instance.retention_until}: it cannot be deleted before then.",
             code="retention_period",

@@ -75,7 +75,9 @@ def document_list(
 
 
 def document_get(*, context: TenantContext, document_id: int) -> Document:
-    document = visible_documents(context).select_related("collection", "published_version").filter(pk=document_id).first()
+    document = (
+        visible_documents(context).select_related("collection", "published_version").filter(pk=document_id).first()
+    )
     if document is None:
         raise NotFound(f"No document {document_id}.", code="document_not_found")
     return document
@@ -113,7 +115,9 @@ def with_actor_names(events: QuerySet[DocumentEvent]) -> QuerySet[DocumentEvent]
     """Each event with `actor_local_username`: the actor's name in the document's tenant (None
     when they hold no membership there). The global username is never shown: it carries another
     tenant's slug (`ceo@globex`)."""
-    local_name = Membership.objects.filter(tenant_id=OuterRef("document__tenant_id"), user_id=OuterRef("actor_id")).values("username")[:1]
+    local_name = Membership.objects.filter(
+        tenant_id=OuterRef("document__tenant_id"), user_id=OuterRef("actor_id")
+    ).values("username")[:1]
     return events.select_related("api_key").annotate(actor_local_username=Subquery(local_name))
 
 

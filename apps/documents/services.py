@@ -14,8 +14,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from apps.core.exceptions import ApplicationError, Conflict, PermissionDenied
 from apps.access.grants import Grant, grants_clear, grants_list, grants_set
+from apps.core.exceptions import ApplicationError, Conflict, PermissionDenied
 from apps.tenants.actors import Actor
 from apps.tenants.models import Membership, Scope, Tenant
 
@@ -23,7 +23,17 @@ from . import events
 from .models import Collection, Document, DocumentEvent, DocumentState, DocumentVersion, IngestionStatus
 from .uploads import inspect_upload
 
-METADATA_FIELDS = ("title", "external_id", "author", "category", "tags", "effective_date", "source_url", "retention_until", "legal_hold")
+METADATA_FIELDS = (
+    "title",
+    "external_id",
+    "author",
+    "category",
+    "tags",
+    "effective_date",
+    "source_url",
+    "retention_until",
+    "legal_hold",
+)
 
 
 def _event(document: Document, action: str, actor: Actor, *, version=None, reason: str = "", **details: Any) -> None:
@@ -85,10 +95,23 @@ def _record_retention(document: Document, actor: Actor, before: dict[str, Any], 
     and the new value."""
     if "legal_hold" in before and before["legal_hold"] != document.legal_hold:
         action = DocumentEvent.Action.LEGAL_HOLD_SET if document.legal_hold else DocumentEvent.Action.LEGAL_HOLD_LIFTED
-        _event(document, action, actor, reason=reason, field="legal_hold", **{"from": before["legal_hold"], "to": document.legal_hold})
+        _event(
+            document,
+            action,
+            actor,
+            reason=reason,
+            field="legal_hold",
+            **{"from": before["legal_hold"], "to": document.legal_hold},
+        )
     if "retention_until" in before and before["retention_until"] != document.retention_until:
-        _event(document, DocumentEvent.Action.RETENTION_CHANGED, actor, reason=reason, field="retention_until",
-               **{"from": _json(before["retention_until"]), "to": _json(document.retention_until)})
+        _event(
+            document,
+            DocumentEvent.Action.RETENTION_CHANGED,
+            actor,
+            reason=reason,
+            field="retention_until",
+            **{"from": _json(before["retention_until"]), "to": _json(document.retention_until)},
+        )
 
 
 def _refuse_under_hold(document: Document, what: str) -> None:
@@ -173,7 +196,14 @@ def document_create(
     _event(document, DocumentEvent.Action.CREATED, actor, title=document.title)
     _record_retention(document, actor, retention)
     if file is not None:
-        version_upload(document=document, file=file, change_note=change_note, actor=actor, publish_when_ready=publish_when_ready, ingest=ingest)
+        version_upload(
+            document=document,
+            file=file,
+            change_note=change_note,
+            actor=actor,
+            publish_when_ready=publish_when_ready,
+            ingest=ingest,
+        )
     return document
 
 
@@ -193,8 +223,12 @@ def document_update(*, document: Document, actor: Actor, **changes: Any) -> Docu
         raise Conflict("This document is purged; nothing about it can change.", code="already_purged")
     if document.state == DocumentState.DELETED and set(changes) - RETENTION_FIELDS:
         # A deleted document keeps only what decides its purge: retention and legal hold.
-        raise Conflict("This document is deleted; only retention_until and legal_hold can change.", code="document_deleted")
-    changed = {f: {"from": str(getattr(document, f)), "to": str(v)} for f, v in changes.items() if getattr(document, f) != v}
+        raise Conflict(
+            "This document is deleted; only retention_until and legal_hold can change.", code="document_deleted"
+        )
+    changed = {
+        f: {"from": str(getattr(document, f)), "to": str(v)} for f, v in changes.items() if getattr(document, f) != v
+    }
     retention_changed = RETENTION_FIELDS & changed.keys()
     if retention_changed:
         require_retention_authority(tenant=document.tenant, actor=actor)
@@ -216,7 +250,12 @@ _UNSET: Any = object()
 
 @transaction.atomic
 def document_retention_set(
-    *, document: Document, actor: Actor, legal_hold: bool = _UNSET, retention_until: date | None = _UNSET, reason: str = ""
+    *,
+    document: Document,
+    actor: Actor,
+    legal_hold: bool = _UNSET,
+    retention_until: date | None = _UNSET,
+    reason: str = "",
 ) -> Document:
     """Set or lift the legal hold, set or clear the retention date: only by retention_authority, on
     any document of the tenant that is not purged (a deleted one included: a hold can still stop
@@ -242,7 +281,12 @@ def _refuse_if_deleted(document: Document) -> None:
 
 @transaction.atomic
 def version_upload(
-    *, document: Document, file: UploadedFile, actor: Actor, change_note: str = "", publish_when_ready: bool = False,
+    *,
+    document: Document,
+    file: UploadedFile,
+    actor: Actor,
+    change_note: str = "",
+    publish_when_ready: bool = False,
     ingest: bool = True,
 ) -> DocumentVersion:
     """A new immutable version. It is ingested after commit; the published version keeps serving
@@ -307,10 +351,17 @@ def _make_current(document: Document, version: DocumentVersion, actor: Actor, ac
     document.state = DocumentState.PUBLISHED
     document.save(update_fields=["published_version", "state", "updated_at"])
     _event(
-        document, action, actor, version=version, reason=reason,
-        number=version.number, previous=previous.number if previous else None,
+        document,
+        action,
+        actor,
+        version=version,
+        reason=reason,
+        number=version.number,
+        previous=previous.number if previous else None,
     )
-    events.announce(events.DocumentChanged(document.pk))  # the new version's chunks become searchable, the old one's not
+    events.announce(
+        events.DocumentChanged(document.pk)
+    )  # the new version's chunks become searchable, the old one's not
     return document
 
 
@@ -378,7 +429,9 @@ def document_purge(*, document: Document, actor: Actor, reason: str = "", today:
         raise Conflict("This document is already purged.", code="already_purged")
     _refuse_under_hold(document, "purged")
     if document.state != DocumentState.DELETED:
-        raise Conflict("Delete the document before purging it (purge destroys the content for good).", code="not_deleted")
+        raise Conflict(
+            "Delete the document before purging it (purge destroys the content for good).", code="not_deleted"
+        )
     today = today or timezone.localdate()
     if document.retention_until is not None and today < document.retention_until:
         raise Conflict(
@@ -452,9 +505,13 @@ def version_requeue(*, version: DocumentVersion) -> bool:
 def versions_set_status(*, versions: list[DocumentVersion], status: str) -> None:
     """Ingestion's first (processing) and last (ready) step for a batch of versions, in one
     statement each, as version_set_status does for one (failures go there: they write an event)."""
-    stamp = {IngestionStatus.PROCESSING: "processing_started_at", IngestionStatus.READY: "processing_finished_at"}[status]
+    stamp = {IngestionStatus.PROCESSING: "processing_started_at", IngestionStatus.READY: "processing_finished_at"}[
+        status
+    ]
     now = timezone.now()
-    DocumentVersion.objects.filter(pk__in=[v.pk for v in versions]).update(status=status, status_reason="", **{stamp: now})
+    DocumentVersion.objects.filter(pk__in=[v.pk for v in versions]).update(
+        status=status, status_reason="", **{stamp: now}
+    )
     for version in versions:
         version.status, version.status_reason = status, ""
         setattr(version, stamp, now)
@@ -477,5 +534,7 @@ def version_set_status(*, version: DocumentVersion, status: str, reason: str = "
         fields.append("processing_finished_at")
     version.save(update_fields=fields)
     if status == IngestionStatus.FAILED:
-        _event(version.document, DocumentEvent.Action.INGESTION_FAILED, Actor(user=None), version=version, reason=reason)
+        _event(
+            version.document, DocumentEvent.Action.INGESTION_FAILED, Actor(user=None), version=version, reason=reason
+        )
     return version

@@ -105,4 +105,4 @@ def inspect_upload(upload: UploadedFile) -> UploadInfo:
     return UploadInfo(original_filename=filename, media_type=media_type, size=upload.size, sha256=digest.hexdigest())
 
 
-__all__ = ["UploadInfo", "inspect_upload", "SUPPORTED_MEDIA_TYPES"]
+__all__ = ["SUPPORTED_MEDIA_TYPES", "UploadInfo", "inspect_upload"]

@@ -10,8 +10,16 @@ urlpatterns = [
     path("documents/<int:document_id>", api.DocumentDetailView.as_view(), name="document-detail"),
     path("documents/<int:document_id>/versions", api.VersionListCreateView.as_view(), name="version-list"),
     path("documents/<int:document_id>/versions/<int:number>", api.VersionDetailView.as_view(), name="version-detail"),
-    path("documents/<int:document_id>/versions/<int:number>/content", api.VersionContentView.as_view(), name="version-content"),
-    path("documents/<int:document_id>/versions/<int:number>/publish", api.VersionPublishView.as_view(), name="version-publish"),
+    path(
+        "documents/<int:document_id>/versions/<int:number>/content",
+        api.VersionContentView.as_view(),
+        name="version-content",
+    ),
+    path(
+        "documents/<int:document_id>/versions/<int:number>/publish",
+        api.VersionPublishView.as_view(),
+        name="version-publish",
+    ),
     path("documents/<int:document_id>/rollback", api.DocumentRollbackView.as_view(), name="document-rollback"),
     path("documents/<int:document_id>/archive", api.DocumentArchiveView.as_view(), name="document-archive"),
     path("documents/<int:document_id>/unarchive", api.DocumentUnarchiveView.as_view(), name="document-unarchive"),

@@ -69,8 +69,20 @@ class RunQueryInline(TenantScopedTabularInline):
 class EvaluationRunAdmin(TenantScopedAdmin):
     list_display = ("pk", "label", "golden_set", "status", "ndcg", "mrr", "code_version", "created_at")
     list_filter = (TenantListFilter, "status", "golden_set")
-    readonly_fields = ("tenant", "golden_set", "label", "config", "code_version", "run_as", "status", "error", "metrics",
-                       "answer_checks", "created_at", "finished_at")
+    readonly_fields = (
+        "tenant",
+        "golden_set",
+        "label",
+        "config",
+        "code_version",
+        "run_as",
+        "status",
+        "error",
+        "metrics",
+        "answer_checks",
+        "created_at",
+        "finished_at",
+    )
     inlines = [RunQueryInline]
 
     def has_add_permission(self, request):

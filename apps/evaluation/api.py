@@ -82,15 +82,24 @@ class RunInputSerializer(StrictInputSerializer):
     fusion = serializers.ChoiceField(choices=[f.value for f in Fusion], default=Fusion.RRF.value)
     dense_weight = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.65)
     rrf_k = serializers.IntegerField(min_value=1, max_value=1000, default=60)
-    k = serializers.IntegerField(min_value=10, max_value=MAX_K, default=100, help_text="Documents ranked per question (Recall@k).")
+    k = serializers.IntegerField(
+        min_value=10, max_value=MAX_K, default=100, help_text="Documents ranked per question (Recall@k)."
+    )
     rerank = serializers.BooleanField(default=False)
-    feedback = serializers.BooleanField(default=False, help_text="Pseudo-relevance feedback on the dense side (dense and hybrid).")
-    answers = serializers.BooleanField(default=False, help_text="Also ask each question and check the answer's citations.")
+    feedback = serializers.BooleanField(
+        default=False, help_text="Pseudo-relevance feedback on the dense side (dense and hybrid)."
+    )
+    answers = serializers.BooleanField(
+        default=False, help_text="Also ask each question and check the answer's citations."
+    )
     limit = serializers.IntegerField(min_value=1, required=False, help_text="Only the first N questions.")
-    as_user = serializers.CharField(required=False, max_length=150,
-                                    help_text="Whose access is evaluated: required for API keys (with act_as_user), whose scopes "
-                                              "and the member's role must both allow evaluation, search (and ask with answers); "
-                                              "members run as themselves.")
+    as_user = serializers.CharField(
+        required=False,
+        max_length=150,
+        help_text="Whose access is evaluated: required for API keys (with act_as_user), whose scopes "
+        "and the member's role must both allow evaluation, search (and ask with answers); "
+        "members run as themselves.",
+    )
 
 
 class RunOutputSerializer(serializers.Serializer):
@@ -102,8 +111,12 @@ class RunOutputSerializer(serializers.Serializer):
     config = serializers.DictField()
     code_version = serializers.CharField()
     run_as = serializers.CharField()
-    api_key_prefix = serializers.CharField(help_text="The key that started the run, acting for run_as; empty when the member did.")
-    scopes = serializers.ListField(child=serializers.CharField(), help_text="The scopes the run acts with (the key's and the member's role's).")
+    api_key_prefix = serializers.CharField(
+        help_text="The key that started the run, acting for run_as; empty when the member did."
+    )
+    scopes = serializers.ListField(
+        child=serializers.CharField(), help_text="The scopes the run acts with (the key's and the member's role's)."
+    )
     metrics = serializers.DictField()
     answer_checks = serializers.DictField()
     created_at = serializers.DateTimeField()
@@ -143,12 +156,21 @@ class ComparisonOutputSerializer(serializers.Serializer):
 class GoldenSetListView(APIView):
     required_scope = Scope.EVALUATION
 
-    @extend_schema(operation_id="golden_sets_list", responses=paginated_schema(GoldenSetOutputSerializer), tags=["evaluation"])
+    @extend_schema(
+        operation_id="golden_sets_list", responses=paginated_schema(GoldenSetOutputSerializer), tags=["evaluation"]
+    )
     def get(self, request: Request) -> Response:
         golden_sets = GoldenSet.objects.filter(tenant=tenant_context(request).tenant).prefetch_related("questions")
-        return paginated_response(request=request, view=self, queryset=golden_sets, serializer_class=GoldenSetOutputSerializer)
+        return paginated_response(
+            request=request, view=self, queryset=golden_sets, serializer_class=GoldenSetOutputSerializer
+        )
 
-    @extend_schema(operation_id="golden_sets_create", request=GoldenSetInputSerializer, responses={201: GoldenSetOutputSerializer}, tags=["evaluation"])
+    @extend_schema(
+        operation_id="golden_sets_create",
+        request=GoldenSetInputSerializer,
+        responses={201: GoldenSetOutputSerializer},
+        tags=["evaluation"],
+    )
     def post(self, request: Request) -> Response:
         data = GoldenSetInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -172,14 +194,23 @@ class GoldenSetDetailView(APIView):
 class QuestionListView(APIView):
     required_scope = Scope.EVALUATION
 
-    @extend_schema(operation_id="golden_questions_create", request=QuestionInputSerializer, responses={201: QuestionOutputSerializer}, tags=["evaluation"])
+    @extend_schema(
+        operation_id="golden_questions_create",
+        request=QuestionInputSerializer,
+        responses={201: QuestionOutputSerializer},
+        tags=["evaluation"],
+    )
     def post(self, request: Request, golden_set_id: int) -> Response:
         golden = _golden_set(tenant_context(request), golden_set_id)
         data = QuestionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         judgements = {j["document"]: j["grade"] for j in data.validated_data["judgements"]}
-        question = services.question_add(golden_set=golden, text=data.validated_data["text"], judgements=judgements,
-                                         reference_answer=data.validated_data["reference_answer"])
+        question = services.question_add(
+            golden_set=golden,
+            text=data.validated_data["text"],
+            judgements=judgements,
+            reference_answer=data.validated_data["reference_answer"],
+        )
         return Response(QuestionOutputSerializer(question).data, status=status.HTTP_201_CREATED)
 
 
@@ -198,8 +229,12 @@ class QuestionDetailView(APIView):
 class RunListView(APIView):
     required_scope = Scope.EVALUATION
 
-    @extend_schema(operation_id="evaluation_runs_list", responses=paginated_schema(RunOutputSerializer), tags=["evaluation"],
-                   parameters=[OpenApiParameter("golden_set", int)])
+    @extend_schema(
+        operation_id="evaluation_runs_list",
+        responses=paginated_schema(RunOutputSerializer),
+        tags=["evaluation"],
+        parameters=[OpenApiParameter("golden_set", int)],
+    )
     def get(self, request: Request) -> Response:
         runs = EvaluationRun.objects.filter(tenant=tenant_context(request).tenant)
         golden_set = request.query_params.get("golden_set")
@@ -207,8 +242,13 @@ class RunListView(APIView):
             runs = runs.filter(golden_set_id=parse_id(golden_set, field="golden_set"))
         return paginated_response(request=request, view=self, queryset=runs, serializer_class=RunOutputSerializer)
 
-    @extend_schema(operation_id="evaluation_runs_create", request=RunInputSerializer, responses={202: RunOutputSerializer}, tags=["evaluation"],
-                   summary="Start a run: it executes on a worker; poll the run for its status and metrics.")
+    @extend_schema(
+        operation_id="evaluation_runs_create",
+        request=RunInputSerializer,
+        responses={202: RunOutputSerializer},
+        tags=["evaluation"],
+        summary="Start a run: it executes on a worker; poll the run for its status and metrics.",
+    )
     def post(self, request: Request) -> Response:
         context = tenant_context(request)
         data = RunInputSerializer(data=request.data)
@@ -217,7 +257,9 @@ class RunListView(APIView):
         golden = _golden_set(context, values.pop("golden_set"))
         as_user = values.pop("as_user", None)
         # Whom it acts for: resolution.act_for (through services.run_acting), now and again on the worker.
-        run = services.run_submit(golden_set=golden, config=services.RunConfig(**values), caller=context, as_user=as_user)
+        run = services.run_submit(
+            golden_set=golden, config=services.RunConfig(**values), caller=context, as_user=as_user
+        )
         run.refresh_from_db()
         return Response(RunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
@@ -233,9 +275,13 @@ class RunDetailView(APIView):
 class RunCompareView(APIView):
     required_scope = Scope.EVALUATION
 
-    @extend_schema(operation_id="evaluation_runs_compare", responses=ComparisonOutputSerializer, tags=["evaluation"],
-                   parameters=[OpenApiParameter("measure", str, description="nDCG@10 (default), MRR@10, Recall@k")],
-                   summary="Per-question wins and losses of the second run against the first.")
+    @extend_schema(
+        operation_id="evaluation_runs_compare",
+        responses=ComparisonOutputSerializer,
+        tags=["evaluation"],
+        parameters=[OpenApiParameter("measure", str, description="nDCG@10 (default), MRR@10, Recall@k")],
+        summary="Per-question wins and losses of the second run against the first.",
+    )
     def get(self, request: Request, run_id: int, other_id: int) -> Response:
         context = tenant_context(request)
         measure = request.query_params.get("measure", "nDCG@10")
@@ -246,5 +292,12 @@ class RunCompareView(APIView):
         except ValueError as exc:
             raise ApplicationError(str(exc), code="invalid", extra={"fields": {"measure": [str(exc)]}}) from exc
         comparison = services.run_compare(before=_run(context, run_id), after=_run(context, other_id), measure=measure)
-        return Response(ComparisonOutputSerializer({**comparison.__dict__, "wins": [{**vars(d), "delta": d.delta} for d in comparison.wins],
-                                                    "losses": [{**vars(d), "delta": d.delta} for d in comparison.losses]}).data)
+        return Response(
+            ComparisonOutputSerializer(
+                {
+                    **comparison.__dict__,
+                    "wins": [{**vars(d), "delta": d.delta} for d in comparison.wins],
+                    "losses": [{**vars(d), "delta": d.delta} for d in comparison.losses],
+                }
+            ).data
+        )

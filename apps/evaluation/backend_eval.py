@@ -61,13 +61,23 @@ def corpus_texts(beir: BeirSet) -> list[str]:
     return [doc.text or doc.title for doc in beir.corpus]
 
 
-def load_corpus(backend: SearchBackend, beir: BeirSet, embedder, *, cache_dir: Path | None = None, progress: bool = True) -> int:
+def load_corpus(
+    backend: SearchBackend, beir: BeirSet, embedder, *, cache_dir: Path | None = None, progress: bool = True
+) -> int:
     texts = corpus_texts(beir)
     vectors = cached_vectors(texts, embedder, cache_dir, f"{beir.name}-corpus", progress)
     chunks = (
         IndexedChunk(
-            chunk_id=f"beir-{doc.doc_id}", tenant_id=EVAL_TENANT, collection_id=1, document_id=number, version_id=number,
-            published=True, principals=EVAL_PRINCIPALS, title=doc.title, text=doc.text or doc.title, vector=vector,
+            chunk_id=f"beir-{doc.doc_id}",
+            tenant_id=EVAL_TENANT,
+            collection_id=1,
+            document_id=number,
+            version_id=number,
+            published=True,
+            principals=EVAL_PRINCIPALS,
+            title=doc.title,
+            text=doc.text or doc.title,
+            vector=vector,
         )
         for number, (doc, vector) in enumerate(zip(beir.corpus, vectors), start=1)
     )
@@ -83,27 +93,49 @@ def _search(backend: SearchBackend, query: SearchQuery, config: Config, corpus_v
         return hits
     # Document n is corpus row n - 1 (load_corpus numbers them from 1).
     chosen = feedback.one_per_document(hits, lambda hit: hit.document_id, settings.ANSWERS["FEEDBACK_DOCUMENTS"])
-    vector = feedback.moved_vector(query.vector, [corpus_vectors[hit.document_id - 1] for hit in chosen],
-                                   query_weight=settings.ANSWERS["FEEDBACK_QUERY_WEIGHT"])
+    vector = feedback.moved_vector(
+        query.vector,
+        [corpus_vectors[hit.document_id - 1] for hit in chosen],
+        query_weight=settings.ANSWERS["FEEDBACK_QUERY_WEIGHT"],
+    )
     _, dense = backend.retrieve(replace(query, vector=vector, mode=Mode.DENSE))
     return backend.rank(query, bm25, dense)
 
 
-def run(backend: SearchBackend, beir: BeirSet, embedder, configs: Iterable[Config], *, k: int = 100,
-        cache_dir: Path | None = None, progress: bool = True) -> dict[str, dict]:
+def run(
+    backend: SearchBackend,
+    beir: BeirSet,
+    embedder,
+    configs: Iterable[Config],
+    *,
+    k: int = 100,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> dict[str, dict]:
     """label → {"metrics": {...}, "per_query": {...}, "run": {...}}"""
     query_ids = sorted(beir.queries, key=lambda q: (len(q), q))
     vectors = cached_vectors([beir.queries[q] for q in query_ids], embedder, cache_dir, f"{beir.name}-queries", False)
     configs = list(configs)
-    corpus_vectors = (cached_vectors(corpus_texts(beir), embedder, cache_dir, f"{beir.name}-corpus", progress)
-                      if any(c.feedback for c in configs) else None)
+    corpus_vectors = (
+        cached_vectors(corpus_texts(beir), embedder, cache_dir, f"{beir.name}-corpus", progress)
+        if any(c.feedback for c in configs)
+        else None
+    )
     results = {}
     for config in configs:
         ranking: dict[str, dict[str, float]] = {}
         for qid, vector in tqdm(list(zip(query_ids, vectors)), desc=config.label, disable=not progress, leave=False):
             query = SearchQuery(
-                tenant_id=EVAL_TENANT, principals=EVAL_PRINCIPALS, text=beir.queries[qid], vector=vector, mode=config.mode,
-                k=k, fusion=config.fusion, dense_weight=config.dense_weight, rrf_k=config.rrf_k, **config.extra,
+                tenant_id=EVAL_TENANT,
+                principals=EVAL_PRINCIPALS,
+                text=beir.queries[qid],
+                vector=vector,
+                mode=config.mode,
+                k=k,
+                fusion=config.fusion,
+                dense_weight=config.dense_weight,
+                rrf_k=config.rrf_k,
+                **config.extra,
             )
             hits = _search(backend, query, config, corpus_vectors)
             # Scores by rank keep exactly the backend's order (ties included).

@@ -29,7 +29,11 @@ class BeirFormatError(ValueError):
 
 def load(folder: str | Path, *, split: str = "test") -> BeirSet:
     folder = Path(folder)
-    paths = {"corpus": folder / "corpus.jsonl", "queries": folder / "queries.jsonl", "qrels": folder / "qrels" / f"{split}.tsv"}
+    paths = {
+        "corpus": folder / "corpus.jsonl",
+        "queries": folder / "queries.jsonl",
+        "qrels": folder / "qrels" / f"{split}.tsv",
+    }
     for what, path in paths.items():
         if not path.is_file():
             raise BeirFormatError(f"{folder} is not a BEIR folder: {what} file {path.name} is missing.")

@@ -11,7 +11,7 @@ MEASURES = {"nDCG@10": nDCG @ 10, "MRR@10": RR @ 10, "Recall@10": R @ 10, "Recal
 
 
 def measure(name: str):
-    """"nDCG@10", "MRR@10", "Recall@<k>" → the ir-measures measure."""
+    """ "nDCG@10", "MRR@10", "Recall@<k>" → the ir-measures measure."""
     if name in MEASURES:
         return MEASURES[name]
     family, _, cutoff = name.partition("@")
@@ -27,16 +27,20 @@ def _rows(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]):
     return qrel_rows, run_rows
 
 
-def per_query(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]], names: list[str] | None = None) -> dict[str, dict[str, float]]:
+def per_query(
+    qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]], names: list[str] | None = None
+) -> dict[str, dict[str, float]]:
     """measure name → query id → value, for every judged query (0 where the run found nothing)."""
     names = names or list(MEASURES)
     by_measure = {str(measure(n)): n for n in names}
-    values = {n: {q: 0.0 for q in qrels} for n in names}
+    values = {n: dict.fromkeys(qrels, 0.0) for n in names}
     for metric in ir_measures.iter_calc([measure(n) for n in names], *_rows(qrels, run)):
         values[by_measure[str(metric.measure)]][metric.query_id] = metric.value
     return values
 
 
-def evaluate(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]], names: list[str] | None = None) -> dict[str, float]:
+def evaluate(
+    qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]], names: list[str] | None = None
+) -> dict[str, float]:
     """The mean of each measure over every judged query."""
     return {name: sum(v.values()) / len(v) if v else 0.0 for name, v in per_query(qrels, run, names).items()}

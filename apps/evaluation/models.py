@@ -14,8 +14,14 @@ class GoldenSet(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="golden_sets")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    collection = models.ForeignKey(Collection, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                                   help_text="Where an imported set's corpus lives (BEIR imports).")
+    collection = models.ForeignKey(
+        Collection,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Where an imported set's corpus lives (BEIR imports).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -61,14 +67,22 @@ class EvaluationRun(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     golden_set = models.ForeignKey(GoldenSet, on_delete=models.CASCADE, related_name="runs")
     label = models.CharField(max_length=200, blank=True)
-    config = models.JSONField(help_text="Retrieval configuration: mode, fusion, weights, k, re-rank, chunking, backend, model.")
+    config = models.JSONField(
+        help_text="Retrieval configuration: mode, fusion, weights, k, re-rank, chunking, backend, model."
+    )
     code_version = models.CharField(max_length=100)
     run_as = models.CharField(max_length=150, help_text="The member whose access the run used.")
     # Who started it, so the worker resolves the member again through act_for when it executes
     # (a key revoked or a member deactivated in between fails the run) and acts with no more than
     # `scopes`: the key's scopes ∩ the member's role's, or the member's own role's.
-    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                                help_text="The API key that started the run, acting for run_as; empty when the member did.")
+    api_key = models.ForeignKey(
+        ApiKey,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The API key that started the run, acting for run_as; empty when the member did.",
+    )
     api_key_prefix = models.CharField(max_length=16, blank=True, help_text="Kept when the key row is deleted.")
     scopes = models.JSONField(default=list, help_text="The scopes the run acts with, resolved when it was started.")
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.RUNNING)

@@ -10,7 +10,11 @@ from .models import EvaluationRun
 def table(runs: list[EvaluationRun], measures: list[str], reference: dict[str, dict[str, float]] | None = None) -> str:
     """A Markdown table: one row per run, one column per measure (and the reference beside it)."""
     reference = reference or {}
-    header = ["configuration", *measures, *(f"{m} (reference)" for m in measures if any(m in r for r in reference.values()))]
+    header = [
+        "configuration",
+        *measures,
+        *(f"{m} (reference)" for m in measures if any(m in r for r in reference.values())),
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" + "---:|" * (len(header) - 1)]
     for run in runs:
         values = [f"{run.metrics.get(m, 0.0):.3f}" for m in measures]

@@ -42,28 +42,45 @@ SUPPORT_THRESHOLD = 0.5  # cosine between an answer sentence and the passage it 
 
 
 # --------------------------------------------------------------------------- golden sets
-def golden_set_create(*, tenant: Tenant, name: str, description: str = "", collection: Collection | None = None) -> GoldenSet:
+def golden_set_create(
+    *, tenant: Tenant, name: str, description: str = "", collection: Collection | None = None
+) -> GoldenSet:
     if GoldenSet.objects.filter(tenant=tenant, name=name).exists():
         raise ApplicationError(f"A golden set named '{name}' exists already.", code="duplicate_name")
     return GoldenSet.objects.create(tenant=tenant, name=name, description=description, collection=collection)
 
 
 @transaction.atomic
-def question_add(*, golden_set: GoldenSet, text: str, judgements: dict[int, int], reference_answer: str = "",
-                 external_id: str = "") -> GoldenQuestion:
+def question_add(
+    *, golden_set: GoldenSet, text: str, judgements: dict[int, int], reference_answer: str = "", external_id: str = ""
+) -> GoldenQuestion:
     """`judgements`: document id → grade (≥ 1). Documents must belong to the golden set's tenant."""
     found = set(Document.objects.filter(tenant=golden_set.tenant, pk__in=judgements).values_list("pk", flat=True))
     missing = sorted(set(judgements) - found)
     if missing:
-        raise ApplicationError(f"No document {missing[0]} in this tenant.", code="invalid_document",
-                               extra={"fields": {"judgements": [f"Unknown documents: {missing}"]}})
-    question = GoldenQuestion.objects.create(golden_set=golden_set, text=text, reference_answer=reference_answer, external_id=external_id)
+        raise ApplicationError(
+            f"No document {missing[0]} in this tenant.",
+            code="invalid_document",
+            extra={"fields": {"judgements": [f"Unknown documents: {missing}"]}},
+        )
+    question = GoldenQuestion.objects.create(
+        golden_set=golden_set, text=text, reference_answer=reference_answer, external_id=external_id
+    )
     Judgement.objects.bulk_create(Judgement(question=question, document_id=d, grade=g) for d, g in judgements.items())
     return question
 
 
-def beir_import(*, tenant: Tenant, folder: Path, collection_name: str, name: str, batch: int = 128, stdout=None,
-                progress: bool = True, **chunking) -> GoldenSet:
+def beir_import(
+    *,
+    tenant: Tenant,
+    folder: Path,
+    collection_name: str,
+    name: str,
+    batch: int = 128,
+    stdout=None,
+    progress: bool = True,
+    **chunking,
+) -> GoldenSet:
     """A BEIR folder into a tenant: its corpus ingested into a collection (resumable, published),
     its judged queries into a golden set (re-importing replaces the questions). `chunking`
     (chunk_size, chunk_overlap, chunk_strategy) applies to a new collection; an existing one must
@@ -77,25 +94,37 @@ def beir_import(*, tenant: Tenant, folder: Path, collection_name: str, name: str
         collection = document_services.collection_create(tenant=tenant, name=collection_name, **chunking)
     elif any(getattr(collection, field) != value for field, value in chunking.items()):
         have = {field: getattr(collection, field) for field in chunking}
-        raise ApplicationError(f"Collection '{collection_name}' exists with other chunking {have}: name another collection.",
-                               code="chunking_mismatch")
-    ingested = bulk.ingest_items(collection=collection, items=bulk.beir_items(Path(folder) / "corpus.jsonl"), publish=True,
-                                 batch=batch, progress=progress)
+        raise ApplicationError(
+            f"Collection '{collection_name}' exists with other chunking {have}: name another collection.",
+            code="chunking_mismatch",
+        )
+    ingested = bulk.ingest_items(
+        collection=collection,
+        items=bulk.beir_items(Path(folder) / "corpus.jsonl"),
+        publish=True,
+        batch=batch,
+        progress=progress,
+    )
     if stdout is not None:
         stdout.write(ingested.summary())
     # Publishing queued index updates for a worker; evaluate the database's truth whether or not
     # one runs: bring the collection's chunks in the index up to date here, in-process.
     search_services.sync_collection(collection_id=collection.pk)
     get_search_backend().refresh()
-    documents = dict(Document.objects.filter(collection=collection).exclude(external_id="").values_list("external_id", "pk"))
+    documents = dict(
+        Document.objects.filter(collection=collection).exclude(external_id="").values_list("external_id", "pk")
+    )
     with transaction.atomic():
         golden = GoldenSet.objects.filter(tenant=tenant, name=name).first() or golden_set_create(
-            tenant=tenant, name=name, description=f"Imported from BEIR folder {data.name}", collection=collection)
+            tenant=tenant, name=name, description=f"Imported from BEIR folder {data.name}", collection=collection
+        )
         golden.questions.all().delete()
         for query_id, text in data.queries.items():
             judged = {documents[d]: grade for d, grade in data.qrels[query_id].items() if grade > 0 and d in documents}
             question = GoldenQuestion.objects.create(golden_set=golden, external_id=query_id, text=text)
-            Judgement.objects.bulk_create(Judgement(question=question, document_id=d, grade=g) for d, g in judged.items())
+            Judgement.objects.bulk_create(
+                Judgement(question=question, document_id=d, grade=g) for d, g in judged.items()
+            )
     return golden
 
 
@@ -126,8 +155,16 @@ def code_version() -> str:
     if os.environ.get("KP_CODE_VERSION"):
         return os.environ["KP_CODE_VERSION"]
     try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=5)
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     if head.returncode != 0:
@@ -140,8 +177,16 @@ def _measure_names(k: int) -> list[str]:
 
 
 def _retrieval_request(config: RunConfig, query: str, **per_call) -> RetrievalRequest:
-    return RetrievalRequest(query=query, mode=Mode(config.mode), fusion=Fusion(config.fusion), dense_weight=config.dense_weight,
-                            rrf_k=config.rrf_k, rerank=config.rerank, feedback=config.feedback, **per_call)
+    return RetrievalRequest(
+        query=query,
+        mode=Mode(config.mode),
+        fusion=Fusion(config.fusion),
+        dense_weight=config.dense_weight,
+        rrf_k=config.rrf_k,
+        rerank=config.rerank,
+        feedback=config.feedback,
+        **per_call,
+    )
 
 
 def config_check(config: RunConfig) -> None:
@@ -161,8 +206,14 @@ def run_acting(*, caller: TenantContext, config: RunConfig, as_user: str | None 
     return resolution.act_for(caller, as_user=as_user, require=run_scopes(config), member_required=True)
 
 
-def run_start(*, golden_set: GoldenSet, config: RunConfig, caller: TenantContext | None = None, as_user: str | None = None,
-              run_as: Membership | None = None) -> EvaluationRun:
+def run_start(
+    *,
+    golden_set: GoldenSet,
+    config: RunConfig,
+    caller: TenantContext | None = None,
+    as_user: str | None = None,
+    run_as: Membership | None = None,
+) -> EvaluationRun:
     """`caller` (a request's context) with `as_user` for a key; or `run_as`, a member running as
     themselves outside a request (commands, tests)."""
     if run_as is not None:
@@ -180,19 +231,41 @@ def run_start(*, golden_set: GoldenSet, config: RunConfig, caller: TenantContext
         "search_backend": settings.SEARCH_BACKEND,
         "embedding_model": get_embedder().identity,
         "rerank_model": settings.ANSWERS["RERANK_MODEL_PATH"] if config.rerank else "",
-        "feedback_settings": {"documents": settings.ANSWERS["FEEDBACK_DOCUMENTS"], "query_weight": settings.ANSWERS["FEEDBACK_QUERY_WEIGHT"]}
-        if config.feedback else None,
-        "chunking": {"size": collection.chunk_size, "overlap": collection.chunk_overlap, "strategy": collection.chunk_strategy}
-        if collection is not None else None,
+        "feedback_settings": {
+            "documents": settings.ANSWERS["FEEDBACK_DOCUMENTS"],
+            "query_weight": settings.ANSWERS["FEEDBACK_QUERY_WEIGHT"],
+        }
+        if config.feedback
+        else None,
+        "chunking": {
+            "size": collection.chunk_size,
+            "overlap": collection.chunk_overlap,
+            "strategy": collection.chunk_strategy,
+        }
+        if collection is not None
+        else None,
     }
-    return EvaluationRun.objects.create(tenant=golden_set.tenant, golden_set=golden_set, label=recorded["label"], config=recorded,
-                                        code_version=code_version(), run_as=acting.membership.username,
-                                        api_key=acting.api_key, api_key_prefix=acting.api_key.prefix if acting.api_key else "",
-                                        scopes=sorted(acting.scopes))
+    return EvaluationRun.objects.create(
+        tenant=golden_set.tenant,
+        golden_set=golden_set,
+        label=recorded["label"],
+        config=recorded,
+        code_version=code_version(),
+        run_as=acting.membership.username,
+        api_key=acting.api_key,
+        api_key_prefix=acting.api_key.prefix if acting.api_key else "",
+        scopes=sorted(acting.scopes),
+    )
 
 
-def run_submit(*, golden_set: GoldenSet, config: RunConfig, caller: TenantContext | None = None, as_user: str | None = None,
-               run_as: Membership | None = None) -> EvaluationRun:
+def run_submit(
+    *,
+    golden_set: GoldenSet,
+    config: RunConfig,
+    caller: TenantContext | None = None,
+    as_user: str | None = None,
+    run_as: Membership | None = None,
+) -> EvaluationRun:
     """A run started for a worker (in-process on the embedded profile), queued after commit; with
     the broker down it is marked failed at once, with a reason, rather than left waiting forever."""
     from apps.core.queue import enqueue
@@ -202,7 +275,8 @@ def run_submit(*, golden_set: GoldenSet, config: RunConfig, caller: TenantContex
     def queue() -> None:
         if not enqueue(run_evaluation, run.pk):
             EvaluationRun.objects.filter(pk=run.pk).update(
-                status=RunStatus.FAILED, error="The task queue is unavailable: start the run again later.")
+                status=RunStatus.FAILED, error="The task queue is unavailable: start the run again later."
+            )
 
     with transaction.atomic():
         run = run_start(golden_set=golden_set, config=config, caller=caller, as_user=as_user, run_as=run_as)
@@ -215,10 +289,13 @@ def run_context(run: EvaluationRun, config: RunConfig) -> TenantContext:
     member who started it still active), then act_for, within the scopes recorded when it was
     started — never the member's full role."""
     if not run.scopes:
-        raise PermissionDenied("This run records no scopes (started before runs recorded who started them): "
-                               "start it again.", code="run_scopes_missing")
-    caller = resolution.stored_caller_context(tenant=run.tenant, api_key=run.api_key, api_key_prefix=run.api_key_prefix,
-                                              username=run.run_as)
+        raise PermissionDenied(
+            "This run records no scopes (started before runs recorded who started them): start it again.",
+            code="run_scopes_missing",
+        )
+    caller = resolution.stored_caller_context(
+        tenant=run.tenant, api_key=run.api_key, api_key_prefix=run.api_key_prefix, username=run.run_as
+    )
     acting = run_acting(caller=caller, config=config, as_user=run.run_as if run.api_key_prefix else None)
     # Both hold what the run needs (act_for checked each): the narrower of the two applies.
     return replace(acting, scopes=acting.scopes & frozenset(run.scopes))
@@ -247,7 +324,11 @@ def run_execute(*, run: EvaluationRun, progress: bool = False) -> EvaluationRun:
     questions = list(run.golden_set.questions.order_by("pk").prefetch_related("judgements"))[: config.limit]
     # A golden set tied to a collection is judged against that collection alone: another
     # collection holding the same texts (another chunking, say) must not crowd its ranking.
-    filters = SearchFilters(collection_ids=(run.golden_set.collection_id,)) if run.golden_set.collection_id else SearchFilters()
+    filters = (
+        SearchFilters(collection_ids=(run.golden_set.collection_id,))
+        if run.golden_set.collection_id
+        else SearchFilters()
+    )
     origin = {"evaluation_run": run.pk, "golden_set": run.golden_set_id}
     try:
         rankings, answers = {}, {}
@@ -258,8 +339,11 @@ def run_execute(*, run: EvaluationRun, progress: bool = False) -> EvaluationRun:
             ranking = [r.hit.document_id for r in searched.shown]
             rankings[str(question.pk)] = {str(d): float(len(ranking) - i) for i, d in enumerate(ranking)}
             if config.answers:
-                asked = ask_run(context=context, request=_retrieval_request(config, question.text, k=5, filters=filters),
-                                origin=origin).run
+                asked = ask_run(
+                    context=context,
+                    request=_retrieval_request(config, question.text, k=5, filters=filters),
+                    origin=origin,
+                ).run
                 answers[str(question.pk)] = answer_checks(asked)
         if not questions:
             _acting_now(run, config)  # an empty run still fails for a caller that no longer resolves
@@ -267,9 +351,15 @@ def run_execute(*, run: EvaluationRun, progress: bool = False) -> EvaluationRun:
         names = _measure_names(config.k)
         per_query = metrics.per_query({q: d for q, d in qrels.items() if d}, rankings, names)
         RunQuery.objects.bulk_create(
-            RunQuery(run=run, question=question, ranking=[int(d) for d in rankings[str(question.pk)]],
-                     metrics={n: round(per_query[n][str(question.pk)], 6) for n in names if str(question.pk) in per_query[n]},
-                     answer=answers.get(str(question.pk), {}))
+            RunQuery(
+                run=run,
+                question=question,
+                ranking=[int(d) for d in rankings[str(question.pk)]],
+                metrics={
+                    n: round(per_query[n][str(question.pk)], 6) for n in names if str(question.pk) in per_query[n]
+                },
+                answer=answers.get(str(question.pk), {}),
+            )
             for question in questions
         )
         run.metrics = {n: round(sum(v.values()) / len(v), 6) if v else 0.0 for n, v in per_query.items()}
@@ -278,7 +368,10 @@ def run_execute(*, run: EvaluationRun, progress: bool = False) -> EvaluationRun:
         run.status = RunStatus.DONE
     except _CannotAct as exc:
         # Whom the run acts for no longer resolves: a clean failure with the reason, nothing to retry.
-        run.status, run.error = RunStatus.FAILED, f"The run may no longer act for '{run.run_as}' ({exc.error.code}): {exc.error.message}"
+        run.status, run.error = (
+            RunStatus.FAILED,
+            f"The run may no longer act for '{run.run_as}' ({exc.error.code}): {exc.error.message}",
+        )
     except Exception as exc:
         run.status, run.error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
         raise
@@ -301,8 +394,10 @@ def answer_checks(asked) -> dict:
     retrieved = {r.hit.chunk_id for r in asked.shown}
     citations_valid = all(c.chunk_id in retrieved for c in answer.citations)
     quotes = {c.marker: c.quote for c in answer.citations}
-    sentences = [(m.group(0), [int(n) for n in _MARKER.findall(m.group(0))])
-                 for m in re.finditer(r"[^\[\]]+?(?:\s*\[\d+\])+", answer.text)]
+    sentences = [
+        (m.group(0), [int(n) for n in _MARKER.findall(m.group(0))])
+        for m in re.finditer(r"[^\[\]]+?(?:\s*\[\d+\])+", answer.text)
+    ]
     pairs = [(_MARKER.sub("", s).strip(), quotes[n]) for s, markers in sentences for n in markers[:1] if n in quotes]
     supported = 0
     if pairs:
@@ -348,17 +443,22 @@ class Comparison:
     ties: int
 
 
-def run_compare(*, before: EvaluationRun, after: EvaluationRun, measure: str = "nDCG@10", epsilon: float = 1e-9) -> Comparison:
+def run_compare(
+    *, before: EvaluationRun, after: EvaluationRun, measure: str = "nDCG@10", epsilon: float = 1e-9
+) -> Comparison:
     if before.golden_set_id != after.golden_set_id:
         raise ApplicationError("Only runs of the same golden set can be compared.", code="different_golden_sets")
     old = {q.question_id: q for q in before.queries.select_related("question")}
     new = {q.question_id: q for q in after.queries.select_related("question")}
     deltas = [
         QueryDelta(qid, new[qid].question.text, old[qid].metrics.get(measure, 0.0), new[qid].metrics.get(measure, 0.0))
-        for qid in sorted(old.keys() & new.keys()) if measure in old[qid].metrics or measure in new[qid].metrics
+        for qid in sorted(old.keys() & new.keys())
+        if measure in old[qid].metrics or measure in new[qid].metrics
     ]
     return Comparison(
-        measure=measure, before=before.metrics.get(measure, 0.0), after=after.metrics.get(measure, 0.0),
+        measure=measure,
+        before=before.metrics.get(measure, 0.0),
+        after=after.metrics.get(measure, 0.0),
         wins=sorted((d for d in deltas if d.delta > epsilon), key=lambda d: -d.delta),
         losses=sorted((d for d in deltas if d.delta < -epsilon), key=lambda d: d.delta),
         ties=sum(1 for d in deltas if abs(d.delta) <= epsilon),

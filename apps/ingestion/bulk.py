@@ -54,10 +54,13 @@ class BulkReport:
 
     def summary(self) -> str:
         seconds = max(self.seconds, 1e-9)
-        return (f"{self.documents} documents, {self.chunks} chunks in {self.seconds:.1f} s: "
-                f"{self.documents / seconds:.1f} documents/s, {self.chunks / seconds:.1f} chunks/s "
-                f"(skipped {self.skipped} unchanged" + (f", of which {self.published} published now" if self.published else "")
-                + f", {self.failed} failed, {self.refused} refused)")
+        return (
+            f"{self.documents} documents, {self.chunks} chunks in {self.seconds:.1f} s: "
+            f"{self.documents / seconds:.1f} documents/s, {self.chunks / seconds:.1f} chunks/s "
+            f"(skipped {self.skipped} unchanged"
+            + (f", of which {self.published} published now" if self.published else "")
+            + f", {self.failed} failed, {self.refused} refused)"
+        )
 
 
 class _Known(NamedTuple):  # what the collection holds for an external id: its newest version
@@ -70,8 +73,9 @@ class _Known(NamedTuple):  # what the collection holds for an external id: its n
 def folder_items(folder: Path) -> Iterator[BulkItem]:
     """Every supported file under `folder`, keyed by its path relative to it."""
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES):
-        yield BulkItem(str(path.relative_to(folder)), path.stem.replace("-", " ").replace("_", " "), path.name,
-                       path.read_bytes())
+        yield BulkItem(
+            str(path.relative_to(folder)), path.stem.replace("-", " ").replace("_", " "), path.name, path.read_bytes()
+        )
 
 
 def beir_items(corpus: Path) -> Iterator[BulkItem]:
@@ -85,7 +89,7 @@ def beir_items(corpus: Path) -> Iterator[BulkItem]:
             except json.JSONDecodeError as exc:
                 raise ApplicationError(f"{corpus.name} line {number} is not JSON: {exc}", code="bad_corpus") from exc
             if not isinstance(row, dict) or "_id" not in row:
-                raise ApplicationError(f"{corpus.name} line {number} has no \"_id\".", code="bad_corpus")
+                raise ApplicationError(f'{corpus.name} line {number} has no "_id".', code="bad_corpus")
             title, text = (row.get("title") or "").strip(), (row.get("text") or "").strip()
             body = text if not title or text.startswith(title) else f"{title}\n\n{text}"
             yield BulkItem(str(row["_id"]), title or f"Document {row['_id']}", f"{row['_id']}.txt", body.encode())
@@ -109,25 +113,41 @@ def upload(*, collection: Collection, item: BulkItem, publish: bool) -> int:
     file = SimpleUploadedFile(item.filename, item.content)
     if document is None:
         document = document_services.document_create(
-            tenant=collection.tenant, collection=collection, title=item.title[:500], external_id=item.external_id,
-            actor=actor, file=file, publish_when_ready=publish, ingest=False, change_note="bulk import",
+            tenant=collection.tenant,
+            collection=collection,
+            title=item.title[:500],
+            external_id=item.external_id,
+            actor=actor,
+            file=file,
+            publish_when_ready=publish,
+            ingest=False,
+            change_note="bulk import",
         )
         return document.versions.get().pk
     newest = document.versions.order_by("-number").first()
     if newest is not None and newest.status != IngestionStatus.READY and newest.sha256 == _digest(item):
         return newest.pk  # left half-done by an interrupted run: ingest it again
-    return document_services.version_upload(document=document, file=file, actor=actor, publish_when_ready=publish,
-                                            ingest=False).pk
+    return document_services.version_upload(
+        document=document, file=file, actor=actor, publish_when_ready=publish, ingest=False
+    ).pk
 
 
-def ingest_items(*, collection: Collection, items: Iterable[BulkItem], publish: bool = False, batch: int = 128,
-                 limit: int | None = None, progress: bool = True) -> BulkReport:
+def ingest_items(
+    *,
+    collection: Collection,
+    items: Iterable[BulkItem],
+    publish: bool = False,
+    batch: int = 128,
+    limit: int | None = None,
+    progress: bool = True,
+) -> BulkReport:
     """Upload and ingest `items` into `collection`, `batch` documents per embedding call. A refused
     upload or a failed ingestion is counted and reported, and the rest go on."""
     newest = {
         external_id: _Known(state, version_id, status, sha256)
         for external_id, state, version_id, status, sha256 in Document.objects.filter(collection=collection)
-        .exclude(external_id="").order_by("external_id", "versions__number")
+        .exclude(external_id="")
+        .order_by("external_id", "versions__number")
         .values_list("external_id", "state", "versions__id", "versions__status", "versions__sha256")
     }  # ordered by version number, so each document keeps its newest version's
     report = BulkReport()
@@ -155,8 +175,11 @@ def ingest_items(*, collection: Collection, items: Iterable[BulkItem], publish: 
             if known is not None and known.status == IngestionStatus.READY and known.sha256 == _digest(item):
                 report.skipped += 1
                 if publish and known.state == DocumentState.DRAFT:  # ingested by an earlier run without --publish
-                    document_services.version_publish(version=DocumentVersion.objects.get(pk=known.version_id),
-                                                      actor=Actor(user=None), reason="bulk import")
+                    document_services.version_publish(
+                        version=DocumentVersion.objects.get(pk=known.version_id),
+                        actor=Actor(user=None),
+                        reason="bulk import",
+                    )
                     report.published += 1
                 bar.update(1)
                 continue

@@ -68,7 +68,9 @@ def plan_token_chunks(parsed: ParsedDocument, tokenizer, *, size: int = 200, ove
                 if candidates:
                     end, cut_at_break = max(candidates), True
             window = offsets[position:end]
-            plans.append(ChunkPlan(len(plans), index, section.start + window[0][0], section.start + window[-1][1], len(window)))
+            plans.append(
+                ChunkPlan(len(plans), index, section.start + window[0][0], section.start + window[-1][1], len(window))
+            )
             if end >= len(offsets):
                 break
             position = end if cut_at_break else end - overlap
@@ -78,7 +80,9 @@ def plan_token_chunks(parsed: ParsedDocument, tokenizer, *, size: int = 200, ove
 SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n+|$)")
 
 
-def plan_semantic_chunks(parsed: ParsedDocument, tokenizer, embed, *, size: int = 200, threshold: float = 0.45) -> list[ChunkPlan]:
+def plan_semantic_chunks(
+    parsed: ParsedDocument, tokenizer, embed, *, size: int = 200, threshold: float = 0.45
+) -> list[ChunkPlan]:
     """Whole sentences, grouped until adjacent-sentence cosine similarity falls below `threshold`
     or the next sentence would pass `size` tokens. `embed` maps texts to unit vectors."""
     size = min(size, MODEL_MAX_TOKENS)
@@ -98,8 +102,24 @@ def plan_semantic_chunks(parsed: ParsedDocument, tokenizer, embed, *, size: int 
         for i, (s, e) in enumerate(sentences):
             similar = i == 0 or float(np.dot(vectors[i - 1], vectors[i])) >= threshold
             if i > group_start and (not similar or group_tokens + lengths[i] > size):
-                plans.append(ChunkPlan(len(plans), index, section.start + sentences[group_start][0], section.start + sentences[i - 1][1], group_tokens))
+                plans.append(
+                    ChunkPlan(
+                        len(plans),
+                        index,
+                        section.start + sentences[group_start][0],
+                        section.start + sentences[i - 1][1],
+                        group_tokens,
+                    )
+                )
                 group_start, group_tokens = i, 0
             group_tokens += lengths[i]
-        plans.append(ChunkPlan(len(plans), index, section.start + sentences[group_start][0], section.start + sentences[-1][1], group_tokens))
+        plans.append(
+            ChunkPlan(
+                len(plans),
+                index,
+                section.start + sentences[group_start][0],
+                section.start + sentences[-1][1],
+                group_tokens,
+            )
+        )
     return plans

@@ -65,7 +65,9 @@ class _Builder:
         self.parts.append(text)
         self.length += len(text)
         if self.length > MAX_TEXT_CHARS:
-            raise BadContent(f"The file holds more than {MAX_TEXT_CHARS:,} characters of text; split it into smaller documents.")
+            raise BadContent(
+                f"The file holds more than {MAX_TEXT_CHARS:,} characters of text; split it into smaller documents."
+            )
 
     def section(self, heading: str, *, page: int | None = None, in_text: bool = True) -> None:
         """Start a section. Its heading goes into the text too, unless it is made up (PDF pages)."""
@@ -95,10 +97,16 @@ def finished(text: str, sections: list[ParsedSection], metadata: dict) -> Parsed
         text = text.replace("\x00", "\ufffd")
         sections = [replace(s, heading=s.heading.replace("\x00", "\ufffd")) for s in sections]
     if len(text) > MAX_TEXT_CHARS:  # Markdown and plain text do not pass through _Builder's check
-        raise BadContent(f"The file holds more than {MAX_TEXT_CHARS:,} characters of text; split it into smaller documents.")
+        raise BadContent(
+            f"The file holds more than {MAX_TEXT_CHARS:,} characters of text; split it into smaller documents."
+        )
     if not text.strip():
-        raise BadContent("No text could be extracted from this file (a scanned PDF or an image-only document needs OCR first).")
-    return ParsedDocument(text=text, sections=_split_long(text, sections), metadata={k: v for k, v in metadata.items() if v})
+        raise BadContent(
+            "No text could be extracted from this file (a scanned PDF or an image-only document needs OCR first)."
+        )
+    return ParsedDocument(
+        text=text, sections=_split_long(text, sections), metadata={k: v for k, v in metadata.items() if v}
+    )
 
 
 def _split_long(text: str, sections: list[ParsedSection]) -> list[ParsedSection]:
@@ -184,15 +192,48 @@ def parse_docx(data: bytes) -> ParsedDocument:
             for row in table.rows:
                 builder.block(" | ".join(cell.text.strip() for cell in row.cells))
         core = document.core_properties
-        metadata = {"title": core.title, "author": core.author, "created": _date(core.created), "modified": _date(core.modified)}
-    except (PackageNotFoundError, LxmlError, AttributeError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
+        metadata = {
+            "title": core.title,
+            "author": core.author,
+            "created": _date(core.created),
+            "modified": _date(core.modified),
+        }
+    except (
+        PackageNotFoundError,
+        LxmlError,
+        AttributeError,
+        KeyError,
+        ValueError,
+        TypeError,
+        zipfile.BadZipFile,
+    ) as exc:
         raise BadContent(f"This is not a readable DOCX ({type(exc).__name__}).") from exc
     return builder.finish(metadata)
 
 
 # --------------------------------------------------------------------------- HTML
 HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
-BLOCKS = {"p", "div", "li", "tr", "br", "table", "section", "article", "pre", "blockquote", "ul", "ol", "dt", "dd", "header", "footer", "main", "td", "th"}
+BLOCKS = {
+    "p",
+    "div",
+    "li",
+    "tr",
+    "br",
+    "table",
+    "section",
+    "article",
+    "pre",
+    "blockquote",
+    "ul",
+    "ol",
+    "dt",
+    "dd",
+    "header",
+    "footer",
+    "main",
+    "td",
+    "th",
+}
 SKIPPED = {"script", "style", "noscript", "template", "head", "nav", "svg"}
 
 
@@ -273,7 +314,9 @@ def parse_markdown(data: bytes) -> ParsedDocument:
     for line in lines:
         line_starts.append(line_starts[-1] + len(line))
     tokens = MarkdownIt("commonmark").parse(text)
-    headings = [(tokens[i].map[0], tokens[i + 1].content) for i, t in enumerate(tokens) if t.type == "heading_open" and t.map]
+    headings = [
+        (tokens[i].map[0], tokens[i + 1].content) for i, t in enumerate(tokens) if t.type == "heading_open" and t.map
+    ]
     sections = []
     boundaries = [(0, "")] + [(line_starts[line], heading) for line, heading in headings]
     for (start, heading), (end, _) in zip(boundaries, boundaries[1:] + [(len(text), "")]):

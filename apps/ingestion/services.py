@@ -53,15 +53,18 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def embed_with_reuse(texts: list[str], *, tenant_id: int, embedder: Embedder, on_progress: Progress | None = None,
-                     batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def embed_with_reuse(
+    texts: list[str], *, tenant_id: int, embedder: Embedder, on_progress: Progress | None = None, batch: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
     """Vectors for `texts` (model inputs, Embedder.passage_input): those already stored for the
     same input and model (within the tenant) are reused; the rest are encoded in batches, reporting
     progress. Returns (vectors, reused mask)."""
     hashes = [text_hash(t) for t in texts]
     known = dict(
         Chunk.objects.filter(
-            embedding_input_sha256__in=set(hashes), embedding_model=embedder.identity, version__document__tenant_id=tenant_id
+            embedding_input_sha256__in=set(hashes),
+            embedding_model=embedder.identity,
+            version__document__tenant_id=tenant_id,
         ).values_list("embedding_input_sha256", "embedding")
     )
     vectors = np.zeros((len(texts), EMBEDDING_DIMS), dtype=np.float32)
@@ -147,19 +150,37 @@ def _store(items: list[_Prepared], vectors: np.ndarray, embedder: Embedder) -> N
         Chunk.objects.filter(version_id__in=version_ids).delete()
         Section.objects.filter(version_id__in=version_ids).delete()
         sections = Section.objects.bulk_create(
-            Section(version=item.version, ordinal=i, heading=s.heading[:500], text=item.parsed.text[s.start : s.end],
-                    start_offset=s.start, end_offset=s.end, page=s.page)
-            for item in items for i, s in enumerate(item.parsed.sections)
+            Section(
+                version=item.version,
+                ordinal=i,
+                heading=s.heading[:500],
+                text=item.parsed.text[s.start : s.end],
+                start_offset=s.start,
+                end_offset=s.end,
+                page=s.page,
+            )
+            for item in items
+            for i, s in enumerate(item.parsed.sections)
         )
         chunks, first_section, row = [], 0, 0
         for item in items:
             for plan, text, model_input in zip(item.plans, item.texts, item.inputs):
-                chunks.append(Chunk(
-                    id=chunk_id(item.version.pk, plan.ordinal), version=item.version, section=sections[first_section + plan.section],
-                    ordinal=plan.ordinal, text=text, text_sha256=text_hash(text), start_offset=plan.start, end_offset=plan.end,
-                    token_count=plan.token_count, embedding=vectors[row].tobytes(), embedding_model=embedder.identity,
-                    embedding_input_sha256=text_hash(model_input),
-                ))
+                chunks.append(
+                    Chunk(
+                        id=chunk_id(item.version.pk, plan.ordinal),
+                        version=item.version,
+                        section=sections[first_section + plan.section],
+                        ordinal=plan.ordinal,
+                        text=text,
+                        text_sha256=text_hash(text),
+                        start_offset=plan.start,
+                        end_offset=plan.end,
+                        token_count=plan.token_count,
+                        embedding=vectors[row].tobytes(),
+                        embedding_model=embedder.identity,
+                        embedding_input_sha256=text_hash(model_input),
+                    )
+                )
                 row += 1
             first_section += len(item.parsed.sections)
         Chunk.objects.bulk_create(chunks, batch_size=500)
@@ -177,7 +198,11 @@ def _finish(items: list[_Prepared]) -> None:
     versions = [item.version for item in items]
     document_services.versions_set_status(versions=versions, status=IngestionStatus.READY)
     # Read again: "publish when ready" may have been asked while this batch was being embedded.
-    wanted = set(DocumentVersion.objects.filter(pk__in=[v.pk for v in versions], publish_when_ready=True).values_list("pk", flat=True))
+    wanted = set(
+        DocumentVersion.objects.filter(pk__in=[v.pk for v in versions], publish_when_ready=True).values_list(
+            "pk", flat=True
+        )
+    )
     for version in versions:
         if version.pk in wanted:
             _publish_if_newest(version)
@@ -216,8 +241,12 @@ def ingest_versions(*, version_ids: list[int], embedder: Embedder | None = None)
             part = slice(offset, offset + len(item.texts))
             offset += len(item.texts)
             reports[item.version.pk] = IngestReport(
-                item.version.pk, IngestionStatus.READY, sections=len(item.parsed.sections), chunks=len(item.plans),
-                embedded=len(item.plans) - int(reused[part].sum()), reused=int(reused[part].sum()),
+                item.version.pk,
+                IngestionStatus.READY,
+                sections=len(item.parsed.sections),
+                chunks=len(item.plans),
+                embedded=len(item.plans) - int(reused[part].sum()),
+                reused=int(reused[part].sum()),
                 seconds=round(time.perf_counter() - started, 3),
             )
         # The index copies them now, each document in its current state (a re-ingested published
@@ -246,7 +275,9 @@ def _publish_if_newest(version: DocumentVersion) -> None:
     if current is not None and current.number >= version.number:
         return
     try:
-        document_services.version_publish(version=version, actor=Actor(user=version.created_by), reason="published when ready, as asked at upload")
+        document_services.version_publish(
+            version=version, actor=Actor(user=version.created_by), reason="published when ready, as asked at upload"
+        )
     except ApplicationError as exc:
         log.info("version %s not auto-published: %s", version.pk, exc.message)
 
@@ -265,9 +296,12 @@ def stalled_versions(*, pending_after: timedelta, processing_after: timedelta) -
     now = timezone.now()
     return list(
         DocumentVersion.objects.filter(purged_at__isnull=True)
-        .filter(Q(status=IngestionStatus.PENDING, created_at__lt=now - pending_after)
-                | Q(status=IngestionStatus.PROCESSING, processing_started_at__lt=now - processing_after))
-        .order_by("pk").values_list("pk", flat=True)
+        .filter(
+            Q(status=IngestionStatus.PENDING, created_at__lt=now - pending_after)
+            | Q(status=IngestionStatus.PROCESSING, processing_started_at__lt=now - processing_after)
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
 
 
@@ -277,8 +311,10 @@ def requeue_stalled() -> list[int]:
     from .tasks import ingest_version
 
     config = settings.INGESTION
-    stalled = stalled_versions(pending_after=timedelta(seconds=config["REQUEUE_PENDING_AFTER"]),
-                               processing_after=timedelta(seconds=config["REQUEUE_PROCESSING_AFTER"]))
+    stalled = stalled_versions(
+        pending_after=timedelta(seconds=config["REQUEUE_PENDING_AFTER"]),
+        processing_after=timedelta(seconds=config["REQUEUE_PROCESSING_AFTER"]),
+    )
     sent = [version_id for version_id in stalled if enqueue(ingest_version, version_id)]
     if sent:
         log.warning("re-queued %d stalled versions: %s", len(sent), sent[:20])

@@ -27,7 +27,9 @@ class IngestionTask(Task):
         version_id = kwargs.get("version_id", args[0] if args else None)
         if version_id is not None:
             kind = "temporarily unavailable services" if isinstance(exc, TRANSIENT) else "an internal error"
-            services.version_fail(version_id=version_id, reason=f"Ingestion stopped after {self.request.retries} retries on {kind}: {exc}")
+            services.version_fail(
+                version_id=version_id, reason=f"Ingestion stopped after {self.request.retries} retries on {kind}: {exc}"
+            )
 
 
 @shared_task(base=IngestionTask, name="ingestion.ingest_version")

@@ -26,9 +26,13 @@ def one_per_document(ranked: Iterable[T], document_of, limit: int) -> list[T]:
     return list(chosen.values())
 
 
-def moved_vector(query_vector: np.ndarray, feedback_vectors: Sequence[np.ndarray], *, query_weight: float) -> np.ndarray:
+def moved_vector(
+    query_vector: np.ndarray, feedback_vectors: Sequence[np.ndarray], *, query_weight: float
+) -> np.ndarray:
     """weight · query + (1 − weight) · mean(feedback), L2-normalised (the index holds unit vectors)."""
     if not len(feedback_vectors):
         return query_vector
-    moved = query_weight * np.asarray(query_vector, dtype=np.float32) + (1.0 - query_weight) * np.mean(feedback_vectors, axis=0)
+    moved = query_weight * np.asarray(query_vector, dtype=np.float32) + (1.0 - query_weight) * np.mean(
+        feedback_vectors, axis=0
+    )
     return (moved / np.linalg.norm(moved)).astype(np.float32)

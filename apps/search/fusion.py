@@ -20,7 +20,7 @@ def min_max(scores: dict[str, float]) -> dict[str, float]:
         return {}
     lo, hi = min(scores.values()), max(scores.values())
     if hi == lo:
-        return {key: 1.0 for key in scores}
+        return dict.fromkeys(scores, 1.0)
     return {key: (value - lo) / (hi - lo) for key, value in scores.items()}
 
 

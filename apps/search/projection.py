@@ -51,11 +51,13 @@ def chunks_of(**filters) -> QuerySet[Chunk]:
 
 def searchable_chunks_of(**filters) -> QuerySet[Chunk]:
     """The chunks the index holds: those of the published version of a published document."""
-    return chunks_of(version__document__state=DocumentState.PUBLISHED,
-                     version__document__published_version_id=F("version_id"), **filters)
+    return chunks_of(
+        version__document__state=DocumentState.PUBLISHED,
+        version__document__published_version_id=F("version_id"),
+        **filters,
+    )
 
 
 def all_chunks() -> Iterator[IndexedChunk]:
     """Everything the index should hold, for rebuild and reconcile."""
     return project(searchable_chunks_of().iterator(chunk_size=1000))
-

@@ -49,8 +49,11 @@ def sync_document(*, document_id: int) -> int:
 def sync_collection(*, collection_id: int, batch: int = 500) -> int:
     """A collection's grants changed: its documents that inherit them change with it. One query
     streams their chunks (the principals are computed once, for the collection), written in bulks."""
-    chunks = projection.project(projection.chunks_of(version__document__collection_id=collection_id,
-                                                     version__document__has_own_grants=False).iterator(chunk_size=batch))
+    chunks = projection.project(
+        projection.chunks_of(
+            version__document__collection_id=collection_id, version__document__has_own_grants=False
+        ).iterator(chunk_size=batch)
+    )
     backend, pending, count = get_search_backend(), [], 0
     for chunk in chunks:
         pending.append(chunk)
@@ -109,6 +112,10 @@ def reconcile(*, repair: bool = True, batch: int = 500) -> ReconcileReport:
         backend.delete_chunks(orphans)
         backend.refresh()
     return ReconcileReport(
-        in_database=len(seen), in_index=len(indexed), missing=counts["missing"], stale=counts["stale"],
-        orphaned=len(orphans), repaired=repair,
+        in_database=len(seen),
+        in_index=len(indexed),
+        missing=counts["missing"],
+        stale=counts["stale"],
+        orphaned=len(orphans),
+        repaired=repair,
     )

@@ -9,7 +9,13 @@ from . import services
 from .backends.base import SearchBackendError
 from .types import ChunkRef
 
-RETRY = {"autoretry_for": (SearchBackendError,), "retry_backoff": 2, "retry_backoff_max": 300, "retry_jitter": True, "max_retries": 10}
+RETRY = {
+    "autoretry_for": (SearchBackendError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 10,
+}
 
 
 @shared_task(name="search.index_version", **RETRY)

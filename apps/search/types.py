@@ -44,8 +44,15 @@ class IndexedChunk:
 
     def access_fingerprint(self) -> str:
         """Changes whenever anything but the text and vector changes (access, visibility, metadata)."""
-        return _digest(self.published, sorted(self.principals), self.title, self.category, sorted(self.tags),
-                       self.effective_date.isoformat() if self.effective_date else None, self.collection_id)
+        return _digest(
+            self.published,
+            sorted(self.principals),
+            self.title,
+            self.category,
+            sorted(self.tags),
+            self.effective_date.isoformat() if self.effective_date else None,
+            self.collection_id,
+        )
 
     def fingerprint(self) -> str:
         """What reconcile compares between the database and the index."""

@@ -60,8 +60,9 @@ def admin_tenant_ids(request: HttpRequest) -> list[int] | None:
     if request.user.is_superuser:
         return None
     return list(
-        Membership.objects.filter(user=request.user, is_active=True, tenant__is_active=True,
-                                  role__in=[Role.OWNER, Role.ADMIN]).values_list("tenant_id", flat=True)
+        Membership.objects.filter(
+            user=request.user, is_active=True, tenant__is_active=True, role__in=[Role.OWNER, Role.ADMIN]
+        ).values_list("tenant_id", flat=True)
     )
 
 
@@ -88,8 +89,10 @@ def _tenant_paths(model, seen: frozenset = frozenset()) -> str | None:
         return "pk"
     if model in seen:
         return None
-    forward = sorted((f for f in model._meta.fields if f.is_relation and f.related_model is not None),
-                     key=lambda f: (f.null, f.name != "tenant"))
+    forward = sorted(
+        (f for f in model._meta.fields if f.is_relation and f.related_model is not None),
+        key=lambda f: (f.null, f.name != "tenant"),
+    )
     for field in forward:
         if field.related_model is Tenant:
             return field.name
@@ -243,7 +246,9 @@ class _TenantScopedRelationChoices:
         if tenant_ids is None:
             return choices
         key = "pk" if isinstance(field, ForeignObjectRel) else field.remote_field.get_related_field().attname
-        allowed = set(scope_queryset(field.related_model._default_manager.all(), tenant_ids).values_list(key, flat=True))
+        allowed = set(
+            scope_queryset(field.related_model._default_manager.all(), tenant_ids).values_list(key, flat=True)
+        )
         return [(value, label) for value, label in choices if value in allowed]
 
 
@@ -310,8 +315,12 @@ class TenantScoping:
     def _scoped_formfield(self, formfield, request):
         if formfield is None or not hasattr(formfield, "queryset"):
             return formfield
-        formfield.queryset = scope_queryset(formfield.queryset, self.scoped_tenant_ids(request))  # also the widget's choices
-        if isinstance(formfield.widget, ForeignKeyRawIdWidget) and not isinstance(formfield.widget, TenantScopedRawIdWidget):
+        formfield.queryset = scope_queryset(
+            formfield.queryset, self.scoped_tenant_ids(request)
+        )  # also the widget's choices
+        if isinstance(formfield.widget, ForeignKeyRawIdWidget) and not isinstance(
+            formfield.widget, TenantScopedRawIdWidget
+        ):
             widget = copy.copy(formfield.widget)
             widget.__class__ = TenantScopedRawIdWidget
             formfield.widget = widget
@@ -329,7 +338,9 @@ class TenantScoping:
     def get_search_results(self, request, queryset, search_term):
         # The changelist's and the autocomplete endpoint's search (admin:autocomplete asks the
         # remote model's admin for its queryset and its search results).
-        return super().get_search_results(request, scope_queryset(queryset, self.scoped_tenant_ids(request), self.tenant_lookup), search_term)
+        return super().get_search_results(
+            request, scope_queryset(queryset, self.scoped_tenant_ids(request), self.tenant_lookup), search_term
+        )
 
 
 class TenantScopedAdmin(TenantScoping, admin.ModelAdmin):
@@ -383,12 +394,18 @@ class TenantScopedAdmin(TenantScoping, admin.ModelAdmin):
         return _tenant_checked(super().get_changelist_form(request, **kwargs), self.scoped_tenant_ids(request))
 
     def get_changelist_formset(self, request, **kwargs):
-        return _tenant_scoped_formset(super().get_changelist_formset(request, **kwargs), self.scoped_tenant_ids(request))
+        return _tenant_scoped_formset(
+            super().get_changelist_formset(request, **kwargs), self.scoped_tenant_ids(request)
+        )
 
     def get_inline_instances(self, request, obj=None):
-        unscoped = [inline.__name__ for inline in self.get_inlines(request, obj) if not issubclass(inline, TenantScoping)]
+        unscoped = [
+            inline.__name__ for inline in self.get_inlines(request, obj) if not issubclass(inline, TenantScoping)
+        ]
         if unscoped:
-            raise ImproperlyConfigured(f"{type(self).__name__}: inlines {unscoped} must be TenantScopedTabularInline or TenantScopedStackedInline")
+            raise ImproperlyConfigured(
+                f"{type(self).__name__}: inlines {unscoped} must be TenantScopedTabularInline or TenantScopedStackedInline"
+            )
         return super().get_inline_instances(request, obj)
 
 
@@ -455,7 +472,11 @@ class MembershipAdmin(TenantScopedAdmin):
     search_fields = ["username"]
 
     def get_fields(self, request, obj=None):
-        return ["tenant", "username", "role", "is_active"] if obj is not None else ["tenant", "user", "username", "role", "is_active"]
+        return (
+            ["tenant", "username", "role", "is_active"]
+            if obj is not None
+            else ["tenant", "user", "username", "role", "is_active"]
+        )
 
     def get_readonly_fields(self, request, obj=None):
         return ["tenant", "username"] if obj is not None else []
@@ -470,7 +491,9 @@ class MembershipAdmin(TenantScopedAdmin):
             services.member_set_role(membership=stored, role=obj.role, **grantor)
             services.member_set_active(membership=stored, active=obj.is_active, **grantor)
         else:
-            created = services.membership_add(tenant=obj.tenant, user=obj.user, username=obj.username, role=obj.role, **grantor)
+            created = services.membership_add(
+                tenant=obj.tenant, user=obj.user, username=obj.username, role=obj.role, **grantor
+            )
             obj.pk = created.pk
 
 
@@ -533,7 +556,17 @@ class ApiKeyAdmin(TenantScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        return ["tenant", "name", "prefix", "scopes", "created_by", "created_at", "expires_at", "revoked_at", "last_used_at"]
+        return [
+            "tenant",
+            "name",
+            "prefix",
+            "scopes",
+            "created_by",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+        ]
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -82,17 +82,28 @@ class UserListCreateView(APIView):
         first_name = serializers.CharField(required=False, default="", max_length=150)
         last_name = serializers.CharField(required=False, default="", max_length=150)
 
-    @extend_schema(operation_id="users_list", responses=paginated_schema(MemberOutputSerializer), tags=["users"], summary="List the tenant's users")
+    @extend_schema(
+        operation_id="users_list",
+        responses=paginated_schema(MemberOutputSerializer),
+        tags=["users"],
+        summary="List the tenant's users",
+    )
     def get(self, request: Request) -> Response:
         memberships = selectors.membership_list(tenant=tenant_context(request).tenant)
-        return paginated_response(request=request, view=self, queryset=memberships, serializer_class=MemberOutputSerializer)
+        return paginated_response(
+            request=request, view=self, queryset=memberships, serializer_class=MemberOutputSerializer
+        )
 
-    @extend_schema(request=UserCreateSerializer, responses={201: MemberOutputSerializer}, tags=["users"], summary="Create a user")
+    @extend_schema(
+        request=UserCreateSerializer, responses={201: MemberOutputSerializer}, tags=["users"], summary="Create a user"
+    )
     def post(self, request: Request) -> Response:
         data = self.UserCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         context = tenant_context(request)
-        membership = services.member_create(tenant=context.tenant, granting_scopes=context.scopes, granting_role=context.role, **data.validated_data)
+        membership = services.member_create(
+            tenant=context.tenant, granting_scopes=context.scopes, granting_role=context.role, **data.validated_data
+        )
         return Response(MemberOutputSerializer(membership).data, status=status.HTTP_201_CREATED)
 
 
@@ -107,13 +118,20 @@ class UserDetailView(APIView):
         membership = selectors.membership_get(tenant=tenant_context(request).tenant, username=username)
         return Response(MemberOutputSerializer(membership).data)
 
-    @extend_schema(request=UserRoleSerializer, responses=MemberOutputSerializer, tags=["users"], summary="Change a user's role")
+    @extend_schema(
+        request=UserRoleSerializer, responses=MemberOutputSerializer, tags=["users"], summary="Change a user's role"
+    )
     def patch(self, request: Request, username: str) -> Response:
         data = self.UserRoleSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         context = tenant_context(request)
         membership = selectors.membership_get(tenant=context.tenant, username=username)
-        membership = services.member_set_role(membership=membership, role=data.validated_data["role"], granting_scopes=context.scopes, granting_role=context.role)
+        membership = services.member_set_role(
+            membership=membership,
+            role=data.validated_data["role"],
+            granting_scopes=context.scopes,
+            granting_role=context.role,
+        )
         return Response(MemberOutputSerializer(membership).data)
 
 
@@ -124,16 +142,22 @@ class _UserActivationView(APIView):
     def post(self, request: Request, username: str) -> Response:
         context = tenant_context(request)
         membership = selectors.membership_get(tenant=context.tenant, username=username)
-        membership = services.member_set_active(membership=membership, active=self.activate, granting_scopes=context.scopes, granting_role=context.role)
+        membership = services.member_set_active(
+            membership=membership, active=self.activate, granting_scopes=context.scopes, granting_role=context.role
+        )
         return Response(MemberOutputSerializer(membership).data)
 
 
-@extend_schema(request=None, responses=MemberOutputSerializer, tags=["users"], summary="Deactivate a user in this tenant")
+@extend_schema(
+    request=None, responses=MemberOutputSerializer, tags=["users"], summary="Deactivate a user in this tenant"
+)
 class UserDeactivateView(_UserActivationView):
     activate = False
 
 
-@extend_schema(request=None, responses=MemberOutputSerializer, tags=["users"], summary="Reactivate a user in this tenant")
+@extend_schema(
+    request=None, responses=MemberOutputSerializer, tags=["users"], summary="Reactivate a user in this tenant"
+)
 class UserActivateView(_UserActivationView):
     activate = True
 
@@ -146,12 +170,22 @@ class GroupNameInputSerializer(serializers.Serializer):
 class GroupListCreateView(APIView):
     required_scope = Scope.GROUPS_MANAGE
 
-    @extend_schema(operation_id="groups_list", responses=paginated_schema(GroupOutputSerializer), tags=["groups"], summary="List the tenant's groups")
+    @extend_schema(
+        operation_id="groups_list",
+        responses=paginated_schema(GroupOutputSerializer),
+        tags=["groups"],
+        summary="List the tenant's groups",
+    )
     def get(self, request: Request) -> Response:
         groups = selectors.group_list(tenant=tenant_context(request).tenant)
         return paginated_response(request=request, view=self, queryset=groups, serializer_class=GroupOutputSerializer)
 
-    @extend_schema(request=GroupNameInputSerializer, responses={201: GroupOutputSerializer}, tags=["groups"], summary="Create a group")
+    @extend_schema(
+        request=GroupNameInputSerializer,
+        responses={201: GroupOutputSerializer},
+        tags=["groups"],
+        summary="Create a group",
+    )
     def post(self, request: Request) -> Response:
         data = GroupNameInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -167,7 +201,9 @@ class GroupDetailView(APIView):
         group = selectors.group_get(tenant=tenant_context(request).tenant, group_id=group_id)
         return Response(GroupOutputSerializer(group).data)
 
-    @extend_schema(request=GroupNameInputSerializer, responses=GroupOutputSerializer, tags=["groups"], summary="Rename a group")
+    @extend_schema(
+        request=GroupNameInputSerializer, responses=GroupOutputSerializer, tags=["groups"], summary="Rename a group"
+    )
     def patch(self, request: Request, group_id: int) -> Response:
         data = GroupNameInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -188,7 +224,9 @@ class GroupMemberAddView(APIView):
     class GroupMemberSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150)
 
-    @extend_schema(request=GroupMemberSerializer, responses=GroupOutputSerializer, tags=["groups"], summary="Add a member")
+    @extend_schema(
+        request=GroupMemberSerializer, responses=GroupOutputSerializer, tags=["groups"], summary="Add a member"
+    )
     def post(self, request: Request, group_id: int) -> Response:
         data = self.GroupMemberSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -223,12 +261,24 @@ class ApiKeyListCreateView(APIView):
     class ApiKeyCreatedSerializer(ApiKeyOutputSerializer):
         key = serializers.CharField(help_text="The raw key. Shown this once; it is not stored.")
 
-    @extend_schema(operation_id="api_keys_list", responses=paginated_schema(ApiKeyOutputSerializer), tags=["api keys"], summary="List the tenant's API keys")
+    @extend_schema(
+        operation_id="api_keys_list",
+        responses=paginated_schema(ApiKeyOutputSerializer),
+        tags=["api keys"],
+        summary="List the tenant's API keys",
+    )
     def get(self, request: Request) -> Response:
         api_keys = selectors.api_key_list(tenant=tenant_context(request).tenant)
-        return paginated_response(request=request, view=self, queryset=api_keys, serializer_class=ApiKeyOutputSerializer)
+        return paginated_response(
+            request=request, view=self, queryset=api_keys, serializer_class=ApiKeyOutputSerializer
+        )
 
-    @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer}, tags=["api keys"], summary="Create an API key")
+    @extend_schema(
+        request=ApiKeyCreateSerializer,
+        responses={201: ApiKeyCreatedSerializer},
+        tags=["api keys"],
+        summary="Create an API key",
+    )
     def post(self, request: Request) -> Response:
         data = self.ApiKeyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -138,19 +138,17 @@ def resolve_tenant_context(
         raise PermissionDenied(
             f"Name the tenant in the {TENANT_HEADER} header (its slug).",
             code="tenant_header_missing",
-            extra={"your_tenants": sorted(user.memberships.filter(is_active=True).values_list("tenant__slug", flat=True))},
+            extra={
+                "your_tenants": sorted(user.memberships.filter(is_active=True).values_list("tenant__slug", flat=True))
+            },
         )
-    membership = (
-        Membership.objects.select_related("tenant").filter(user=user, tenant__slug=tenant_slug).first()
-    )
+    membership = Membership.objects.select_related("tenant").filter(user=user, tenant__slug=tenant_slug).first()
     if membership is None:
         # Same answer whether the tenant exists or not: membership is what reveals a tenant.
         raise NotFound(f"No tenant '{tenant_slug}' among your memberships.", code="tenant_not_found")
     _require_active(membership.tenant)
     if not membership.is_active:
-        raise PermissionDenied(
-            f"Your membership in tenant '{tenant_slug}' is deactivated.", code="membership_inactive"
-        )
+        raise PermissionDenied(f"Your membership in tenant '{tenant_slug}' is deactivated.", code="membership_inactive")
     return TenantContext(
         tenant=membership.tenant,
         user=user,
@@ -160,8 +158,9 @@ def resolve_tenant_context(
     )
 
 
-def act_for(context: TenantContext, *, as_user: str | None = None, require: Iterable[str] = (),
-            member_required: bool = False) -> TenantContext:
+def act_for(
+    context: TenantContext, *, as_user: str | None = None, require: Iterable[str] = (), member_required: bool = False
+) -> TenantContext:
     """Whom a retrieval runs for, resolved in one place: every path that retrieves (search and ask,
     with or without `as_user`, evaluation runs when submitted and again when a worker executes
     them, the `ask` and `evaluate_beir` commands) comes through here.
@@ -179,8 +178,10 @@ def act_for(context: TenantContext, *, as_user: str | None = None, require: Iter
     if as_user:
         if context.api_key is None:
             if context.membership is None or as_user != context.membership.username:
-                raise PermissionDenied("Only an API key can act for another user; signed-in members act as themselves.",
-                                       code="act_as_user_denied")
+                raise PermissionDenied(
+                    "Only an API key can act for another user; signed-in members act as themselves.",
+                    code="act_as_user_denied",
+                )
             acting = context
         else:
             context.require(Scope.ACT_AS_USER)
@@ -190,12 +191,22 @@ def act_for(context: TenantContext, *, as_user: str | None = None, require: Iter
                 .first()
             )
             if membership is None:
-                raise NotFound(f"No active member '{as_user}' in tenant '{context.tenant.slug}'.", code="user_not_found")
-            acting = TenantContext(tenant=context.tenant, user=membership.user, api_key=context.api_key,
-                                   membership=membership, scopes=context.scopes & ROLE_SCOPES[membership.role])
+                raise NotFound(
+                    f"No active member '{as_user}' in tenant '{context.tenant.slug}'.", code="user_not_found"
+                )
+            acting = TenantContext(
+                tenant=context.tenant,
+                user=membership.user,
+                api_key=context.api_key,
+                membership=membership,
+                scopes=context.scopes & ROLE_SCOPES[membership.role],
+            )
     elif member_required and context.membership is None:
-        raise ApplicationError("An API key must name the member this runs as: as_user (needs the act_as_user scope).",
-                               code="as_user_required", extra={"fields": {"as_user": ["Required for API keys."]}})
+        raise ApplicationError(
+            "An API key must name the member this runs as: as_user (needs the act_as_user scope).",
+            code="as_user_required",
+            extra={"fields": {"as_user": ["Required for API keys."]}},
+        )
     else:
         acting = context
     for scope in require:
@@ -218,12 +229,18 @@ def member_context(membership: Membership) -> TenantContext:
     _require_active(membership.tenant)
     if not membership.is_active:
         raise PermissionDenied(f"Member '{membership.username}' is deactivated.", code="membership_inactive")
-    return TenantContext(tenant=membership.tenant, user=membership.user, api_key=None, membership=membership,
-                         scopes=ROLE_SCOPES[membership.role])
+    return TenantContext(
+        tenant=membership.tenant,
+        user=membership.user,
+        api_key=None,
+        membership=membership,
+        scopes=ROLE_SCOPES[membership.role],
+    )
 
 
-def stored_caller_context(*, tenant: Tenant, api_key: ApiKey | None, api_key_prefix: str = "",
-                          username: str = "") -> TenantContext:
+def stored_caller_context(
+    *, tenant: Tenant, api_key: ApiKey | None, api_key_prefix: str = "", username: str = ""
+) -> TenantContext:
     """The caller of work started earlier (an evaluation run a worker executes), checked again now
     as a request would be: the tenant active; a key not deleted, revoked or expired; a member who
     started it themselves still active. The member the work runs for is then resolved by act_for."""
@@ -231,16 +248,24 @@ def stored_caller_context(*, tenant: Tenant, api_key: ApiKey | None, api_key_pre
     _require_active(tenant)
     if api_key_prefix:
         if api_key is None:
-            raise PermissionDenied(f"The API key {api_key_prefix}… that started this was deleted.", code="api_key_deleted")
+            raise PermissionDenied(
+                f"The API key {api_key_prefix}… that started this was deleted.", code="api_key_deleted"
+            )
         api_key.refresh_from_db(fields=["revoked_at", "expires_at", "scopes"])
         if api_key.revoked_at is not None:
-            raise PermissionDenied(f"The API key {api_key.prefix}… that started this was revoked on "
-                                   f"{api_key.revoked_at:%Y-%m-%d %H:%M} UTC.", code="api_key_revoked")
+            raise PermissionDenied(
+                f"The API key {api_key.prefix}… that started this was revoked on "
+                f"{api_key.revoked_at:%Y-%m-%d %H:%M} UTC.",
+                code="api_key_revoked",
+            )
         if api_key.is_expired:
-            raise PermissionDenied(f"The API key {api_key.prefix}… that started this expired on "
-                                   f"{api_key.expires_at:%Y-%m-%d %H:%M} UTC.", code="api_key_expired")
-        return TenantContext(tenant=tenant, user=api_key.service_user, api_key=api_key, membership=None,
-                             scopes=frozenset(api_key.scopes))
+            raise PermissionDenied(
+                f"The API key {api_key.prefix}… that started this expired on {api_key.expires_at:%Y-%m-%d %H:%M} UTC.",
+                code="api_key_expired",
+            )
+        return TenantContext(
+            tenant=tenant, user=api_key.service_user, api_key=api_key, membership=None, scopes=frozenset(api_key.scopes)
+        )
     membership = Membership.objects.select_related("tenant", "user").filter(tenant=tenant, username=username).first()
     if membership is None:
         raise NotFound(f"No member '{username}' in tenant '{tenant.slug}'.", code="user_not_found")

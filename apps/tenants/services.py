@@ -51,7 +51,9 @@ def _validate_role(role: str) -> None:
         raise ApplicationError(f"Unknown role {role!r}: use one of {', '.join(Role.values)}.", code="invalid_role")
 
 
-def _require_can_grant(role: str, granting_scopes: frozenset[str] | None, *, action: str, granting_role: str | None = None) -> None:
+def _require_can_grant(
+    role: str, granting_scopes: frozenset[str] | None, *, action: str, granting_role: str | None = None
+) -> None:
     """Nobody hands out, or takes away, a role holding more than they hold themselves, and only an
     owner gives or takes the owner role. `granting_scopes` None means a trusted caller (a command,
     a superuser); `granting_role` is the caller's own role (None for an API key)."""
@@ -143,10 +145,16 @@ def member_create(
 
 @transaction.atomic
 def member_set_active(
-    *, membership: Membership, active: bool, granting_scopes: frozenset[str] | None = None, granting_role: str | None = None
+    *,
+    membership: Membership,
+    active: bool,
+    granting_scopes: frozenset[str] | None = None,
+    granting_role: str | None = None,
 ) -> Membership:
     """Deactivate (or reactivate) a person in one tenant; their other memberships are untouched."""
-    _require_can_grant(membership.role, granting_scopes, action="deactivate or reactivate a member with", granting_role=granting_role)
+    _require_can_grant(
+        membership.role, granting_scopes, action="deactivate or reactivate a member with", granting_role=granting_role
+    )
     if membership.is_active != active:
         membership.is_active = active
         membership.deactivated_at = None if active else timezone.now()
@@ -156,7 +164,11 @@ def member_set_active(
 
 @transaction.atomic
 def member_set_role(
-    *, membership: Membership, role: str, granting_scopes: frozenset[str] | None = None, granting_role: str | None = None
+    *,
+    membership: Membership,
+    role: str,
+    granting_scopes: frozenset[str] | None = None,
+    granting_role: str | None = None,
 ) -> Membership:
     _validate_role(role)
     _require_can_grant(membership.role, granting_scopes, action="change a member with", granting_role=granting_role)
@@ -189,8 +201,7 @@ def _group_create(*, tenant: Tenant, name: str, is_everyone: bool = False) -> Te
 def _refuse_everyone(group: TenantGroup) -> None:
     if group.is_everyone:
         raise Conflict(
-            "The 'everyone' group always holds every member of the tenant; it cannot be renamed, "
-            "deleted or edited.",
+            "The 'everyone' group always holds every member of the tenant; it cannot be renamed, deleted or edited.",
             code="everyone_group",
         )
 
@@ -232,7 +243,9 @@ def group_member_remove(*, group: TenantGroup, membership: Membership) -> None:
 
 
 # --------------------------------------------------------------------------- API keys
-def _validate_scopes(scopes: Iterable[str], *, granting_scopes: frozenset[str] | None, granting_role: str | None = None) -> list[str]:
+def _validate_scopes(
+    scopes: Iterable[str], *, granting_scopes: frozenset[str] | None, granting_role: str | None = None
+) -> list[str]:
     scopes = sorted(set(scopes))
     unknown = [s for s in scopes if s not in Scope.values]
     if unknown:

@@ -11,7 +11,9 @@ urlpatterns = [
     path("groups", api.GroupListCreateView.as_view(), name="group-list"),
     path("groups/<int:group_id>", api.GroupDetailView.as_view(), name="group-detail"),
     path("groups/<int:group_id>/members", api.GroupMemberAddView.as_view(), name="group-member-add"),
-    path("groups/<int:group_id>/members/<str:username>", api.GroupMemberRemoveView.as_view(), name="group-member-remove"),
+    path(
+        "groups/<int:group_id>/members/<str:username>", api.GroupMemberRemoveView.as_view(), name="group-member-remove"
+    ),
     path("api-keys", api.ApiKeyListCreateView.as_view(), name="api-key-list"),
     path("api-keys/<str:prefix>/revoke", api.ApiKeyRevokeView.as_view(), name="api-key-revoke"),
 ]

@@ -39,7 +39,9 @@ def test_a_reader_sees_nothing_ungranted(setup):
 @pytest.mark.django_db
 def test_user_grant_on_the_collection_is_inherited_by_its_documents(setup):
     admin, handbook, policy, reader = setup
-    response = admin.put(f"/api/v1/collections/{handbook.pk}/grants", {"grants": [{"user": "reader", "level": "view"}]}, format="json")
+    response = admin.put(
+        f"/api/v1/collections/{handbook.pk}/grants", {"grants": [{"user": "reader", "level": "view"}]}, format="json"
+    )
     assert response.status_code == 200 and response.json() == [{"user": "reader", "level": "view"}]
     assert visible_ids(reader) == {policy.pk}
     grants = admin.get(f"/api/v1/documents/{policy.pk}/grants").json()
@@ -50,7 +52,9 @@ def test_user_grant_on_the_collection_is_inherited_by_its_documents(setup):
 def test_group_grant_and_membership_change(setup, acme):
     admin, handbook, policy, reader = setup
     group = tenant_services.group_create(tenant=acme.tenant, name="hr")
-    admin.put(f"/api/v1/collections/{handbook.pk}/grants", {"grants": [{"group": group.pk, "level": "view"}]}, format="json")
+    admin.put(
+        f"/api/v1/collections/{handbook.pk}/grants", {"grants": [{"group": group.pk, "level": "view"}]}, format="json"
+    )
     assert visible_ids(reader) == set()
     tenant_services.group_member_add(group=group, membership=acme.reader)
     assert visible_ids(reader) == {policy.pk}
@@ -62,8 +66,12 @@ def test_group_grant_and_membership_change(setup, acme):
 def test_document_grants_override_the_collection(setup, acme):
     admin, handbook, policy, reader = setup
     other = tenant_services.member_create(tenant=acme.tenant, username="other", role=Role.READER)
-    admin.put(f"/api/v1/collections/{handbook.pk}/grants", {"grants": [{"user": "reader", "level": "view"}]}, format="json")
-    response = admin.put(f"/api/v1/documents/{policy.pk}/grants", {"grants": [{"user": "other", "level": "view"}]}, format="json")
+    admin.put(
+        f"/api/v1/collections/{handbook.pk}/grants", {"grants": [{"user": "reader", "level": "view"}]}, format="json"
+    )
+    response = admin.put(
+        f"/api/v1/documents/{policy.pk}/grants", {"grants": [{"user": "other", "level": "view"}]}, format="json"
+    )
     assert response.json() == {"inherited": False, "grants": [{"user": "other", "level": "view"}]}
     assert visible_ids(reader) == set()
     assert visible_ids(user_client(other, "acme")) == {policy.pk}
@@ -78,7 +86,9 @@ def test_document_grants_override_the_collection(setup, acme):
 @pytest.mark.django_db
 def test_revoking_takes_effect_at_once(setup):
     admin, handbook, policy, reader = setup
-    admin.put(f"/api/v1/collections/{handbook.pk}/grants", {"grants": [{"user": "reader", "level": "view"}]}, format="json")
+    admin.put(
+        f"/api/v1/collections/{handbook.pk}/grants", {"grants": [{"user": "reader", "level": "view"}]}, format="json"
+    )
     assert visible_ids(reader) == {policy.pk}
     admin.put(f"/api/v1/collections/{handbook.pk}/grants", {"grants": []}, format="json")
     assert visible_ids(reader) == set()
@@ -97,12 +107,16 @@ def test_levels_view_change_manage(setup):
     assert refused.status_code == 403 and refused.json()["code"] == "access_denied"
     assert reader.patch(url, {"title": "mine"}, format="json").status_code == 403
 
-    admin.put(f"/api/v1/documents/{policy.pk}/grants", {"grants": [{"user": "reader", "level": "change"}]}, format="json")
+    admin.put(
+        f"/api/v1/documents/{policy.pk}/grants", {"grants": [{"user": "reader", "level": "change"}]}, format="json"
+    )
     assert upload(b"# changed by a granted reader\n").status_code == 201
     assert reader.post(f"{url}/archive").status_code == 403  # lifecycle needs manage
     assert reader.get(f"{url}/grants").status_code == 403
 
-    admin.put(f"/api/v1/documents/{policy.pk}/grants", {"grants": [{"user": "reader", "level": "manage"}]}, format="json")
+    admin.put(
+        f"/api/v1/documents/{policy.pk}/grants", {"grants": [{"user": "reader", "level": "manage"}]}, format="json"
+    )
     assert reader.post(f"{url}/archive").status_code == 200
 
 
@@ -127,9 +141,15 @@ def test_grants_name_only_this_tenants_people(setup, globex):
         response = admin.put(f"/api/v1/collections/{handbook.pk}/grants", {"grants": [grant]}, format="json")
         assert response.status_code == 404
     assert visible_ids(user_client(gus, "globex")) == set()
-    bad = admin.put(f"/api/v1/collections/{handbook.pk}/grants", {"grants": [{"user": "reader", "group": 1, "level": "view"}]}, format="json")
+    bad = admin.put(
+        f"/api/v1/collections/{handbook.pk}/grants",
+        {"grants": [{"user": "reader", "group": 1, "level": "view"}]},
+        format="json",
+    )
     assert bad.status_code == 400
-    bad = admin.put(f"/api/v1/collections/{handbook.pk}/grants", {"grants": [{"user": "reader", "level": "own"}]}, format="json")
+    bad = admin.put(
+        f"/api/v1/collections/{handbook.pk}/grants", {"grants": [{"user": "reader", "level": "own"}]}, format="json"
+    )
     assert bad.status_code == 400
 
 
@@ -139,7 +159,9 @@ def test_an_api_key_reads_what_is_granted_to_it(setup, acme):
     raw = acme.key(scopes=[Scope.DOCUMENTS_READ])
     bot = key_client(raw)
     assert visible_ids(bot) == set()
-    admin.put(f"/api/v1/documents/{policy.pk}/grants", {"grants": [{"api_key": raw[3:15], "level": "view"}]}, format="json")
+    admin.put(
+        f"/api/v1/documents/{policy.pk}/grants", {"grants": [{"api_key": raw[3:15], "level": "view"}]}, format="json"
+    )
     assert visible_ids(bot) == {policy.pk}
 
 
@@ -149,7 +171,11 @@ def test_a_grant_to_everyone_is_tenant_wide(setup, acme):
 
     admin, handbook, policy, reader = setup
     everyone = TenantGroup.objects.get(tenant=acme.tenant, is_everyone=True)
-    admin.put(f"/api/v1/collections/{handbook.pk}/grants", {"grants": [{"group": everyone.pk, "level": "view"}]}, format="json")
+    admin.put(
+        f"/api/v1/collections/{handbook.pk}/grants",
+        {"grants": [{"group": everyone.pk, "level": "view"}]},
+        format="json",
+    )
     assert visible_ids(reader) == {policy.pk}
     newcomer = tenant_services.member_create(tenant=acme.tenant, username="newcomer")
     assert visible_ids(user_client(newcomer, "acme")) == {policy.pk}

@@ -6,13 +6,13 @@ import itertools
 import pytest
 from guardian.core import ObjectPermissionChecker
 
+from apps.access.checks import holds
 from apps.access.grants import Grant
 from apps.access.levels import Level
-from apps.access.checks import holds
-from apps.documents.selectors import visible_documents
 from apps.access.principals import context_principals, document_reader_principals
-from apps.documents.models import Document, DocumentState
 from apps.documents import services as document_services
+from apps.documents.models import Document, DocumentState
+from apps.documents.selectors import visible_documents
 from apps.tenants import services as tenant_services
 from apps.tenants.actors import Actor
 from apps.tenants.models import Role
@@ -47,10 +47,18 @@ def _world(acme):
     hr_col = document_services.collection_create(tenant=tenant, name="hr")
     bare_col = document_services.collection_create(tenant=tenant, name="bare")
     actor = Actor(None)
-    document_services.grants_replace(obj=open_col, grants=[Grant(hr.auth_group, Level.VIEW), Grant(ops.auth_group, Level.VIEW)], actor=actor)
-    document_services.grants_replace(obj=hr_col, grants=[Grant(hr.auth_group, Level.MANAGE), Grant(people[1].user, Level.VIEW)], actor=actor)
+    document_services.grants_replace(
+        obj=open_col, grants=[Grant(hr.auth_group, Level.VIEW), Grant(ops.auth_group, Level.VIEW)], actor=actor
+    )
+    document_services.grants_replace(
+        obj=hr_col, grants=[Grant(hr.auth_group, Level.MANAGE), Grant(people[1].user, Level.VIEW)], actor=actor
+    )
 
-    documents = [document_services.document_create(tenant=tenant, collection=c, title=f"{c.name}-{i}", actor=actor) for c in (open_col, hr_col, bare_col) for i in range(2)]
+    documents = [
+        document_services.document_create(tenant=tenant, collection=c, title=f"{c.name}-{i}", actor=actor)
+        for c in (open_col, hr_col, bare_col)
+        for i in range(2)
+    ]
     # overrides: one document readable by one user only, one with an empty own grant set
     document_services.grants_replace(obj=documents[0], grants=[Grant(people[6].user, Level.CHANGE)], actor=actor)
     document_services.grants_replace(obj=documents[2], grants=[], actor=actor)
@@ -89,7 +97,9 @@ def test_api_keys_principals(acme):
     from apps.tenants.models import Scope
 
     collection = document_services.collection_create(tenant=acme.tenant, name="c")
-    document = document_services.document_create(tenant=acme.tenant, collection=collection, title="d", actor=Actor(None))
+    document = document_services.document_create(
+        tenant=acme.tenant, collection=collection, title="d", actor=Actor(None)
+    )
     reader_key = services_key(acme, [Scope.DOCUMENTS_READ])
     writer_key = services_key(acme, [Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE])
     readers = set(document_reader_principals(document))
@@ -118,8 +128,12 @@ def guardian_level(membership, document) -> int:
 
 # What the docs promise (architecture.md, "Access"): `view` shows published documents only, drafts
 # and archived ones need `change`, deleted ones `manage`.
-FLOOR = {DocumentState.PUBLISHED: Level.VIEW, DocumentState.DRAFT: Level.CHANGE,
-         DocumentState.ARCHIVED: Level.CHANGE, DocumentState.DELETED: Level.MANAGE}
+FLOOR = {
+    DocumentState.PUBLISHED: Level.VIEW,
+    DocumentState.DRAFT: Level.CHANGE,
+    DocumentState.ARCHIVED: Level.CHANGE,
+    DocumentState.DELETED: Level.MANAGE,
+}
 
 
 @pytest.mark.django_db
@@ -133,7 +147,9 @@ def test_object_checks_and_querysets_agree_in_every_state_and_level(acme):
     checked = 0
     for state in DocumentState:
         Document.objects.filter(tenant=acme.tenant).update(state=state)
-        contexts = [(m, resolve_tenant_context(user=m.user, api_key=None, tenant_slug=acme.tenant.slug)) for m in people]
+        contexts = [
+            (m, resolve_tenant_context(user=m.user, api_key=None, tenant_slug=acme.tenant.slug)) for m in people
+        ]
         for (membership, context), document in itertools.product(contexts, documents):
             document.refresh_from_db()
             held = guardian_level(membership, document)
@@ -141,5 +157,8 @@ def test_object_checks_and_querysets_agree_in_every_state_and_level(acme):
                 expected = held >= max(level, FLOOR[state])
                 assert holds(context, document, level) == expected, (state, level, membership.username, document.title)
                 checked += 1
-            assert (document in visible_documents(context)) == holds(context, document, Level.VIEW), (state, membership.username)
+            assert (document in visible_documents(context)) == holds(context, document, Level.VIEW), (
+                state,
+                membership.username,
+            )
     assert checked == len(DocumentState) * len(people) * len(documents) * len(Level) == 504

@@ -82,7 +82,9 @@ class Setup:
 
 def _staff(world: World, role: str) -> User:
     user = User.objects.create_user(f"acme-{role}-staffer", password="pw-for-tests-only", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["tenants", "documents", "evaluation", "audit"]))
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label__in=["tenants", "documents", "evaluation", "audit"])
+    )
     tenants.membership_add(tenant=world.tenant, user=user, username=f"{role}-staffer", role=role)
     return user
 
@@ -101,7 +103,8 @@ def pks_of(model, world: World) -> list:
         rows = manager.filter(**{path: world.tenant.pk})
     elif model is User:
         rows = manager.filter(pk__in=Membership.objects.filter(tenant=world.tenant).values("user_id")).exclude(
-            memberships__tenant__in=Membership.objects.exclude(tenant=world.tenant).values("tenant_id"))
+            memberships__tenant__in=Membership.objects.exclude(tenant=world.tenant).values("tenant_id")
+        )
     elif model is Group:
         rows = manager.filter(tenant_group__tenant=world.tenant)
     else:
@@ -120,14 +123,18 @@ def setup(django_db_setup, django_db_blocker, tmp_path_factory):
         clients = {"admin": _client(_staff(acme, Role.ADMIN)), "compliance": _client(_staff(acme, Role.COMPLIANCE))}
         links = [admin_url(model, "change", pk) for model in admin.site._registry for pk in pks_of(model, globex)]
         assert cross_tenant_references() == [], "the worlds must start clean"
-        yield Setup(acme=acme, globex=globex, clients=clients, markers=[m.lower() for m in globex.markers()], links=links)
+        yield Setup(
+            acme=acme, globex=globex, clients=clients, markers=[m.lower() for m in globex.markers()], links=links
+        )
 
 
 def leaks(setup: Setup, text: str, sent: str = "") -> list[str]:
     """globex's markers and links found in `text`; a search term the request `sent` is echoed by
     the page (the search box), so that one marker is not looked for (the other variant covers it)."""
     lowered = text.lower()
-    return [m for m in setup.markers if m in lowered and m != sent.lower()] + [link for link in setup.links if link in text]
+    return [m for m in setup.markers if m in lowered and m != sent.lower()] + [
+        link for link in setup.links if link in text
+    ]
 
 
 def cross_tenant_references() -> list[str]:
@@ -154,7 +161,9 @@ def fingerprint(world: World) -> str:
     digest = hashlib.sha256()
     for model in sorted(apps.get_models(), key=lambda m: m._meta.label):
         pks = pks_of(model, world)
-        digest.update(repr((model._meta.label, list(model._default_manager.filter(pk__in=pks).order_by("pk").values()))).encode())
+        digest.update(
+            repr((model._meta.label, list(model._default_manager.filter(pk__in=pks).order_by("pk").values()))).encode()
+        )
     return digest.hexdigest()
 
 
@@ -264,8 +273,16 @@ def slots(response, model, setup: Setup) -> list[Slot]:
             names = [(f.name, f.related_model, _to_field(f)) for f in relation_fields(inline_model)]
             names.append((inline_model._meta.pk.name, inline_model, None))
             for name, related, to_field in names:
-                found.append(Slot(f"{formset.prefix}-{row}-{name}", globex_value(related, setup, to_field), row_form, name,
-                                  inline=(formset.prefix, row), form_initial_count=formset.initial_form_count()))
+                found.append(
+                    Slot(
+                        f"{formset.prefix}-{row}-{name}",
+                        globex_value(related, setup, to_field),
+                        row_form,
+                        name,
+                        inline=(formset.prefix, row),
+                        form_initial_count=formset.initial_form_count(),
+                    )
+                )
     return found
 
 
@@ -303,10 +320,14 @@ def check_form_choices(response, setup: Setup, where: str) -> list[str]:
                 continue
             foreign = set(pks_of(field.queryset.model, setup.globex)) & set(field.queryset.values_list("pk", flat=True))
             if foreign:
-                problems.append(f"{where} {label}.{name} offers globex's {field.queryset.model._meta.label} {sorted(foreign)}")
+                problems.append(
+                    f"{where} {label}.{name} offers globex's {field.queryset.model._meta.label} {sorted(foreign)}"
+                )
             widget = getattr(field.widget, "widget", field.widget)
             if hasattr(widget, "label_and_url_for_value"):
-                if not isinstance(widget, TenantScopedRawIdWidget) and not widget.__class__.__name__.startswith("ManyToMany"):
+                if not isinstance(widget, TenantScopedRawIdWidget) and not widget.__class__.__name__.startswith(
+                    "ManyToMany"
+                ):
                     problems.append(f"{where} {label}.{name}: raw-id widget {type(widget).__name__} is not scoped")
                 for pk in pks_of(field.queryset.model, setup.globex)[:3]:
                     if widget.label_and_url_for_value(pk) != ("", ""):
@@ -321,12 +342,16 @@ def test_every_admin_uses_the_scoping_base():
         if model in SUPERUSER_ONLY:
             continue
         if not isinstance(model_admin, TenantScopedAdmin):
-            problems.append(f"{model._meta.label}: {type(model_admin).__name__} must subclass apps.tenants.admin.TenantScopedAdmin")
+            problems.append(
+                f"{model._meta.label}: {type(model_admin).__name__} must subclass apps.tenants.admin.TenantScopedAdmin"
+            )
         if tenant_path(model) is None:
             problems.append(f"{model._meta.label}: no path to a tenant (tenant_path)")
         for inline in model_admin.inlines:
             if not issubclass(inline, TenantScoping):
-                problems.append(f"{model._meta.label}: inline {inline.__name__} must be a TenantScopedTabularInline/StackedInline")
+                problems.append(
+                    f"{model._meta.label}: inline {inline.__name__} must be a TenantScopedTabularInline/StackedInline"
+                )
             if tenant_path(inline.model) is None:
                 problems.append(f"{inline.model._meta.label} (inline): no path to a tenant")
     assert problems == []
@@ -359,8 +384,12 @@ def test_changelist_filters_and_search_show_only_acme(setup, model):
         page = client.get(base)
         own = acme_object(model, setup)
         assert admin_url(model, "change", own.pk) in page.content.decode(), f"{persona}: acme's object is not listed"
-        variants = ["?_facets=True", f"?_popup=1&_to_field={model._meta.pk.attname}", f"?q={setup.globex.word}",
-                    f"?q={setup.globex.tenant.slug}&_facets=True"]
+        variants = [
+            "?_facets=True",
+            f"?_popup=1&_to_field={model._meta.pk.attname}",
+            f"?q={setup.globex.word}",
+            f"?q={setup.globex.tenant.slug}&_facets=True",
+        ]
         problems = []
         for spec in page.context["cl"].filter_specs:
             for choice in spec.choices(page.context["cl"]):
@@ -368,9 +397,13 @@ def test_changelist_filters_and_search_show_only_acme(setup, model):
                     problems.append(f"{persona}: filter {spec.title!r} offers {choice.get('display')!r}")
             remote = getattr(getattr(spec, "field", None), "related_model", None)
             if remote is not None and hasattr(spec, "lookup_choices"):
-                foreign = {str(pk) for pk in pks_of(remote, setup.globex)} & {str(value) for value, _ in spec.lookup_choices}
+                foreign = {str(pk) for pk in pks_of(remote, setup.globex)} & {
+                    str(value) for value, _ in spec.lookup_choices
+                }
                 if foreign:
-                    problems.append(f"{persona}: filter {spec.title!r} lists globex's {remote._meta.label} {sorted(foreign)}")
+                    problems.append(
+                        f"{persona}: filter {spec.title!r} lists globex's {remote._meta.label} {sorted(foreign)}"
+                    )
                 values = pks_of(remote, setup.globex)[:2]
             else:
                 name = getattr(spec, "parameter_name", "")
@@ -381,14 +414,26 @@ def test_changelist_filters_and_search_show_only_acme(setup, model):
         for variant in variants:
             response = client.get(base + variant, follow=True)
             assert response.status_code == 200, (persona, variant, response.status_code)
-            sent = next((setup.globex.word if setup.globex.word in variant else setup.globex.tenant.slug
-                         for _ in [0] if "q=" in variant), "")
+            sent = next(
+                (
+                    setup.globex.word if setup.globex.word in variant else setup.globex.tenant.slug
+                    for _ in [0]
+                    if "q=" in variant
+                ),
+                "",
+            )
             if found := leaks(setup, response.content.decode(), sent):
                 problems.append(f"{persona} {variant}: {found}")
-        actions = [value for value, _ in page.context["action_form"].fields["action"].choices if value] if page.context.get("action_form") else []
+        actions = (
+            [value for value, _ in page.context["action_form"].fields["action"].choices if value]
+            if page.context.get("action_form")
+            else []
+        )
         before = fingerprint(setup.globex)
         for action in actions:
-            response = client.post(base, {"action": action, "index": 0, "_selected_action": pks_of(model, setup.globex)}, follow=True)
+            response = client.post(
+                base, {"action": action, "index": 0, "_selected_action": pks_of(model, setup.globex)}, follow=True
+            )
             if found := leaks(setup, response.content.decode()):
                 problems.append(f"{persona} action {action}: {found}")
         assert fingerprint(setup.globex) == before, "an action changed globex's data"
@@ -472,10 +517,20 @@ def test_autocomplete_returns_nothing_of_globex(setup):
         foreign = {str(v) for v in pks_of(remote, setup.globex)}
         to_field = getattr(field.remote_field, "field_name", None)
         if to_field and to_field != remote._meta.pk.name:
-            foreign = {str(v) for v in remote._default_manager.filter(pk__in=pks_of(remote, setup.globex)).values_list(to_field, flat=True)}
+            foreign = {
+                str(v)
+                for v in remote._default_manager.filter(pk__in=pks_of(remote, setup.globex)).values_list(
+                    to_field, flat=True
+                )
+            }
         for persona, client in setup.clients.items():
             for term in ("", setup.globex.word, setup.globex.tenant.slug):
-                query = {"app_label": source._meta.app_label, "model_name": source._meta.model_name, "field_name": field.name, "term": term}
+                query = {
+                    "app_label": source._meta.app_label,
+                    "model_name": source._meta.model_name,
+                    "field_name": field.name,
+                    "term": term,
+                }
                 response = client.get(reverse("admin:autocomplete"), query)
                 where = f"{persona} {source._meta.label}.{field.name} term={term!r}"
                 if response.status_code in (403, 404):
@@ -501,9 +556,16 @@ def test_the_reviewed_paths(setup):
     for model in ("GoldenQuestion", "EvaluationRun"):
         page = client.get(admin_url(apps.get_model("evaluation", model), "changelist")).content.decode()
         assert acme.golden_set.name in page and globex.golden_set.name not in page
-    form = {"golden_set": acme.golden_set.pk, "text": "probe question", "reference_answer": "", "external_id": "",
-            "judgements-TOTAL_FORMS": "1", "judgements-INITIAL_FORMS": "0",
-            "judgements-0-document": globex.document.pk, "judgements-0-grade": "1"}
+    form = {
+        "golden_set": acme.golden_set.pk,
+        "text": "probe question",
+        "reference_answer": "",
+        "external_id": "",
+        "judgements-TOTAL_FORMS": "1",
+        "judgements-INITIAL_FORMS": "0",
+        "judgements-0-document": globex.document.pk,
+        "judgements-0-grade": "1",
+    }
     response = client.post(admin_url(GoldenQuestion, "add"), form)
     assert response.status_code == 200
     assert not GoldenQuestion.objects.filter(text="probe question").exists()
@@ -525,15 +587,28 @@ def test_staff_of_two_tenants_cannot_join_them(setup):
     root = User.objects.create_superuser("root-staffer", password="pw-for-tests-only")
     for user in (both, root):
         client = _client(user)
-        question = {"golden_set": acme.golden_set.pk, "text": f"crossed by {user.username}", "reference_answer": "",
-                    "external_id": "", "judgements-TOTAL_FORMS": "1", "judgements-INITIAL_FORMS": "0",
-                    "judgements-0-document": globex.document.pk, "judgements-0-grade": "1"}
+        question = {
+            "golden_set": acme.golden_set.pk,
+            "text": f"crossed by {user.username}",
+            "reference_answer": "",
+            "external_id": "",
+            "judgements-TOTAL_FORMS": "1",
+            "judgements-INITIAL_FORMS": "0",
+            "judgements-0-document": globex.document.pk,
+            "judgements-0-grade": "1",
+        }
         response = client.post(admin_url(GoldenQuestion, "add"), question)
         assert response.status_code == 200, user
         assert "another tenant" in str(response.context["inline_admin_formsets"][0].formset.forms[0].errors)
         assert not GoldenQuestion.objects.filter(text=question["text"]).exists()
-        golden_set = {"tenant": acme.tenant.pk, "name": f"crossed set {user.username}", "description": "",
-                      "collection": globex.collection.pk, "questions-TOTAL_FORMS": "0", "questions-INITIAL_FORMS": "0"}
+        golden_set = {
+            "tenant": acme.tenant.pk,
+            "name": f"crossed set {user.username}",
+            "description": "",
+            "collection": globex.collection.pk,
+            "questions-TOTAL_FORMS": "0",
+            "questions-INITIAL_FORMS": "0",
+        }
         response = client.post(admin_url(apps.get_model("evaluation", "GoldenSet"), "add"), golden_set)
         assert response.status_code == 200 and "collection" in response.context["adminform"].form.errors, user
         # Both tenants' golden sets are theirs to filter by.

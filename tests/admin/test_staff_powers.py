@@ -32,7 +32,9 @@ User = get_user_model()
 def staff(world, role, name=None):
     name = name or f"{world.tenant.slug}-{role}-staffer"
     user = User.objects.create_user(name, password="pw-for-tests-only", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["tenants", "documents", "evaluation", "audit"]))
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label__in=["tenants", "documents", "evaluation", "audit"])
+    )
     membership = tenants.membership_add(tenant=world.tenant, user=user, username=name, role=role)
     client = Client(raise_request_exception=False)
     client.force_login(user)
@@ -45,9 +47,12 @@ def url(model, view, *args):
 
 def held_document(world, title="Held contract"):
     collection = documents.collection_create(tenant=world.tenant, name=f"C {title}")
-    document = documents.document_create(tenant=world.tenant, collection=collection, title=title, actor=Actor(None), file=text_file())
-    return documents.document_retention_set(document=document, actor=Actor(user=world.owner.user), legal_hold=True,
-                                            retention_until=date(2999, 1, 1))
+    document = documents.document_create(
+        tenant=world.tenant, collection=collection, title=title, actor=Actor(None), file=text_file()
+    )
+    return documents.document_retention_set(
+        document=document, actor=Actor(user=world.owner.user), legal_hold=True, retention_until=date(2999, 1, 1)
+    )
 
 
 def test_an_admin_cannot_make_itself_or_anyone_the_compliance_team(acme):
@@ -70,8 +75,12 @@ def test_an_admin_cannot_take_the_compliance_role_away_either(acme):
     auditor = tenants.member_create(tenant=acme.tenant, username="auditor", role=Role.COMPLIANCE)
     admin_member = tenants.member_create(tenant=acme.tenant, username="eve", role=Role.ADMIN)
     with pytest.raises(PermissionDenied):
-        tenants.member_set_role(membership=auditor, role=Role.READER, granting_scopes=frozenset(Scope.values) - {Scope.ACT_AS_USER},
-                                granting_role=admin_member.role)
+        tenants.member_set_role(
+            membership=auditor,
+            role=Role.READER,
+            granting_scopes=frozenset(Scope.values) - {Scope.ACT_AS_USER},
+            granting_role=admin_member.role,
+        )
 
 
 def test_memberships_and_keys_are_not_deleted_from_the_admin(acme):
@@ -80,7 +89,12 @@ def test_memberships_and_keys_are_not_deleted_from_the_admin(acme):
     key = ApiKey.objects.get(name="app")
     for model, pk in ((Membership, acme.owner.pk), (ApiKey, key.pk)):
         assert client.post(url(model, "delete", pk), {"post": "yes"}).status_code in (302, 403)
-        assert client.post(url(model, "changelist"), {"action": "delete_selected", "_selected_action": [pk], "post": "yes"}).status_code < 500
+        assert (
+            client.post(
+                url(model, "changelist"), {"action": "delete_selected", "_selected_action": [pk], "post": "yes"}
+            ).status_code
+            < 500
+        )
     assert Membership.objects.filter(pk=acme.owner.pk).exists() and ApiKey.objects.filter(pk=key.pk).exists()
     assert client.post(url(Tenant, "delete", acme.tenant.pk), {"post": "yes"}).status_code in (302, 403)
     assert Tenant.objects.filter(pk=acme.tenant.pk).exists()
@@ -90,7 +104,11 @@ def test_membership_pages_show_the_tenant_local_name_only(acme, globex):
     tenants.membership_add(tenant=acme.tenant, user=globex.owner.user, username="consultant", role=Role.READER)
     client, _, _ = staff(acme, Role.ADMIN)
     consultant = Membership.objects.get(tenant=acme.tenant, username="consultant")
-    for page in (url(Membership, "changelist"), url(Tenant, "change", acme.tenant.pk), url(Membership, "change", consultant.pk)):
+    for page in (
+        url(Membership, "changelist"),
+        url(Tenant, "change", acme.tenant.pk),
+        url(Membership, "change", consultant.pk),
+    ):
         body = client.get(page).content.decode()
         assert "consultant" in body and globex.owner.user.username not in body, page
     assert "consultant" not in client.get(url(Membership, "changelist"), {"q": "globex"}).content.decode()
@@ -100,11 +118,22 @@ def test_a_suspended_tenant_is_closed_to_its_staff_and_only_the_operator_lifts_i
     client, _, _ = staff(acme, Role.ADMIN)
     assert client.get(url(Membership, "changelist")).status_code == 200
     Tenant.objects.filter(pk=acme.tenant.pk).update(is_active=False)
-    opened = [m._meta.label for m, ma in admin.site._registry.items()
-              if not isinstance(ma, SuperuserOnly) and client.get(url(m, "changelist")).status_code == 200]
+    opened = [
+        m._meta.label
+        for m, ma in admin.site._registry.items()
+        if not isinstance(ma, SuperuserOnly) and client.get(url(m, "changelist")).status_code == 200
+    ]
     assert opened == []
-    client.post(url(Tenant, "change", acme.tenant.pk), {"slug": "acme", "name": "Acme", "is_active": "on",
-                                                       "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"})
+    client.post(
+        url(Tenant, "change", acme.tenant.pk),
+        {
+            "slug": "acme",
+            "name": "Acme",
+            "is_active": "on",
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
+        },
+    )
     assert not Tenant.objects.get(pk=acme.tenant.pk).is_active
 
 
@@ -114,12 +143,24 @@ def test_the_autocomplete_endpoint_never_answers_a_500(acme, globex):
     for model in admin.site._registry:
         for field in model._meta.get_fields():
             if field.is_relation:
-                response = client.get("/admin/autocomplete/", {"app_label": model._meta.app_label, "model_name": model._meta.model_name,
-                                                               "field_name": field.name, "term": "a"})
+                response = client.get(
+                    "/admin/autocomplete/",
+                    {
+                        "app_label": model._meta.app_label,
+                        "model_name": model._meta.model_name,
+                        "field_name": field.name,
+                        "term": "a",
+                    },
+                )
                 if response.status_code >= 500:
                     failures.append(f"{model._meta.label}.{field.name}")
     assert failures == []
-    assert client.get("/admin/autocomplete/", {"app_label": "tenants", "model_name": "tenant", "field_name": "memberships"}).status_code == 403
+    assert (
+        client.get(
+            "/admin/autocomplete/", {"app_label": "tenants", "model_name": "tenant", "field_name": "memberships"}
+        ).status_code
+        == 403
+    )
 
 
 @pytest.mark.parametrize("value", ["abc", "99999999999999999999", "-1", "1.5", "\x00", "²"])

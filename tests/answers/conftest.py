@@ -13,9 +13,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.access.grants import Grant
-
-from apps.documents import services as document_services
 from apps.access.levels import Level
+from apps.documents import services as document_services
 from apps.documents import services as documents
 from apps.documents.models import Document
 from apps.search.backends import get_search_backend
@@ -72,8 +71,12 @@ def add_document(tenant, collection, title: str, content: bytes, capture) -> Doc
     actor = Actor(user=None)
     with capture(execute=True):
         document = documents.document_create(
-            tenant=tenant, collection=collection, actor=actor, title=title,
-            file=SimpleUploadedFile(f"{title.lower().replace(' ', '-')}.md", content), publish_when_ready=True,
+            tenant=tenant,
+            collection=collection,
+            actor=actor,
+            title=title,
+            file=SimpleUploadedFile(f"{title.lower().replace(' ', '-')}.md", content),
+            publish_when_ready=True,
         )
     document.refresh_from_db()
     assert document.published_version is not None, document.versions.first().status_reason
@@ -90,10 +93,14 @@ def library(acme, django_capture_on_commit_callbacks) -> Library:
     handbook = documents.collection_create(tenant=tenant, name="Handbook")
     finance = documents.collection_create(tenant=tenant, name="Finance")
     with django_capture_on_commit_callbacks(execute=True):
-        document_services.grants_replace(obj=handbook, grants=[Grant(staff.auth_group, Level.VIEW)], actor=Actor(user=None))
+        document_services.grants_replace(
+            obj=handbook, grants=[Grant(staff.auth_group, Level.VIEW)], actor=Actor(user=None)
+        )
         document_services.grants_replace(obj=finance, grants=[Grant(bob.user, Level.VIEW)], actor=Actor(user=None))
     library = Library(
-        world=acme, alice=alice, bob=bob,
+        world=acme,
+        alice=alice,
+        bob=bob,
         travel=add_document(tenant, handbook, "Travel policy", TRAVEL, django_capture_on_commit_callbacks),
         security=add_document(tenant, handbook, "Security policy", SECURITY, django_capture_on_commit_callbacks),
         salaries=add_document(tenant, finance, "Salary bands", SALARIES, django_capture_on_commit_callbacks),

@@ -4,11 +4,10 @@ database; API keys read by their own grants, or act for a named user."""
 import pytest
 
 from apps.access.grants import Grant
-
-from apps.documents import services as document_services
 from apps.access.levels import Level
 from apps.access.principals import user_principals
 from apps.audit.models import AuditRecord, Outcome
+from apps.documents import services as document_services
 from apps.search.backends import get_search_backend
 from apps.search.types import Mode, SearchQuery
 from apps.tenants import services as tenants
@@ -43,7 +42,9 @@ def test_an_api_key_reads_by_its_own_grants(library):
     from apps.tenants.models import ApiKey
 
     api_key = ApiKey.objects.get(prefix=prefix)
-    document_services.grants_replace(obj=library.salaries, grants=[Grant(api_key.service_user, Level.VIEW)], actor=Actor(user=None))
+    document_services.grants_replace(
+        obj=library.salaries, grants=[Grant(api_key.service_user, Level.VIEW)], actor=Actor(user=None)
+    )
     from apps.search import services as search_services
 
     search_services.sync_document(document_id=library.salaries.pk)
@@ -77,7 +78,9 @@ def test_acting_for_a_user_needs_the_scope_an_active_member_and_a_role_that_may_
 
 
 @pytest.mark.django_db
-def test_a_revoked_grant_is_gone_on_the_next_query_before_the_index_catches_up(library, django_capture_on_commit_callbacks):
+def test_a_revoked_grant_is_gone_on_the_next_query_before_the_index_catches_up(
+    library, django_capture_on_commit_callbacks
+):
     bob = library.client(library.bob)
     assert documents_seen(bob) == {library.salaries.pk}
     finance = library.salaries.collection
@@ -87,8 +90,13 @@ def test_a_revoked_grant_is_gone_on_the_next_query_before_the_index_catches_up(l
     assert queued, "the grant change should queue an index update"
     backend = get_search_backend()
     backend.refresh()
-    stale = SearchQuery(tenant_id=library.world.tenant.pk, text="salary bands bonuses", mode=Mode.BM25, k=5,
-                        principals=tuple(user_principals(user=library.bob.user, tenant=library.world.tenant, reads_everything=False)))
+    stale = SearchQuery(
+        tenant_id=library.world.tenant.pk,
+        text="salary bands bonuses",
+        mode=Mode.BM25,
+        k=5,
+        principals=tuple(user_principals(user=library.bob.user, tenant=library.world.tenant, reads_everything=False)),
+    )
     assert backend.search(stale).hits, "the index should still let bob in: its update has not run"
     assert documents_seen(bob) == set()
     record = AuditRecord.objects.order_by("-pk").first()
@@ -122,11 +130,17 @@ def test_search_engine_down_is_a_503_and_still_audited(library, settings):
     from apps.search.backends import reset_search_backends
 
     if settings.SEARCH_BACKEND == "elasticsearch":
-        settings.SEARCH = {**settings.SEARCH, "ELASTICSEARCH": {**settings.SEARCH["ELASTICSEARCH"], "URL": "https://127.0.0.1:1", "REQUEST_TIMEOUT": 2}}
+        settings.SEARCH = {
+            **settings.SEARCH,
+            "ELASTICSEARCH": {**settings.SEARCH["ELASTICSEARCH"], "URL": "https://127.0.0.1:1", "REQUEST_TIMEOUT": 2},
+        }
     else:
         import tempfile
 
-        settings.SEARCH = {**settings.SEARCH, "EMBEDDED": {"PATH": tempfile.mkdtemp()}}  # a folder: SQLite cannot open it
+        settings.SEARCH = {
+            **settings.SEARCH,
+            "EMBEDDED": {"PATH": tempfile.mkdtemp()},
+        }  # a folder: SQLite cannot open it
     reset_search_backends()
     for endpoint in ("/api/v1/search", "/api/v1/ask"):
         response = library.client(library.alice).post(endpoint, {"query": "passwords"}, format="json")

@@ -58,7 +58,9 @@ def test_hyde_without_a_chat_model_says_so(library):
 @pytest.mark.django_db
 def test_search_returns_ranked_chunks_with_scores_offsets_and_the_audit_id(library):
     # The owner reads everything, so sees raw scores (a reader sees ranks: test_scoring_isolation.py).
-    response = library.client(library.world.owner).post("/api/v1/search", {"query": "how long must passwords be", "k": 3}, format="json")
+    response = library.client(library.world.owner).post(
+        "/api/v1/search", {"query": "how long must passwords be", "k": 3}, format="json"
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     results = body["results"]
@@ -78,7 +80,11 @@ def test_search_returns_ranked_chunks_with_scores_offsets_and_the_audit_id(libra
 @pytest.mark.django_db
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
 def test_each_mode_finds_the_passage(library, mode):
-    body = library.client(library.world.owner).post("/api/v1/search", {"query": "hotel reimbursement per night", "mode": mode, "k": 1}, format="json").json()
+    body = (
+        library.client(library.world.owner)
+        .post("/api/v1/search", {"query": "hotel reimbursement per night", "mode": mode, "k": 1}, format="json")
+        .json()
+    )
     assert "150 euros per night" in body["results"][0]["text"]
     scores = body["results"][0]["scores"]
     assert (scores["bm25"] is None) == (mode == "dense") and (scores["dense"] is None) == (mode == "bm25")
@@ -87,8 +93,11 @@ def test_each_mode_finds_the_passage(library, mode):
 @pytest.mark.django_db
 def test_weighted_fusion_and_filters_apply(library):
     client = library.client(library.world.owner)
-    body = client.post("/api/v1/search", {"query": "policy", "fusion": "weighted", "dense_weight": 0.2,
-                                          "filters": {"documents": [library.travel.pk]}}, format="json").json()
+    body = client.post(
+        "/api/v1/search",
+        {"query": "policy", "fusion": "weighted", "dense_weight": 0.2, "filters": {"documents": [library.travel.pk]}},
+        format="json",
+    ).json()
     assert body["results"] and {r["document_id"] for r in body["results"]} == {library.travel.pk}
     record = AuditRecord.objects.get(pk=body["audit_id"])
     assert record.filters == {"document_ids": [library.travel.pk]}
@@ -105,7 +114,11 @@ def test_metacharacters_are_plain_words(library):
 
 @pytest.mark.django_db
 def test_ask_answers_with_citations_that_point_at_the_exact_passage(library):
-    body = library.client(library.alice).post("/api/v1/ask", {"query": "How long must a password be?"}, format="json").json()
+    body = (
+        library.client(library.alice)
+        .post("/api/v1/ask", {"query": "How long must a password be?"}, format="json")
+        .json()
+    )
     assert body["grounded"] is True and body["generator"] == "extractive"
     assert "fourteen characters" in body["answer"] and "[1]" in body["answer"]
     citation = body["citations"][0]
@@ -113,12 +126,16 @@ def test_ask_answers_with_citations_that_point_at_the_exact_passage(library):
     sections = Section.objects.filter(version_id=citation["version_id"])
     text = "".join(s.text for s in sections)  # sections tile the extracted text in order
     section = next(s for s in sections if s.start_offset <= citation["start_offset"] < s.end_offset)
-    exact = section.text[citation["start_offset"] - section.start_offset : citation["end_offset"] - section.start_offset]
+    exact = section.text[
+        citation["start_offset"] - section.start_offset : citation["end_offset"] - section.start_offset
+    ]
     assert exact == citation["quote"] and exact in text
     assert citation["chunk_id"] in {s["chunk_id"] for s in body["sources"]}
     assert {"context", "generate"} <= set(body["timings"])
     record = AuditRecord.objects.get(pk=body["audit_id"])
-    assert record.outcome == Outcome.ANSWERED and record.answer == body["answer"] and record.citations == body["citations"]
+    assert (
+        record.outcome == Outcome.ANSWERED and record.answer == body["answer"] and record.citations == body["citations"]
+    )
     cited = record.chunks.get(cited=True)
     assert cited.chunk_id == citation["chunk_id"]
     assert cited.text_sha256 == hashlib.sha256(Chunk.objects.get(pk=cited.chunk_id).text.encode()).hexdigest()
@@ -126,7 +143,11 @@ def test_ask_answers_with_citations_that_point_at_the_exact_passage(library):
 
 @pytest.mark.django_db
 def test_ask_refuses_when_nothing_is_relevant(library):
-    body = library.client(library.alice).post("/api/v1/ask", {"query": "What is the capital of France?"}, format="json").json()
+    body = (
+        library.client(library.alice)
+        .post("/api/v1/ask", {"query": "What is the capital of France?"}, format="json")
+        .json()
+    )
     assert body["grounded"] is False and body["citations"] == [] and body["answer"].startswith("No grounded answer")
     assert "below the threshold" in body["refusal_reason"]
     assert AuditRecord.objects.get(pk=body["audit_id"]).outcome == Outcome.REFUSED
@@ -136,7 +157,9 @@ def test_ask_refuses_when_nothing_is_relevant(library):
 def test_context_budget_limits_what_the_generator_sees(library):
     client = library.client(library.world.owner)
     wide = client.post("/api/v1/ask", {"query": "company policy rules", "k": 8}, format="json").json()
-    narrow = client.post("/api/v1/ask", {"query": "company policy rules", "k": 8, "context_tokens": 100}, format="json").json()
+    narrow = client.post(
+        "/api/v1/ask", {"query": "company policy rules", "k": 8, "context_tokens": 100}, format="json"
+    ).json()
     assert len(narrow["sources"]) < len(wide["sources"])
     from apps.answers.context import count_tokens
 

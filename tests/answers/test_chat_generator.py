@@ -22,11 +22,18 @@ class ChatStub:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 stub.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
                 content = stub.replies.pop(0) if stub.replies else "NO_ANSWER"
-                payload = json.dumps({
-                    "id": "chatcmpl-stub", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                }).encode()
+                payload = json.dumps(
+                    {
+                        "id": "chatcmpl-stub",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [
+                            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                        ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    }
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -44,14 +51,21 @@ class ChatStub:
 @pytest.fixture
 def chat(settings):
     stub = ChatStub()
-    settings.ANSWERS = {**settings.ANSWERS, "GENERATOR": "openai", "LLM_BASE_URL": stub.url, "LLM_MODEL": "stub-model",
-                        "LLM_API_KEY": "sk-test-from-env"}
+    settings.ANSWERS = {
+        **settings.ANSWERS,
+        "GENERATOR": "openai",
+        "LLM_BASE_URL": stub.url,
+        "LLM_MODEL": "stub-model",
+        "LLM_API_KEY": "sk-test-from-env",
+    }
     yield stub
     stub.server.shutdown()
 
 
 def ask(library, **body):
-    response = library.client(library.alice).post("/api/v1/ask", {"query": "How long must a password be?", **body}, format="json")
+    response = library.client(library.alice).post(
+        "/api/v1/ask", {"query": "How long must a password be?", **body}, format="json"
+    )
     assert response.status_code == 200, response.content
     return response.json()
 
@@ -71,15 +85,22 @@ def test_answer_with_valid_citations(library, chat):
     assert "[1] Security policy" in user["content"] and "fourteen characters" in user["content"]
     assert "Salary" not in user["content"]  # only what alice may read goes to the model
     record = AuditRecord.objects.get(pk=body["audit_id"])
-    assert record.generator == "openai-chat" and record.generator_model == "stub-model" and record.outcome == Outcome.ANSWERED
+    assert (
+        record.generator == "openai-chat"
+        and record.generator_model == "stub-model"
+        and record.outcome == Outcome.ANSWERED
+    )
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("reply, reason", [
-    ("Passwords need fourteen characters [7].", "not in its context: [7]"),
-    ("Passwords need fourteen characters.", "cites no passage"),
-    ("NO_ANSWER", "found no answer"),
-])
+@pytest.mark.parametrize(
+    "reply, reason",
+    [
+        ("Passwords need fourteen characters [7].", "not in its context: [7]"),
+        ("Passwords need fourteen characters.", "cites no passage"),
+        ("NO_ANSWER", "found no answer"),
+    ],
+)
 def test_a_reply_citing_outside_its_context_or_nothing_is_refused(library, chat, reply, reason):
     chat.replies = [reply]
     body = ask(library)
@@ -89,7 +110,10 @@ def test_a_reply_citing_outside_its_context_or_nothing_is_refused(library, chat,
 
 @pytest.mark.django_db
 def test_hyde_embeds_a_hypothetical_answer_for_dense_retrieval(library, chat):
-    chat.replies = ["Company rules say a password has a minimum length of fourteen characters.", "Fourteen characters [1]."]
+    chat.replies = [
+        "Company rules say a password has a minimum length of fourteen characters.",
+        "Fourteen characters [1].",
+    ]
     body = ask(library, hyde=True)
     assert body["grounded"] and len(chat.requests) == 2
     assert chat.requests[0]["body"]["messages"][1]["content"] == "How long must a password be?"
@@ -99,7 +123,13 @@ def test_hyde_embeds_a_hypothetical_answer_for_dense_retrieval(library, chat):
 
 @pytest.mark.django_db
 def test_an_unreachable_model_is_a_503_and_audited(library, settings):
-    settings.ANSWERS = {**settings.ANSWERS, "GENERATOR": "openai", "LLM_BASE_URL": "http://127.0.0.1:1/v1", "LLM_MODEL": "m", "LLM_TIMEOUT": 2}
+    settings.ANSWERS = {
+        **settings.ANSWERS,
+        "GENERATOR": "openai",
+        "LLM_BASE_URL": "http://127.0.0.1:1/v1",
+        "LLM_MODEL": "m",
+        "LLM_TIMEOUT": 2,
+    }
     response = library.client(library.alice).post("/api/v1/ask", {"query": "passwords"}, format="json")
     assert response.status_code == 503 and response.json()["code"] == "generator_unavailable"
     record = AuditRecord.objects.order_by("-pk").first()

@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 
 from apps.access.grants import Grant
-
-from apps.documents import services as document_services
 from apps.access.levels import Level
 from apps.audit.models import AuditRecord
 from apps.corpus.embedding import get_embedder
 from apps.corpus.models import Chunk
+from apps.documents import services as document_services
 from apps.search.backends import get_search_backend
 from apps.tenants.actors import Actor
 
@@ -61,19 +60,27 @@ def test_feedback_searches_again_with_the_query_moved_toward_the_best_documents(
 def test_a_document_the_caller_just_lost_does_not_steer_their_feedback(library, django_capture_on_commit_callbacks):
     finance = library.salaries.collection
     with django_capture_on_commit_callbacks(execute=True):
-        document_services.grants_replace(obj=finance, grants=[Grant(library.bob.user, Level.VIEW), Grant(library.alice.user, Level.VIEW)],
-                              actor=Actor(user=None))
+        document_services.grants_replace(
+            obj=finance,
+            grants=[Grant(library.bob.user, Level.VIEW), Grant(library.alice.user, Level.VIEW)],
+            actor=Actor(user=None),
+        )
     get_search_backend().refresh()
     # Alice loses the finance grant; the index update is queued after commit and not run: the
     # engine still lets her match the salary bands.
     with django_capture_on_commit_callbacks(execute=False):
-        document_services.grants_replace(obj=finance, grants=[Grant(library.bob.user, Level.VIEW)], actor=Actor(user=None))
+        document_services.grants_replace(
+            obj=finance, grants=[Grant(library.bob.user, Level.VIEW)], actor=Actor(user=None)
+        )
     response = library.client(library.alice).post(
-        "/api/v1/search", {"query": "salary bands for engineers and bonuses", "k": 6, "feedback": True}, format="json")
+        "/api/v1/search", {"query": "salary bands for engineers and bonuses", "k": 6, "feedback": True}, format="json"
+    )
     assert response.status_code == 200, response.content
     record = AuditRecord.objects.get(pk=response.json()["audit_id"])
     salaries = set(Chunk.objects.filter(version__document=library.salaries).values_list("pk", flat=True))
-    assert salaries & {c.chunk_id for c in record.chunks.all()}, "the stale index should still have matched the salary bands"
+    assert salaries & {c.chunk_id for c in record.chunks.all()}, (
+        "the stale index should still have matched the salary bands"
+    )
     sources = record.parameters["feedback_chunks"]
     assert sources and not salaries & set(sources)
     assert library.salaries.pk not in {r["document_id"] for r in response.json()["results"]}
@@ -82,7 +89,8 @@ def test_a_document_the_caller_just_lost_does_not_steer_their_feedback(library, 
 @pytest.mark.django_db
 def test_feedback_with_bm25_is_refused_with_what_to_send(library):
     response = library.client(library.world.owner).post(
-        "/api/v1/search", {"query": QUERY, "mode": "bm25", "feedback": True}, format="json")
+        "/api/v1/search", {"query": QUERY, "mode": "bm25", "feedback": True}, format="json"
+    )
     assert response.status_code == 400
     body = response.json()
     assert body["code"] == "feedback_needs_vectors" and "dense or hybrid" in body["message"]

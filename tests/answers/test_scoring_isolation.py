@@ -26,12 +26,15 @@ from tests.conftest import key_client
 # Words every document of the library holds, in every mode and fusion the API offers.
 PROBES = [
     {"query": "flights hotel night", "mode": mode, "fusion": fusion}
-    for mode in ("bm25", "dense", "hybrid") for fusion in ("rrf", "weighted")
+    for mode in ("bm25", "dense", "hybrid")
+    for fusion in ("rrf", "weighted")
 ] + [{"query": "passwords remote access", "mode": "hybrid", "k": 5}, {"query": "salary bonuses", "mode": "bm25"}]
 
 # The probe words, many times over, in documents of every kind that must not count.
-NOISE = (b"# Flights and hotels\n\nFlights, hotel, night: flights hotel night flights. Passwords and remote access,"
-         b" passwords, remote access. Salary bonuses, salary bands, bonuses every night.\n")
+NOISE = (
+    b"# Flights and hotels\n\nFlights, hotel, night: flights hotel night flights. Passwords and remote access,"
+    b" passwords, remote access. Salary bonuses, salary bands, bonuses every night.\n"
+)
 
 
 def responses(client) -> list[str]:
@@ -60,15 +63,22 @@ def callers(library):
 
 def draft(tenant, collection, title: str, content: bytes):
     """A document ingested (ready) and never published."""
-    document = documents.document_create(tenant=tenant, collection=collection, actor=Actor(None), title=title,
-                                         file=SimpleUploadedFile(f"{title}.md", content))
+    document = documents.document_create(
+        tenant=tenant,
+        collection=collection,
+        actor=Actor(None),
+        title=title,
+        file=SimpleUploadedFile(f"{title}.md", content),
+    )
     document.refresh_from_db()
     assert document.published_version is None
     return document
 
 
 @pytest.mark.django_db
-def test_another_tenants_documents_never_change_a_tenants_responses(library, globex, django_capture_on_commit_callbacks):
+def test_another_tenants_documents_never_change_a_tenants_responses(
+    library, globex, django_capture_on_commit_callbacks
+):
     before = {name: responses(client) for name, client in callers(library).items()}
     assert any('"bm25": null' not in r for r in before["owner"])  # scores are there to compare
 
@@ -91,8 +101,9 @@ def test_a_tenants_own_drafts_never_change_its_published_rankings(library, djang
     collection = library.travel.collection
     with django_capture_on_commit_callbacks(execute=True):
         draft(library.world.tenant, collection, "Travel draft", NOISE)
-        version = documents.version_upload(document=library.travel, actor=Actor(None),
-                                           file=SimpleUploadedFile("travel.md", TRAVEL + NOISE))
+        version = documents.version_upload(
+            document=library.travel, actor=Actor(None), file=SimpleUploadedFile("travel.md", TRAVEL + NOISE)
+        )
     version.refresh_from_db()
     assert version.status == "ready" and library.travel.published_version_id != version.pk
     get_search_backend().refresh()
@@ -132,9 +143,14 @@ def test_weighted_fusion_only_for_callers_who_read_everything(library):
         asked = client.post("/api/v1/ask", {**weighted, "query": "How much is a hotel night?"}, format="json")
         if name == "alice":
             assert response.status_code == asked.status_code == 403, response.content
-            assert response.json()["code"] == "weighted_fusion_not_allowed" and "fusion" in response.json()["extra"]["fields"]
+            assert (
+                response.json()["code"] == "weighted_fusion_not_allowed"
+                and "fusion" in response.json()["extra"]["fields"]
+            )
         else:
             assert response.status_code == asked.status_code == 200, (name, response.content)
     alice = callers(library)["alice"]
     assert alice.post("/api/v1/search", {**weighted, "fusion": "rrf"}, format="json").status_code == 200
-    assert alice.post("/api/v1/search", {**weighted, "mode": "bm25"}, format="json").status_code == 200  # no fusion in one retriever
+    assert (
+        alice.post("/api/v1/search", {**weighted, "mode": "bm25"}, format="json").status_code == 200
+    )  # no fusion in one retriever

@@ -28,7 +28,10 @@ def test_a_key_is_limited_then_told_when_to_come_back(acme, limits):
 @pytest.mark.django_db
 def test_the_tenant_limit_spans_its_keys_and_spares_other_tenants(acme, globex, limits):
     first, second = (key_client(acme.key(scopes=[Scope.SEARCH])) for _ in range(2))
-    codes = [c.post("/api/v1/search", {"query": "travel"}, format="json").status_code for c in (first, first, first, second, second, second)]
+    codes = [
+        c.post("/api/v1/search", {"query": "travel"}, format="json").status_code
+        for c in (first, first, first, second, second, second)
+    ]
     assert codes == [200, 200, 200, 200, 200, 429]  # 5 per tenant, though each key is under its own 3
     other = key_client(globex.key(scopes=[Scope.SEARCH]))
     assert other.post("/api/v1/search", {"query": "travel"}, format="json").status_code == 200

@@ -6,13 +6,13 @@ from tests.answers.conftest import library  # noqa: F401  (the same ingested ten
 
 
 @pytest.fixture
-def auditor(library):  # noqa: F811
+def auditor(library):
     """A member of the compliance team."""
     return tenants.member_create(tenant=library.world.tenant, username="carol", role=Role.COMPLIANCE)
 
 
 @pytest.fixture
-def records(library):  # noqa: F811
+def records(library):
     """A few searches and asks by different people: their audit records."""
     ids = []
     for who, endpoint, query in [

@@ -30,7 +30,13 @@ def test_compliance_staff_see_the_list_with_filters(library, records, auditor):
     assert "When are bonuses paid?" in bob_only and "Can I fly business class?" not in bob_only
     by_document = client.get(LIST, {"document": library.salaries.pk}).content.decode()
     assert "When are bonuses paid?" in by_document and "how long must passwords be" not in by_document
-    review_add(record=AuditRecord.objects.get(pk=records[0]), status="flagged", comment="", reviewer_id=None, reviewer_name="carol")
+    review_add(
+        record=AuditRecord.objects.get(pk=records[0]),
+        status="flagged",
+        comment="",
+        reviewer_id=None,
+        reviewer_name="carol",
+    )
     flagged = client.get(LIST, {"review": "flagged"}).content.decode()
     assert "how long must passwords be" in flagged and "When are bonuses paid?" not in flagged
 

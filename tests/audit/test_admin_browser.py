@@ -9,7 +9,7 @@ from tests.documents.test_admin_browser import browser_page, shot  # noqa: F401
 
 
 @pytest.mark.django_db(transaction=True)
-def test_compliance_reviewer_flags_an_answer(browser_page, live_server, library, records, auditor):  # noqa: F811
+def test_compliance_reviewer_flags_an_answer(browser_page, live_server, library, records, auditor):
     page = browser_page
     user = auditor.user
     user.is_staff = True

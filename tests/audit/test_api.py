@@ -50,14 +50,17 @@ def test_list_filters(library, records, compliance):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("params, field", [
-    ({"date_from": "yesterday"}, "date_from"),
-    ({"date_from": "2026-02-01", "date_to": "2026-01-01"}, "date_to"),
-    ({"document": "x"}, "document"),
-    ({"kind": "chat"}, "kind"),
-    ({"review": "maybe"}, "review"),
-    ({"usr": "bob"}, "usr"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"date_from": "yesterday"}, "date_from"),
+        ({"date_from": "2026-02-01", "date_to": "2026-01-01"}, "date_to"),
+        ({"document": "x"}, "document"),
+        ({"kind": "chat"}, "kind"),
+        ({"review": "maybe"}, "review"),
+        ({"usr": "bob"}, "usr"),
+    ],
+)
 def test_bad_filters_are_400s(compliance, params, field):
     response = compliance.get("/api/v1/audit/records", params)
     assert response.status_code == 400 and field in response.json()["extra"]["fields"]
@@ -78,17 +81,28 @@ def test_detail_shows_each_chunks_exact_text_from_the_immutable_version(records,
 @pytest.mark.django_db
 def test_review_is_kept_apart_and_the_record_never_changes(library, records, compliance):
     before = AuditRecord.objects.get(pk=records[2]).record_hash
-    response = compliance.post(f"/api/v1/audit/records/{records[2]}/reviews", {"status": "flagged", "comment": "salary data"}, format="json")
+    response = compliance.post(
+        f"/api/v1/audit/records/{records[2]}/reviews", {"status": "flagged", "comment": "salary data"}, format="json"
+    )
     assert response.status_code == 201, response.content
     assert response.json()["review_status"] == "flagged"
-    assert response.json()["reviews"][0] == {**response.json()["reviews"][0], "status": "flagged", "comment": "salary data", "reviewer_name": "carol"}
+    assert response.json()["reviews"][0] == {
+        **response.json()["reviews"][0],
+        "status": "flagged",
+        "comment": "salary data",
+        "reviewer_name": "carol",
+    }
     compliance.post(f"/api/v1/audit/records/{records[0]}/reviews", {"status": "reviewed"}, format="json")
-    assert [r["id"] for r in compliance.get("/api/v1/audit/records", {"review": "flagged"}).json()["results"]] == [records[2]]
+    assert [r["id"] for r in compliance.get("/api/v1/audit/records", {"review": "flagged"}).json()["results"]] == [
+        records[2]
+    ]
     assert len(compliance.get("/api/v1/audit/records", {"review": "unreviewed"}).json()["results"]) == 2
     assert AuditRecord.objects.get(pk=records[2]).record_hash == before
     bad = compliance.post(f"/api/v1/audit/records/{records[2]}/reviews", {"status": "fine"}, format="json")
     assert bad.status_code == 400 and "status" in bad.json()["extra"]["fields"]
-    reader = library.client(library.alice).post(f"/api/v1/audit/records/{records[2]}/reviews", {"status": "reviewed"}, format="json")
+    reader = library.client(library.alice).post(
+        f"/api/v1/audit/records/{records[2]}/reviews", {"status": "reviewed"}, format="json"
+    )
     assert reader.status_code == 403
 
 
@@ -96,7 +110,10 @@ def test_review_is_kept_apart_and_the_record_never_changes(library, records, com
 def test_another_tenants_records_are_not_found(library, records, globex):
     other = key_client(globex.key(scopes=[Scope.AUDIT_READ]))
     assert other.get(f"/api/v1/audit/records/{records[0]}").status_code == 404
-    assert other.post(f"/api/v1/audit/records/{records[0]}/reviews", {"status": "flagged"}, format="json").status_code == 404
+    assert (
+        other.post(f"/api/v1/audit/records/{records[0]}/reviews", {"status": "flagged"}, format="json").status_code
+        == 404
+    )
     assert other.get("/api/v1/audit/records").json()["count"] == 0
     assert other.get("/api/v1/audit/export").getvalue() == b""
 
@@ -107,7 +124,9 @@ def test_export_as_json_lines_and_csv_with_filters(library, records, compliance)
     assert response["Content-Type"] == "application/x-ndjson"
     lines = [json.loads(line) for line in response.getvalue().decode().splitlines()]
     assert [line["id"] for line in lines] == [records[1], records[0]]
-    assert lines[0]["chunks"] and {"chunk_id", "document_id", "version_id", "text_sha256", "scores"} <= set(lines[0]["chunks"][0])
+    assert lines[0]["chunks"] and {"chunk_id", "document_id", "version_id", "text_sha256", "scores"} <= set(
+        lines[0]["chunks"][0]
+    )
     response = compliance.get("/api/v1/audit/export", {"output": "csv", "document": library.salaries.pk})
     assert response["Content-Type"] == "text/csv"
     rows = list(csv.DictReader(io.StringIO(response.getvalue().decode())))

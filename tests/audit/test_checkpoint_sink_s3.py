@@ -68,8 +68,12 @@ def s3_server():
     for _attempt in range(3):  # the free port can be taken between probing and binding it
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + STARTUP_SECONDS
         while process.poll() is None and time.monotonic() < deadline and not _answers(url):
             time.sleep(0.2)
@@ -82,8 +86,10 @@ def s3_server():
     if process is None:
         log.flush()
         tail = Path(log.name).read_text(errors="replace")[-2000:]
-        pytest.fail(f"the S3-compatible test server (python -m moto.server) did not start on 127.0.0.1; "
-                    f"its output ({log.name}):\n{tail}")
+        pytest.fail(
+            f"the S3-compatible test server (python -m moto.server) did not start on 127.0.0.1; "
+            f"its output ({log.name}):\n{tail}"
+        )
     yield url
     process.terminate()
     try:
@@ -97,8 +103,16 @@ def s3_server():
 
 def _options(endpoint_url: str, bucket: str) -> dict:
     """The OPTIONS settings/base.py builds for AUDIT_CHECKPOINT_STORAGE=s3."""
-    return {"bucket_name": bucket, "location": LOCATION, "endpoint_url": endpoint_url, "region_name": REGION,
-            "access_key": ACCESS_KEY, "secret_key": SECRET_KEY, "default_acl": None, "file_overwrite": False}
+    return {
+        "bucket_name": bucket,
+        "location": LOCATION,
+        "endpoint_url": endpoint_url,
+        "region_name": REGION,
+        "access_key": ACCESS_KEY,
+        "secret_key": SECRET_KEY,
+        "default_acl": None,
+        "file_overwrite": False,
+    }
 
 
 @dataclass
@@ -121,8 +135,9 @@ def s3_bucket(s3_server):
     """A fresh bucket for each test (tenant ids are reused across tests)."""
     import boto3
 
-    client = boto3.client("s3", endpoint_url=s3_server, region_name=REGION,
-                          aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    client = boto3.client(
+        "s3", endpoint_url=s3_server, region_name=REGION, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY
+    )
     name = f"kp-audit-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=name)
     return Bucket(client, name)
@@ -133,8 +148,10 @@ def s3_sink(settings, _fresh_audit_checkpoints, s3_server, s3_bucket):
     """The `audit_checkpoints` storage on S3, replacing the directory tests/conftest.py gives every test."""
     from storages.backends.s3 import S3Storage
 
-    settings.STORAGES = {**settings.STORAGES, STORAGE: {"BACKEND": "storages.backends.s3.S3Storage",
-                                                        "OPTIONS": _options(s3_server, s3_bucket.name)}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        STORAGE: {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _options(s3_server, s3_bucket.name)},
+    }
     assert isinstance(storages[STORAGE], S3Storage)
     return s3_bucket
 
@@ -156,7 +173,9 @@ def test_a_checkpoint_is_written_to_the_bucket_read_back_and_verified(library, r
     assert document["signature"]
 
     read = checkpoints_read(tenant)
-    assert [(c.name, c.sequence, c.hash, c.key_id, c.valid) for c in read] == [(report.name, 4, head.last_hash, "test", True)]
+    assert [(c.name, c.sequence, c.hash, c.key_id, c.valid) for c in read] == [
+        (report.name, 4, head.last_hash, "test", True)
+    ]
     verified = chain.verify_tenant(tenant)
     assert verified.intact and (verified.records, verified.checkpoints) == (4, 1)
     assert checkpoint_write(tenant=tenant).sequence is None  # nothing moved: the checkpoint in the bucket says so
@@ -206,13 +225,19 @@ def test_a_truncation_is_caught_through_either_sink(library, records, sink, requ
 
 
 @pytest.mark.django_db
-def test_the_settings_s3_branch_builds_this_sink(library, records, settings, _fresh_audit_checkpoints,
-                                                 s3_server, s3_bucket, monkeypatch):
+def test_the_settings_s3_branch_builds_this_sink(
+    library, records, settings, _fresh_audit_checkpoints, s3_server, s3_bucket, monkeypatch
+):
     """settings/base.py itself, run with AUDIT_CHECKPOINT_STORAGE=s3: the storage it configures
     is the one tested above, and it works."""
-    for name, value in {"AUDIT_CHECKPOINT_STORAGE": "s3", "AUDIT_CHECKPOINT_BUCKET": s3_bucket.name,
-                        "AWS_S3_ENDPOINT_URL": s3_server, "AWS_S3_REGION_NAME": REGION,
-                        "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}.items():
+    for name, value in {
+        "AUDIT_CHECKPOINT_STORAGE": "s3",
+        "AUDIT_CHECKPOINT_BUCKET": s3_bucket.name,
+        "AWS_S3_ENDPOINT_URL": s3_server,
+        "AWS_S3_REGION_NAME": REGION,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AUDIT_CHECKPOINT_PREFIX", raising=False)
     built = runpy.run_path(str(BASE_SETTINGS))["STORAGES"][STORAGE]

@@ -43,16 +43,27 @@ class AppRole:
 @pytest.fixture
 def app_role() -> AppRole:
     url = os.environ.get("DATABASE_APP_URL", "")
-    missing = [name for name, value in (("DATABASE_APP_URL", url), ("DATABASE_APP_ROLE", settings.DATABASE_ROLES["APP"]),
-                                        ("AUDIT_PURGE_ROLE", settings.DATABASE_ROLES["AUDIT_PURGER"])) if not value]
+    missing = [
+        name
+        for name, value in (
+            ("DATABASE_APP_URL", url),
+            ("DATABASE_APP_ROLE", settings.DATABASE_ROLES["APP"]),
+            ("AUDIT_PURGE_ROLE", settings.DATABASE_ROLES["AUDIT_PURGER"]),
+        )
+        if not value
+    ]
     if missing:
-        message = (f"{', '.join(missing)} not set: `bash bin/services start` creates the roles and writes them to "
-                   "its env file (source it)")
+        message = (
+            f"{', '.join(missing)} not set: `bash bin/services start` creates the roles and writes them to "
+            "its env file (source it)"
+        )
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
     parts = urlsplit(url)
-    role = AppRole(unquote(parts.username or ""), unquote(parts.password or ""), parts.hostname or "127.0.0.1", parts.port or 5432)
+    role = AppRole(
+        unquote(parts.username or ""), unquote(parts.password or ""), parts.hostname or "127.0.0.1", parts.port or 5432
+    )
     assert role.user == settings.DATABASE_ROLES["APP"], "DATABASE_APP_URL and DATABASE_APP_ROLE name different roles"
     return role
 
@@ -60,8 +71,14 @@ def app_role() -> AppRole:
 @pytest.fixture
 def app(app_role):
     """A psycopg connection to the *test* database as the application's role."""
-    conn = psycopg.connect(host=app_role.host, port=app_role.port, user=app_role.user, password=app_role.password,
-                           dbname=connection.settings_dict["NAME"], autocommit=True)
+    conn = psycopg.connect(
+        host=app_role.host,
+        port=app_role.port,
+        user=app_role.user,
+        password=app_role.password,
+        dbname=connection.settings_dict["NAME"],
+        autocommit=True,
+    )
     try:
         yield conn
     finally:
@@ -109,19 +126,43 @@ def django_as(role: AppRole):
 
 # --------------------------------------------------------------------------- the rows attacked
 def _record(tenant: Tenant, sequence: int) -> AuditRecord:
-    record = AuditRecord(tenant=tenant, sequence=sequence, created_at=timezone.now(), kind="search", outcome="answered",
-                         query=f"question {sequence}", previous_hash=GENESIS,
-                         record_hash=hashlib.sha256(f"{tenant.slug}:{sequence}".encode()).hexdigest())
+    record = AuditRecord(
+        tenant=tenant,
+        sequence=sequence,
+        created_at=timezone.now(),
+        kind="search",
+        outcome="answered",
+        query=f"question {sequence}",
+        previous_hash=GENESIS,
+        record_hash=hashlib.sha256(f"{tenant.slug}:{sequence}".encode()).hexdigest(),
+    )
     record.save()
-    RetrievedChunk(record=record, rank=1, chunk_id=f"{tenant.slug}-{sequence}", document_id=1, version_id=1,
-                   text_sha256=GENESIS, passed_recheck=True, shown=True).save()
+    RetrievedChunk(
+        record=record,
+        rank=1,
+        chunk_id=f"{tenant.slug}-{sequence}",
+        document_id=1,
+        version_id=1,
+        text_sha256=GENESIS,
+        passed_recheck=True,
+        shown=True,
+    ).save()
     return record
 
 
 def _review(tenant: Tenant, sequence: int, record: AuditRecord) -> Review:
-    review = Review(tenant=tenant, sequence=sequence, record=record, record_sequence=record.sequence,
-                    record_hash=record.record_hash, status="reviewed", reviewer_name="carol", created_at=timezone.now(),
-                    previous_hash=GENESIS, entry_hash=hashlib.sha256(f"{tenant.slug}:review:{sequence}".encode()).hexdigest())
+    review = Review(
+        tenant=tenant,
+        sequence=sequence,
+        record=record,
+        record_sequence=record.sequence,
+        record_hash=record.record_hash,
+        status="reviewed",
+        reviewer_name="carol",
+        created_at=timezone.now(),
+        previous_hash=GENESIS,
+        entry_hash=hashlib.sha256(f"{tenant.slug}:review:{sequence}".encode()).hexdigest(),
+    )
     review.save()
     return review
 
@@ -187,7 +228,9 @@ def test_the_trigger_refuses_even_the_tables_owner_and_ignores_the_old_session_s
         error = owner_attempt(f"TRUNCATE {table} CASCADE")
         assert error is not None and "cannot be truncated" in str(error), (table, error)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("CREATE FUNCTION pg_temp.audit_purge_prefix(bigint, bigint) RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint'")
+        cursor.execute(
+            "CREATE FUNCTION pg_temp.audit_purge_prefix(bigint, bigint) RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint'"
+        )
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
             cursor.execute("DELETE FROM audit_auditrecord")
         transaction.set_rollback(True)
@@ -238,11 +281,14 @@ def test_the_chain_head_only_moves_forward(app, world):
 def test_the_application_role_purges_one_tenants_prefix_through_the_function_only(app, world):
     purger = settings.DATABASE_ROLES["AUDIT_PURGER"]
     owner, definer, config = app.execute(
-        "SELECT proowner::regrole::text, prosecdef, proconfig FROM pg_proc WHERE oid = %s::regprocedure", [PURGE]).fetchone()
+        "SELECT proowner::regrole::text, prosecdef, proconfig FROM pg_proc WHERE oid = %s::regprocedure", [PURGE]
+    ).fetchone()
     assert (owner, definer) == (purger, True)
     assert config == ["search_path=pg_catalog, public, pg_temp"]
     assert app.execute("SELECT has_function_privilege('public', %s, 'EXECUTE')", [PURGE]).fetchone()[0] is False
-    globex_before = {k: [row for row in v if "globex" in str(row)] for k, v in world.snapshot().items() if k != "anchors"}
+    globex_before = {
+        k: [row for row in v if "globex" in str(row)] for k, v in world.snapshot().items() if k != "anchors"
+    }
     # A decoy in the caller's temporary schema is not what the function deletes from.
     app.execute("CREATE TEMP TABLE audit_review (tenant_id bigint, sequence bigint)")
     app.execute("INSERT INTO audit_review VALUES (%s, 1)", [world.acme.pk])
@@ -283,11 +329,14 @@ def test_the_application_role_does_the_platforms_ordinary_work(app_role, world):
         with transaction.atomic():
             assert purge.delete_prefix(tenant_id=world.globex.pk, through_sequence=2) == 2
             now = timezone.now()
-            RetentionPurge(tenant=world.globex, created_at=now, older_than=now, records=2, through_sequence=2,
-                           last_hash=GENESIS).save()
+            RetentionPurge(
+                tenant=world.globex, created_at=now, older_than=now, records=2, through_sequence=2, last_hash=GENESIS
+            ).save()
     assert ChainHead.objects.get(tenant=world.acme).sequence == 7
     assert AuditRecord.objects.filter(tenant=world.acme).count() == 4
-    assert Tenant.objects.get(pk=initech.pk).name == "Initech Inc." and not Group.objects.filter(name="scratch").exists()
+    assert (
+        Tenant.objects.get(pk=initech.pk).name == "Initech Inc." and not Group.objects.filter(name="scratch").exists()
+    )
     assert not AuditRecord.objects.filter(tenant=world.globex).exists()
     assert list(Review.objects.filter(tenant=world.globex).values_list("sequence", flat=True)) == [3]
 
@@ -307,19 +356,37 @@ def test_the_application_role_runs_the_audit_services_themselves(app_role, setti
 
     user = get_user_model().objects.create(username="peter@initech")
     context = TenantContext(tenant=initech, user=user, api_key=None, membership=None, scopes=frozenset())
-    chunk = ChunkEntry(rank=1, chunk_id="c1", document_id=1, version_id=1, text_sha256="0" * 64, served_sha256="0" * 64,
-                       scores={"fused": 0.5, "bm25": -0.0}, passed_recheck=True, recheck_reason="", shown=True)
+    chunk = ChunkEntry(
+        rank=1,
+        chunk_id="c1",
+        document_id=1,
+        version_id=1,
+        text_sha256="0" * 64,
+        served_sha256="0" * 64,
+        scores={"fused": 0.5, "bm25": -0.0},
+        passed_recheck=True,
+        recheck_reason="",
+        shown=True,
+    )
     with django_as(app_role):
-        records = [record_append(context=context, entry=RecordEntry(kind="search", outcome="answered", query=f"q{i}",
-                                                                    filters={}, parameters={}, chunks=[chunk]))
-                   for i in range(3)]
+        records = [
+            record_append(
+                context=context,
+                entry=RecordEntry(
+                    kind="search", outcome="answered", query=f"q{i}", filters={}, parameters={}, chunks=[chunk]
+                ),
+            )
+            for i in range(3)
+        ]
         review_add(record=records[0], status="flagged", comment="", reviewer_id=None, reviewer_name="carol")
         assert checkpoint_write(tenant=initech).sequence == 4
         settings.AUDIT = {**settings.AUDIT, "RETENTION_DAYS": 30}
         purged = retention_purge(tenant=initech, now=timezone.now() + timedelta(days=31))
         assert (purged.records, purged.through_sequence, purged.refused) == (3, 4, "")
-        record_append(context=context, entry=RecordEntry(kind="search", outcome="no_results", query="after", filters={},
-                                                         parameters={}))
+        record_append(
+            context=context,
+            entry=RecordEntry(kind="search", outcome="no_results", query="after", filters={}, parameters={}),
+        )
         assert chain.verify_tenant(initech).intact
 
 
@@ -330,8 +397,15 @@ def test_every_migrate_grants_the_application_role_exactly_its_privileges_again(
         cursor.execute(f'REVOKE INSERT ON tenants_tenant FROM "{app}"')
     call_command("migrate", verbosity=0)  # nothing to apply; post_migrate still runs
     expected = {
-        **{(table, p): p in ("SELECT", "INSERT") for table in AUDIT_TABLES for p in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")},
-        **{("audit_chainhead", p): p in ("SELECT", "INSERT", "UPDATE") for p in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")},
+        **{
+            (table, p): p in ("SELECT", "INSERT")
+            for table in AUDIT_TABLES
+            for p in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
+        },
+        **{
+            ("audit_chainhead", p): p in ("SELECT", "INSERT", "UPDATE")
+            for p in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
+        },
         **{("tenants_tenant", p): p != "TRUNCATE" for p in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")},
         **{("django_migrations", p): p == "SELECT" for p in ("SELECT", "INSERT", "UPDATE", "DELETE")},
     }
@@ -342,7 +416,9 @@ def test_every_migrate_grants_the_application_role_exactly_its_privileges_again(
             actual[table, privilege] = cursor.fetchone()[0]
         cursor.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE')", [app, PURGE])
         assert cursor.fetchone()[0] is True
-        cursor.execute("SELECT has_sequence_privilege(%s, pg_get_serial_sequence('audit_auditrecord', 'id'), 'USAGE')", [app])
+        cursor.execute(
+            "SELECT has_sequence_privilege(%s, pg_get_serial_sequence('audit_auditrecord', 'id'), 'USAGE')", [app]
+        )
         assert cursor.fetchone()[0] is True
     assert actual == expected
 
@@ -352,7 +428,12 @@ def test_the_application_role_cannot_create_in_the_schema(app_role, app):
     inside the triggers; they also run with a fixed search_path."""
     schema = app.execute("SELECT current_schema()").fetchone()[0]
     assert app.execute("SELECT has_schema_privilege(current_user, %s, 'CREATE')", [schema]).fetchone()[0] is False
-    settings_of = dict(app.execute(
-        "SELECT p.proname, array_to_string(p.proconfig, ',') FROM pg_proc p WHERE p.proname IN "
-        "('audit_refuse_change', 'audit_chainhead_forward_only', 'audit_refuse_truncate')").fetchall())
-    assert len(settings_of) == 3 and all("search_path=pg_catalog, pg_temp" in (config or "") for config in settings_of.values())
+    settings_of = dict(
+        app.execute(
+            "SELECT p.proname, array_to_string(p.proconfig, ',') FROM pg_proc p WHERE p.proname IN "
+            "('audit_refuse_change', 'audit_chainhead_forward_only', 'audit_refuse_truncate')"
+        ).fetchall()
+    )
+    assert len(settings_of) == 3 and all(
+        "search_path=pg_catalog, pg_temp" in (config or "") for config in settings_of.values()
+    )

@@ -6,6 +6,7 @@ import io
 import json
 
 import pytest
+
 from apps.tenants import services as tenants
 from apps.tenants.models import Role
 from tests.conftest import user_client
@@ -46,10 +47,23 @@ def test_json_lines_keep_the_exact_text(formula_record):
     assert record["query"] == FORMULA and record["username"] == "@mallory"
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("=1+1", "'=1+1"), ("+1", "'+1"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"), ("\rx", "'\rx"),
-    ("plain", "plain"), ("", ""), (None, None), (-3, -3), (True, True), ("a=b", "a=b"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("plain", "plain"),
+        ("", ""),
+        (None, None),
+        (-3, -3),
+        (True, True),
+        ("a=b", "a=b"),
+    ],
+)
 def test_the_neutraliser_touches_only_strings_that_start_a_formula(value, expected):
     from apps.audit.selectors import csv_safe
 

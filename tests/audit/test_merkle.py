@@ -68,7 +68,13 @@ def _public_keys() -> dict[str, str]:
 
 @pytest.mark.django_db
 def test_each_record_proves_itself_with_the_public_key_alone(library, records, auditor):
-    review_add(record=AuditRecord.objects.get(pk=records[0]), status="reviewed", comment="", reviewer_id=None, reviewer_name="carol")
+    review_add(
+        record=AuditRecord.objects.get(pk=records[0]),
+        status="reviewed",
+        comment="",
+        reviewer_id=None,
+        reviewer_name="carol",
+    )
     client = library.client(auditor)
     assert client.get(f"/api/v1/audit/records/{records[3]}/proof").status_code == 409  # no checkpoint yet
     checkpoint_write(tenant=library.world.tenant)
@@ -133,6 +139,8 @@ def test_a_checkpoint_whose_root_contradicts_the_chain_is_reported(library, reco
     record = AuditRecord.objects.get(tenant=tenant, sequence=4)
     payload = checkpoints._payload(tenant.pk, tenant.slug, 4, record.record_hash, timezone.now(), "test", 0, "cd" * 32)
     body = {**payload, "signature": keys.sign(keys.current(), checkpoints._message(payload))}
-    storages["audit_checkpoints"].save(f"{tenant.pk}/000000000004-bad-root.json", ContentFile(json.dumps(body).encode()))
+    storages["audit_checkpoints"].save(
+        f"{tenant.pk}/000000000004-bad-root.json", ContentFile(json.dumps(body).encode())
+    )
     problem = chain.verify_tenant(tenant).first_break
     assert problem.entry == "checkpoint" and "Merkle root" in problem.problem

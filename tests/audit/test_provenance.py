@@ -24,7 +24,9 @@ def _sha256(text: str) -> str:
 
 @pytest.mark.django_db
 def test_a_record_keeps_what_a_replay_needs(library):
-    body = library.client(library.alice).post("/api/v1/ask", {"query": "Can I fly business class?"}, format="json").json()
+    body = (
+        library.client(library.alice).post("/api/v1/ask", {"query": "Can I fly business class?"}, format="json").json()
+    )
     record = AuditRecord.objects.get(pk=body["audit_id"])
     context = resolve_tenant_context(user=library.alice.user, api_key=None, tenant_slug=library.world.tenant.slug)
     assert record.principals == sorted(context_principals(context))
@@ -49,7 +51,11 @@ def test_a_served_text_that_differs_from_the_version_is_recorded_and_shown_to_th
     backend = get_search_backend()
     backend.index_chunks(tampered)
     backend.refresh()
-    body = library.client(library.alice).post("/api/v1/search", {"query": "Everyone may fly first class", "k": 10}, format="json").json()
+    body = (
+        library.client(library.alice)
+        .post("/api/v1/search", {"query": "Everyone may fly first class", "k": 10}, format="json")
+        .json()
+    )
     served = next(r for r in body["results"] if r["chunk_id"] == chunk.pk)
     assert served["text"].endswith("Everyone may fly first class.")
     entry = AuditRecord.objects.get(pk=body["audit_id"]).chunks.get(chunk_id=chunk.pk)

@@ -24,13 +24,18 @@ from tests.audit.test_tamper import _sql
 
 def _plant_review(tenant, sequence: int, created_at, entry_hash: str) -> None:
     """An INSERT, which the application's role may do: a backdated review with a hash of its choosing."""
-    _sql("INSERT INTO audit_review (tenant_id, sequence, record_id, record_sequence, record_hash, status, comment, "
-         "reviewer_id, reviewer_name, created_at, previous_hash, key_id, entry_hash, content_sha256) VALUES "
-         "(%s, %s, 0, 0, '', 'reviewed', '', NULL, 'x', %s, '', 'test', %s, '')", [tenant.pk, sequence, created_at, entry_hash])
+    _sql(
+        "INSERT INTO audit_review (tenant_id, sequence, record_id, record_sequence, record_hash, status, comment, "
+        "reviewer_id, reviewer_name, created_at, previous_hash, key_id, entry_hash, content_sha256) VALUES "
+        "(%s, %s, 0, 0, '', 'reviewed', '', NULL, 'x', %s, '', 'test', %s, '')",
+        [tenant.pk, sequence, created_at, entry_hash],
+    )
 
 
 @pytest.mark.django_db
-def test_the_purge_refuses_a_chain_cut_short_by_the_purge_function_and_a_planted_backdated_row(library, records, settings):
+def test_the_purge_refuses_a_chain_cut_short_by_the_purge_function_and_a_planted_backdated_row(
+    library, records, settings
+):
     from apps.audit.purge import delete_prefix
 
     tenant = library.world.tenant
@@ -52,8 +57,10 @@ def test_the_purge_refuses_backdated_records(library, records, settings):
     """The owner backdates fresh records so that the daily purge removes them (and an edit with them)."""
     tenant = library.world.tenant
     _sql("UPDATE audit_auditrecord SET answer = 'edited' WHERE tenant_id = %s AND sequence = 2", [tenant.pk])
-    _sql("UPDATE audit_auditrecord SET created_at = %s WHERE tenant_id = %s AND sequence <= 3",
-         [timezone.now() - timedelta(days=400), tenant.pk])
+    _sql(
+        "UPDATE audit_auditrecord SET created_at = %s WHERE tenant_id = %s AND sequence <= 3",
+        [timezone.now() - timedelta(days=400), tenant.pk],
+    )
     settings.AUDIT = {**settings.AUDIT, "RETENTION_DAYS": 365}
     report = retention_purge(tenant=tenant)
     assert report.records == 0 and report.refused
@@ -76,8 +83,13 @@ def test_a_review_outliving_its_purged_record_still_verifies(library, records, s
     settings.AUDIT = {**settings.AUDIT, "RETENTION_DAYS": 30}
     later = timezone.now() + timedelta(days=31)
     with mock.patch("apps.audit.services.timezone.now", return_value=later):
-        review_add(record=AuditRecord.objects.get(pk=records[0]), status="flagged", comment="", reviewer_id=None,
-                   reviewer_name="carol")
+        review_add(
+            record=AuditRecord.objects.get(pk=records[0]),
+            status="flagged",
+            comment="",
+            reviewer_id=None,
+            reviewer_name="carol",
+        )
     report = retention_purge(tenant=tenant, now=later)
     assert (report.records, report.through_sequence) == (4, 4)
     assert Review.objects.filter(tenant=tenant).count() == 1 and not AuditRecord.objects.filter(tenant=tenant).exists()
@@ -94,8 +106,10 @@ def test_a_deleted_tenant_whose_checkpoints_remain_is_reported(library, capsys):
 
     initech = tenants.tenant_create(slug="initech", name="Initech")
     context = TenantContext(tenant=initech, user=library.alice.user, api_key=None, membership=None, scopes=frozenset())
-    record_append(context=context, entry=RecordEntry(kind="search", outcome="no_results", query="shred the logs",
-                                                     filters={}, parameters={}))
+    record_append(
+        context=context,
+        entry=RecordEntry(kind="search", outcome="no_results", query="shred the logs", filters={}, parameters={}),
+    )
     checkpoint_write(tenant=initech)
     _sql("DELETE FROM audit_auditrecord WHERE tenant_id = %s", [initech.pk])
     _sql("DELETE FROM audit_chainhead WHERE tenant_id = %s", [initech.pk])
@@ -109,7 +123,10 @@ def test_a_deleted_tenant_whose_checkpoints_remain_is_reported(library, capsys):
 @pytest.mark.django_db
 def test_a_score_the_platform_cannot_have_written_is_reported_not_a_crash(library, records, globex, capsys):
     tenant = library.world.tenant
-    _sql("UPDATE audit_retrievedchunk SET scores = %s WHERE record_id = %s AND rank = 1", ['{"fused": 1e400}', records[1]])
+    _sql(
+        "UPDATE audit_retrievedchunk SET scores = %s WHERE record_id = %s AND rank = 1",
+        ['{"fused": 1e400}', records[1]],
+    )
     problem = chain.verify_tenant(tenant).first_break
     assert (problem.record_id, problem.sequence) == (records[1], 2)
     with pytest.raises(CommandError):
@@ -127,20 +144,24 @@ def test_a_forged_record_at_a_duplicate_sequence_is_seen_whatever_the_page_size(
     monkeypatch.setattr(chain._records_with_chunks, "__defaults__", (2,))  # pages of two records
     _sql("ALTER TABLE audit_auditrecord DROP CONSTRAINT audit_sequence_unique_in_tenant")
     genuine = AuditRecord.objects.get(tenant=tenant, sequence=2)
-    _sql("INSERT INTO audit_auditrecord (tenant_id, sequence, created_at, kind, outcome, user_id, username, api_key_id, "
-         "api_key_prefix, acting_for_user, query, filters, parameters, answer, citations, generator, generator_model, "
-         "timings, error, principals, context, embedding_model, search_backend, index_generation, previous_hash, key_id, "
-         "record_hash, content_sha256) SELECT tenant_id, sequence, created_at, kind, outcome, user_id, username, api_key_id, "
-         "api_key_prefix, acting_for_user, 'FORGED: wire 1M to account 42', filters, parameters, answer, citations, generator, "
-         "generator_model, timings, error, principals, context, embedding_model, search_backend, index_generation, "
-         "previous_hash, key_id, md5(random()::text) || md5(random()::text), content_sha256 FROM audit_auditrecord WHERE id = %s",
-         [genuine.pk])
+    _sql(
+        "INSERT INTO audit_auditrecord (tenant_id, sequence, created_at, kind, outcome, user_id, username, api_key_id, "
+        "api_key_prefix, acting_for_user, query, filters, parameters, answer, citations, generator, generator_model, "
+        "timings, error, principals, context, embedding_model, search_backend, index_generation, previous_hash, key_id, "
+        "record_hash, content_sha256) SELECT tenant_id, sequence, created_at, kind, outcome, user_id, username, api_key_id, "
+        "api_key_prefix, acting_for_user, 'FORGED: wire 1M to account 42', filters, parameters, answer, citations, generator, "
+        "generator_model, timings, error, principals, context, embedding_model, search_backend, index_generation, "
+        "previous_hash, key_id, md5(random()::text) || md5(random()::text), content_sha256 FROM audit_auditrecord WHERE id = %s",
+        [genuine.pk],
+    )
     assert not chain.verify_tenant(tenant).intact
 
 
 @pytest.mark.django_db
 def test_a_replay_fails_closed_when_a_versions_file_no_longer_has_its_upload_hash(library, auditor):
-    body = library.client(library.alice).post("/api/v1/ask", {"query": "Can I fly business class?"}, format="json").json()
+    body = (
+        library.client(library.alice).post("/api/v1/ask", {"query": "Can I fly business class?"}, format="json").json()
+    )
     _sql("UPDATE documents_documentversion SET sha256 = %s WHERE document_id = %s", ["0" * 64, library.travel.pk])
     replay = library.client(auditor).get(f"/api/v1/audit/records/{body['audit_id']}/replay").json()
     assert replay["hashes_match"] is False

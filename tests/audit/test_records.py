@@ -15,10 +15,16 @@ from apps.tenants.models import Tenant
 
 @pytest.mark.django_db
 def test_every_returned_chunk_is_in_the_record_with_its_scores_and_text_hash(library):
-    body = library.client(library.world.owner).post("/api/v1/search", {"query": "policy hotel password", "k": 5}, format="json").json()
+    body = (
+        library.client(library.world.owner)
+        .post("/api/v1/search", {"query": "policy hotel password", "k": 5}, format="json")
+        .json()
+    )
     record = AuditRecord.objects.get(pk=body["audit_id"])
     entries = {c.chunk_id: c for c in record.chunks.all()}
-    assert [r["chunk_id"] for r in body["results"]] == [c.chunk_id for c in record.chunks.filter(shown=True).order_by("rank")]
+    assert [r["chunk_id"] for r in body["results"]] == [
+        c.chunk_id for c in record.chunks.filter(shown=True).order_by("rank")
+    ]
     for result in body["results"]:
         entry = entries[result["chunk_id"]]
         assert (entry.document_id, entry.version_id) == (result["document_id"], result["version_id"])
@@ -104,18 +110,20 @@ def test_verify_reports_intact_chains(records, capsys):
 
 @pytest.mark.full_profile
 @pytest.mark.django_db
-@pytest.mark.parametrize("sql", [
-    "UPDATE audit_auditrecord SET answer = 'edited' WHERE id = %s",
-    "DELETE FROM audit_auditrecord WHERE id = %s",
-    "UPDATE audit_retrievedchunk SET cited = true WHERE record_id = %s",
-    "DELETE FROM audit_retrievedchunk WHERE record_id = %s",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE audit_auditrecord SET answer = 'edited' WHERE id = %s",
+        "DELETE FROM audit_auditrecord WHERE id = %s",
+        "UPDATE audit_retrievedchunk SET cited = true WHERE record_id = %s",
+        "DELETE FROM audit_retrievedchunk WHERE record_id = %s",
+    ],
+)
 def test_postgresql_itself_refuses_updates_and_deletes(records, sql):
     from django.db import DatabaseError
 
-    with pytest.raises(DatabaseError, match="append-only"):
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(sql, [records[0]])
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, [records[0]])
     assert AuditRecord.objects.filter(pk=records[0]).exists()
 
 
@@ -159,6 +167,6 @@ def test_the_daily_purge_covers_every_tenant_and_does_nothing_without_retention(
     settings.AUDIT = {**settings.AUDIT, "RETENTION_DAYS": None}
     assert purge_expired() == {} and retention_purge_all(now=timezone.now() + timedelta(days=3650)) == []
     settings.AUDIT = {**settings.AUDIT, "RETENTION_DAYS": 30}
-    assert purge_expired() == {slug: 0 for slug in Tenant.objects.values_list("slug", flat=True)}
+    assert purge_expired() == dict.fromkeys(Tenant.objects.values_list("slug", flat=True), 0)
     reports = {r.tenant: r.records for r in retention_purge_all(now=timezone.now() + timedelta(days=31))}
     assert reports[library.world.tenant.slug] == 4 and len(reports) == Tenant.objects.count()

@@ -7,7 +7,6 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
-
 from apps.audit.models import AuditRecord
 from apps.documents import services as documents
 from apps.documents.services import Actor
@@ -38,8 +37,12 @@ def test_replay_says_what_changed_since(library, auditor, django_capture_on_comm
     travel_chunks = [c for c in record.chunks.all() if c.document_id == library.travel.pk]
     assert travel_chunks
     with django_capture_on_commit_callbacks(execute=True):  # a new travel policy, published
-        documents.version_upload(document=library.travel, actor=Actor(user=None), publish_when_ready=True,
-                                 file=SimpleUploadedFile("travel.md", b"# Travel\n\nEconomy class only, always.\n"))
+        documents.version_upload(
+            document=library.travel,
+            actor=Actor(user=None),
+            publish_when_ready=True,
+            file=SimpleUploadedFile("travel.md", b"# Travel\n\nEconomy class only, always.\n"),
+        )
     with django_capture_on_commit_callbacks(execute=True):  # alice's group loses the handbook
         documents.grants_replace(obj=library.travel.collection, grants=[], actor=Actor(user=None))
     replay = library.client(auditor).get(f"/api/v1/audit/records/{record.pk}/replay").json()

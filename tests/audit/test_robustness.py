@@ -30,7 +30,9 @@ def _public() -> dict[str, str]:
 def test_a_value_nested_thousands_deep_breaks_one_chain_and_stops_nothing_else(library, records, settings, capsys):
     early = tenants.tenant_create(slug="aaa", name="AAA")  # sorts before acme
     context = TenantContext(tenant=early, user=library.alice.user, api_key=None, membership=None, scopes=frozenset())
-    victim = record_append(context=context, entry=RecordEntry(kind="search", outcome="no_results", query="x", filters={}, parameters={}))
+    victim = record_append(
+        context=context, entry=RecordEntry(kind="search", outcome="no_results", query="x", filters={}, parameters={})
+    )
     _sql("UPDATE audit_auditrecord SET filters = %s WHERE id = %s", ["[" * 995 + "]" * 995, victim.pk])
     reports = {r.tenant: r for r in checkpoint_write_all()}
     assert reports["aaa"].refused and reports["acme"].sequence == 4 and len(checkpoints_read(library.world.tenant)) == 1
@@ -45,8 +47,9 @@ def test_a_value_nested_thousands_deep_breaks_one_chain_and_stops_nothing_else(l
 
 
 @pytest.mark.django_db
-def test_the_evidence_of_a_record_never_shows_another_tenants_chunk(library, records, auditor, globex,
-                                                                   django_capture_on_commit_callbacks):
+def test_the_evidence_of_a_record_never_shows_another_tenants_chunk(
+    library, records, auditor, globex, django_capture_on_commit_callbacks
+):
     """Were the engine ever to return a chunk of another tenant, the reviewer must not see its text."""
     from apps.audit.selectors import record_evidence
 
@@ -60,29 +63,45 @@ def test_the_evidence_of_a_record_never_shows_another_tenants_chunk(library, rec
 
     collection = documents.collection_create(tenant=other, name="Deals")
     with django_capture_on_commit_callbacks(execute=True):  # ingested after commit, as in production
-        documents.document_create(tenant=other, collection=collection, actor=Actor(user=None), title="Deal",
-                                  file=SimpleUploadedFile("deal.md", b"# Deal\n\nGlobex will acquire Initech in Q3.\n"))
+        documents.document_create(
+            tenant=other,
+            collection=collection,
+            actor=Actor(user=None),
+            title="Deal",
+            file=SimpleUploadedFile("deal.md", b"# Deal\n\nGlobex will acquire Initech in Q3.\n"),
+        )
     foreign = Chunk.objects.filter(version__document__tenant=other).first()
     assert foreign is not None
-    _sql("UPDATE audit_retrievedchunk SET chunk_id = %s, version_id = %s WHERE record_id = %s AND rank = 1",
-         [foreign.pk, foreign.version_id, record.pk])
+    _sql(
+        "UPDATE audit_retrievedchunk SET chunk_id = %s, version_id = %s WHERE record_id = %s AND rank = 1",
+        [foreign.pk, foreign.version_id, record.pk],
+    )
     evidence = record_evidence(record=AuditRecord.objects.get(pk=record.pk))
     assert all(item.text is None or "Initech" not in item.text for item in evidence)
 
 
 @pytest.mark.django_db
 def test_a_purge_faked_in_the_documents_tables_does_not_pass_a_replay(library, auditor):
-    body = library.client(library.alice).post("/api/v1/ask", {"query": "Can I fly business class?"}, format="json").json()
-    _sql("UPDATE documents_documentversion SET sha256 = %s, purged_at = %s WHERE document_id = %s",
-         ["0" * 64, timezone.now(), library.travel.pk])  # the document itself still published
+    body = (
+        library.client(library.alice).post("/api/v1/ask", {"query": "Can I fly business class?"}, format="json").json()
+    )
+    _sql(
+        "UPDATE documents_documentversion SET sha256 = %s, purged_at = %s WHERE document_id = %s",
+        ["0" * 64, timezone.now(), library.travel.pk],
+    )  # the document itself still published
     replay = library.client(auditor).get(f"/api/v1/audit/records/{body['audit_id']}/replay").json()
     assert replay["hashes_match"] is False and replay["unverifiable"]
 
 
 @pytest.mark.django_db
 def test_proofs_hold_only_for_a_records_own_bytes(library, records, auditor):
-    review = review_add(record=AuditRecord.objects.get(pk=records[0]), status="reviewed", comment="", reviewer_id=None,
-                        reviewer_name="carol")
+    review = review_add(
+        record=AuditRecord.objects.get(pk=records[0]),
+        status="reviewed",
+        comment="",
+        reviewer_id=None,
+        reviewer_name="carol",
+    )
     checkpoint_write(tenant=library.world.tenant)
     proof = library.client(auditor).get(f"/api/v1/audit/records/{records[1]}/proof").json()
     assert proof_check(proof, _public())[0]
@@ -93,8 +112,13 @@ def test_proofs_hold_only_for_a_records_own_bytes(library, records, auditor):
     from apps.audit import merkle
 
     leaves = [bytes.fromhex(d) for d in chain.stored_digests(library.world.tenant, after=0, through=5)]
-    forged = {**proof, "canonical": chain.review_canonical(review).decode(), "leaf_index": 4,
-              "content_sha256": review.content_sha256, "audit_path": merkle.inclusion_path(leaves, 4)}
+    forged = {
+        **proof,
+        "canonical": chain.review_canonical(review).decode(),
+        "leaf_index": 4,
+        "content_sha256": review.content_sha256,
+        "audit_path": merkle.inclusion_path(leaves, 4),
+    }
     assert proof_check(forged, _public()) == (False, "the bytes are not an answer record (a review, or something else)")
 
 
@@ -114,13 +138,23 @@ def test_after_a_purge_a_quiet_tenant_gets_a_checkpoint_of_its_new_tree(library,
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("hostile", [
-    [1, 2, 3],
-    {"canonical": 5, "checkpoint": {}},
-    {"canonical": "[" * 3000 + "]" * 3000, "checkpoint": {"format": "knowledge-platform/audit-checkpoint/1"}},
-    {"canonical": "{}", "checkpoint": {"format": "knowledge-platform/audit-checkpoint/1", "key_id": "test",
-                                       "signature": "!!", "sequence": "x"}},
-])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        [1, 2, 3],
+        {"canonical": 5, "checkpoint": {}},
+        {"canonical": "[" * 3000 + "]" * 3000, "checkpoint": {"format": "knowledge-platform/audit-checkpoint/1"}},
+        {
+            "canonical": "{}",
+            "checkpoint": {
+                "format": "knowledge-platform/audit-checkpoint/1",
+                "key_id": "test",
+                "signature": "!!",
+                "sequence": "x",
+            },
+        },
+    ],
+)
 def test_a_hostile_proof_file_gets_a_clear_answer(hostile, tmp_path, capsys):
     path = tmp_path / "proof.json"
     path.write_text(json.dumps(hostile))

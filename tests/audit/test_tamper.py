@@ -41,14 +41,20 @@ def _head(tenant) -> ChainHead:
 
 
 def _rewind_head(tenant, sequence: int, last_hash: str) -> None:
-    _sql("UPDATE audit_chainhead SET sequence = %s, last_hash = %s WHERE tenant_id = %s", [sequence, last_hash, tenant.pk])
+    _sql(
+        "UPDATE audit_chainhead SET sequence = %s, last_hash = %s WHERE tenant_id = %s",
+        [sequence, last_hash, tenant.pk],
+    )
 
 
 def _cut_after(tenant, sequence: int) -> None:
     """Truncation: the newest records (with their chunks and reviews) go, the head is set back."""
     kept = AuditRecord.objects.filter(tenant=tenant, sequence=sequence).get()
-    _sql("DELETE FROM audit_retrievedchunk WHERE record_id IN "
-         "(SELECT id FROM audit_auditrecord WHERE tenant_id = %s AND sequence > %s)", [tenant.pk, sequence])
+    _sql(
+        "DELETE FROM audit_retrievedchunk WHERE record_id IN "
+        "(SELECT id FROM audit_auditrecord WHERE tenant_id = %s AND sequence > %s)",
+        [tenant.pk, sequence],
+    )
     _sql("DELETE FROM audit_review WHERE tenant_id = %s AND sequence > %s", [tenant.pk, sequence])
     _sql("DELETE FROM audit_auditrecord WHERE tenant_id = %s AND sequence > %s", [tenant.pk, sequence])
     _rewind_head(tenant, sequence, kept.record_hash)
@@ -57,15 +63,19 @@ def _cut_after(tenant, sequence: int) -> None:
 def _plain_rehash_from(tenant, sequence: int, *, key: bytes | None = None, key_id: str | None = None) -> None:
     """Re-hash: recompute every record's hash from `sequence` on (plain SHA-256, or HMAC with the
     attacker's own key), relink, and move the head: a chain that is consistent in itself."""
-    previous = AuditRecord.objects.get(tenant=tenant, sequence=sequence - 1).record_hash if sequence > 1 else chain.GENESIS
+    previous = (
+        AuditRecord.objects.get(tenant=tenant, sequence=sequence - 1).record_hash if sequence > 1 else chain.GENESIS
+    )
     for record in AuditRecord.objects.filter(tenant=tenant, sequence__gte=sequence).order_by("sequence"):
         record.previous_hash = previous
         if key_id is not None:
             record.key_id = key_id
         message = chain.record_canonical(record, sorted(record.chunks.all(), key=lambda c: c.rank))
         digest = hmac.new(key, message, hashlib.sha256).hexdigest() if key else hashlib.sha256(message).hexdigest()
-        _sql("UPDATE audit_auditrecord SET previous_hash = %s, key_id = %s, record_hash = %s, answer = %s WHERE id = %s",
-             [previous, record.key_id, digest, record.answer, record.pk])
+        _sql(
+            "UPDATE audit_auditrecord SET previous_hash = %s, key_id = %s, record_hash = %s, answer = %s WHERE id = %s",
+            [previous, record.key_id, digest, record.answer, record.pk],
+        )
         previous = digest
     last = AuditRecord.objects.filter(tenant=tenant).order_by("-sequence").first()
     _rewind_head(tenant, last.sequence, previous)
@@ -82,12 +92,21 @@ def _verify_fails(tenant) -> chain.Break:
 @pytest.mark.django_db
 def test_an_untouched_chain_with_reviews_and_checkpoints_verifies(library, records, auditor):
     tenant = library.world.tenant
-    review_add(record=AuditRecord.objects.get(pk=records[1]), status="flagged", comment="check", reviewer_id=None, reviewer_name="carol")
+    review_add(
+        record=AuditRecord.objects.get(pk=records[1]),
+        status="flagged",
+        comment="check",
+        reviewer_id=None,
+        reviewer_name="carol",
+    )
     assert checkpoint_write(tenant=tenant).sequence == 5
     library.client(library.alice).post("/api/v1/search", {"query": "passwords"}, format="json")
     report = chain.verify_tenant(tenant)
     assert report.intact and (report.records, report.reviews, report.checkpoints) == (5, 1, 1)
-    assert report.notes == ["1 entries since the newest checkpoint (%s)" % checkpoints_read(tenant)[0].created_at.isoformat(timespec="seconds")]
+    assert report.notes == [
+        "1 entries since the newest checkpoint (%s)"
+        % checkpoints_read(tenant)[0].created_at.isoformat(timespec="seconds")
+    ]
 
 
 # --------------------------------------------------------------------------- 1. truncation
@@ -138,12 +157,24 @@ def test_a_head_moved_back_under_a_chain_that_goes_on_is_reported(library, recor
 def test_a_forged_retention_anchor_is_reported(library, records):
     tenant = library.world.tenant
     third = AuditRecord.objects.get(tenant=tenant, sequence=3)
-    _sql("DELETE FROM audit_retrievedchunk WHERE record_id IN (SELECT id FROM audit_auditrecord WHERE tenant_id = %s AND sequence <= 3)", [tenant.pk])
+    _sql(
+        "DELETE FROM audit_retrievedchunk WHERE record_id IN (SELECT id FROM audit_auditrecord WHERE tenant_id = %s AND sequence <= 3)",
+        [tenant.pk],
+    )
     _sql("DELETE FROM audit_auditrecord WHERE tenant_id = %s AND sequence <= 3", [tenant.pk])
     now = timezone.now()
-    RetentionPurge(tenant=tenant, created_at=now, older_than=now - timedelta(days=30), retention_days=30, records=3,
-                   through_sequence=3, last_hash=third.record_hash, newest_purged_at=now - timedelta(days=31),
-                   key_id=keys.current().key_id, signature="").save()  # an INSERT: append-only allows it
+    RetentionPurge(
+        tenant=tenant,
+        created_at=now,
+        older_than=now - timedelta(days=30),
+        retention_days=30,
+        records=3,
+        through_sequence=3,
+        last_hash=third.record_hash,
+        newest_purged_at=now - timedelta(days=31),
+        key_id=keys.current().key_id,
+        signature="",
+    ).save()  # an INSERT: append-only allows it
     problem = _verify_fails(tenant)
     assert problem.entry == "anchor" and problem.sequence == 3 and "forged" in problem.problem
 
@@ -154,12 +185,23 @@ def test_an_anchor_signed_by_another_key_is_reported(library, records):
     the attacker's own under the ring's key id."""
     tenant = library.world.tenant
     third = AuditRecord.objects.get(tenant=tenant, sequence=3)
-    _sql("DELETE FROM audit_retrievedchunk WHERE record_id IN (SELECT id FROM audit_auditrecord WHERE tenant_id = %s AND sequence <= 3)", [tenant.pk])
+    _sql(
+        "DELETE FROM audit_retrievedchunk WHERE record_id IN (SELECT id FROM audit_auditrecord WHERE tenant_id = %s AND sequence <= 3)",
+        [tenant.pk],
+    )
     _sql("DELETE FROM audit_auditrecord WHERE tenant_id = %s AND sequence <= 3", [tenant.pk])
     now = timezone.now() + timedelta(days=31)
-    anchor = RetentionPurge(tenant=tenant, created_at=now, older_than=now - timedelta(days=30), retention_days=30, records=3,
-                            through_sequence=3, last_hash=third.record_hash, newest_purged_at=third.created_at,
-                            key_id=keys.current().key_id)
+    anchor = RetentionPurge(
+        tenant=tenant,
+        created_at=now,
+        older_than=now - timedelta(days=30),
+        retention_days=30,
+        records=3,
+        through_sequence=3,
+        last_hash=third.record_hash,
+        newest_purged_at=third.created_at,
+        key_id=keys.current().key_id,
+    )
     anchor.signature = keys.sign(keys.parse_ring("test:" + "x" * 40)[0], chain.anchor_canonical(anchor))
     anchor.save()
     assert "forged" in _verify_fails(tenant).problem
@@ -171,12 +213,23 @@ def test_a_premature_anchor_is_reported_even_when_signed(library, records):
     a stolen key), it still contradicts the ages it states."""
     tenant = library.world.tenant
     fourth = AuditRecord.objects.get(tenant=tenant, sequence=4)
-    _sql("DELETE FROM audit_retrievedchunk WHERE record_id IN (SELECT id FROM audit_auditrecord WHERE tenant_id = %s)", [tenant.pk])
+    _sql(
+        "DELETE FROM audit_retrievedchunk WHERE record_id IN (SELECT id FROM audit_auditrecord WHERE tenant_id = %s)",
+        [tenant.pk],
+    )
     _sql("DELETE FROM audit_auditrecord WHERE tenant_id = %s", [tenant.pk])
     now = timezone.now()
-    anchor = RetentionPurge(tenant=tenant, created_at=now, older_than=now - timedelta(days=30), retention_days=30,
-                            records=4, through_sequence=4, last_hash=fourth.record_hash, newest_purged_at=fourth.created_at,
-                            key_id=keys.current().key_id)
+    anchor = RetentionPurge(
+        tenant=tenant,
+        created_at=now,
+        older_than=now - timedelta(days=30),
+        retention_days=30,
+        records=4,
+        through_sequence=4,
+        last_hash=fourth.record_hash,
+        newest_purged_at=fourth.created_at,
+        key_id=keys.current().key_id,
+    )
     anchor.signature = keys.sign(keys.current(), chain.anchor_canonical(anchor))
     anchor.save()
     problem = _verify_fails(tenant)
@@ -208,7 +261,13 @@ def test_an_anchor_whose_fields_were_edited_is_reported(library, records, settin
 def test_a_legitimate_purge_verifies_and_still_matches_older_checkpoints(library, records, settings):
     tenant = library.world.tenant
     checkpoint_write(tenant=tenant)
-    review_add(record=AuditRecord.objects.get(pk=records[0]), status="reviewed", comment="", reviewer_id=None, reviewer_name="carol")
+    review_add(
+        record=AuditRecord.objects.get(pk=records[0]),
+        status="reviewed",
+        comment="",
+        reviewer_id=None,
+        reviewer_name="carol",
+    )
     checkpoint_write(tenant=tenant)
     settings.AUDIT = {**settings.AUDIT, "RETENTION_DAYS": 30}
     report = retention_purge(tenant=tenant, now=timezone.now() + timedelta(days=31))
@@ -258,11 +317,23 @@ def test_rotated_keys_verify_old_records_and_key_new_ones(library, records, sett
 def test_a_flagged_review_replaced_by_a_cleared_one_is_found(library, records):
     tenant = library.world.tenant
     record = AuditRecord.objects.get(pk=records[1])
-    flagged = review_add(record=record, status="flagged", comment="wrong answer", reviewer_id=None, reviewer_name="carol")
+    flagged = review_add(
+        record=record, status="flagged", comment="wrong answer", reviewer_id=None, reviewer_name="carol"
+    )
     _sql("DELETE FROM audit_review WHERE id = %s", [flagged.pk])
-    forged = Review(tenant=tenant, sequence=flagged.sequence, record=record, record_sequence=record.sequence,
-                    record_hash=record.record_hash, status="reviewed", comment="fine", reviewer_name="carol",
-                    created_at=flagged.created_at, previous_hash=flagged.previous_hash, key_id=flagged.key_id)
+    forged = Review(
+        tenant=tenant,
+        sequence=flagged.sequence,
+        record=record,
+        record_sequence=record.sequence,
+        record_hash=record.record_hash,
+        status="reviewed",
+        comment="fine",
+        reviewer_name="carol",
+        created_at=flagged.created_at,
+        previous_hash=flagged.previous_hash,
+        key_id=flagged.key_id,
+    )
     forged.entry_hash = hashlib.sha256(chain.review_canonical(forged)).hexdigest()
     forged.save()
     problem = _verify_fails(tenant)
@@ -296,9 +367,20 @@ def test_the_newest_review_deleted_with_the_head_rewound_is_caught_by_the_checkp
 def test_a_review_slipped_in_outside_the_chain_is_found(library, records, globex, where):
     tenant = library.world.tenant
     record = AuditRecord.objects.get(pk=records[1])
-    placed = {"outside any chain": (None, 0), "below the start": (tenant, 0), "of another tenant": (globex.tenant, 1)}[where]
-    Review(tenant=placed[0], sequence=placed[1], record=record, record_sequence=record.sequence, record_hash=record.record_hash,
-           status="reviewed", comment="", reviewer_name="carol", created_at=timezone.now()).save()
+    placed = {"outside any chain": (None, 0), "below the start": (tenant, 0), "of another tenant": (globex.tenant, 1)}[
+        where
+    ]
+    Review(
+        tenant=placed[0],
+        sequence=placed[1],
+        record=record,
+        record_sequence=record.sequence,
+        record_hash=record.record_hash,
+        status="reviewed",
+        comment="",
+        reviewer_name="carol",
+        created_at=timezone.now(),
+    ).save()
     problem = _verify_fails(tenant)
     assert problem.entry == "review" and "outside" in problem.problem
 
@@ -326,10 +408,18 @@ def test_a_checkpoint_not_signed_by_the_ring_is_reported(library, records):
 
     tenant = library.world.tenant
     impostor = keys.parse_ring("test:" + "q" * 40)[0]  # the ring's key id, another secret
-    payload = checkpoints._payload(tenant.pk, tenant.slug, 2, AuditRecord.objects.get(tenant=tenant, sequence=2).record_hash,
-                                   timezone.now(), "test")
+    payload = checkpoints._payload(
+        tenant.pk,
+        tenant.slug,
+        2,
+        AuditRecord.objects.get(tenant=tenant, sequence=2).record_hash,
+        timezone.now(),
+        "test",
+    )
     signed = {**payload, "signature": keys.sign(impostor, checkpoints._message(payload))}
-    storages["audit_checkpoints"].save(f"{tenant.pk}/000000000002-forged.json", ContentFile(json.dumps(signed).encode()))
+    storages["audit_checkpoints"].save(
+        f"{tenant.pk}/000000000002-forged.json", ContentFile(json.dumps(signed).encode())
+    )
     problem = _verify_fails(tenant)
     assert problem.entry == "checkpoint" and "not signed" in problem.problem
 
@@ -374,10 +464,23 @@ def test_numbers_the_database_rewrites_still_verify(library):
 
     context = resolve_tenant_context(user=library.alice.user, api_key=None, tenant_slug=library.world.tenant.slug)
     odd = {"negative_zero": -0.0, "huge": 1e20, "tiny": 1e-7, "nan": float("nan"), "inf": float("inf"), "plain": 0.1}
-    chunk = ChunkEntry(rank=1, chunk_id="c", document_id=1, version_id=1, text_sha256="0" * 64, scores=odd,
-                       passed_recheck=True, recheck_reason="", shown=True)
-    record_append(context=context, entry=RecordEntry(kind="search", outcome="answered", query="q", filters={},
-                                                     parameters=odd, timings=odd, chunks=[chunk]))
+    chunk = ChunkEntry(
+        rank=1,
+        chunk_id="c",
+        document_id=1,
+        version_id=1,
+        text_sha256="0" * 64,
+        scores=odd,
+        passed_recheck=True,
+        recheck_reason="",
+        shown=True,
+    )
+    record_append(
+        context=context,
+        entry=RecordEntry(
+            kind="search", outcome="answered", query="q", filters={}, parameters=odd, timings=odd, chunks=[chunk]
+        ),
+    )
     assert chain.verify_tenant(library.world.tenant).intact
     stored = AuditRecord.objects.get(tenant=library.world.tenant).parameters
     assert stored == {"negative_zero": 0.0, "huge": "1e+20", "tiny": 1e-7, "nan": "nan", "inf": "inf", "plain": 0.1}

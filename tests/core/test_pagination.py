@@ -15,19 +15,22 @@ def keys_client(acme):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("query, field", [
-    ("limit=99999999999999999999", "limit"),
-    (f"limit={MAX_PAGE_SIZE + 1}", "limit"),
-    ("limit=abc", "limit"),
-    ("limit=-1", "limit"),
-    ("limit=0", "limit"),
-    ("limit=²", "limit"),
-    ("limit=١٢", "limit"),  # Arabic-Indic digits: int() takes them, a URL parameter should not
-    ("offset=99999999999999999999", "offset"),
-    ("offset=-5", "offset"),
-    ("offset=x", "offset"),
-    ("offset=²", "offset"),
-])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("limit=99999999999999999999", "limit"),
+        (f"limit={MAX_PAGE_SIZE + 1}", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=0", "limit"),
+        ("limit=²", "limit"),
+        ("limit=١٢", "limit"),  # Arabic-Indic digits: int() takes them, a URL parameter should not
+        ("offset=99999999999999999999", "offset"),
+        ("offset=-5", "offset"),
+        ("offset=x", "offset"),
+        ("offset=²", "offset"),
+    ],
+)
 def test_a_bad_limit_or_offset_is_a_400_naming_the_field(keys_client, query, field):
     response = keys_client.get(f"/api/v1/api-keys?{query}")
     assert response.status_code == 400, (response.status_code, response.content)
@@ -59,10 +62,18 @@ def test_every_list_that_answers_a_page_documents_limit_and_offset():
     from drf_spectacular.generators import SchemaGenerator
 
     schema = SchemaGenerator().get_schema(request=None, public=True)
-    pages = {(path, method): operation for path, operations in schema["paths"].items() for method, operation in operations.items()
-             if "Paginated" in str(operation.get("responses", {}).get("200", {}))}
+    pages = {
+        (path, method): operation
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if "Paginated" in str(operation.get("responses", {}).get("200", {}))
+    }
     assert len(pages) >= 10  # users, groups, keys, collections, documents, versions, history, audit, golden sets, runs
     for (path, method), operation in pages.items():
         parameters = {p["name"]: p["schema"] for p in operation.get("parameters", []) if p["in"] == "query"}
-        assert method == "get" and parameters.get("limit") == {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}, path
+        assert method == "get" and parameters.get("limit") == {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_PAGE_SIZE,
+        }, path
         assert parameters.get("offset", {}).get("minimum") == 0, path

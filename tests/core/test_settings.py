@@ -13,7 +13,9 @@ PROFILE_VARIABLES = ("PLATFORM_PROFILE", "DATABASE_URL", "CELERY_BROKER_URL", "E
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in PROFILE_VARIABLES and not k.startswith(("DJANGO_", "AUDIT_"))}
+    base = {
+        k: v for k, v in os.environ.items() if k not in PROFILE_VARIABLES and not k.startswith(("DJANGO_", "AUDIT_"))
+    }
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, capture_output=True, text=True, env={**base, **env}, timeout=120
     )
@@ -81,7 +83,14 @@ def test_the_embedded_default_needs_nothing(tmp_path):
 
 
 def test_the_openapi_schema_is_valid_and_generates_without_warnings(tmp_path):
-    result = manage("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"), PLATFORM_VAR_DIR=str(tmp_path))
+    result = manage(
+        "spectacular",
+        "--validate",
+        "--fail-on-warn",
+        "--file",
+        str(tmp_path / "schema.yaml"),
+        PLATFORM_VAR_DIR=str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     assert "/api/v1/groups" in (tmp_path / "schema.yaml").read_text()
 
@@ -94,7 +103,9 @@ def test_s3_compatible_storage_is_configured_from_the_environment(tmp_path):
         "print(type(s).__name__, s.bucket_name, s.endpoint_url)"
     )
     result = manage(
-        "shell", "-c", code,
+        "shell",
+        "-c",
+        code,
         FILE_STORAGE="s3",
         AWS_STORAGE_BUCKET_NAME="kp-documents",
         AWS_S3_ENDPOINT_URL="http://127.0.0.1:9000",

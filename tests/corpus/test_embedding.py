@@ -34,7 +34,10 @@ def test_a_model_of_another_size_is_refused_when_it_loads(monkeypatch, tmp_path)
 
     monkeypatch.setattr(sentence_transformers, "SentenceTransformer", OtherSize)
     embedder = Embedder(str(tmp_path / "all-mpnet-base-v2"))
-    with pytest.raises(ImproperlyConfigured, match=rf"all-mpnet-base-v2 makes 768-dimensional vectors; .* {EMBEDDING_DIMS} \(EMBEDDING_DIMS"):
+    with pytest.raises(
+        ImproperlyConfigured,
+        match=rf"all-mpnet-base-v2 makes 768-dimensional vectors; .* {EMBEDDING_DIMS} \(EMBEDDING_DIMS",
+    ):
         embedder.encode(["a text"])
     with pytest.raises(ImproperlyConfigured):
         embedder.dimensions  # noqa: B018 (still refused: nothing half-loaded is kept)

@@ -28,7 +28,9 @@ def staff(acme):
 @pytest.fixture
 def policy(acme):
     collection = services.collection_create(tenant=acme.tenant, name="Policies")
-    return services.document_create(tenant=acme.tenant, collection=collection, title="Travel policy", actor=Actor(None), file=text_file())
+    return services.document_create(
+        tenant=acme.tenant, collection=collection, title="Travel policy", actor=Actor(None), file=text_file()
+    )
 
 
 @pytest.mark.django_db
@@ -74,8 +76,10 @@ def test_grants_are_edited_within_the_tenant(staff, policy, acme, globex):
     page = staff.get(url).content.decode()
     assert "user reader" in page and "globex" not in page
     form = {
-        "form-TOTAL_FORMS": "1", "form-INITIAL_FORMS": "0",
-        "form-0-principal": f"user:{acme.reader.user_id}", "form-0-level": "view",
+        "form-TOTAL_FORMS": "1",
+        "form-INITIAL_FORMS": "0",
+        "form-0-principal": f"user:{acme.reader.user_id}",
+        "form-0-level": "view",
     }
     staff.post(url, form)
     policy.refresh_from_db()
@@ -100,7 +104,12 @@ def test_add_a_document_with_its_first_version(staff, acme):
     collection = services.collection_create(tenant=acme.tenant, name="Products")
     response = staff.post(
         "/admin/documents/document/add/",
-        {"collection": collection.pk, "title": "Widget manual", "tags": "manual, widgets", "file": text_file(POLICY_V1, "widget.md")},
+        {
+            "collection": collection.pk,
+            "title": "Widget manual",
+            "tags": "manual, widgets",
+            "file": text_file(POLICY_V1, "widget.md"),
+        },
         follow=True,
     )
     assert response.status_code == 200
@@ -109,8 +118,19 @@ def test_add_a_document_with_its_first_version(staff, acme):
     assert document.tags == ["manual", "widgets"]
     staff.post(
         f"/admin/documents/document/{document.pk}/change/",
-        {"title": "Widget manual", "tags": "manual", "author": "Eddie", "category": "", "source_url": "", "effective_date": "", "retention_until": "",
-         "versions-TOTAL_FORMS": "0", "versions-INITIAL_FORMS": "0", "events-TOTAL_FORMS": "0", "events-INITIAL_FORMS": "0"},
+        {
+            "title": "Widget manual",
+            "tags": "manual",
+            "author": "Eddie",
+            "category": "",
+            "source_url": "",
+            "effective_date": "",
+            "retention_until": "",
+            "versions-TOTAL_FORMS": "0",
+            "versions-INITIAL_FORMS": "0",
+            "events-TOTAL_FORMS": "0",
+            "events-INITIAL_FORMS": "0",
+        },
     )
     document.refresh_from_db()
     assert (document.tags, document.author) == (["manual"], "Eddie")
@@ -120,7 +140,12 @@ def test_add_a_document_with_its_first_version(staff, acme):
 @pytest.mark.django_db
 def test_the_sidebar_filters_name_only_the_staff_users_tenants(staff, policy, globex):
     services.collection_create(tenant=globex.tenant, name="GlobexMergerPlans")
-    for url in ("/admin/documents/document/", "/admin/documents/collection/", "/admin/tenants/membership/", "/admin/tenants/apikey/"):
+    for url in (
+        "/admin/documents/document/",
+        "/admin/documents/collection/",
+        "/admin/tenants/membership/",
+        "/admin/tenants/apikey/",
+    ):
         page = staff.get(url).content.decode()
         assert "globex" not in page.lower() and "GlobexMergerPlans" not in page, url
 
@@ -136,7 +161,9 @@ def test_view_only_staff_cannot_run_the_lifecycle(acme, policy):
     assert client.post(f"{base}/upload/", {"file": text_file(POLICY_V2)}).status_code == 403
     make_ready(policy.pk, 1)
     assert client.post(f"{base}/publish/1/").status_code == 403
-    client.post("/admin/documents/document/", {"action": "soft_delete", "_selected_action": [policy.pk], "confirmed": "yes"})
+    client.post(
+        "/admin/documents/document/", {"action": "soft_delete", "_selected_action": [policy.pk], "confirmed": "yes"}
+    )
     assert Document.objects.get(pk=policy.pk).state == DocumentState.DRAFT
     assert client.get("/admin/auth/user/").status_code == 403  # users of every tenant: superusers only
 

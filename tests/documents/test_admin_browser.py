@@ -22,8 +22,14 @@ from tests.documents.conftest import POLICY_V2, make_ready, text_file
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -61,7 +67,9 @@ def test_log_in_upload_publish_roll_back(browser_page, live_server, tmp_path):
     tenant = tenant_services.tenant_create(slug="acme", name="Acme")
     get_user_model().objects.create_superuser("admin", password="browser-test-password")
     collection = services.collection_create(tenant=tenant, name="Policies")
-    document = services.document_create(tenant=tenant, collection=collection, title="Travel policy", actor=Actor(None), file=text_file())
+    document = services.document_create(
+        tenant=tenant, collection=collection, title="Travel policy", actor=Actor(None), file=text_file()
+    )
     make_ready(document.pk, 1)
     services.version_publish(version=document.versions.get(number=1), actor=Actor(None))
 
@@ -95,4 +103,3 @@ def test_log_in_upload_publish_roll_back(browser_page, live_server, tmp_path):
     assert Document.objects.get(pk=document.pk).published_version.number == 1
     shot(page, "admin-document-lifecycle")
     assert "rolled_back" in page.inner_text("body")
-

@@ -24,7 +24,9 @@ def _history(writer, document):
 
 @pytest.mark.django_db
 def test_history_shows_the_tenant_local_name_of_a_member_of_two_tenants(ceo, document, writer):
-    response = user_client(ceo, "acme").patch(f"/api/v1/documents/{document['id']}", {"title": "Travel policy 2"}, format="json")
+    response = user_client(ceo, "acme").patch(
+        f"/api/v1/documents/{document['id']}", {"title": "Travel policy 2"}, format="json"
+    )
     assert response.status_code == 200, response.content
     history = _history(writer, document)
     assert history[0]["actor"] == "chief"

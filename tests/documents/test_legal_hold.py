@@ -12,11 +12,10 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from apps.access.grants import Grant
-
-from apps.documents import services as document_services
 from apps.access.levels import Level
 from apps.core.exceptions import Conflict, PermissionDenied
 from apps.documents import services
+from apps.documents import services as document_services
 from apps.documents.models import Document, DocumentState
 from apps.tenants import services as tenant_services
 from apps.tenants.actors import Actor
@@ -39,11 +38,13 @@ def error(response, status: int, code: str) -> dict:
 def held(acme):
     """A document under legal hold with a retention date, and its own grants."""
     collection = services.collection_create(tenant=acme.tenant, name="Contracts")
-    document = services.document_create(tenant=acme.tenant, collection=collection, title="Supplier contract",
-                                        actor=NOBODY, file=text_file())
+    document = services.document_create(
+        tenant=acme.tenant, collection=collection, title="Supplier contract", actor=NOBODY, file=text_file()
+    )
     owner = Actor(user=acme.owner.user)
-    return services.document_retention_set(document=document, actor=owner, legal_hold=True,
-                                           retention_until=date(2999, 1, 1), reason="litigation")
+    return services.document_retention_set(
+        document=document, actor=owner, legal_hold=True, retention_until=date(2999, 1, 1), reason="litigation"
+    )
 
 
 @pytest.fixture
@@ -72,18 +73,34 @@ class TestAManageGrantIsNotEnough:
             assert "owner or compliance" in body["message"] and "documents:retention" in body["message"]
         error(manager.patch(f"{url}/retention", {"legal_hold": False}, format="json"), 403, "scope_missing")
         document = fresh(held)
-        assert (document.legal_hold, document.retention_until, document.title) == (True, date(2999, 1, 1), "Supplier contract")
+        assert (document.legal_hold, document.retention_until, document.title) == (
+            True,
+            date(2999, 1, 1),
+            "Supplier contract",
+        )
 
     def test_it_cannot_set_a_hold_either(self, acme, manager, held):
-        services.document_retention_set(document=held, actor=Actor(user=acme.owner.user), legal_hold=False, retention_until=None)
-        error(manager.patch(f"/api/v1/documents/{held.pk}", {"legal_hold": True}, format="json"), 403, "retention_not_allowed")
-        error(manager.patch(f"/api/v1/documents/{held.pk}", {"retention_until": "2999-01-01"}, format="json"), 403, "retention_not_allowed")
+        services.document_retention_set(
+            document=held, actor=Actor(user=acme.owner.user), legal_hold=False, retention_until=None
+        )
+        error(
+            manager.patch(f"/api/v1/documents/{held.pk}", {"legal_hold": True}, format="json"),
+            403,
+            "retention_not_allowed",
+        )
+        error(
+            manager.patch(f"/api/v1/documents/{held.pk}", {"retention_until": "2999-01-01"}, format="json"),
+            403,
+            "retention_not_allowed",
+        )
         assert (fresh(held).legal_hold, fresh(held).retention_until) == (False, None)
         # the other metadata it may still change
         assert manager.patch(f"/api/v1/documents/{held.pk}", {"title": "Renamed"}, format="json").status_code == 200
 
     def test_nor_create_a_document_under_hold(self, acme, held):
-        document_services.grants_replace(obj=held.collection, grants=[Grant(acme.reader.user, Level.MANAGE)], actor=NOBODY)
+        document_services.grants_replace(
+            obj=held.collection, grants=[Grant(acme.reader.user, Level.MANAGE)], actor=NOBODY
+        )
         reader = user_client(acme.reader, "acme")
         body = {"collection": held.collection_id, "title": "Held from the start", "legal_hold": True}
         error(reader.post("/api/v1/documents", body, format="json"), 403, "retention_not_allowed")
@@ -108,9 +125,13 @@ def test_an_owner_sets_and_lifts_but_cannot_delete_or_purge_under_hold(acme, hel
     owner = user_client(acme.owner, "acme")
     error(owner.delete(f"/api/v1/documents/{held.pk}"), 409, "legal_hold")
     assert owner.patch(f"/api/v1/documents/{held.pk}", {"legal_hold": False}, format="json").status_code == 200
-    assert owner.delete(f"/api/v1/documents/{held.pk}").status_code == 200  # a retention date does not stop a soft delete
+    assert (
+        owner.delete(f"/api/v1/documents/{held.pk}").status_code == 200
+    )  # a retention date does not stop a soft delete
     error(owner.post(f"/api/v1/documents/{held.pk}/purge"), 409, "retention_period")
-    assert owner.patch(f"/api/v1/documents/{held.pk}", {"legal_hold": True}, format="json").status_code == 200  # deleted: still holdable
+    assert (
+        owner.patch(f"/api/v1/documents/{held.pk}", {"legal_hold": True}, format="json").status_code == 200
+    )  # deleted: still holdable
     error(owner.post(f"/api/v1/documents/{held.pk}/purge"), 409, "legal_hold")
     assert fresh(held).purged_at is None
 
@@ -119,14 +140,26 @@ def test_an_owner_sets_and_lifts_but_cannot_delete_or_purge_under_hold(acme, hel
 def test_an_admin_may_not(acme, held):
     ada = tenant_services.member_create(tenant=acme.tenant, username="ada", role=Role.ADMIN)
     admin = user_client(ada, "acme")
-    error(admin.patch(f"/api/v1/documents/{held.pk}", {"legal_hold": False}, format="json"), 403, "retention_not_allowed")
-    error(admin.patch(f"/api/v1/documents/{held.pk}/retention", {"legal_hold": False}, format="json"), 403, "retention_not_allowed")
+    error(
+        admin.patch(f"/api/v1/documents/{held.pk}", {"legal_hold": False}, format="json"), 403, "retention_not_allowed"
+    )
+    error(
+        admin.patch(f"/api/v1/documents/{held.pk}/retention", {"legal_hold": False}, format="json"),
+        403,
+        "retention_not_allowed",
+    )
     error(admin.get(f"/api/v1/documents/{held.pk}/retention"), 403, "retention_not_allowed")
-    body = error(admin.post("/api/v1/api-keys", {"name": "lift", "scopes": ["documents:retention"]}, format="json"), 403, "scope_not_usable")
+    body = error(
+        admin.post("/api/v1/api-keys", {"name": "lift", "scopes": ["documents:retention"]}, format="json"),
+        403,
+        "scope_not_usable",
+    )
     assert "documents:retention" in body["message"] and "owner" in body["message"]
     # nor give the compliance role, to anyone (itself included): that would make the admin the
     # compliance team; the owner appoints it (tests/admin/test_staff_powers.py)
-    error(admin.post("/api/v1/users", {"username": "cleo", "role": "compliance"}, format="json"), 403, "role_escalation")
+    error(
+        admin.post("/api/v1/users", {"username": "cleo", "role": "compliance"}, format="json"), 403, "role_escalation"
+    )
     error(admin.patch("/api/v1/users/ada", {"role": "compliance"}, format="json"), 403, "role_escalation")
     assert fresh(held).legal_hold
 
@@ -134,11 +167,15 @@ def test_an_admin_may_not(acme, held):
 @pytest.mark.django_db
 def test_an_owners_key_needs_the_scope_itself(acme, held):
     owner = user_client(acme.owner, "acme")
-    created = owner.post("/api/v1/api-keys", {"name": "app", "scopes": ["documents:read", "documents:write"]}, format="json")
+    created = owner.post(
+        "/api/v1/api-keys", {"name": "app", "scopes": ["documents:read", "documents:write"]}, format="json"
+    )
     assert created.status_code == 201, created.content
     app = key_client(created.json()["key"])
     error(app.patch(f"/api/v1/documents/{held.pk}", {"legal_hold": False}, format="json"), 403, "retention_not_allowed")
-    error(app.patch(f"/api/v1/documents/{held.pk}/retention", {"legal_hold": False}, format="json"), 403, "scope_missing")
+    error(
+        app.patch(f"/api/v1/documents/{held.pk}/retention", {"legal_hold": False}, format="json"), 403, "scope_missing"
+    )
     error(app.delete(f"/api/v1/documents/{held.pk}"), 409, "legal_hold")  # documents:write manages everything but this
 
     created = owner.post("/api/v1/api-keys", {"name": "legal", "scopes": ["documents:retention"]}, format="json")
@@ -146,11 +183,17 @@ def test_an_owners_key_needs_the_scope_itself(acme, held):
     legal = key_client(created.json()["key"])
     assert legal.get(f"/api/v1/documents/{held.pk}").status_code == 403  # it reads no documents, only their retention
     assert legal.get(f"/api/v1/documents/{held.pk}/retention").json()["legal_hold"] is True
-    response = legal.patch(f"/api/v1/documents/{held.pk}/retention", {"legal_hold": False, "reason": "case closed"}, format="json")
+    response = legal.patch(
+        f"/api/v1/documents/{held.pk}/retention", {"legal_hold": False, "reason": "case closed"}, format="json"
+    )
     assert response.status_code == 200 and response.json()["legal_hold"] is False
     event = fresh(held).events.first()
     assert (event.action, event.api_key.name, event.reason, event.details) == (
-        "legal_hold_lifted", "legal", "case closed", {"field": "legal_hold", "from": True, "to": False})
+        "legal_hold_lifted",
+        "legal",
+        "case closed",
+        {"field": "legal_hold", "from": True, "to": False},
+    )
 
     both = key_client(acme.key(scopes=[Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE, Scope.DOCUMENTS_RETENTION]))
     assert both.patch(f"/api/v1/documents/{held.pk}", {"retention_until": None}, format="json").status_code == 200
@@ -162,28 +205,44 @@ def test_a_compliance_member_sets_holds_on_any_document_of_the_tenant(acme, glob
     carol = user_client(compliance_member(acme), "acme")
     assert carol.get(f"/api/v1/documents/{held.pk}").status_code == 403  # no documents:read: no content
     url = f"/api/v1/documents/{held.pk}/retention"
-    assert carol.get(url).json() == {"id": held.pk, "title": "Supplier contract", "state": "draft", "legal_hold": True,
-                                     "retention_until": "2999-01-01", "purged_at": None}
-    response = carol.patch(url, {"legal_hold": False, "retention_until": "2030-06-30", "reason": "settled"}, format="json")
+    assert carol.get(url).json() == {
+        "id": held.pk,
+        "title": "Supplier contract",
+        "state": "draft",
+        "legal_hold": True,
+        "retention_until": "2999-01-01",
+        "purged_at": None,
+    }
+    response = carol.patch(
+        url, {"legal_hold": False, "retention_until": "2030-06-30", "reason": "settled"}, format="json"
+    )
     assert response.status_code == 200, response.content
     assert (fresh(held).legal_hold, fresh(held).retention_until) == (False, date(2030, 6, 30))
     # another tenant's document is not found, as everywhere
     theirs = services.collection_create(tenant=globex.tenant, name="Theirs")
     their_doc = services.document_create(tenant=globex.tenant, collection=theirs, title="Secret", actor=NOBODY)
-    error(carol.patch(f"/api/v1/documents/{their_doc.pk}/retention", {"legal_hold": True}, format="json"), 404, "document_not_found")
+    error(
+        carol.patch(f"/api/v1/documents/{their_doc.pk}/retention", {"legal_hold": True}, format="json"),
+        404,
+        "document_not_found",
+    )
     assert not fresh(their_doc).legal_hold
 
 
 @pytest.mark.django_db
 def test_a_key_acting_for_a_member_needs_both(acme, held):
-    _, raw = tenant_services.api_key_create(tenant=acme.tenant, name="k", scopes=[Scope.DOCUMENTS_RETENTION, Scope.ACT_AS_USER])
+    _, raw = tenant_services.api_key_create(
+        tenant=acme.tenant, name="k", scopes=[Scope.DOCUMENTS_RETENTION, Scope.ACT_AS_USER]
+    )
     key = ApiKey.objects.get(name="k")
     carol = compliance_member(acme)
     assert services.retention_authority(tenant=acme.tenant, actor=Actor(user=key.service_user, api_key=key))
     assert services.retention_authority(tenant=acme.tenant, actor=Actor(user=carol.user, api_key=key))
     assert not services.retention_authority(tenant=acme.tenant, actor=Actor(user=acme.reader.user, api_key=key))
     tenant_services.api_key_revoke(api_key=key)
-    assert not services.retention_authority(tenant=acme.tenant, actor=Actor(user=fresh_key(key).service_user, api_key=fresh_key(key)))
+    assert not services.retention_authority(
+        tenant=acme.tenant, actor=Actor(user=fresh_key(key).service_user, api_key=fresh_key(key))
+    )
 
 
 def fresh_key(key: ApiKey) -> ApiKey:
@@ -194,7 +253,11 @@ def fresh_key(key: ApiKey) -> ApiKey:
 @pytest.mark.django_db
 def test_each_change_is_a_history_event_naming_who_old_and_new(acme, held):
     owner = user_client(acme.owner, "acme")
-    owner.patch(f"/api/v1/documents/{held.pk}", {"retention_until": "2040-01-01", "title": "Supplier contract (2024)"}, format="json")
+    owner.patch(
+        f"/api/v1/documents/{held.pk}",
+        {"retention_until": "2040-01-01", "title": "Supplier contract (2024)"},
+        format="json",
+    )
     owner.patch(f"/api/v1/documents/{held.pk}", {"legal_hold": False}, format="json")
     owner.patch(f"/api/v1/documents/{held.pk}", {"legal_hold": False}, format="json")  # no change, no event
     history = owner.get(f"/api/v1/documents/{held.pk}/history").json()["results"]
@@ -218,7 +281,9 @@ class TestServicesWhoeverCalls:
         with pytest.raises(PermissionDenied):
             services.document_retention_set(document=held, actor=NOBODY, retention_until=None)
         with pytest.raises(PermissionDenied):
-            services.document_create(tenant=acme.tenant, collection=held.collection, title="x", actor=NOBODY, legal_hold=True)
+            services.document_create(
+                tenant=acme.tenant, collection=held.collection, title="x", actor=NOBODY, legal_hold=True
+            )
         superuser = get_user_model().objects.create_superuser("root", password="pw-for-tests-only")
         with pytest.raises(PermissionDenied):  # a platform operator without an owner or compliance role neither
             services.document_update(document=held, actor=Actor(user=superuser), legal_hold=False)
@@ -267,8 +332,11 @@ class TestServicesWhoeverCalls:
         import re
 
         apps = pathlib.Path(__file__).resolve().parents[2] / "apps"
-        callers = sorted(str(p.relative_to(apps)) for p in apps.rglob("*.py")
-                         if re.search(r"\bdocument_purge\b", p.read_text()) and "migrations" not in p.parts)
+        callers = sorted(
+            str(p.relative_to(apps))
+            for p in apps.rglob("*.py")
+            if re.search(r"\bdocument_purge\b", p.read_text()) and "migrations" not in p.parts
+        )
         assert callers == ["documents/admin.py", "documents/api.py", "documents/services.py"], callers
 
 
@@ -282,9 +350,19 @@ def staff_client(acme, username: str, role: str) -> Client:
     return client
 
 
-CHANGE_FORM = {"title": "Supplier contract", "tags": "", "author": "", "category": "", "source_url": "", "effective_date": "",
-               "retention_until": "", "versions-TOTAL_FORMS": "0", "versions-INITIAL_FORMS": "0",
-               "events-TOTAL_FORMS": "0", "events-INITIAL_FORMS": "0"}  # legal_hold unchecked: lift it
+CHANGE_FORM = {
+    "title": "Supplier contract",
+    "tags": "",
+    "author": "",
+    "category": "",
+    "source_url": "",
+    "effective_date": "",
+    "retention_until": "",
+    "versions-TOTAL_FORMS": "0",
+    "versions-INITIAL_FORMS": "0",
+    "events-TOTAL_FORMS": "0",
+    "events-INITIAL_FORMS": "0",
+}  # legal_hold unchecked: lift it
 
 
 @pytest.mark.django_db
@@ -300,8 +378,16 @@ class TestAdminSite:
 
         page = staff.get("/admin/documents/document/add/").content.decode()
         assert 'name="legal_hold"' not in page
-        staff.post("/admin/documents/document/add/", {"collection": held.collection_id, "title": "New", "tags": "", "legal_hold": "on",
-                                                      "retention_until": "2999-01-01"})
+        staff.post(
+            "/admin/documents/document/add/",
+            {
+                "collection": held.collection_id,
+                "title": "New",
+                "tags": "",
+                "legal_hold": "on",
+                "retention_until": "2999-01-01",
+            },
+        )
         created = Document.objects.get(title="New")
         assert (created.legal_hold, created.retention_until) == (False, None)
 
@@ -318,8 +404,11 @@ class TestAdminSite:
     def test_delete_and_purge_actions_are_refused_under_hold_for_an_owner_too(self, acme, held):
         staff = staff_client(acme, "boss", Role.OWNER)
         for action in ("soft_delete", "purge"):
-            response = staff.post("/admin/documents/document/", {"action": action, "_selected_action": [held.pk], "confirmed": "yes"},
-                                  follow=True)
+            response = staff.post(
+                "/admin/documents/document/",
+                {"action": action, "_selected_action": [held.pk], "confirmed": "yes"},
+                follow=True,
+            )
             assert "legal hold" in response.content.decode()
         assert fresh(held).state == DocumentState.DRAFT and fresh(held).purged_at is None
 
@@ -328,8 +417,11 @@ class TestAdminSite:
 @pytest.mark.parametrize("role, allowed", [(Role.ADMIN, False), (Role.OWNER, True)])
 def test_key_creation_on_the_admin_site_follows_the_role(acme, role, allowed):
     staff = staff_client(acme, "keeper", role)
-    response = staff.post("/admin/tenants/apikey/add/", {"tenant": acme.tenant.pk, "name": "from admin",
-                                                          "scopes": ["documents:retention"], "expires_at": ""}, follow=True)
+    response = staff.post(
+        "/admin/tenants/apikey/add/",
+        {"tenant": acme.tenant.pk, "name": "from admin", "scopes": ["documents:retention"], "expires_at": ""},
+        follow=True,
+    )
     assert ApiKey.objects.filter(name="from admin").exists() == allowed
     if not allowed:
         assert any("documents:retention" in str(m) for m in response.context["messages"])
@@ -350,6 +442,8 @@ def test_the_schema_documents_the_scope_and_the_endpoint(api):
 @pytest.mark.django_db
 def test_a_misspelt_retention_field_is_a_400_and_changes_nothing(acme, held):
     owner = user_client(acme.owner, "acme")
-    body = error(owner.patch(f"/api/v1/documents/{held.pk}/retention", {"legal_hld": False}, format="json"), 400, "invalid")
+    body = error(
+        owner.patch(f"/api/v1/documents/{held.pk}/retention", {"legal_hld": False}, format="json"), 400, "invalid"
+    )
     assert "legal_hld" in body["extra"]["fields"]
     assert fresh(held).legal_hold

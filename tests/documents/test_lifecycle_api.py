@@ -18,7 +18,9 @@ def error(response, status: int, code: str) -> dict:
 
 
 def upload(client, document_id: int, content: bytes, name: str = "travel-policy.md"):
-    return client.post(f"/api/v1/documents/{document_id}/versions", {"file": text_file(content, name)}, format="multipart")
+    return client.post(
+        f"/api/v1/documents/{document_id}/versions", {"file": text_file(content, name)}, format="multipart"
+    )
 
 
 def published_number(client, document_id: int):
@@ -33,7 +35,12 @@ class TestLifecycle:
         versions = writer.get(f"/api/v1/documents/{document['id']}/versions").json()["results"]
         assert len(versions) == 1
         v1 = versions[0]
-        assert (v1["number"], v1["status"], v1["media_type"], v1["size"]) == (1, "pending", "text/markdown", len(POLICY_V1))
+        assert (v1["number"], v1["status"], v1["media_type"], v1["size"]) == (
+            1,
+            "pending",
+            "text/markdown",
+            len(POLICY_V1),
+        )
         import hashlib
 
         assert v1["sha256"] == hashlib.sha256(POLICY_V1).hexdigest()
@@ -52,7 +59,9 @@ class TestLifecycle:
         assert published_number(writer, doc) == 2
 
         v1_id = DocumentVersion.objects.get(document_id=doc, number=1).pk
-        rolled = writer.post(f"/api/v1/documents/{doc}/rollback", {"version_id": v1_id, "reason": "v2 was wrong"}, format="json")
+        rolled = writer.post(
+            f"/api/v1/documents/{doc}/rollback", {"version_id": v1_id, "reason": "v2 was wrong"}, format="json"
+        )
         assert rolled.status_code == 200 and rolled.json()["published_version"]["number"] == 1
         history = writer.get(f"/api/v1/documents/{doc}/history").json()["results"]
         assert [e["action"] for e in history][:4] == ["rolled_back", "published", "version_uploaded", "published"]
@@ -69,7 +78,10 @@ class TestLifecycle:
         doc = document["id"]
         make_ready(doc, 1)
         writer.post(f"/api/v1/documents/{doc}/versions/1/publish")
-        assert writer.post(f"/api/v1/documents/{doc}/archive", {"reason": "superseded"}, format="json").json()["state"] == "archived"
+        assert (
+            writer.post(f"/api/v1/documents/{doc}/archive", {"reason": "superseded"}, format="json").json()["state"]
+            == "archived"
+        )
         error(writer.post(f"/api/v1/documents/{doc}/archive"), 409, "already_archived")
         assert writer.post(f"/api/v1/documents/{doc}/unarchive").json()["state"] == "published"
         assert published_number(writer, doc) == 1
@@ -78,7 +90,10 @@ class TestLifecycle:
         doc = document["id"]
         stored = DocumentVersion.objects.get(document_id=doc, number=1).file.name
         assert default_storage.exists(stored)
-        assert writer.delete(f"/api/v1/documents/{doc}", {"reason": "obsolete"}, format="json").json()["state"] == "deleted"
+        assert (
+            writer.delete(f"/api/v1/documents/{doc}", {"reason": "obsolete"}, format="json").json()["state"]
+            == "deleted"
+        )
         error(upload(writer, doc, POLICY_V2), 409, "document_deleted")
 
         # A purge whose transaction fails keeps the files: they go only once the purge is committed.
@@ -104,13 +119,19 @@ class TestLifecycle:
 
     def test_metadata_update_is_recorded(self, writer, document):
         doc = document["id"]
-        response = writer.patch(f"/api/v1/documents/{doc}", {"title": "Travel & expenses", "tags": ["travel", "money"]}, format="json")
+        response = writer.patch(
+            f"/api/v1/documents/{doc}", {"title": "Travel & expenses", "tags": ["travel", "money"]}, format="json"
+        )
         assert response.status_code == 200 and response.json()["tags"] == ["travel", "money"]
         event = writer.get(f"/api/v1/documents/{doc}/history").json()["results"][0]
         assert event["action"] == "metadata_changed" and "title" in event["details"]["changes"]
 
     def test_filters(self, writer, collection, document):
-        other = writer.post("/api/v1/documents", {"collection": collection["id"], "title": "Security handbook", "category": "security", "tags": ["it"]}, format="json").json()
+        other = writer.post(
+            "/api/v1/documents",
+            {"collection": collection["id"], "title": "Security handbook", "category": "security", "tags": ["it"]},
+            format="json",
+        ).json()
         assert [d["id"] for d in writer.get("/api/v1/documents?category=security").json()["results"]] == [other["id"]]
         assert [d["id"] for d in writer.get("/api/v1/documents?tag=it").json()["results"]] == [other["id"]]
         assert [d["id"] for d in writer.get("/api/v1/documents?q=travel").json()["results"]] == [document["id"]]
@@ -164,9 +185,17 @@ class TestBadInput:
     def test_rolling_back_to_another_documents_version(self, writer, collection, document):
         make_ready(document["id"], 1)
         writer.post(f"/api/v1/documents/{document['id']}/versions/1/publish")
-        other = writer.post("/api/v1/documents", {"collection": collection["id"], "title": "Other", "file": text_file(POLICY_V2)}, format="multipart").json()
+        other = writer.post(
+            "/api/v1/documents",
+            {"collection": collection["id"], "title": "Other", "file": text_file(POLICY_V2)},
+            format="multipart",
+        ).json()
         other_version = DocumentVersion.objects.get(document_id=other["id"]).pk
-        error(writer.post(f"/api/v1/documents/{document['id']}/rollback", {"version_id": other_version}, format="json"), 400, "version_of_another_document")
+        error(
+            writer.post(f"/api/v1/documents/{document['id']}/rollback", {"version_id": other_version}, format="json"),
+            400,
+            "version_of_another_document",
+        )
         assert published_number(writer, document["id"]) == 1
 
     def test_rolling_back_to_another_tenants_version(self, writer, document, globex):
@@ -174,9 +203,15 @@ class TestBadInput:
         from apps.tenants.actors import Actor
 
         theirs = services.collection_create(tenant=globex.tenant, name="Theirs")
-        their_doc = services.document_create(tenant=globex.tenant, collection=theirs, title="Secret", actor=Actor(None), file=text_file(POLICY_V2))
+        their_doc = services.document_create(
+            tenant=globex.tenant, collection=theirs, title="Secret", actor=Actor(None), file=text_file(POLICY_V2)
+        )
         error(
-            writer.post(f"/api/v1/documents/{document['id']}/rollback", {"version_id": their_doc.versions.get().pk}, format="json"),
+            writer.post(
+                f"/api/v1/documents/{document['id']}/rollback",
+                {"version_id": their_doc.versions.get().pk},
+                format="json",
+            ),
             404,
             "version_not_found",
         )
@@ -186,15 +221,21 @@ class TestBadInput:
 
         doc = document["id"]
         # documents:write alone does not set a hold: that takes documents:retention (the compliance team's)
-        compliance = key_client(acme.key(scopes=[Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE, Scope.DOCUMENTS_RETENTION]))
+        compliance = key_client(
+            acme.key(scopes=[Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE, Scope.DOCUMENTS_RETENTION])
+        )
         error(writer.post(f"/api/v1/documents/{doc}/purge"), 409, "not_deleted")
         writer.delete(f"/api/v1/documents/{doc}")
         error(writer.patch(f"/api/v1/documents/{doc}", {"title": "x"}, format="json"), 409, "document_deleted")
         # while deleted, what decides the purge can still change: the hold is set in time
-        error(writer.patch(f"/api/v1/documents/{doc}", {"legal_hold": True}, format="json"), 403, "retention_not_allowed")
+        error(
+            writer.patch(f"/api/v1/documents/{doc}", {"legal_hold": True}, format="json"), 403, "retention_not_allowed"
+        )
         assert compliance.patch(f"/api/v1/documents/{doc}", {"legal_hold": True}, format="json").status_code == 200
         error(writer.post(f"/api/v1/documents/{doc}/purge"), 409, "legal_hold")
-        compliance.patch(f"/api/v1/documents/{doc}", {"legal_hold": False, "retention_until": "2999-01-01"}, format="json")
+        compliance.patch(
+            f"/api/v1/documents/{doc}", {"legal_hold": False, "retention_until": "2999-01-01"}, format="json"
+        )
         body = error(writer.post(f"/api/v1/documents/{doc}/purge"), 409, "retention_period")
         assert body["extra"]["retention_until"] == "2999-01-01"
         assert writer.get(f"/api/v1/documents/{doc}/versions/1/content").status_code == 200
@@ -206,7 +247,9 @@ class TestBadInput:
         error(writer.delete(f"/api/v1/collections/{collection['id']}"), 409, "collection_holds_tombstones")
 
     def test_a_collection_sets_its_chunking_at_creation(self, writer):
-        created = writer.post("/api/v1/collections", {"name": "Papers", "chunk_size": 254, "chunk_overlap": 0}, format="json").json()
+        created = writer.post(
+            "/api/v1/collections", {"name": "Papers", "chunk_size": 254, "chunk_overlap": 0}, format="json"
+        ).json()
         assert (created["chunk_size"], created["chunk_overlap"], created["chunk_strategy"]) == (254, 0, "tokens")
         response = writer.post("/api/v1/collections", {"name": "Huge", "chunk_size": 512}, format="json")
         assert response.status_code == 400 and "chunk_size" in response.json()["extra"]["fields"]
@@ -224,7 +267,11 @@ class TestBadInput:
 
     def test_huge_ids_are_a_clear_400(self, writer, document):
         error(writer.get(f"/api/v1/documents?collection={2**70}"), 400, "invalid")
-        error(writer.post(f"/api/v1/documents/{document['id']}/rollback", {"version_id": 2**70}, format="json"), 400, "invalid")
+        error(
+            writer.post(f"/api/v1/documents/{document['id']}/rollback", {"version_id": 2**70}, format="json"),
+            400,
+            "invalid",
+        )
 
     def test_stored_names_are_generated_never_taken_from_the_upload(self, writer, document):
         import re
@@ -235,7 +282,9 @@ class TestBadInput:
     def test_a_document_in_another_tenants_collection(self, globex, document):
         their_writer = key_client(globex.key())
         error(their_writer.get(f"/api/v1/documents/{document['id']}"), 404, "document_not_found")
-        response = their_writer.post("/api/v1/documents", {"collection": document["collection"], "title": "x"}, format="json")
+        response = their_writer.post(
+            "/api/v1/documents", {"collection": document["collection"], "title": "x"}, format="json"
+        )
         error(response, 404, "collection_not_found")
 
     def test_a_version_object_cannot_be_changed_or_deleted(self, document):

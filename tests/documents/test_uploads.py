@@ -16,7 +16,9 @@ def upload(content: bytes, name: str = "file.txt"):
     return inspect_upload(SimpleUploadedFile(name, content))
 
 
-@pytest.mark.parametrize("name", ["a\\b.txt", "..\\..\\boot.ini", "bad\x00name.txt", "tab\tname.txt", "line\nbreak.txt"])
+@pytest.mark.parametrize(
+    "name", ["a\\b.txt", "..\\..\\boot.ini", "bad\x00name.txt", "tab\tname.txt", "line\nbreak.txt"]
+)
 def test_file_names_with_paths_or_control_characters_are_refused(name):
     with pytest.raises(ApplicationError) as caught:
         upload(b"hello\n", name)

@@ -59,7 +59,9 @@ def test_the_reviewers_reproduction_is_refused(acme, golden, django_capture_on_c
 
 
 @pytest.mark.django_db
-def test_members_evaluate_as_themselves_only_and_need_the_scopes_themselves(acme, golden, django_capture_on_commit_callbacks):
+def test_members_evaluate_as_themselves_only_and_need_the_scopes_themselves(
+    acme, golden, django_capture_on_commit_callbacks
+):
     owner = user_client(acme.owner, "acme")
     response = _start(owner, golden, django_capture_on_commit_callbacks, as_user="reader")
     assert response.status_code == 403 and response.json()["code"] == "act_as_user_denied"
@@ -72,8 +74,9 @@ def test_members_evaluate_as_themselves_only_and_need_the_scopes_themselves(acme
 
 
 @pytest.mark.django_db
-def test_a_run_acts_with_the_keys_scopes_and_the_members_role_intersected_and_is_audited(acme, golden,
-                                                                                        django_capture_on_commit_callbacks):
+def test_a_run_acts_with_the_keys_scopes_and_the_members_role_intersected_and_is_audited(
+    acme, golden, django_capture_on_commit_callbacks
+):
     client, api_key = _key(acme, Scope.EVALUATION, Scope.ACT_AS_USER, Scope.SEARCH, Scope.ASK)
     seen = []
     real_search = services.search_run
@@ -91,14 +94,19 @@ def test_a_run_acts_with_the_keys_scopes_and_the_members_role_intersected_and_is
     assert set(run.scopes) == intersected and run.api_key == api_key and run.api_key_prefix == api_key.prefix
     assert response.json()["scopes"] == sorted(intersected) and response.json()["api_key_prefix"] == api_key.prefix
     # The worker acted with exactly those, never the owner's full role.
-    assert len(seen) == golden.questions.count() and all(c.scopes == intersected and c.api_key == api_key and c.membership.username == "owner"
-                                  for c in seen)
+    assert len(seen) == golden.questions.count() and all(
+        c.scopes == intersected and c.api_key == api_key and c.membership.username == "owner" for c in seen
+    )
 
     records = list(AuditRecord.objects.filter(tenant=acme.tenant).order_by("sequence"))
     questions = golden.questions.count()
-    assert [r.kind for r in records].count(Kind.SEARCH) == questions and [r.kind for r in records].count(Kind.ASK) == questions
+    assert [r.kind for r in records].count(Kind.SEARCH) == questions and [r.kind for r in records].count(
+        Kind.ASK
+    ) == questions
     for record in records:
-        assert record.username == "owner" and record.api_key_id == api_key.pk and record.api_key_prefix == api_key.prefix
+        assert (
+            record.username == "owner" and record.api_key_id == api_key.pk and record.api_key_prefix == api_key.prefix
+        )
         assert record.acting_for_user and record.user_id == acme.owner.user_id
         assert record.parameters["evaluation_run"] == run.pk and record.parameters["golden_set"] == golden.pk
     # What came back: the search records hold the rankings the run stored.
@@ -109,14 +117,18 @@ def test_a_run_acts_with_the_keys_scopes_and_the_members_role_intersected_and_is
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("change, code", [
-    (lambda world, key: tenants.api_key_revoke(api_key=key), "api_key_revoked"),
-    (lambda world, key: tenants.member_set_active(membership=world.owner, active=False), "user_not_found"),
-    (lambda world, key: tenants.member_set_role(membership=world.owner, role=Role.READER), "scope_missing"),
-    (lambda world, key: key.delete(), "api_key_deleted"),
-])
-def test_a_run_whose_key_or_member_changed_before_it_executes_fails_with_the_reason(acme, golden, change, code,
-                                                                                   django_capture_on_commit_callbacks):
+@pytest.mark.parametrize(
+    "change, code",
+    [
+        (lambda world, key: tenants.api_key_revoke(api_key=key), "api_key_revoked"),
+        (lambda world, key: tenants.member_set_active(membership=world.owner, active=False), "user_not_found"),
+        (lambda world, key: tenants.member_set_role(membership=world.owner, role=Role.READER), "scope_missing"),
+        (lambda world, key: key.delete(), "api_key_deleted"),
+    ],
+)
+def test_a_run_whose_key_or_member_changed_before_it_executes_fails_with_the_reason(
+    acme, golden, change, code, django_capture_on_commit_callbacks
+):
     client, api_key = _key(acme, Scope.EVALUATION, Scope.ACT_AS_USER, Scope.SEARCH)
     tenants.member_create(tenant=acme.tenant, username="other-owner", role=Role.OWNER)  # the tenant keeps an owner
     with django_capture_on_commit_callbacks(execute=False) as queued:
@@ -131,8 +143,9 @@ def test_a_run_whose_key_or_member_changed_before_it_executes_fails_with_the_rea
 
 
 @pytest.mark.django_db
-def test_a_member_who_started_a_run_and_is_deactivated_before_it_executes_fails_it(acme, golden,
-                                                                                  django_capture_on_commit_callbacks):
+def test_a_member_who_started_a_run_and_is_deactivated_before_it_executes_fails_it(
+    acme, golden, django_capture_on_commit_callbacks
+):
     editor = tenants.member_create(tenant=acme.tenant, username="ed", role=Role.EDITOR)
     with django_capture_on_commit_callbacks(execute=False) as queued:
         response = user_client(editor, "acme").post("/api/v1/evaluation/runs", {"golden_set": golden.pk}, format="json")
@@ -164,9 +177,16 @@ def test_a_key_revoked_during_a_run_stops_it_at_the_next_question(acme, golden, 
 @pytest.mark.django_db
 def test_the_command_runs_as_its_member_through_act_for_and_is_audited(acme, golden):
     editor = tenants.member_create(tenant=acme.tenant, username="ed", role=Role.EDITOR)
-    run = services.run_execute(run=services.run_start(golden_set=golden, config=services.RunConfig(mode="bm25", k=10), run_as=editor))
+    run = services.run_execute(
+        run=services.run_start(golden_set=golden, config=services.RunConfig(mode="bm25", k=10), run_as=editor)
+    )
     assert run.status == RunStatus.DONE and run.scopes and run.api_key is None
     records = AuditRecord.objects.filter(tenant=acme.tenant)
     assert records.count() == golden.questions.count()
-    assert all(r.username == "ed" and r.api_key_id is None and not r.acting_for_user and r.parameters["evaluation_run"] == run.pk
-               for r in records)
+    assert all(
+        r.username == "ed"
+        and r.api_key_id is None
+        and not r.acting_for_user
+        and r.parameters["evaluation_run"] == run.pk
+        for r in records
+    )

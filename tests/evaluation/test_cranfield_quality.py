@@ -14,7 +14,9 @@ from apps.evaluation.management.commands.search_beir_eval import eval_backend
 from tests.conftest import IN_CI
 
 CRANFIELD = Path(settings.BASE_DIR).parent / "shared" / "datasets" / "cranfield"
-CONFIGS = [c for c in backend_eval.STANDARD_CONFIGS if c.label in ("bm25", "dense", "hybrid rrf", "hybrid rrf + feedback")]
+CONFIGS = [
+    c for c in backend_eval.STANDARD_CONFIGS if c.label in ("bm25", "dense", "hybrid rrf", "hybrid rrf + feedback")
+]
 
 
 def evaluate(backend_name: str, workdir: Path) -> dict[str, float]:

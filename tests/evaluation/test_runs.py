@@ -21,7 +21,10 @@ def imported(acme, beir_folder, django_capture_on_commit_callbacks):
 
 @pytest.mark.django_db
 def test_import_makes_documents_and_a_golden_set_with_graded_judgements(acme, imported, beir_folder):
-    assert Document.objects.filter(tenant=acme.tenant, collection__name="Tiny", published_version__isnull=False).count() == 6
+    assert (
+        Document.objects.filter(tenant=acme.tenant, collection__name="Tiny", published_version__isnull=False).count()
+        == 6
+    )
     questions = {q.external_id: q for q in imported.questions.prefetch_related("judgements__document")}
     assert set(questions) == {"1", "2", "3"}  # the unjudged query is not a golden question
     assert {(j.document.external_id, j.grade) for j in questions["1"].judgements.all()} == {("d1", 2), ("d6", 1)}
@@ -36,23 +39,33 @@ def test_a_run_measures_each_question_and_records_its_configuration(acme, import
     run = services.run_execute(run=run)
     assert run.status == RunStatus.DONE and run.metrics["judged_questions"] == 3
     assert run.metrics["nDCG@10"] > 0.8 and run.metrics["MRR@10"] == 1.0  # the right paper first, every time
-    assert run.config["mode"] == "hybrid" and run.config["chunking"] == {"size": 200, "overlap": 40, "strategy": "tokens"}
+    assert run.config["mode"] == "hybrid" and run.config["chunking"] == {
+        "size": 200,
+        "overlap": 40,
+        "strategy": "tokens",
+    }
     assert run.config["embedding_model"] and run.code_version and run.run_as == "owner"
     flutter = RunQuery.objects.get(run=run, question__external_id="1")
     d1, d6 = (Document.objects.get(tenant=acme.tenant, external_id=x).pk for x in ("d1", "d6"))
-    assert set(flutter.ranking[:2]) == {d1, d6} and len(flutter.ranking) == len(set(flutter.ranking))  # one hit per document
+    assert set(flutter.ranking[:2]) == {d1, d6} and len(flutter.ranking) == len(
+        set(flutter.ranking)
+    )  # one hit per document
 
 
 @pytest.mark.django_db
 def test_a_feedback_run_records_its_settings_and_a_bm25_one_is_refused(acme, imported, settings):
     settings.ANSWERS = {**settings.ANSWERS, "FEEDBACK_DOCUMENTS": 2, "FEEDBACK_QUERY_WEIGHT": 0.6}
-    run = services.run_start(golden_set=imported, config=services.RunConfig(mode="hybrid", k=10, feedback=True), run_as=acme.owner)
+    run = services.run_start(
+        golden_set=imported, config=services.RunConfig(mode="hybrid", k=10, feedback=True), run_as=acme.owner
+    )
     run = services.run_execute(run=run)
     assert run.status == RunStatus.DONE and run.label == "hybrid rrf + feedback"
     assert run.config["feedback"] is True and run.config["feedback_settings"] == {"documents": 2, "query_weight": 0.6}
     assert run.metrics["nDCG@10"] > 0.8
     with pytest.raises(ApplicationError, match="dense or hybrid"):
-        services.run_start(golden_set=imported, config=services.RunConfig(mode="bm25", feedback=True), run_as=acme.owner)
+        services.run_start(
+            golden_set=imported, config=services.RunConfig(mode="bm25", feedback=True), run_as=acme.owner
+        )
 
 
 @pytest.mark.django_db
@@ -65,14 +78,22 @@ def test_a_run_the_pipeline_would_refuse_is_refused_before_it_is_stored(acme, im
 
 
 @pytest.mark.django_db
-def test_a_run_is_judged_against_its_golden_sets_collection_only(acme, imported, beir_folder, django_capture_on_commit_callbacks):
+def test_a_run_is_judged_against_its_golden_sets_collection_only(
+    acme, imported, beir_folder, django_capture_on_commit_callbacks
+):
     """The same corpus imported again under another chunking holds the same texts in other
     documents; those must not crowd the first golden set's ranking (they are not its judged ones)."""
     config = services.RunConfig(mode="bm25", k=10)
     before = services.run_execute(run=services.run_start(golden_set=imported, config=config, run_as=acme.owner))
     with django_capture_on_commit_callbacks(execute=True):
-        services.beir_import(tenant=acme.tenant, folder=beir_folder, collection_name="Tiny small", name="tiny small",
-                             chunk_size=32, chunk_overlap=0)
+        services.beir_import(
+            tenant=acme.tenant,
+            folder=beir_folder,
+            collection_name="Tiny small",
+            name="tiny small",
+            chunk_size=32,
+            chunk_overlap=0,
+        )
     get_search_backend().refresh()
     after = services.run_execute(run=services.run_start(golden_set=imported, config=config, run_as=acme.owner))
     assert after.metrics["nDCG@10"] == before.metrics["nDCG@10"] > 0.8
@@ -91,7 +112,9 @@ def test_a_run_acts_only_for_a_member_whose_role_may_evaluate(acme, imported):
 
 @pytest.mark.django_db
 def test_answer_checks_cover_citations_and_support(acme, imported):
-    run = services.run_execute(run=services.run_start(golden_set=imported, config=services.RunConfig(answers=True), run_as=acme.owner))
+    run = services.run_execute(
+        run=services.run_start(golden_set=imported, config=services.RunConfig(answers=True), run_as=acme.owner)
+    )
     checks = run.answer_checks
     assert checks["questions"] == 3 and checks["grounded"] >= 2
     assert checks["citations_valid"] == checks["grounded"] and checks["support_rate"] == 1.0  # extractive: quotes
@@ -100,7 +123,9 @@ def test_answer_checks_cover_citations_and_support(acme, imported):
 @pytest.mark.django_db
 def test_comparison_lists_per_question_wins_and_losses(acme, imported):
     def run(mode):
-        return services.run_execute(run=services.run_start(golden_set=imported, config=services.RunConfig(mode=mode), run_as=acme.owner))
+        return services.run_execute(
+            run=services.run_start(golden_set=imported, config=services.RunConfig(mode=mode), run_as=acme.owner)
+        )
 
     dense, bm25 = run("dense"), run("bm25")
     for q in RunQuery.objects.filter(run=bm25):  # make one question clearly worse in the second run
@@ -113,13 +138,23 @@ def test_comparison_lists_per_question_wins_and_losses(acme, imported):
 
 
 @pytest.mark.django_db
-def test_the_end_to_end_command_prints_a_table_and_writes_a_plot(beir_folder, tmp_path, capsys, django_capture_on_commit_callbacks):
+def test_the_end_to_end_command_prints_a_table_and_writes_a_plot(
+    beir_folder, tmp_path, capsys, django_capture_on_commit_callbacks
+):
     plot = tmp_path / "tiny.png"
     with django_capture_on_commit_callbacks(execute=True):
         call_command("evaluate_beir", str(beir_folder), "--tenant", "lab", "--as", "eve", "--plot", str(plot))
     out = capsys.readouterr().out
     assert "| configuration | nDCG@10 | MRR@10 | Recall@100 |" in out
-    for label in ("bm25", "dense", "hybrid rrf", "hybrid weighted", "dense + feedback", "hybrid rrf + feedback", "hybrid weighted + feedback"):
+    for label in (
+        "bm25",
+        "dense",
+        "hybrid rrf",
+        "hybrid weighted",
+        "dense + feedback",
+        "hybrid rrf + feedback",
+        "hybrid weighted + feedback",
+    ):
         assert f"| {label} |" in out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert EvaluationRun.objects.filter(golden_set__name="tiny", status=RunStatus.DONE).count() == 7
@@ -133,7 +168,11 @@ def test_the_command_refuses_rerank_without_a_model_before_importing_anything(be
     settings.ANSWERS = {**settings.ANSWERS, "RERANK_MODEL_PATH": ""}
     with pytest.raises(CommandError, match="Re-ranking is not configured"):
         call_command("evaluate_beir", str(beir_folder), "--tenant", "lab", "--as", "eve", "--rerank")
-    assert not Tenant.objects.filter(slug="lab").exists() and not Document.objects.exists() and not GoldenSet.objects.exists()
+    assert (
+        not Tenant.objects.filter(slug="lab").exists()
+        and not Document.objects.exists()
+        and not GoldenSet.objects.exists()
+    )
 
 
 @pytest.mark.django_db

@@ -56,8 +56,8 @@ replays the failing example whose blob a failure prints.
 
 from __future__ import annotations
 
-import hashlib
 import dataclasses
+import hashlib
 import os
 import shutil
 import tempfile
@@ -72,13 +72,11 @@ from django.conf import settings as django_settings
 from django.db import transaction
 from guardian.core import ObjectPermissionChecker
 from hypothesis import HealthCheck, example, given, note, reproduce_failure
-from hypothesis import settings as hypothesis_settings
 from hypothesis import __version__ as hypothesis_version
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from apps.access.grants import Grant, grants_list
-
-from apps.documents import services as document_services
 from apps.access.levels import Level
 from apps.access.principals import context_principals, tenant_wide
 from apps.answers import steps as answer_steps
@@ -88,6 +86,7 @@ from apps.audit.models import Kind
 from apps.core.exceptions import ApplicationError, NotAuthenticated, NotFound, PermissionDenied
 from apps.corpus.embedding import get_embedder
 from apps.corpus.models import Chunk, chunk_id
+from apps.documents import services as document_services
 from apps.documents import services as documents
 from apps.documents.models import Collection, Document, DocumentState, DocumentVersion, IngestionStatus
 from apps.search import services as search_services
@@ -117,8 +116,16 @@ CHUNK_TEXTS = [
 VOCABULARY = sorted({w.strip(".,:;").lower() for text in CHUNK_TEXTS for w in text.split()} - {""})
 # Dense and hybrid queries come from this pool (embedded once); BM25 takes any text at all.
 QUERY_POOL = [
-    "travel receipts", "security passwords", "salary bonus", "merger budget", "leave requests",
-    "contract changes", "desk", "What is the policy?", "zzzz qqqq", "économie 旅行",
+    "travel receipts",
+    "security passwords",
+    "salary bonus",
+    "merger budget",
+    "leave requests",
+    "contract changes",
+    "desk",
+    "What is the policy?",
+    "zzzz qqqq",
+    "économie 旅行",
 ]
 
 _vectors: dict[str, np.ndarray] = {}
@@ -157,13 +164,15 @@ PRINCIPAL = st.one_of(
 GRANTS = st.lists(st.tuples(PRINCIPAL, st.sampled_from(list(Level))), max_size=3)
 TEXTS = st.lists(st.integers(0, len(CHUNK_TEXTS) - 1), min_size=1, max_size=3)
 VERSION = st.fixed_dictionaries({"texts": TEXTS, "ready": st.integers(0, 5).map(bool)})  # 1 in 6 not ready
-DOCUMENT = st.fixed_dictionaries({
-    "collection": st.integers(0, MAX_COLLECTIONS - 1),
-    "versions": st.lists(VERSION, min_size=1, max_size=2),
-    # Which version to publish (mostly one: drafts find nothing); None: the document stays a draft.
-    "publish": st.integers(0, 5).map(lambda n: None if n == 0 else n % 2),
-    "override": st.one_of(st.none(), st.none(), GRANTS),  # grants of its own (an empty list denies all)
-})
+DOCUMENT = st.fixed_dictionaries(
+    {
+        "collection": st.integers(0, MAX_COLLECTIONS - 1),
+        "versions": st.lists(VERSION, min_size=1, max_size=2),
+        # Which version to publish (mostly one: drafts find nothing); None: the document stays a draft.
+        "publish": st.integers(0, 5).map(lambda n: None if n == 0 else n % 2),
+        "override": st.one_of(st.none(), st.none(), GRANTS),  # grants of its own (an empty list denies all)
+    }
+)
 PERSON = st.fixed_dictionaries({"role": ROLES, "other_tenant_role": st.one_of(st.none(), ROLES)})
 KEY_SCOPES = st.sets(st.sampled_from([Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE, Scope.ACT_AS_USER])).map(
     lambda scopes: sorted(scopes | {Scope.SEARCH})
@@ -183,7 +192,9 @@ INDEX_OPERATION = st.one_of(
 # Changes that take something away from a document that is live (published) when they happen;
 # drawn for the lagging index, where they leave the index with chunks nobody may read any more.
 REVOCATION = st.tuples(
-    st.just("revoke_live"), DOC, st.sampled_from(["deny", "revoke_collection", "archive", "delete", "purge", "new_version"]),
+    st.just("revoke_live"),
+    DOC,
+    st.sampled_from(["deny", "revoke_collection", "archive", "delete", "purge", "new_version"]),
 )
 # …and changes that apply at query time (memberships, roles, keys), which it never stores.
 OPERATION = st.one_of(
@@ -218,9 +229,12 @@ def queries(draw) -> dict:
         text = draw(st.sampled_from(QUERY_POOL))
     return {
         # k up to past the pool (every candidate then goes through fusion and the re-check).
-        "mode": mode, "text": text, "k": draw(st.one_of(st.integers(1, 10), st.sampled_from([20, 50]))),
+        "mode": mode,
+        "text": text,
+        "k": draw(st.one_of(st.integers(1, 10), st.sampled_from([20, 50]))),
         "fusion": draw(st.sampled_from(list(Fusion))),
-        "max_per_document": draw(st.one_of(st.none(), st.none(), st.integers(1, 2))), "filter": draw(FILTER),
+        "max_per_document": draw(st.one_of(st.none(), st.none(), st.integers(1, 2))),
+        "filter": draw(FILTER),
     }
 
 
@@ -237,10 +251,17 @@ def worlds(draw) -> dict:
         # In about half of the examples, more changes follow that are committed but never reach
         # the index: it lags behind the database.
         # They open with a revocation, so every lagging index holds something taken away.
-        "lagging_operations": draw(st.integers(0, 2).flatmap(
-            lambda n: st.tuples(REVOCATION, st.lists(st.one_of(REVOCATION, INDEX_OPERATION), max_size=2))
-            .map(lambda first_and_rest: [first_and_rest[0], *first_and_rest[1]]) if n == 0 else st.just([])
-        )),
+        "lagging_operations": draw(
+            st.integers(0, 2).flatmap(
+                lambda n: (
+                    st.tuples(REVOCATION, st.lists(st.one_of(REVOCATION, INDEX_OPERATION), max_size=2)).map(
+                        lambda first_and_rest: [first_and_rest[0], *first_and_rest[1]]
+                    )
+                    if n == 0
+                    else st.just([])
+                )
+            )
+        ),
         "act_as": draw(PERSON_INDEX),
         "queries": draw(st.lists(queries(), min_size=2, max_size=4)),  # the callers take turns
     }
@@ -290,17 +311,29 @@ def add_version(built: Built, document: Document, texts: list[int]) -> DocumentV
     number = (document.versions.count() or 0) + 1
     content = "\n\n".join(CHUNK_TEXTS[i] for i in texts).encode()
     version = DocumentVersion.objects.create(
-        document=document, number=number, original_filename=f"v{number}.txt", media_type="text/plain", size=len(content),
+        document=document,
+        number=number,
+        original_filename=f"v{number}.txt",
+        media_type="text/plain",
+        size=len(content),
         sha256=hashlib.sha256(content + bytes([number])).hexdigest(),
     )
     offset, rows = 0, []
     for ordinal, i in enumerate(texts):
         text = CHUNK_TEXTS[i]
-        rows.append(Chunk(
-            id=chunk_id(version.pk, ordinal), version=version, ordinal=ordinal, text=text,
-            text_sha256=hashlib.sha256(text.encode()).hexdigest(), start_offset=offset, end_offset=offset + len(text),
-            embedding=vectors()[text].tobytes(), embedding_model="pooled:all-MiniLM-L6-v2",
-        ))
+        rows.append(
+            Chunk(
+                id=chunk_id(version.pk, ordinal),
+                version=version,
+                ordinal=ordinal,
+                text=text,
+                text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+                start_offset=offset,
+                end_offset=offset + len(text),
+                embedding=vectors()[text].tobytes(),
+                embedding_model="pooled:all-MiniLM-L6-v2",
+            )
+        )
         offset += len(text) + 2
     Chunk.objects.bulk_create(rows)
     built.indexed += [ChunkRef(row.id, document.tenant_id) for row in rows]
@@ -312,10 +345,18 @@ def create_documents(built: Built, tenant, collections, specs, commit) -> list[t
     made = []
     for n, spec in enumerate(specs):
         document = documents.document_create(
-            tenant=tenant, collection=collections[spec["collection"] % len(collections)], title=f"{tenant.slug} doc {n}", actor=SYSTEM,
+            tenant=tenant,
+            collection=collections[spec["collection"] % len(collections)],
+            title=f"{tenant.slug} doc {n}",
+            actor=SYSTEM,
         )
         if spec["override"] is not None:
-            commit(document_services.grants_replace, obj=document, grants=built.grants(spec["override"], tenant), actor=SYSTEM)
+            commit(
+                document_services.grants_replace,
+                obj=document,
+                grants=built.grants(spec["override"], tenant),
+                actor=SYSTEM,
+            )
         made.append((document, spec, [add_version(built, document, v["texts"]) for v in spec["versions"]]))
     return made
 
@@ -339,12 +380,17 @@ def build(spec: dict, commit) -> Built:
     the order a tenant would set it up: people, groups, collections and their grants, documents."""
     tenant = tenants.tenant_create(slug="fuzz-a", name="Fuzz A")
     other = tenants.tenant_create(slug="fuzz-b", name="Fuzz B")
-    people = [tenants.member_create(tenant=tenant, username=f"p{i}", role=p["role"]) for i, p in enumerate(spec["people"])]
+    people = [
+        tenants.member_create(tenant=tenant, username=f"p{i}", role=p["role"]) for i, p in enumerate(spec["people"])
+    ]
     other_memberships = [
         tenants.membership_add(tenant=other, user=m.user, username=f"p{i}", role=p["other_tenant_role"])
-        for i, (m, p) in enumerate(zip(people, spec["people"])) if p["other_tenant_role"] is not None
+        for i, (m, p) in enumerate(zip(people, spec["people"]))
+        if p["other_tenant_role"] is not None
     ]
-    keys = [tenants.api_key_create(tenant=tenant, name=f"key{i}", scopes=scopes) for i, scopes in enumerate(spec["keys"])]
+    keys = [
+        tenants.api_key_create(tenant=tenant, name=f"key{i}", scopes=scopes) for i, scopes in enumerate(spec["keys"])
+    ]
     groups = []
     for i, members in enumerate(spec["groups"]):
         group = tenants.group_create(tenant=tenant, name=f"g{i}")
@@ -359,7 +405,9 @@ def build(spec: dict, commit) -> Built:
     # The other tenant: one collection its 'everyone' group reads, so its members find something.
     their_collection = documents.collection_create(tenant=other, name="theirs")
     their_everyone = TenantGroup.objects.get(tenant=other, is_everyone=True).auth_group
-    commit(document_services.grants_replace, obj=their_collection, grants=[Grant(their_everyone, Level.VIEW)], actor=SYSTEM)
+    commit(
+        document_services.grants_replace, obj=their_collection, grants=[Grant(their_everyone, Level.VIEW)], actor=SYSTEM
+    )
     built.other_collections.append(their_collection)
     ours = create_documents(built, tenant, built.collections, spec["documents"], commit)
     theirs = create_documents(built, other, built.other_collections, spec["other_tenant_documents"], commit)
@@ -384,8 +432,11 @@ def apply(built: Built, operation: tuple) -> None:
         return built.groups[i % len(built.groups)] if built.groups else None
 
     if kind == "revoke_live":
-        live = list(Document.objects.filter(tenant=built.tenant, state=DocumentState.PUBLISHED)
-                    .select_related("collection").order_by("pk"))
+        live = list(
+            Document.objects.filter(tenant=built.tenant, state=DocumentState.PUBLISHED)
+            .select_related("collection")
+            .order_by("pk")
+        )
         if not live:
             return
         if args[1] in ("deny", "revoke_collection"):
@@ -407,7 +458,9 @@ def apply(built: Built, operation: tuple) -> None:
             collection = built.collections[args[0] % len(built.collections)]
             document_services.grants_replace(obj=collection, grants=built.grants(args[1], built.tenant), actor=SYSTEM)
         elif kind == "document_grants":
-            document_services.grants_replace(obj=fresh(args[0]), grants=built.grants(args[1], built.tenant), actor=SYSTEM)
+            document_services.grants_replace(
+                obj=fresh(args[0]), grants=built.grants(args[1], built.tenant), actor=SYSTEM
+            )
         elif kind == "document_inherit":
             document_services.document_grants_inherit(document=fresh(args[0]), actor=SYSTEM)
         elif kind in ("group_add", "group_remove") and group(args[0]) is not None:
@@ -427,8 +480,11 @@ def apply(built: Built, operation: tuple) -> None:
                 documents.document_delete(document=fresh(args[0]), actor=SYSTEM)
             documents.document_purge(document=fresh(args[0]), actor=SYSTEM)
         elif kind in ("archive", "unarchive", "delete"):
-            service = {"archive": documents.document_archive, "unarchive": documents.document_unarchive,
-                       "delete": documents.document_delete}[kind]
+            service = {
+                "archive": documents.document_archive,
+                "unarchive": documents.document_unarchive,
+                "delete": documents.document_delete,
+            }[kind]
             service(document=fresh(args[0]), actor=SYSTEM)
         elif kind == "publish":
             document = fresh(args[0])
@@ -458,7 +514,9 @@ def oracle_readable(*, tenant, user, role: str | None, key_scopes: list[str] | N
     """The documents of `tenant` this caller may read: published, and read by role (owner, admin,
     editor), by a key's documents:write, or by guardian's own check of a view grant on the document
     when it has grants of its own, else on its collection. Independent of apps/access."""
-    published = [d for d in docs if d.tenant_id == tenant.pk and d.state == DocumentState.PUBLISHED and d.published_version_id]
+    published = [
+        d for d in docs if d.tenant_id == tenant.pk and d.state == DocumentState.PUBLISHED and d.published_version_id
+    ]
     if role in TENANT_READERS or (role is None and Scope.DOCUMENTS_WRITE in key_scopes):
         return {d.pk for d in published}
     checker = ObjectPermissionChecker(user)
@@ -469,8 +527,13 @@ def oracle_readable(*, tenant, user, role: str | None, key_scopes: list[str] | N
     if collections:
         checker.prefetch_perms(collections)
     return {
-        d.pk for d in published
-        if (checker.has_perm("view_document", d) if d.has_own_grants else checker.has_perm("view_collection", d.collection))
+        d.pk
+        for d in published
+        if (
+            checker.has_perm("view_document", d)
+            if d.has_own_grants
+            else checker.has_perm("view_collection", d.collection)
+        )
     }
 
 
@@ -504,15 +567,24 @@ def callers(built: Built, spec: dict) -> list[Caller]:
                 tenants.api_key_authenticate(raw_key=raw)
             continue
         context = resolve_tenant_context(user=None, api_key=tenants.api_key_authenticate(raw_key=raw), tenant_slug=None)
-        found.append(Caller(f"key {api_key.name} {api_key.scopes}", context, api_key.service_user, None, api_key.scopes))
+        found.append(
+            Caller(f"key {api_key.name} {api_key.scopes}", context, api_key.service_user, None, api_key.scopes)
+        )
         if Scope.ACT_AS_USER in api_key.scopes:
             member = Membership.objects.get(pk=target.pk)
             if not member.is_active:
                 with pytest.raises(NotFound):
                     act_for_user(context, member.username)
                 continue
-            found.append(Caller(f"key {api_key.name} as {member.username} ({member.role})", act_for_user(context, member.username),
-                                member.user, member.role, None))
+            found.append(
+                Caller(
+                    f"key {api_key.name} as {member.username} ({member.role})",
+                    act_for_user(context, member.username),
+                    member.user,
+                    member.role,
+                    None,
+                )
+            )
     return found
 
 
@@ -533,10 +605,12 @@ class Stats:
     def summary(self) -> str:
         steps = ", ".join(f"{name} {ms / max(self.runs, 1):.1f}" for name, ms in self.step_ms.most_common(3))
         phases = ", ".join(f"{name} {s:.0f}s" for name, s in self.phase_s.items())
-        return (f"{self.examples} examples, {self.runs} searches ({self.runs_with_results} with results, "
-                f"{self.runs_with_denied_chunks} by callers denied some of their tenant's chunks); "
-                f"{self.lagging_examples} with a lagging index: {self.stale_engine_candidates} stale candidates from the "
-                f"engine ({self.stale_revoked} live ones whose grant was revoked), {self.dropped_by_recheck} dropped by the re-check. Per search, ms: {steps}. Time: {phases}")
+        return (
+            f"{self.examples} examples, {self.runs} searches ({self.runs_with_results} with results, "
+            f"{self.runs_with_denied_chunks} by callers denied some of their tenant's chunks); "
+            f"{self.lagging_examples} with a lagging index: {self.stale_engine_candidates} stale candidates from the "
+            f"engine ({self.stale_revoked} live ones whose grant was revoked), {self.dropped_by_recheck} dropped by the re-check. Per search, ms: {steps}. Time: {phases}"
+        )
 
 
 def request_of(query: dict, built: Built) -> RetrievalRequest:
@@ -549,8 +623,14 @@ def request_of(query: dict, built: Built) -> RetrievalRequest:
         else:
             pool = [d.pk for d in built.documents + built.other_documents]
             filters = SearchFilters(document_ids=tuple(sorted({pool[i % len(pool)] for i in picks})))
-    return RetrievalRequest(query=query["text"], mode=query["mode"], k=query["k"], fusion=query["fusion"],
-                            max_per_document=query["max_per_document"], filters=filters)
+    return RetrievalRequest(
+        query=query["text"],
+        mode=query["mode"],
+        k=query["k"],
+        fusion=query["fusion"],
+        max_per_document=query["max_per_document"],
+        filters=filters,
+    )
 
 
 def check(built: Built, spec: dict, lagging: bool, stats: Stats) -> None:
@@ -558,8 +638,12 @@ def check(built: Built, spec: dict, lagging: bool, stats: Stats) -> None:
     by_id = {d.pk: d for d in docs}
     # Every chunk in the database, with its document; a chunk is live when its version is the
     # published one of a published document.
-    chunks = {cid: (doc_id, version_id) for cid, doc_id, version_id in
-              Chunk.objects.filter(version__document__in=docs).values_list("id", "version__document_id", "version_id")}
+    chunks = {
+        cid: (doc_id, version_id)
+        for cid, doc_id, version_id in Chunk.objects.filter(version__document__in=docs).values_list(
+            "id", "version__document_id", "version_id"
+        )
+    }
 
     def live(cid: str) -> bool:
         doc_id, version_id = chunks[cid]
@@ -571,7 +655,9 @@ def check(built: Built, spec: dict, lagging: bool, stats: Stats) -> None:
 
     for n, caller in enumerate(callers(built, spec)):
         tenant = caller.context.tenant
-        readable_docs = oracle_readable(tenant=tenant, user=caller.user, role=caller.role, key_scopes=caller.key_scopes, docs=docs)
+        readable_docs = oracle_readable(
+            tenant=tenant, user=caller.user, role=caller.role, key_scopes=caller.key_scopes, docs=docs
+        )
         readable = {cid for cid in chunks if live(cid) and chunks[cid][0] in readable_docs}
         tenant_live = {cid for cid in chunks if live(cid) and by_id[chunks[cid][0]].tenant_id == tenant.pk}
         # Each caller runs one of the example's queries (all of them would mostly repeat the
@@ -600,7 +686,9 @@ def check(built: Built, spec: dict, lagging: bool, stats: Stats) -> None:
             if lagging:
                 stale = engine - readable
                 stats.stale_engine_candidates += len(stale)
-                stats.stale_revoked += sum(1 for cid in stale if cid in chunks and live(cid) and by_id[chunks[cid][0]].tenant_id == tenant.pk)
+                stats.stale_revoked += sum(
+                    1 for cid in stale if cid in chunks and live(cid) and by_id[chunks[cid][0]].tenant_id == tenant.pk
+                )
                 stats.dropped_by_recheck += sum(1 for r in run.ranked if not r.passed_recheck)
                 continue
             leaked = [describe(cid, chunks, by_id) for cid in sorted(engine - readable)]
@@ -615,7 +703,9 @@ def check(built: Built, spec: dict, lagging: bool, stats: Stats) -> None:
                     f"(missing {sorted(expected - dense)})"
                 )
                 if request.max_per_document is None:
-                    assert len(shown) == min(request.k, len(expected)), f"{where}: shown {shown}, readable {sorted(expected)}"
+                    assert len(shown) == min(request.k, len(expected)), (
+                        f"{where}: shown {shown}, readable {sorted(expected)}"
+                    )
 
 
 def matches(filters: SearchFilters, document: Document) -> bool:
@@ -629,16 +719,20 @@ def describe(cid: str, chunks: dict, by_id: dict) -> str:
         return f"{cid} (not in the database: purged)"
     doc_id, version_id = chunks[cid]
     d = by_id[doc_id]
-    return (f"{cid} of document {doc_id} '{d.title}' (tenant {d.tenant_id}, {d.state}, published version "
-            f"{d.published_version_id}, chunk's version {version_id}, own grants {d.has_own_grants}, collection {d.collection_id})")
+    return (
+        f"{cid} of document {doc_id} '{d.title}' (tenant {d.tenant_id}, {d.state}, published version "
+        f"{d.published_version_id}, chunk's version {version_id}, own grants {d.has_own_grants}, collection {d.collection_id})"
+    )
 
 
 def hypothesis_examples(specs: list[dict]):
     """`@example(spec=...)` for each of `specs`."""
+
     def decorate(test):
         for spec in reversed(specs):
             test = example(spec=spec)(test)
         return test
+
     return decorate
 
 
@@ -649,12 +743,24 @@ def _revoked_while_lagging(revocation: str) -> dict:
     document = {"collection": 0, "versions": [{"texts": [0, 1], "ready": True}], "publish": 0, "override": None}
     return {
         "people": [{"role": Role.READER, "other_tenant_role": None}, {"role": Role.OWNER, "other_tenant_role": None}],
-        "keys": [], "groups": [], "collections": [[(("person", 0), Level.VIEW)]],
+        "keys": [],
+        "groups": [],
+        "collections": [[(("person", 0), Level.VIEW)]],
         "documents": [document, {**document, "versions": [{"texts": [2], "ready": True}]}],
         "other_tenant_documents": [{**document, "versions": [{"texts": [3], "ready": True}]}],
-        "operations": [], "lagging_operations": [("revoke_live", 0, revocation)], "act_as": 0,
-        "queries": [{"mode": Mode.DENSE, "text": QUERY_POOL[0], "k": 10, "fusion": Fusion.RRF, "max_per_document": None,
-                     "filter": None}],
+        "operations": [],
+        "lagging_operations": [("revoke_live", 0, revocation)],
+        "act_as": 0,
+        "queries": [
+            {
+                "mode": Mode.DENSE,
+                "text": QUERY_POOL[0],
+                "k": 10,
+                "fusion": Fusion.RRF,
+                "max_per_document": None,
+                "filter": None,
+            }
+        ],
     }
 
 
@@ -675,8 +781,14 @@ def fuzz(*, max_examples: int, capture, monkeypatch) -> Stats:
 
     # An example takes about a second (a whole world is built), and specs are large: neither is a
     # problem here. No example database, a fixed seed: CI runs the same examples every time.
-    @hypothesis_settings(max_examples=max_examples, deadline=None, database=None, derandomize=not os.environ.get("ACL_FUZZ_RANDOM"),
-                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], print_blob=True)
+    @hypothesis_settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        derandomize=not os.environ.get("ACL_FUZZ_RANDOM"),
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        print_blob=True,
+    )
     @given(spec=worlds())
     @hypothesis_examples(EXPLICIT_EXAMPLES)
     def example(spec):
@@ -759,6 +871,8 @@ def test_no_search_returns_a_chunk_the_caller_may_not_read_embedded(
 
 @pytest.mark.full_profile
 @pytest.mark.django_db
-def test_no_search_returns_a_chunk_the_caller_may_not_read_elasticsearch(django_capture_on_commit_callbacks, monkeypatch):
+def test_no_search_returns_a_chunk_the_caller_may_not_read_elasticsearch(
+    django_capture_on_commit_callbacks, monkeypatch
+):
     assert django_settings.SEARCH_BACKEND == "elasticsearch"
     fuzz(max_examples=300, capture=django_capture_on_commit_callbacks, monkeypatch=monkeypatch)

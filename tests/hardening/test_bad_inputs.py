@@ -70,13 +70,16 @@ def _page_pdf(content: bytes, *, compress: bool = False, xref_offsets=lambda off
     """One page whose content stream is `content` (Flate-compressed if asked)."""
     stream = zlib.compress(content, 1) if compress else content
     flate = b" /Filter /FlateDecode" if compress else b""
-    return _pdf([
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
-        b"<< /Length %d%s >>\nstream\n%s\nendstream" % (len(stream), flate, stream),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ], xref_offsets=xref_offsets)
+    return _pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+            b"<< /Length %d%s >>\nstream\n%s\nendstream" % (len(stream), flate, stream),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        ],
+        xref_offsets=xref_offsets,
+    )
 
 
 def _text_op(text: str) -> bytes:
@@ -143,7 +146,10 @@ def _markdown_table(*, columns: int, rows: int) -> bytes:
     are embedded once (ingestion reuses vectors by text hash): the parser and chunker get a huge
     table, the test does not pay for a thousand model calls."""
     header = "|" + "h|" * columns + "\n|" + "-|" * columns + "\n"
-    return f"# Wide table\n\n{MARKER} before the table.\n\n{header}".encode() + ("|" + "x|" * columns + "\n").encode() * rows
+    return (
+        f"# Wide table\n\n{MARKER} before the table.\n\n{header}".encode()
+        + ("|" + "x|" * columns + "\n").encode() * rows
+    )
 
 
 def _over_text_limit() -> bytes:
@@ -172,71 +178,232 @@ CORPUS = [
     Case("pdf-truncated", "report.pdf", lambda: samples.pdf([f"{MARKER} report"])[:300], FAILED, "not a readable PDF"),
     Case("pdf-header-only", "report.pdf", lambda: b"%PDF-1.7\n", FAILED, "not a readable PDF"),
     Case("pdf-noise-body", "report.pdf", lambda: b"%PDF-1.4\n" + _noise(5000, 2), FAILED, "not a readable PDF"),
-    Case("pdf-no-xref", "report.pdf", lambda: samples.pdf([MARKER]).split(b"xref")[0] + b"xref\nGARBAGE\n%%EOF\n",
-         FAILED, "not a readable PDF"),
+    Case(
+        "pdf-no-xref",
+        "report.pdf",
+        lambda: samples.pdf([MARKER]).split(b"xref")[0] + b"xref\nGARBAGE\n%%EOF\n",
+        FAILED,
+        "not a readable PDF",
+    ),
     # Every cross-reference offset wrong: pypdf rebuilds the table by scanning, the text is usable.
-    Case("pdf-wrong-xref", "report.pdf", lambda: _page_pdf(_text_op(MARKER), xref_offsets=lambda o: [x + 7 for x in o]), READY),
+    Case(
+        "pdf-wrong-xref",
+        "report.pdf",
+        lambda: _page_pdf(_text_op(MARKER), xref_offsets=lambda o: [x + 7 for x in o]),
+        READY,
+    ),
     Case("pdf-garbled-middle", "report.pdf", _pdf_garbled_middle, READY, findable="ocelot"),
-    Case("pdf-nul-in-text", "report.pdf", lambda: _page_pdf(b"BT /F1 12 Tf 72 720 Td (%s \\000 nul) Tj ET" % MARKER.encode()), READY),
+    Case(
+        "pdf-nul-in-text",
+        "report.pdf",
+        lambda: _page_pdf(b"BT /F1 12 Tf 72 720 Td (%s \\000 nul) Tj ET" % MARKER.encode()),
+        READY,
+    ),
     Case("pdf-encrypted", "report.pdf", samples.encrypted_pdf, FAILED, "encrypted with a password"),
-    Case("pdf-cyclic-page-tree", "report.pdf", lambda: _pdf([
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 2 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",
-    ]), FAILED, "cyclic page references"),
-    Case("pdf-dangling-root", "report.pdf", lambda: _pdf([b"<< /Type /Catalog /Pages 9 0 R >>"]), FAILED, "not a readable PDF"),
-    Case("pdf-flate-bomb", "report.pdf", lambda: _page_pdf(_text_op(MARKER) + b"\n" + b" " * (100 << 20), compress=True),
-         FAILED, "not a readable PDF"),
+    Case(
+        "pdf-cyclic-page-tree",
+        "report.pdf",
+        lambda: _pdf(
+            [
+                b"<< /Type /Catalog /Pages 2 0 R >>",
+                b"<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 2 >>",
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",
+            ]
+        ),
+        FAILED,
+        "cyclic page references",
+    ),
+    Case(
+        "pdf-dangling-root",
+        "report.pdf",
+        lambda: _pdf([b"<< /Type /Catalog /Pages 9 0 R >>"]),
+        FAILED,
+        "not a readable PDF",
+    ),
+    Case(
+        "pdf-flate-bomb",
+        "report.pdf",
+        lambda: _page_pdf(_text_op(MARKER) + b"\n" + b" " * (100 << 20), compress=True),
+        FAILED,
+        "not a readable PDF",
+    ),
     # DOCX
     Case("docx-zip-bomb", "letter.docx", lambda: samples.zip_bomb(8 << 20), FAILED, "zip bomb"),
-    Case("docx-not-a-zip", "letter.docx", lambda: b"PK\x03\x04" + _noise(3000, 3), REFUSED, "not supported", status=415),
-    Case("docx-no-document-xml", "letter.docx", lambda: _zip(**{"[Content_Types].xml": b"<Types/>", "word/other.xml": b"<x/>"}),
-         REFUSED, "no word/document.xml", status=415),
-    Case("docx-truncated-archive", "letter.docx", lambda: samples.docx()[:2000], REFUSED, "damaged, truncated", status=415),
-    Case("docx-truncated-xml", "letter.docx", lambda: _docx_with(**{"word/document.xml": _document_xml()[:900]}),
-         FAILED, "not a readable DOCX"),
-    Case("docx-empty-document-xml", "letter.docx", lambda: _docx_with(**{"word/document.xml": b""}), FAILED, "not a readable DOCX"),
-    Case("docx-wrong-root-element", "letter.docx", lambda: _docx_with(**{"word/document.xml": b"<foo/>"}), FAILED, "not a readable DOCX"),
-    Case("docx-broken-styles", "letter.docx", lambda: _docx_with(**{"word/styles.xml": b"<w:styles"}), FAILED, "not a readable DOCX"),
-    Case("docx-broken-core-properties", "letter.docx", lambda: _docx_with(**{"docProps/core.xml": b"<cp:core"}), FAILED,
-         "not a readable DOCX"),
-    Case("docx-no-content-types", "letter.docx", lambda: _docx_with(**{"[Content_Types].xml": None}), FAILED, "not a readable DOCX"),
+    Case(
+        "docx-not-a-zip", "letter.docx", lambda: b"PK\x03\x04" + _noise(3000, 3), REFUSED, "not supported", status=415
+    ),
+    Case(
+        "docx-no-document-xml",
+        "letter.docx",
+        lambda: _zip(**{"[Content_Types].xml": b"<Types/>", "word/other.xml": b"<x/>"}),
+        REFUSED,
+        "no word/document.xml",
+        status=415,
+    ),
+    Case(
+        "docx-truncated-archive",
+        "letter.docx",
+        lambda: samples.docx()[:2000],
+        REFUSED,
+        "damaged, truncated",
+        status=415,
+    ),
+    Case(
+        "docx-truncated-xml",
+        "letter.docx",
+        lambda: _docx_with(**{"word/document.xml": _document_xml()[:900]}),
+        FAILED,
+        "not a readable DOCX",
+    ),
+    Case(
+        "docx-empty-document-xml",
+        "letter.docx",
+        lambda: _docx_with(**{"word/document.xml": b""}),
+        FAILED,
+        "not a readable DOCX",
+    ),
+    Case(
+        "docx-wrong-root-element",
+        "letter.docx",
+        lambda: _docx_with(**{"word/document.xml": b"<foo/>"}),
+        FAILED,
+        "not a readable DOCX",
+    ),
+    Case(
+        "docx-broken-styles",
+        "letter.docx",
+        lambda: _docx_with(**{"word/styles.xml": b"<w:styles"}),
+        FAILED,
+        "not a readable DOCX",
+    ),
+    Case(
+        "docx-broken-core-properties",
+        "letter.docx",
+        lambda: _docx_with(**{"docProps/core.xml": b"<cp:core"}),
+        FAILED,
+        "not a readable DOCX",
+    ),
+    Case(
+        "docx-no-content-types",
+        "letter.docx",
+        lambda: _docx_with(**{"[Content_Types].xml": None}),
+        FAILED,
+        "not a readable DOCX",
+    ),
     Case("docx-billion-laughs", "letter.docx", _docx_billion_laughs, FAILED, "not a readable DOCX"),
     Case("docx-external-entity", "letter.docx", _docx_xxe, READY),  # the entity is dropped, /etc/passwd never read
     Case("text-named-docx", "letter.docx", lambda: f"{MARKER} is plain text under a .docx name.\n".encode(), READY),
     # HTML
-    Case("html-nested-10k", "page.html", lambda: _html(b"<div>" * 10_000 + MARKER.encode() + b"</div>" * 10_000), READY),
-    Case("html-nested-100k", "page.html", lambda: _html(b"<div>" * 100_000 + MARKER.encode() + b"</div>" * 100_000), READY),
+    Case(
+        "html-nested-10k", "page.html", lambda: _html(b"<div>" * 10_000 + MARKER.encode() + b"</div>" * 10_000), READY
+    ),
+    Case(
+        "html-nested-100k",
+        "page.html",
+        lambda: _html(b"<div>" * 100_000 + MARKER.encode() + b"</div>" * 100_000),
+        READY,
+    ),
     Case("html-unclosed-50k", "page.html", lambda: _html(b"<span><b>" * 25_000 + MARKER.encode()), READY),
-    Case("html-deep-heading", "page.html", lambda: _html(b"<h1>" + b"<span>" * 30_000 + MARKER.encode() + b"</h1><p>body</p>"), READY),
-    Case("html-only-scripts", "page.html", lambda: _html(
-        f"<script>var {MARKER} = 1;</script><style>p {{}}</style><noscript>{MARKER}</noscript>"
-        f"<template>{MARKER}</template><!-- {MARKER} -->".encode()), FAILED, "No text could be extracted"),
-    Case("html-escaped-markup", "page.html", lambda: _html(
-        f"<p>{MARKER} &lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=alert(2)&gt;</p>".encode()), READY),
-    Case("html-utf16", "page.html", lambda: f"<html><body><p>{MARKER} in UTF-16</p></body></html>".encode("utf-16"), READY),
-    Case("html-huge-attribute", "page.html", lambda: _html(b"<p title='" + b"x" * 3_000_000 + b"'>" + MARKER.encode() + b"</p>"), READY),
+    Case(
+        "html-deep-heading",
+        "page.html",
+        lambda: _html(b"<h1>" + b"<span>" * 30_000 + MARKER.encode() + b"</h1><p>body</p>"),
+        READY,
+    ),
+    Case(
+        "html-only-scripts",
+        "page.html",
+        lambda: _html(
+            f"<script>var {MARKER} = 1;</script><style>p {{}}</style><noscript>{MARKER}</noscript>"
+            f"<template>{MARKER}</template><!-- {MARKER} -->".encode()
+        ),
+        FAILED,
+        "No text could be extracted",
+    ),
+    Case(
+        "html-escaped-markup",
+        "page.html",
+        lambda: _html(
+            f"<p>{MARKER} &lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=alert(2)&gt;</p>".encode()
+        ),
+        READY,
+    ),
+    Case(
+        "html-utf16",
+        "page.html",
+        lambda: f"<html><body><p>{MARKER} in UTF-16</p></body></html>".encode("utf-16"),
+        READY,
+    ),
+    Case(
+        "html-huge-attribute",
+        "page.html",
+        lambda: _html(b"<p title='" + b"x" * 3_000_000 + b"'>" + MARKER.encode() + b"</p>"),
+        READY,
+    ),
     # Markdown
     Case("markdown-big-table", "notes.md", lambda: _markdown_table(columns=5000, rows=20), READY),
-    Case("markdown-nested-quotes", "notes.md", lambda: f"# Quotes\n\n{MARKER}\n\n".encode() + b">" * 20_000 + b" deep", READY),
-    Case("markdown-nested-lists", "notes.md", lambda: f"# Lists\n\n{MARKER}\n\n".encode()
-         + b"".join(b"  " * i + b"- item\n" for i in range(300)), READY),
+    Case(
+        "markdown-nested-quotes",
+        "notes.md",
+        lambda: f"# Quotes\n\n{MARKER}\n\n".encode() + b">" * 20_000 + b" deep",
+        READY,
+    ),
+    Case(
+        "markdown-nested-lists",
+        "notes.md",
+        lambda: f"# Lists\n\n{MARKER}\n\n".encode() + b"".join(b"  " * i + b"- item\n" for i in range(300)),
+        READY,
+    ),
     Case("markdown-emphasis-flood", "notes.md", lambda: f"# Stars\n\n{MARKER}\n\n".encode() + b"*_" * 10_000, READY),
-    Case("markdown-unclosed-links", "notes.md", lambda: f"# Links\n\n{MARKER}\n\n".encode() + b"[" * 20_000 + b"](x)" * 100, READY),
+    Case(
+        "markdown-unclosed-links",
+        "notes.md",
+        lambda: f"# Links\n\n{MARKER}\n\n".encode() + b"[" * 20_000 + b"](x)" * 100,
+        READY,
+    ),
     Case("markdown-over-text-limit", "notes.md", _over_text_limit, FAILED, "more than 5,000,000 characters"),
     # Plain text and encodings
     Case("text-utf16-bom", "notes.txt", lambda: f"{MARKER} written by Notepad as Unicode.\n".encode("utf-16"), READY),
     Case("text-utf32-bom", "notes.txt", lambda: f"{MARKER} in UTF-32.\n".encode("utf-32"), READY),
-    Case("text-utf16-no-bom", "notes.txt", lambda: f"{MARKER} without a byte-order mark.\n".encode("utf-16-le") * 5,
-         REFUSED, "not supported", status=415),
-    Case("text-latin-1", "notes.txt", lambda: f"{MARKER}: Grüße aus Köln, façade, naïve café.\n".encode("latin-1") * 3, READY),
-    Case("text-nul-bytes", "notes.txt", lambda: f"{MARKER}\x00 with NUL\x00 bytes\n".encode() * 50, REFUSED, "not supported", status=415),
+    Case(
+        "text-utf16-no-bom",
+        "notes.txt",
+        lambda: f"{MARKER} without a byte-order mark.\n".encode("utf-16-le") * 5,
+        REFUSED,
+        "not supported",
+        status=415,
+    ),
+    Case(
+        "text-latin-1",
+        "notes.txt",
+        lambda: f"{MARKER}: Grüße aus Köln, façade, naïve café.\n".encode("latin-1") * 3,
+        READY,
+    ),
+    Case(
+        "text-nul-bytes",
+        "notes.txt",
+        lambda: f"{MARKER}\x00 with NUL\x00 bytes\n".encode() * 50,
+        REFUSED,
+        "not supported",
+        status=415,
+    ),
     # One stray NUL after the 8 KiB that content sniffing looks at: PostgreSQL text cannot hold it.
     Case("text-late-nul", "notes.txt", lambda: f"{MARKER} words\n".encode() * 700 + b"\x00" + b"tail words\n", READY),
-    Case("text-control-characters", "notes.txt", lambda: bytes(range(1, 32)) * 40, REFUSED, "not supported", status=415),
-    Case("text-encoded-surrogates", "notes.txt", lambda: f"{MARKER} ".encode() + b"\xed\xa0\x80 lone surrogate\n" * 10, READY),
-    Case("text-bidi-and-zero-width", "notes.txt",
-         lambda: f"{MARKER} \u202eevil\u202c text \u200b\u200c\u200d\ufeff zero\u2066width\u2069\n".encode() * 5, READY),
+    Case(
+        "text-control-characters", "notes.txt", lambda: bytes(range(1, 32)) * 40, REFUSED, "not supported", status=415
+    ),
+    Case(
+        "text-encoded-surrogates",
+        "notes.txt",
+        lambda: f"{MARKER} ".encode() + b"\xed\xa0\x80 lone surrogate\n" * 10,
+        READY,
+    ),
+    Case(
+        "text-bidi-and-zero-width",
+        "notes.txt",
+        lambda: f"{MARKER} \u202eevil\u202c text \u200b\u200c\u200d\ufeff zero\u2066width\u2069\n".encode() * 5,
+        READY,
+    ),
     Case("text-combining-flood", "notes.txt", lambda: f"{MARKER} e{chr(0x301) * 20_000}\n".encode(), READY),
     Case("text-emoji", "notes.txt", lambda: f"{MARKER} 👨‍👩‍👧‍👦🏳️‍🌈 🇺🇳 ".encode() * 200, READY),
     Case("text-one-huge-token", "notes.txt", lambda: f"{MARKER} ".encode() + b"a" * 200_000, READY),
@@ -245,7 +412,9 @@ CORPUS = [
     Case("text-bom-only", "notes.txt", lambda: b"\xef\xbb\xbf", FAILED, "No text could be extracted"),
     # Refused before anything is stored
     Case("empty-file", "notes.txt", lambda: b"", REFUSED, "file is empty", status=400),
-    Case("png-image", "photo.png", lambda: b"\x89PNG\r\n\x1a\n" + _noise(2000, 4), REFUSED, "not supported", status=415),
+    Case(
+        "png-image", "photo.png", lambda: b"\x89PNG\r\n\x1a\n" + _noise(2000, 4), REFUSED, "not supported", status=415
+    ),
     Case("over-the-size-limit", "notes.txt", lambda: b"x" * (UPLOAD_LIMIT + 1), REFUSED, "the limit is", status=413),
 ]
 
@@ -277,7 +446,9 @@ def _upload(client, capture, url: str, name: str, content: bytes, **fields):
     escaping ingestion would be a 500 for the uploader on the embedded profile (eager tasks run
     inside the request), so it is left to fail the test."""
     with capture(execute=True):
-        return client.post(url, {"file": SimpleUploadedFile(name, content), "publish_when_ready": True, **fields}, format="multipart")
+        return client.post(
+            url, {"file": SimpleUploadedFile(name, content), "publish_when_ready": True, **fields}, format="multipart"
+        )
 
 
 @pytest.mark.django_db
@@ -289,15 +460,27 @@ def test_a_bad_upload_is_refused_or_fails_with_a_reason_and_the_published_versio
     client = key_client(acme.key())  # a tenant app's key: documents:write, and it reads everything
     client.raise_request_exception = False  # a crash in a view must show as the 500 a caller would see
     collection = client.post("/api/v1/collections", {"name": "Handbook"}, format="json").json()
-    created = _upload(client, django_capture_on_commit_callbacks, "/api/v1/documents", "v1.md",
-                      f"# Handbook\n\nThe {ORIGINAL} is our mascot.\n".encode(), collection=collection["id"], title="Handbook")
+    created = _upload(
+        client,
+        django_capture_on_commit_callbacks,
+        "/api/v1/documents",
+        "v1.md",
+        f"# Handbook\n\nThe {ORIGINAL} is our mascot.\n".encode(),
+        collection=collection["id"],
+        title="Handbook",
+    )
     assert created.status_code == 201, created.content
     document = Document.objects.get(pk=created.json()["id"])
     first = document.published_version
     assert first is not None and first.number == 1
 
-    response = _upload(client, django_capture_on_commit_callbacks, f"/api/v1/documents/{document.pk}/versions",
-                       case.filename, case.content())
+    response = _upload(
+        client,
+        django_capture_on_commit_callbacks,
+        f"/api/v1/documents/{document.pk}/versions",
+        case.filename,
+        case.content(),
+    )
 
     assert response.status_code < 500, response.content
     document.refresh_from_db()
@@ -350,8 +533,15 @@ def test_odd_file_names_are_kept_as_data_and_download_safely(acme, name, django_
     client = key_client(acme.key())
     collection = client.post("/api/v1/collections", {"name": "Files"}, format="json").json()
     content = f"{MARKER} in a file with an odd name.\n".encode()
-    response = _upload(client, django_capture_on_commit_callbacks, "/api/v1/documents", name, content,
-                       collection=collection["id"], title=name)
+    response = _upload(
+        client,
+        django_capture_on_commit_callbacks,
+        "/api/v1/documents",
+        name,
+        content,
+        collection=collection["id"],
+        title=name,
+    )
     assert response.status_code == 201, response.content
     version = client.get(f"/api/v1/documents/{response.json()['id']}").json()["published_version"]
     # Django's multipart parser drops non-printable characters (bidi overrides, zero-width ones), so
@@ -385,7 +575,9 @@ def test_unicode_edge_cases_in_json_fields_are_stored_or_refused_never_a_500(acm
     client = key_client(acme.key())
     client.raise_request_exception = False
     collection = client.post("/api/v1/collections", {"name": "Notes"}, format="json").json()
-    response = _post_json(client, "/api/v1/documents", {"collection": collection["id"], "title": title, "tags": [title[:100]]})
+    response = _post_json(
+        client, "/api/v1/documents", {"collection": collection["id"], "title": title, "tags": [title[:100]]}
+    )
     if refusal is None:
         assert response.status_code == 201, response.content
         assert Document.objects.get(pk=response.json()["id"]).title == title  # stored exactly as sent
@@ -461,26 +653,38 @@ def _callers_for(index: int, endpoint: str, mode: str, callers: list) -> list:
 @pytest.mark.django_db
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("endpoint", ["/api/v1/search", "/api/v1/ask"])
-def test_nasty_queries_are_words_never_a_500_and_never_widen_access(library, endpoint, mode):  # noqa: F811
+def test_nasty_queries_are_words_never_a_500_and_never_widen_access(library, endpoint, mode):
     """Two callers bound the access check: a reader with no grants must get nothing at all, and
     alice, who reads the Handbook collection only, must never get a Finance chunk (bob's side is
     the mirror image; tests/answers/test_access.py checks every user on a plain query)."""
     handbook = library.travel.collection_id
-    callers = [("reader without grants", library.world.reader, set()), ("alice (Handbook only)", library.alice, {handbook})]
+    callers = [
+        ("reader without grants", library.world.reader, set()),
+        ("alice (Handbook only)", library.alice, {handbook}),
+    ]
     clients = {who: library.client(membership) for who, membership, _ in callers}
     for client in clients.values():
         client.raise_request_exception = False  # collect every 500 rather than stop at the first
-    asked = [(query, caller) for i, query in enumerate(NASTY_QUERIES + REFUSED_QUERIES)
-             for caller in _callers_for(i, endpoint, mode, callers)]
+    asked = [
+        (query, caller)
+        for i, query in enumerate(NASTY_QUERIES + REFUSED_QUERIES)
+        for caller in _callers_for(i, endpoint, mode, callers)
+    ]
     asked += [(CONTROL_QUERY, caller) for caller in callers]
     problems, found_something = [], set()
     for query, (who, _, allowed) in asked:
-        response = _post_json(clients[who], endpoint, {"query": query, "mode": mode, "k": 2 if endpoint.endswith("ask") else 3})
+        response = _post_json(
+            clients[who], endpoint, {"query": query, "mode": mode, "k": 2 if endpoint.endswith("ask") else 3}
+        )
         case = f"{who} {query[:40]!r}"
         if query in REFUSED_QUERIES:
             body = response.json() if response.status_code < 500 else {}
-            if response.status_code != 400 or not ("query" in body["extra"].get("fields", {}) or body["code"] == "parse_error"):
-                problems.append(f"{case}: expected a 400 saying why, got {response.status_code} {response.content[:200]!r}")
+            if response.status_code != 400 or not (
+                "query" in body["extra"].get("fields", {}) or body["code"] == "parse_error"
+            ):
+                problems.append(
+                    f"{case}: expected a 400 saying why, got {response.status_code} {response.content[:200]!r}"
+                )
             continue
         if response.status_code != 200:
             problems.append(f"{case}: {response.status_code} {response.content[:300]!r}")

@@ -35,7 +35,12 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     machine's (no DATABASE_URL, no DJANGO_* left over from the shell running the tests)."""
     clean = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, capture_output=True, text=True, env={**clean, **env}, timeout=120
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+        timeout=120,
     )
 
 
@@ -56,7 +61,10 @@ def test_the_full_production_configuration_passes_check_deploy_with_no_warning(t
     TLS) with S3 storage. The check does not connect to any of them, so names that resolve
     nowhere are enough."""
     result = manage(
-        "check", "--deploy", "--fail-level", "WARNING",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
         **production(
             tmp_path,
             PLATFORM_PROFILE="full",
@@ -79,7 +87,15 @@ def test_production_cannot_be_switched_into_debug_and_keeps_its_https_defaults(t
     )
     result = manage("shell", "-c", code, **production(tmp_path, DJANGO_DEBUG="true"))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1].split() == ["False", "True", "True", "True", "True", "('HTTP_X_FORWARDED_PROTO',", "'https')"]
+    assert result.stdout.splitlines()[-1].split() == [
+        "False",
+        "True",
+        "True",
+        "True",
+        "True",
+        "('HTTP_X_FORWARDED_PROTO',",
+        "'https')",
+    ]
 
 
 INSECURE_KEYS = {
@@ -147,7 +163,10 @@ def secret_literals(source: str) -> list[tuple[int, str]]:
             pairs += [(kw.arg or "", kw.value) for kw in node.keywords]
             # env.str("NAME", default="…") and env.str("NAME", "…")
             if node.args and _literal(node.args[0]):
-                default = next((kw.value for kw in node.keywords if kw.arg == "default"), node.args[1] if len(node.args) > 1 else None)
+                default = next(
+                    (kw.value for kw in node.keywords if kw.arg == "default"),
+                    node.args[1] if len(node.args) > 1 else None,
+                )
                 pairs.append((node.args[0].value, default))
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             value = node.value
@@ -161,7 +180,7 @@ def secret_literals(source: str) -> list[tuple[int, str]]:
 
 def test_the_secret_scanner_finds_what_it_is_meant_to_find():
     """The scan below passes only if it can fail: every kind of hard-coded secret is caught here."""
-    source = '''
+    source = """
 DB_PASSWORD = "hunter2"
 SEARCH = {"API_KEY": "abc123"}
 client = connect(token="t0k3n")
@@ -169,9 +188,14 @@ LLM = env.str("LLM_API_KEY", default="sk-live")
 AWS = env.str("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI")
 BLOB = "8f3Kq9ZpX2mWv7RtY4nB6cLd1sGh0JeU"
 FINE = env.str("ELASTICSEARCH_PASSWORD", default="")
-'''
+"""
     assert [value for _, value in secret_literals(source)] == [
-        "hunter2", "abc123", "t0k3n", "sk-live", "wJalrXUtnFEMI", "8f3Kq9ZpX2mWv7RtY4nB6cLd1sGh0JeU"
+        "hunter2",
+        "abc123",
+        "t0k3n",
+        "sk-live",
+        "wJalrXUtnFEMI",
+        "8f3Kq9ZpX2mWv7RtY4nB6cLd1sGh0JeU",
     ]
 
 

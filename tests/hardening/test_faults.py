@@ -24,12 +24,19 @@ from tests.workers import PrivateRedis, Worker, task_queue, wait_for, worker_ind
 pytestmark = [pytest.mark.full_profile]
 
 ES_PID_FILE = Path(os.environ.get("KP_STATE_DIR", "/var/lib/knowledge-platform")) / "es-logs" / "es.pid"
-POLICY_V1 = (b"# Travel policy\n\nEmployees book economy class for flights under six hours.\n\n"
-             b"Hotel costs are reimbursed up to 150 euros per night.\n")
+POLICY_V1 = (
+    b"# Travel policy\n\nEmployees book economy class for flights under six hours.\n\n"
+    b"Hotel costs are reimbursed up to 150 euros per night.\n"
+)
 # Long enough that embedding it takes several seconds on two cores: time to kill the worker.
 POLICY_V2 = POLICY_V1 + b"\n".join(
-    b"## Rule %d\n\n" % i + b" ".join(b"Clause %d.%d: employees file expense number %d within thirty days." % (i, j, i * 100 + j)
-                                     for j in range(25)) + b"\n" for i in range(60))
+    b"## Rule %d\n\n" % i
+    + b" ".join(
+        b"Clause %d.%d: employees file expense number %d within thirty days." % (i, j, i * 100 + j) for j in range(25)
+    )
+    + b"\n"
+    for i in range(60)
+)
 
 
 def _tenant_app(slug: str):
@@ -38,7 +45,9 @@ def _tenant_app(slug: str):
     from tests.conftest import key_client
 
     tenant = tenant_services.tenant_create(slug=slug, name=slug.title())
-    _, raw = tenant_services.api_key_create(tenant=tenant, name="app", scopes=[Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE, Scope.SEARCH, Scope.ASK])
+    _, raw = tenant_services.api_key_create(
+        tenant=tenant, name="app", scopes=[Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE, Scope.SEARCH, Scope.ASK]
+    )
     app = key_client(raw)
     collection = app.post("/api/v1/collections", {"name": "Policies"}, format="json").json()
     return tenant, app, collection
@@ -64,8 +73,16 @@ def _index_settled() -> bool:
 def _upload_policy(app, collection: dict) -> dict:
     from tests.documents.conftest import text_file
 
-    return app.post("/api/v1/documents", {"collection": collection["id"], "title": "Travel policy", "publish_when_ready": True,
-                                          "file": text_file(POLICY_V1)}, format="multipart").json()
+    return app.post(
+        "/api/v1/documents",
+        {
+            "collection": collection["id"],
+            "title": "Travel policy",
+            "publish_when_ready": True,
+            "file": text_file(POLICY_V1),
+        },
+        format="multipart",
+    ).json()
 
 
 def _published_policy(worker: Worker):
@@ -108,8 +125,9 @@ def test_elasticsearch_frozen_during_a_query_is_a_503_and_audited(settings, djan
     record = AuditRecord.objects.order_by("-pk").first()
     assert record.outcome == Outcome.FAILED and record.query == query["query"] and "search_unavailable" in record.error
 
-    assert wait_for(lambda: app.post("/api/v1/search", query, format="json").status_code == 200, timeout=60), \
+    assert wait_for(lambda: app.post("/api/v1/search", query, format="json").status_code == 200, timeout=60), (
         "search did not recover after the engine came back"
+    )
 
 
 # --------------------------------------------------------------------------- Redis
@@ -129,8 +147,13 @@ def test_redis_stopped_queries_still_answered_uploads_processed_once_it_returns(
     from tests.documents.conftest import text_file
 
     # Throttle counters in the private Redis too, as on a deployment (the test settings use memory).
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": private_redis.url.replace("/0", "/1"), "OPTIONS": {"socket_connect_timeout": 1}}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": private_redis.url.replace("/0", "/1"),
+            "OPTIONS": {"socket_connect_timeout": 1},
+        }
+    }
     settings.INGESTION = {**settings.INGESTION, "REQUEUE_PENDING_AFTER": 0}
     worker = Worker(f"kp-test-{uuid.uuid4().hex[:8]}", broker_url=private_redis.url)
     with task_queue(worker.queue, broker_url=private_redis.url):
@@ -146,9 +169,16 @@ def test_redis_stopped_queries_still_answered_uploads_processed_once_it_returns(
             assert searched.status_code == 200 and searched.json()["results"], searched.content
             assert asked.status_code == 200 and "150 euros" in asked.json()["answer"], asked.content
             started = time.monotonic()
-            upload = app.post("/api/v1/documents", {"collection": collection["id"], "title": "Security policy", "publish_when_ready": True,
-                                                    "file": text_file(b"# Security\n\nPasswords must be at least fourteen characters long.\n")},
-                              format="multipart")
+            upload = app.post(
+                "/api/v1/documents",
+                {
+                    "collection": collection["id"],
+                    "title": "Security policy",
+                    "publish_when_ready": True,
+                    "file": text_file(b"# Security\n\nPasswords must be at least fourteen characters long.\n"),
+                },
+                format="multipart",
+            )
             assert upload.status_code == 201, upload.content
             assert time.monotonic() - started < 10, "the upload hung on the stopped broker"
             version = DocumentVersion.objects.get(document_id=upload.json()["id"])
@@ -163,10 +193,14 @@ def test_redis_stopped_queries_still_answered_uploads_processed_once_it_returns(
                 worker = Worker(worker.queue, broker_url=private_redis.url)
             worker.wait_ready(timeout=90)
             assert ingestion_tasks.requeue_stalled() == [version.pk]  # what beat's next tick does
-            assert wait_for(lambda: _published(upload.json()["id"], 1), timeout=120), f"not processed; worker log: {worker.log.name}"
+            assert wait_for(lambda: _published(upload.json()["id"], 1), timeout=120), (
+                f"not processed; worker log: {worker.log.name}"
+            )
             # Publishing queues one more task (the index sync of the published flag): wait for it too.
             assert wait_for(_index_settled, timeout=60), f"the index never caught up; worker log: {worker.log.name}"
-            hits = app.post("/api/v1/search", {"query": "How long must a password be?"}, format="json").json()["results"]
+            hits = app.post("/api/v1/search", {"query": "How long must a password be?"}, format="json").json()[
+                "results"
+            ]
             assert hits and hits[0]["document_id"] == upload.json()["id"]
         finally:
             worker.stop()
@@ -175,7 +209,9 @@ def test_redis_stopped_queries_still_answered_uploads_processed_once_it_returns(
 # --------------------------------------------------------------------------- a worker killed
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_mid_ingest_leaves_nothing_half_visible_and_the_rerun_is_idempotent(private_redis, worker_index, settings):
+def test_a_worker_killed_mid_ingest_leaves_nothing_half_visible_and_the_rerun_is_idempotent(
+    private_redis, worker_index, settings
+):
     from apps.corpus.models import Chunk
     from apps.documents.models import DocumentVersion, IngestionStatus
     from apps.ingestion import services as ingestion_services
@@ -196,14 +232,17 @@ def test_a_worker_killed_mid_ingest_leaves_nothing_half_visible_and_the_rerun_is
 
             def embedding() -> bool:
                 v = DocumentVersion.objects.get(pk=v2.pk)
-                return v.status == IngestionStatus.PROCESSING and 0 < v.progress_total
+                return v.status == IngestionStatus.PROCESSING and v.progress_total > 0
+
             assert wait_for(embedding, timeout=120, interval=0.05), f"v2 never started; worker log: {worker.log.name}"
             worker.kill()
 
             v2.refresh_from_db()
             assert v2.status == IngestionStatus.PROCESSING and not Chunk.objects.filter(version=v2).exists()
             worker_index.refresh()
-            hits = app.post("/api/v1/search", {"query": "expense number within thirty days", "k": 50}, format="json").json()["results"]
+            hits = app.post(
+                "/api/v1/search", {"query": "expense number within thirty days", "k": 50}, format="json"
+            ).json()["results"]
             v1 = DocumentVersion.objects.get(document_id=document["id"], number=1)
             assert hits and {h["version_id"] for h in hits} == {v1.pk}
             assert _published(document["id"], 1)  # the published version keeps serving
@@ -211,7 +250,9 @@ def test_a_worker_killed_mid_ingest_leaves_nothing_half_visible_and_the_rerun_is
             replacement = Worker(f"{worker.queue}", broker_url=private_redis.url)
             replacement.wait_ready()
             assert v2.pk in ingestion_tasks.requeue_stalled()  # what beat's tick does once the task is overdue
-            assert wait_for(lambda: _published(document["id"], 2), timeout=180), f"re-run did not finish; log: {replacement.log.name}"
+            assert wait_for(lambda: _published(document["id"], 2), timeout=180), (
+                f"re-run did not finish; log: {replacement.log.name}"
+            )
             chunks = dict(Chunk.objects.filter(version=v2).values_list("id", "text_sha256"))
 
             assert wait_for(_index_settled, timeout=60)  # the worker's follow-up sync (v2 published) has landed
@@ -220,7 +261,9 @@ def test_a_worker_killed_mid_ingest_leaves_nothing_half_visible_and_the_rerun_is
             worker_index.refresh()
             assert dict(Chunk.objects.filter(version=v2).values_list("id", "text_sha256")) == chunks
             assert worker_index.fingerprints() == fingerprints
-            hits = app.post("/api/v1/search", {"query": "expense number within thirty days", "k": 50}, format="json").json()["results"]
+            hits = app.post(
+                "/api/v1/search", {"query": "expense number within thirty days", "k": 50}, format="json"
+            ).json()["results"]
             assert hits and {h["version_id"] for h in hits} == {v2.pk}
         finally:
             if worker.process.poll() is None:

@@ -23,7 +23,9 @@ def scratch_database():
 
     db = settings.DATABASES["default"]
     name = f"kp_load_{uuid.uuid4().hex[:8]}"
-    admin = dict(host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"], dbname="postgres", autocommit=True)
+    admin = dict(
+        host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"], dbname="postgres", autocommit=True
+    )
     with psycopg.connect(**admin) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
     yield f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{name}"
@@ -35,14 +37,40 @@ def test_search_and_ask_under_load_without_errors_and_the_audit_chain_verifies(s
     from apps.search.backends import get_search_backend, reset_search_backends
 
     prefix = f"kp-test-load-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "DATABASE_URL": scratch_database, "ELASTICSEARCH_INDEX_PREFIX": prefix, "MEDIA_ROOT": str(tmp_path / "media"),
-           "CELERY_TASK_DEFAULT_QUEUE": prefix, "PLATFORM_VAR_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": scratch_database,
+        "ELASTICSEARCH_INDEX_PREFIX": prefix,
+        "MEDIA_ROOT": str(tmp_path / "media"),
+        "CELERY_TASK_DEFAULT_QUEUE": prefix,
+        "PLATFORM_VAR_DIR": str(tmp_path),
+    }
     report = tmp_path / "load.md"
     try:
-        result = subprocess.run([sys.executable, "loadtest/run.py", "--users", "4", "--duration", "20", "--port", str(18000 + os.getpid() % 1000),
-                                 "--output", str(report)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "loadtest/run.py",
+                "--users",
+                "4",
+                "--duration",
+                "20",
+                "--port",
+                str(18000 + os.getpid() % 1000),
+                "--output",
+                str(report),
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
     finally:
-        settings.SEARCH = {**settings.SEARCH, "ELASTICSEARCH": {**settings.SEARCH["ELASTICSEARCH"], "INDEX_PREFIX": prefix}}
+        settings.SEARCH = {
+            **settings.SEARCH,
+            "ELASTICSEARCH": {**settings.SEARCH["ELASTICSEARCH"], "INDEX_PREFIX": prefix},
+        }
         reset_search_backends()
         get_search_backend().drop()
         reset_search_backends()

@@ -19,23 +19,39 @@ from tests.documents.conftest import text_file
 def test_the_sweep_finds_versions_whose_task_never_came_or_whose_worker_died(acme):
     client = key_client(acme.key(scopes=[Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE]))
     collection = client.post("/api/v1/collections", {"name": "Policies"}, format="json").json()
-    ids = [client.post("/api/v1/documents", {"collection": collection["id"], "title": f"Policy {i}", "file": text_file(b"# P\n\nText %d.\n" % i)},
-                       format="multipart").json()["id"] for i in range(4)]  # not committed here: no task ran, all pending
+    ids = [
+        client.post(
+            "/api/v1/documents",
+            {"collection": collection["id"], "title": f"Policy {i}", "file": text_file(b"# P\n\nText %d.\n" % i)},
+            format="multipart",
+        ).json()["id"]
+        for i in range(4)
+    ]  # not committed here: no task ran, all pending
     pending_old, pending_new, processing_old, ready = (DocumentVersion.objects.get(document_id=i) for i in ids)
     hour_ago = timezone.now() - timedelta(hours=1)
     DocumentVersion.objects.filter(pk=pending_old.pk).update(created_at=hour_ago)
-    DocumentVersion.objects.filter(pk=processing_old.pk).update(created_at=hour_ago, status=IngestionStatus.PROCESSING, processing_started_at=hour_ago)
+    DocumentVersion.objects.filter(pk=processing_old.pk).update(
+        created_at=hour_ago, status=IngestionStatus.PROCESSING, processing_started_at=hour_ago
+    )
     DocumentVersion.objects.filter(pk=ready.pk).update(created_at=hour_ago, status=IngestionStatus.READY)
 
-    stalled = ingestion_services.stalled_versions(pending_after=timedelta(minutes=2), processing_after=timedelta(minutes=30))
-    assert stalled == sorted([pending_old.pk, processing_old.pk])  # the fresh upload and the finished one are left alone
+    stalled = ingestion_services.stalled_versions(
+        pending_after=timedelta(minutes=2), processing_after=timedelta(minutes=30)
+    )
+    assert stalled == sorted(
+        [pending_old.pk, processing_old.pk]
+    )  # the fresh upload and the finished one are left alone
 
 
 @pytest.mark.django_db
 def test_requeued_versions_are_ingested(acme, settings):
     client = key_client(acme.key(scopes=[Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE]))
     collection = client.post("/api/v1/collections", {"name": "Policies"}, format="json").json()
-    document = client.post("/api/v1/documents", {"collection": collection["id"], "title": "Policy", "file": text_file()}, format="multipart").json()
+    document = client.post(
+        "/api/v1/documents",
+        {"collection": collection["id"], "title": "Policy", "file": text_file()},
+        format="multipart",
+    ).json()
     settings.INGESTION = {**settings.INGESTION, "REQUEUE_PENDING_AFTER": 0}
     version = DocumentVersion.objects.get(document_id=document["id"])
     assert version.status == IngestionStatus.PENDING
@@ -48,8 +64,13 @@ def test_requeued_versions_are_ingested(acme, settings):
 def test_rate_limits_fail_open_when_their_cache_is_down(acme, settings):
     """Counters live in Redis; with Redis unreachable the API answers without a limit rather than
     refusing every call (access control does not depend on the counters)."""
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": "redis://127.0.0.1:1/1", "OPTIONS": {"socket_connect_timeout": 0.5}}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/1",
+            "OPTIONS": {"socket_connect_timeout": 0.5},
+        }
+    }
     settings.API_THROTTLE_RATES = {"caller": "1/min", "tenant": "1/min"}
     client = key_client(acme.key())
     assert [client.get("/api/v1/tenant").status_code for _ in range(3)] == [200, 200, 200]

@@ -89,7 +89,9 @@ def success_status_is_documented(ctx, response, case):
     if 200 <= response.status_code < 300:
         documented = {str(code) for code in case.operation.responses.status_codes}
         if str(response.status_code) not in documented and "default" not in documented:
-            raise AssertionError(f"{case.operation.label} answered {response.status_code}; the schema documents {sorted(documented)}")
+            raise AssertionError(
+                f"{case.operation.label} answered {response.status_code}; the schema documents {sorted(documented)}"
+            )
 
 
 FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -136,7 +138,9 @@ def _form_without_fields(case) -> bool:
     field is optional (a PATCH that changes nothing, a publish without a reason)."""
     if case.meta is None or (case.media_type or "").split(";")[0] not in FORM_MEDIA_TYPES:
         return False
-    return not isinstance(case.body, dict) and all(place[0] == ParameterLocation.BODY and not place[2] for place in _broken_places(case))
+    return not isinstance(case.body, dict) and all(
+        place[0] == ParameterLocation.BODY and not place[2] for place in _broken_places(case)
+    )
 
 
 @schemathesis.check
@@ -151,8 +155,13 @@ def negative_data_is_refused(ctx, response, case):
         raise
 
 
-CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance, success_status_is_documented,
-          negative_data_is_refused]
+CHECKS = [
+    not_a_server_error,
+    response_schema_conformance,
+    content_type_conformance,
+    success_status_is_documented,
+    negative_data_is_refused,
+]
 
 
 @pytest.fixture(autouse=True)
@@ -166,19 +175,21 @@ def tenant(django_db_setup, django_db_blocker, tmp_path_factory):
     with data_built_once(django_db_blocker, tmp_path_factory, "schemathesis"):
         world = build_world("acme", "anvil")
         values = world.values()
-        REAL_IDS.update({
-            "collection_id": [values["collection"]],
-            "document_id": [values["document"]],
-            "number": [v.number for v in world.versions],
-            "group_id": [values["group"], world.tenant.groups.get(is_everyone=True).pk],
-            "username": [values["member"], world.owner.username],
-            "prefix": [values["api_key"]],
-            "record_id": [values["audit_record"]],
-            "golden_set_id": [values["golden_set"]],
-            "question_id": [values["question"]],
-            "run_id": [values["run"], values["run#2"]],
-            "other_id": [values["run#2"], values["run"]],
-        })
+        REAL_IDS.update(
+            {
+                "collection_id": [values["collection"]],
+                "document_id": [values["document"]],
+                "number": [v.number for v in world.versions],
+                "group_id": [values["group"], world.tenant.groups.get(is_everyone=True).pk],
+                "username": [values["member"], world.owner.username],
+                "prefix": [values["api_key"]],
+                "record_id": [values["audit_record"]],
+                "golden_set_id": [values["golden_set"]],
+                "question_id": [values["question"]],
+                "run_id": [values["run"], values["run#2"]],
+                "other_id": [values["run#2"], values["run"]],
+            }
+        )
         yield world
         REAL_IDS.clear()
 
@@ -205,8 +216,10 @@ def _report_calls(request):
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is not None and capture is not None and CALLS:
         with capture.global_and_fixture_disabled():
-            reporter.write_line(f"\n[schemathesis] {sum(CALLS.values())} requests over {len(CALLS)} operations "
-                                f"(fewest {min(CALLS.values())}, most {max(CALLS.values())} per operation)")
+            reporter.write_line(
+                f"\n[schemathesis] {sum(CALLS.values())} requests over {len(CALLS)} operations "
+                f"(fewest {min(CALLS.values())}, most {max(CALLS.values())} per operation)"
+            )
 
 
 @pytest.mark.django_db

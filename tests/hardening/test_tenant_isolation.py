@@ -51,10 +51,9 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from apps.access.grants import Grant, grants_list
-
-from apps.documents import services as document_services
 from apps.access.levels import Level
 from apps.audit.models import AuditRecord, Review
+from apps.documents import services as document_services
 from apps.documents import services as documents
 from apps.documents.models import Collection, Document, DocumentEvent, DocumentVersion
 from apps.evaluation.models import EvaluationRun, GoldenQuestion, GoldenSet
@@ -143,7 +142,18 @@ def body_fields(op: Operation) -> set[str]:
 
 # =========================================================================== classification
 # The kinds of object a parameter may name. A new kind needs a value in World.values() below.
-KINDS = ("collection", "document", "version", "group", "member", "api_key", "audit_record", "golden_set", "question", "run")
+KINDS = (
+    "collection",
+    "document",
+    "version",
+    "group",
+    "member",
+    "api_key",
+    "audit_record",
+    "golden_set",
+    "question",
+    "run",
+)
 
 # Path parameter → the kind of object it names. A new path parameter must be added here, or the
 # sweep of its operations fails: that is how new endpoints stay covered.
@@ -174,8 +184,21 @@ QUERY_REFERENCES: dict[str, str] = {
     "user": "member",
 }
 QUERY_PLAIN = {
-    "category", "date_from", "date_to", "effective_from", "effective_to", "kind", "measure", "outcome", "output",
-    "q", "review", "state", "tag", "limit", "offset",
+    "category",
+    "date_from",
+    "date_to",
+    "effective_from",
+    "effective_to",
+    "kind",
+    "measure",
+    "outcome",
+    "output",
+    "q",
+    "review",
+    "state",
+    "tag",
+    "limit",
+    "offset",
 }
 
 # Request-body fields: the ones that name objects (the probe bodies must fill them, so they get
@@ -194,12 +217,56 @@ BODY_REFERENCES: dict[str, str] = {
     "api_key": "api_key",
 }
 BODY_PLAIN = {
-    "answers", "author", "categories", "category", "change_note", "chunk_overlap", "chunk_size", "chunk_strategy",
-    "comment", "context_tokens", "date_from", "date_to", "dense_weight", "description", "effective_date", "email",
-    "expires_at", "external_id", "feedback", "file", "filters", "first_name", "fusion", "grade", "grants", "hyde", "judgements",
-    "k", "label", "last_name", "legal_hold", "level", "limit", "max_per_document", "mode", "name", "publish_when_ready",
-    "query", "reason", "reference_answer", "rerank", "retention_until", "role", "rrf_k", "scopes", "source_url",
-    "status", "tags", "text", "title",
+    "answers",
+    "author",
+    "categories",
+    "category",
+    "change_note",
+    "chunk_overlap",
+    "chunk_size",
+    "chunk_strategy",
+    "comment",
+    "context_tokens",
+    "date_from",
+    "date_to",
+    "dense_weight",
+    "description",
+    "effective_date",
+    "email",
+    "expires_at",
+    "external_id",
+    "feedback",
+    "file",
+    "filters",
+    "first_name",
+    "fusion",
+    "grade",
+    "grants",
+    "hyde",
+    "judgements",
+    "k",
+    "label",
+    "last_name",
+    "legal_hold",
+    "level",
+    "limit",
+    "max_per_document",
+    "mode",
+    "name",
+    "publish_when_ready",
+    "query",
+    "reason",
+    "reference_answer",
+    "rerank",
+    "retention_until",
+    "role",
+    "rrf_k",
+    "scopes",
+    "source_url",
+    "status",
+    "tags",
+    "text",
+    "title",
 }
 # Body reference fields an operation does not use as a reference (it names a new object).
 NOT_A_REFERENCE_HERE = {
@@ -210,7 +277,10 @@ NOT_A_REFERENCE_HERE = {
 # tenant's id in the body (and must then show none of its data).
 FILTERING_OPERATIONS = {"POST /api/v1/search", "POST /api/v1/ask"}
 
-MISSING: dict[str, Any] = {kind: 2_147_483_000 for kind in KINDS} | {"member": "nobody-by-this-name", "api_key": "kp_0000deadbeef"}
+MISSING: dict[str, Any] = dict.fromkeys(KINDS, 2147483000) | {
+    "member": "nobody-by-this-name",
+    "api_key": "kp_0000deadbeef",
+}
 
 # Operations that need no authentication, reviewed: they serve no tenant's data. A new public
 # operation fails the coverage test until it is reviewed and listed here.
@@ -274,8 +344,12 @@ class World:
         collections = set(Collection.objects.filter(tenant=self.tenant).values_list("pk", flat=True))
         versions = set(DocumentVersion.objects.filter(document__tenant=self.tenant).values_list("pk", flat=True))
         return {
-            "document_id": documents_, "document": documents_, "collection_id": collections, "collection": collections,
-            "version_id": versions, "golden_set": {self.golden_set.pk},
+            "document_id": documents_,
+            "document": documents_,
+            "collection_id": collections,
+            "collection": collections,
+            "version_id": versions,
+            "golden_set": {self.golden_set.pk},
         }
 
 
@@ -293,25 +367,40 @@ def build_world(slug: str, word: str) -> World:
     tenant = tenants.tenant_create(slug=slug, name=f"{slug.title()} {word.title()} Works")
     owner = tenants.member_create(tenant=tenant, username="owner", role=Role.OWNER)
     compliance = tenants.member_create(tenant=tenant, username="auditor", role=Role.COMPLIANCE)
-    member = tenants.member_create(tenant=tenant, username=f"{slug}-{word}-member", role=Role.READER, email=f"{word}@{slug}.example")
+    member = tenants.member_create(
+        tenant=tenant, username=f"{slug}-{word}-member", role=Role.READER, email=f"{word}@{slug}.example"
+    )
     group = tenants.group_create(tenant=tenant, name=f"{word} crew")
     tenants.group_member_add(group=group, membership=member)
     _, caller_key = tenants.api_key_create(tenant=tenant, name=f"{word} app", scopes=Scope.values)
     probe_key, _ = tenants.api_key_create(tenant=tenant, name=f"{word} integration", scopes=[Scope.SEARCH])
 
-    collection = documents.collection_create(tenant=tenant, name=f"{word.title()} vault", description=f"Everything about the {word}.")
+    collection = documents.collection_create(
+        tenant=tenant, name=f"{word.title()} vault", description=f"Everything about the {word}."
+    )
     actor = Actor(user=None)
     with capture(execute=True):
-        document_services.grants_replace(obj=collection, actor=actor, grants=[
-            Grant(group.auth_group, Level.VIEW), Grant(member.user, Level.CHANGE),
-            Grant(probe_key.service_user, Level.VIEW),
-        ])
-    text = (f"# {word.title()} manual\n\n## Hangar\n\nThe {word} hangar is inspected every Tuesday by the "
-            f"{slug} {word} crew, who log each {word} inspection.\n").encode()
+        document_services.grants_replace(
+            obj=collection,
+            actor=actor,
+            grants=[
+                Grant(group.auth_group, Level.VIEW),
+                Grant(member.user, Level.CHANGE),
+                Grant(probe_key.service_user, Level.VIEW),
+            ],
+        )
+    text = (
+        f"# {word.title()} manual\n\n## Hangar\n\nThe {word} hangar is inspected every Tuesday by the "
+        f"{slug} {word} crew, who log each {word} inspection.\n"
+    ).encode()
     document = add_document(tenant, collection, f"{word.title()} manual", text, capture)
     with capture(execute=True):
-        documents.version_upload(document=document, actor=actor, change_note=f"{word} revision",
-                                 file=SimpleUploadedFile(f"{word}-v2.md", text + f"\nThe {word} also flies on Fridays.\n".encode()))
+        documents.version_upload(
+            document=document,
+            actor=actor,
+            change_note=f"{word} revision",
+            file=SimpleUploadedFile(f"{word}-v2.md", text + f"\nThe {word} also flies on Fridays.\n".encode()),
+        )
         document_services.grants_replace(obj=document, actor=actor, grants=[Grant(member.user, Level.VIEW)])
     document.refresh_from_db()
     versions = list(document.versions.order_by("number"))
@@ -322,30 +411,58 @@ def build_world(slug: str, word: str) -> World:
     searched = app.post("/api/v1/search", {"query": f"when is the {word} hangar inspected"}, format="json")
     assert searched.status_code == 200 and searched.json()["results"], searched.content
     record = AuditRecord.objects.get(pk=searched.json()["audit_id"])
-    reviewed = _session(compliance, slug).post(f"/api/v1/audit/records/{record.pk}/reviews",
-                                               {"status": "flagged", "comment": f"{word} answer checked"}, format="json")
+    reviewed = _session(compliance, slug).post(
+        f"/api/v1/audit/records/{record.pk}/reviews",
+        {"status": "flagged", "comment": f"{word} answer checked"},
+        format="json",
+    )
     assert reviewed.status_code == 201, reviewed.content
 
     owner_client = _session(owner, slug)
-    golden = owner_client.post("/api/v1/evaluation/golden-sets", {"name": f"{word} golden", "description": f"{word} questions"}, format="json")
+    golden = owner_client.post(
+        "/api/v1/evaluation/golden-sets", {"name": f"{word} golden", "description": f"{word} questions"}, format="json"
+    )
     assert golden.status_code == 201, golden.content
     golden_set = GoldenSet.objects.get(pk=golden.json()["id"])
-    asked = owner_client.post(f"/api/v1/evaluation/golden-sets/{golden_set.pk}/questions", format="json", data={
-        "text": f"When is the {word} hangar inspected?", "reference_answer": f"Every Tuesday, by the {word} crew.",
-        "judgements": [{"document": document.pk, "grade": 2}]})
+    asked = owner_client.post(
+        f"/api/v1/evaluation/golden-sets/{golden_set.pk}/questions",
+        format="json",
+        data={
+            "text": f"When is the {word} hangar inspected?",
+            "reference_answer": f"Every Tuesday, by the {word} crew.",
+            "judgements": [{"document": document.pk, "grade": 2}],
+        },
+    )
     assert asked.status_code == 201, asked.content
     runs = []
     for mode in ("bm25", "dense"):
         with capture(execute=True):
-            started = owner_client.post("/api/v1/evaluation/runs", {"golden_set": golden_set.pk, "mode": mode, "k": 10,
-                                                                    "label": f"{word} {mode}"}, format="json")
+            started = owner_client.post(
+                "/api/v1/evaluation/runs",
+                {"golden_set": golden_set.pk, "mode": mode, "k": 10, "label": f"{word} {mode}"},
+                format="json",
+            )
         assert started.status_code == 202, started.content
         runs.append(EvaluationRun.objects.get(pk=started.json()["id"]))
-    assert all(run.status == "done" for run in EvaluationRun.objects.filter(pk__in=[r.pk for r in runs])), "evaluation runs failed"
+    assert all(run.status == "done" for run in EvaluationRun.objects.filter(pk__in=[r.pk for r in runs])), (
+        "evaluation runs failed"
+    )
     return World(
-        tenant=tenant, word=word, owner=owner, compliance=compliance, member=member, group=group, caller_key=caller_key,
-        probe_key=probe_key, collection=collection, document=document, versions=versions, record=record,
-        golden_set=golden_set, question=GoldenQuestion.objects.get(pk=asked.json()["id"]), runs=runs,
+        tenant=tenant,
+        word=word,
+        owner=owner,
+        compliance=compliance,
+        member=member,
+        group=group,
+        caller_key=caller_key,
+        probe_key=probe_key,
+        collection=collection,
+        document=document,
+        versions=versions,
+        record=record,
+        golden_set=golden_set,
+        question=GoldenQuestion.objects.get(pk=asked.json()["id"]),
+        runs=runs,
     )
 
 
@@ -405,17 +522,37 @@ def snapshot(world: World) -> dict:
     docs = Document.objects.filter(tenant=tenant)
     return {
         "members": sorted(Membership.objects.filter(tenant=tenant).values_list("username", "role", "is_active")),
-        "groups": sorted((g.pk, g.name, tuple(sorted(g.auth_group.user_set.values_list("pk", flat=True))))
-                         for g in TenantGroup.objects.filter(tenant=tenant)),
+        "groups": sorted(
+            (g.pk, g.name, tuple(sorted(g.auth_group.user_set.values_list("pk", flat=True))))
+            for g in TenantGroup.objects.filter(tenant=tenant)
+        ),
         "keys": sorted(ApiKey.objects.filter(tenant=tenant).values_list("prefix", "name", "revoked_at")),
         "collections": sorted(Collection.objects.filter(tenant=tenant).values_list("pk", "name", "description")),
-        "documents": sorted(docs.values_list("pk", "title", "state", "published_version_id", "has_own_grants",
-                                             "legal_hold", "retention_until", "purged_at")),
-        "versions": sorted(DocumentVersion.objects.filter(document__tenant=tenant).values_list("pk", "status", "purged_at")),
+        "documents": sorted(
+            docs.values_list(
+                "pk",
+                "title",
+                "state",
+                "published_version_id",
+                "has_own_grants",
+                "legal_hold",
+                "retention_until",
+                "purged_at",
+            )
+        ),
+        "versions": sorted(
+            DocumentVersion.objects.filter(document__tenant=tenant).values_list("pk", "status", "purged_at")
+        ),
         "events": DocumentEvent.objects.filter(document__tenant=tenant).count(),
-        "grants": sorted((type(obj).__name__, obj.pk, str(g.principal.pk), g.level.label)
-                         for obj in [*Collection.objects.filter(tenant=tenant), *docs] for g in grants_list(obj)),
-        "audit": (AuditRecord.objects.filter(tenant=tenant).count(), Review.objects.filter(record__tenant=tenant).count()),
+        "grants": sorted(
+            (type(obj).__name__, obj.pk, str(g.principal.pk), g.level.label)
+            for obj in [*Collection.objects.filter(tenant=tenant), *docs]
+            for g in grants_list(obj)
+        ),
+        "audit": (
+            AuditRecord.objects.filter(tenant=tenant).count(),
+            Review.objects.filter(record__tenant=tenant).count(),
+        ),
         "golden": sorted(GoldenSet.objects.filter(tenant=tenant).values_list("pk", "name")),
         "questions": GoldenQuestion.objects.filter(golden_set__tenant=tenant).count(),
         "runs": EvaluationRun.objects.filter(tenant=tenant).count(),
@@ -427,8 +564,15 @@ class Refs:
     """What a probe body puts where it names an object: the caller's own object, except the kinds
     being swapped, which get the victim tenant's value (or a value that names nothing)."""
 
-    def __init__(self, own: World, *, victim: World | None = None, swap: frozenset[str] = frozenset(),
-                 missing: bool = False, is_key: bool = True):
+    def __init__(
+        self,
+        own: World,
+        *,
+        victim: World | None = None,
+        swap: frozenset[str] = frozenset(),
+        missing: bool = False,
+        is_key: bool = True,
+    ):
         self.own, self.victim, self.swap, self.missing, self.is_key = own, victim, swap, missing, is_key
         self.used: set[str] = set()
 
@@ -444,13 +588,21 @@ def _upload(name: str = "probe.md") -> SimpleUploadedFile:
 
 
 def _grants(r: Refs) -> dict:
-    return {"grants": [{"user": r("member"), "level": "view"}, {"group": r("group"), "level": "view"},
-                       {"api_key": r("api_key"), "level": "view"}]}
+    return {
+        "grants": [
+            {"user": r("member"), "level": "view"},
+            {"group": r("group"), "level": "view"},
+            {"api_key": r("api_key"), "level": "view"},
+        ]
+    }
 
 
 def _search(r: Refs) -> dict:
-    body = {"query": "when is the zeppelin hangar inspected", "k": 10,
-            "filters": {"collections": [r("collection")], "documents": [r("document")]}}
+    body = {
+        "query": "when is the zeppelin hangar inspected",
+        "k": 10,
+        "filters": {"collections": [r("collection")], "documents": [r("document")]},
+    }
     if r.is_key:  # acting for a member is for API keys only
         body["as_user"] = r("member")
     return body
@@ -467,16 +619,25 @@ PROBE_BODIES: dict[str, Callable[[Refs], Any]] = {
     "POST /api/v1/collections": lambda r: {"name": "probe collection"},
     "PATCH /api/v1/collections/{collection_id}": lambda r: {"name": "probe rename"},
     "PUT /api/v1/collections/{collection_id}/grants": _grants,
-    "POST /api/v1/documents": lambda r: ({"collection": r("collection"), "title": "probe", "file": _upload()}, "multipart"),
+    "POST /api/v1/documents": lambda r: (
+        {"collection": r("collection"), "title": "probe", "file": _upload()},
+        "multipart",
+    ),
     "PATCH /api/v1/documents/{document_id}": lambda r: {"title": "probe title"},
     "PUT /api/v1/documents/{document_id}/grants": _grants,
     "POST /api/v1/documents/{document_id}/rollback": lambda r: {"version_id": r("version"), "reason": "probe"},
-    "POST /api/v1/documents/{document_id}/versions": lambda r: ({"file": _upload(), "change_note": "probe"}, "multipart"),
+    "POST /api/v1/documents/{document_id}/versions": lambda r: (
+        {"file": _upload(), "change_note": "probe"},
+        "multipart",
+    ),
     "POST /api/v1/evaluation/golden-sets": lambda r: {"name": "probe set"},
     "POST /api/v1/evaluation/golden-sets/{golden_set_id}/questions": lambda r: {
-        "text": "probe?", "judgements": [{"document": r("document"), "grade": 1}]},
-    "POST /api/v1/evaluation/runs": lambda r: {"golden_set": r("golden_set"), "mode": "bm25", "k": 10}
-    | ({"as_user": r("member")} if r.is_key else {}),
+        "text": "probe?",
+        "judgements": [{"document": r("document"), "grade": 1}],
+    },
+    "POST /api/v1/evaluation/runs": lambda r: (
+        {"golden_set": r("golden_set"), "mode": "bm25", "k": 10} | ({"as_user": r("member")} if r.is_key else {})
+    ),
     "POST /api/v1/groups": lambda r: {"name": "probe group"},
     "PATCH /api/v1/groups/{group_id}": lambda r: {"name": "probe rename"},
     "POST /api/v1/groups/{group_id}/members": lambda r: {"username": r("member")},
@@ -496,7 +657,11 @@ def _synthesize(node: Any, r: Refs, name: str | None = None) -> Any:
     kind = node.get("type")
     if kind == "object" or "properties" in node:
         required = set(node.get("required", []))
-        return {k: _synthesize(v, r, k) for k, v in node.get("properties", {}).items() if k in required or k in BODY_REFERENCES}
+        return {
+            k: _synthesize(v, r, k)
+            for k, v in node.get("properties", {}).items()
+            if k in required or k in BODY_REFERENCES
+        }
     if kind == "array":
         return [_synthesize(node.get("items", {}), r)]
     if kind == "integer":
@@ -611,7 +776,12 @@ class Evidence:
         def walk(node: Any) -> None:
             if isinstance(node, dict):
                 for key, value in node.items():
-                    if key in self.ids and isinstance(value, int) and not isinstance(value, bool) and value in self.ids[key]:
+                    if (
+                        key in self.ids
+                        and isinstance(value, int)
+                        and not isinstance(value, bool)
+                        and value in self.ids[key]
+                    ):
                         found.append(f"{key}={value}")
                     walk(value)
             elif isinstance(node, list):
@@ -628,15 +798,20 @@ def classification_problems(op: Operation) -> list[str]:
         if name not in PATH_PARAMETERS and name not in SCOPED_PATH_PARAMETERS:
             problems.append(
                 f"path parameter {{{name}}} of {op.key} names no known kind of object: add it to PATH_PARAMETERS "
-                f"(or SCOPED_PATH_PARAMETERS) in {__name__}, with a way to get each tenant's value in World.values()")
+                f"(or SCOPED_PATH_PARAMETERS) in {__name__}, with a way to get each tenant's value in World.values()"
+            )
     for name in op.query_parameters:
         if name not in QUERY_REFERENCES and name not in QUERY_PLAIN:
-            problems.append(f"query parameter {name!r} of {op.key} is unclassified: add it to QUERY_REFERENCES (if it "
-                            f"names an object) or QUERY_PLAIN in {__name__}")
+            problems.append(
+                f"query parameter {name!r} of {op.key} is unclassified: add it to QUERY_REFERENCES (if it "
+                f"names an object) or QUERY_PLAIN in {__name__}"
+            )
     for name in sorted(body_fields(op)):
         if name not in BODY_REFERENCES and name not in BODY_PLAIN:
-            problems.append(f"body field {name!r} of {op.key} is unclassified: add it to BODY_REFERENCES (if it names "
-                            f"an object) or BODY_PLAIN in {__name__}")
+            problems.append(
+                f"body field {name!r} of {op.key} is unclassified: add it to BODY_REFERENCES (if it names "
+                f"an object) or BODY_PLAIN in {__name__}"
+            )
     return problems
 
 
@@ -688,13 +863,16 @@ def test_the_sweep_covers_the_schema(capsys):
     public = {op.key for op in OPERATIONS if op.is_public}
     assert public == PUBLIC_OPERATIONS, (
         f"operations without authentication changed: {sorted(public ^ PUBLIC_OPERATIONS)}; a public operation is outside "
-        f"every tenant sweep: make sure it serves no tenant data, then update PUBLIC_OPERATIONS in {__name__}")
+        f"every tenant sweep: make sure it serves no tenant data, then update PUBLIC_OPERATIONS in {__name__}"
+    )
     problems = [p for op in OPERATIONS for p in classification_problems(op)]
     assert not problems, "\n".join(problems)
     with capsys.disabled():
-        print(f"\n[tenant isolation] {len(OPERATIONS)} operations in the schema ({len(OPERATIONS) - len(TENANT_OPERATIONS)} "
-              f"public); swept: {len(PATH_OPERATIONS)} with foreign path ids, {len(REFERENCE_OPERATIONS)} with foreign "
-              f"ids in bodies/queries, {len(LIST_OPERATIONS)} reads, {len(TENANT_OPERATIONS)} with another tenant's header")
+        print(
+            f"\n[tenant isolation] {len(OPERATIONS)} operations in the schema ({len(OPERATIONS) - len(TENANT_OPERATIONS)} "
+            f"public); swept: {len(PATH_OPERATIONS)} with foreign path ids, {len(REFERENCE_OPERATIONS)} with foreign "
+            f"ids in bodies/queries, {len(LIST_OPERATIONS)} reads, {len(TENANT_OPERATIONS)} with another tenant's header"
+        )
 
 
 @pytest.mark.parametrize("op", PATH_OPERATIONS, ids=lambda op: op.key)
@@ -717,23 +895,29 @@ def test_foreign_ids_in_the_path_are_not_found(worlds, op):
                         values[name] = globex.values()[SCOPED_PATH_PARAMETERS[name][1]]
                     elif name in foreign:
                         kind = PATH_PARAMETERS[name]
-                        values[name] = MISSING[kind] if variant == "missing" else globex.values()[PATH_VALUE_KEYS.get(name, kind)]
+                        values[name] = (
+                            MISSING[kind] if variant == "missing" else globex.values()[PATH_VALUE_KEYS.get(name, kind)]
+                        )
                 call = Call(op, caller, values, {}, probe_body(op, Refs(acme, is_key=is_key)))
                 response, text = _send(call, client)
                 outcome[variant] = (response.status_code, error_code(text))
                 if variant == "missing":
                     continue
                 if response.status_code == 400:
-                    failures.append(f"{call.describe()}: 400 {text[:300]} — the probe body was refused before the ids "
-                                    f"were checked: give {op.key} a valid body in PROBE_BODIES")
+                    failures.append(
+                        f"{call.describe()}: 400 {text[:300]} — the probe body was refused before the ids "
+                        f"were checked: give {op.key} a valid body in PROBE_BODIES"
+                    )
                 elif response.status_code not in (403, 404):
                     failures.append(f"{call.describe()}: {response.status_code}, expected 403/404: {text[:300]}")
                 found = evidence.found_in(call, response.status_code, text)
                 if found:
                     failures.append(f"{call.describe()}: globex's data in the answer: {found}: {text[:300]}")
             if outcome["foreign"] != outcome["missing"]:
-                failures.append(f"{op.key} as {caller}, globex's {sorted(foreign)}: answered {outcome['foreign']}, but "
-                                f"{outcome['missing']} for ids that do not exist: another tenant's ids can be probed")
+                failures.append(
+                    f"{op.key} as {caller}, globex's {sorted(foreign)}: answered {outcome['foreign']}, but "
+                    f"{outcome['missing']} for ids that do not exist: another tenant's ids can be probed"
+                )
     assert not failures, "\n".join(failures)
     assert snapshot(globex) == before, "acme's requests changed globex's data"
 
@@ -756,18 +940,25 @@ def test_foreign_ids_in_bodies_and_queries_reach_nothing(worlds, op):
         own_body = probe_body(op, probe)
         if own_body is not None and is_key:
             filled = json.dumps(own_body[0], default=str)
-            unfilled = sorted(name for name in body_fields(op) if name in BODY_REFERENCES
-                              and (op.key, name) not in NOT_A_REFERENCE_HERE and f'"{name}"' not in filled)
+            unfilled = sorted(
+                name
+                for name in body_fields(op)
+                if name in BODY_REFERENCES and (op.key, name) not in NOT_A_REFERENCE_HERE and f'"{name}"' not in filled
+            )
             if unfilled:
-                failures.append(f"{op.key}: the probe body leaves the reference field(s) {unfilled} out: fill them in "
-                                f"PROBE_BODIES (or list them in NOT_A_REFERENCE_HERE if they name a new object)")
+                failures.append(
+                    f"{op.key}: the probe body leaves the reference field(s) {unfilled} out: fill them in "
+                    f"PROBE_BODIES (or list them in NOT_A_REFERENCE_HERE if they name a new object)"
+                )
         variants = [("body", kind) for kind in sorted(probe.used)]
         variants += [("query", name) for name in op.query_parameters if name in QUERY_REFERENCES]
         for where, what in variants:
             outcome = {}
             for variant in ("foreign", "missing"):
                 if where == "body":
-                    refs = Refs(acme, victim=globex, swap=frozenset({what}), missing=variant == "missing", is_key=is_key)
+                    refs = Refs(
+                        acme, victim=globex, swap=frozenset({what}), missing=variant == "missing", is_key=is_key
+                    )
                     body, query = probe_body(op, refs), {}
                 else:
                     kind = QUERY_REFERENCES[what]
@@ -787,10 +978,14 @@ def test_foreign_ids_in_bodies_and_queries_reach_nothing(worlds, op):
                     failures.append(f"{call.describe()} with globex's {what}: {status}: {text[:300]}")
                 found = evidence.found_in(call, status, text)
                 if found:
-                    failures.append(f"{call.describe()} with globex's {what}: globex's data in the answer: {found}: {text[:300]}")
+                    failures.append(
+                        f"{call.describe()} with globex's {what}: globex's data in the answer: {found}: {text[:300]}"
+                    )
             if outcome["foreign"] != outcome["missing"]:
-                failures.append(f"{op.key} as {caller}: globex's {what} in the {where} answered {outcome['foreign']}, "
-                                f"one that does not exist {outcome['missing']}: another tenant's ids can be probed")
+                failures.append(
+                    f"{op.key} as {caller}: globex's {what} in the {where} answered {outcome['foreign']}, "
+                    f"one that does not exist {outcome['missing']}: another tenant's ids can be probed"
+                )
     assert exercised > 0, f"{op.key}: no reference was swapped"
     assert not failures, "\n".join(failures)
     assert snapshot(globex) == before, "acme's requests changed globex's data"
@@ -834,8 +1029,17 @@ def test_a_key_or_member_naming_another_tenant_is_refused(worlds, op):
         "globex owner (session) + X-Tenant: acme": (_session(globex.owner), False, 404, "tenant_not_found"),
     }
     for caller, (client, is_key, status, code) in intruders.items():
-        client.credentials(**({"HTTP_AUTHORIZATION": f"Api-Key {globex.caller_key}"} if is_key else {}), HTTP_X_TENANT=acme.slug)
-        call = Call(op, caller, own_path_values(acme, op), {}, probe_body(op, Refs(acme, is_key=is_key)), tenant_header=acme.slug)
+        client.credentials(
+            **({"HTTP_AUTHORIZATION": f"Api-Key {globex.caller_key}"} if is_key else {}), HTTP_X_TENANT=acme.slug
+        )
+        call = Call(
+            op,
+            caller,
+            own_path_values(acme, op),
+            {},
+            probe_body(op, Refs(acme, is_key=is_key)),
+            tenant_header=acme.slug,
+        )
         response, text = _send(call, client)
         if (response.status_code, error_code(text)) != (status, code):
             failures.append(f"{call.describe()}: {response.status_code} {text[:300]}, expected {status} {code}")

@@ -50,7 +50,9 @@ def test_a_folder_becomes_documents_keyed_by_their_path(collection, handbook, dj
 
 
 @pytest.mark.django_db
-def test_running_again_skips_what_is_unchanged_and_versions_what_changed(collection, handbook, django_capture_on_commit_callbacks):
+def test_running_again_skips_what_is_unchanged_and_versions_what_changed(
+    collection, handbook, django_capture_on_commit_callbacks
+):
     ingest(collection, handbook, django_capture_on_commit_callbacks)  # drafts
     again = ingest(collection, handbook, django_capture_on_commit_callbacks, publish=True)
     assert (again.documents, again.skipped, again.published, again.refused) == (0, 2, 2, 1)
@@ -62,12 +64,16 @@ def test_running_again_skips_what_is_unchanged_and_versions_what_changed(collect
     assert (changed.documents, changed.skipped) == (1, 1)
     expenses = Document.objects.get(collection=collection, external_id="expenses.txt")
     assert list(expenses.versions.order_by("number").values_list("number", "status")) == [
-        (1, IngestionStatus.READY), (2, IngestionStatus.READY)]
+        (1, IngestionStatus.READY),
+        (2, IngestionStatus.READY),
+    ]
     assert expenses.published_version.number == 2
 
 
 @pytest.mark.django_db
-def test_a_version_left_half_done_is_ingested_again_not_uploaded_again(collection, handbook, django_capture_on_commit_callbacks):
+def test_a_version_left_half_done_is_ingested_again_not_uploaded_again(
+    collection, handbook, django_capture_on_commit_callbacks
+):
     ingest(collection, handbook, django_capture_on_commit_callbacks)
     travel = Document.objects.get(collection=collection, external_id="policies/travel-policy.md")
     travel.versions.update(status=IngestionStatus.PROCESSING)  # as an interrupted run leaves it
@@ -80,10 +86,14 @@ def test_a_version_left_half_done_is_ingested_again_not_uploaded_again(collectio
 
 
 @pytest.mark.django_db
-def test_a_beir_corpus_is_read_line_by_line_and_a_bad_line_is_named(collection, tmp_path, django_capture_on_commit_callbacks):
+def test_a_beir_corpus_is_read_line_by_line_and_a_bad_line_is_named(
+    collection, tmp_path, django_capture_on_commit_callbacks
+):
     corpus = tmp_path / "corpus.jsonl"
-    rows = [{"_id": "d1", "title": "Boundary layers", "text": "Laminar flow over a flat plate."},
-            {"_id": 2, "title": "", "text": "Shock waves at hypersonic speed."}]
+    rows = [
+        {"_id": "d1", "title": "Boundary layers", "text": "Laminar flow over a flat plate."},
+        {"_id": 2, "title": "", "text": "Shock waves at hypersonic speed."},
+    ]
     corpus.write_text("".join(json.dumps(row) + "\n" for row in rows) + "\n")
     report = ingest(collection, corpus, django_capture_on_commit_callbacks, limit=5)
     assert report.documents == 2

@@ -47,7 +47,10 @@ def test_semantic_chunks_split_where_the_topic_changes():
 
     parsed = doc(" ".join(sentences))
     plans = plan_semantic_chunks(parsed, tokenizer(), embed, size=200, threshold=0.5)
-    assert [parsed.text[p.start : p.end] for p in plans] == ["Cats purr. Cats sleep a lot. Cats chase mice.", "Bonds pay coupons. Bonds have yields."]
+    assert [parsed.text[p.start : p.end] for p in plans] == [
+        "Cats purr. Cats sleep a lot. Cats chase mice.",
+        "Bonds pay coupons. Bonds have yields.",
+    ]
 
 
 def test_windows_end_at_paragraph_breaks_so_edits_stay_local():

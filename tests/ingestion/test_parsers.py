@@ -34,7 +34,11 @@ def test_docx_headings_and_metadata():
     parsed = parse(samples.docx(paragraphs=("Twenty weeks of paid leave.", "Up to three blocks.")), DOCX)
     assert section_texts(parsed)[-1][0] == "Parental leave"
     assert "Up to three blocks." in parsed.text
-    assert parsed.metadata == {"title": "Leave", "author": "People Operations", **{k: v for k, v in parsed.metadata.items() if k in ("created", "modified")}}
+    assert parsed.metadata == {
+        "title": "Leave",
+        "author": "People Operations",
+        **{k: v for k, v in parsed.metadata.items() if k in ("created", "modified")},
+    }
 
 
 def test_a_zip_bomb_docx_is_not_opened(monkeypatch):
@@ -63,7 +67,11 @@ def test_markdown_sections_point_into_the_source():
     source = "Intro line.\n\n# Travel\n\nEconomy class.\n\n## Hotels\n\nCity rate.\n"
     parsed = parse(source.encode(), MARKDOWN)
     assert parsed.text == source
-    assert [(h, t) for h, t, _ in section_texts(parsed)] == [("", "Intro line."), ("Travel", "# Travel\n\nEconomy class."), ("Hotels", "## Hotels\n\nCity rate.")]
+    assert [(h, t) for h, t, _ in section_texts(parsed)] == [
+        ("", "Intro line."),
+        ("Travel", "# Travel\n\nEconomy class."),
+        ("Hotels", "## Hotels\n\nCity rate."),
+    ]
     assert parsed.metadata["title"] == "Travel"
 
 

@@ -14,7 +14,8 @@ from tests.documents.conftest import text_file
 from tests.ingestion import samples
 
 POLICY = "\n\n".join(
-    f"## Rule {i}\n\n" + " ".join(f"Clause {i}.{j}: employees book travel number {i * 10 + j} through the portal." for j in range(12))
+    f"## Rule {i}\n\n"
+    + " ".join(f"Clause {i}.{j}: employees book travel number {i * 10 + j} through the portal." for j in range(12))
     for i in range(20)
 ).encode()
 
@@ -27,8 +28,14 @@ def app(acme, django_capture_on_commit_callbacks):
     def upload(content: bytes, name: str = "policy.md", document: int | None = None):
         with django_capture_on_commit_callbacks(execute=True):
             if document is None:
-                return client.post("/api/v1/documents", {"collection": collection["id"], "title": "Travel policy", "file": text_file(content, name)}, format="multipart").json()
-            return client.post(f"/api/v1/documents/{document}/versions", {"file": text_file(content, name)}, format="multipart").json()
+                return client.post(
+                    "/api/v1/documents",
+                    {"collection": collection["id"], "title": "Travel policy", "file": text_file(content, name)},
+                    format="multipart",
+                ).json()
+            return client.post(
+                f"/api/v1/documents/{document}/versions", {"file": text_file(content, name)}, format="multipart"
+            ).json()
 
     def publish(document: int, number: int):
         with django_capture_on_commit_callbacks(execute=True):
@@ -49,8 +56,11 @@ def test_upload_to_ready_to_searchable(app, acme):
     for chunk in Chunk.objects.filter(version=version):
         section = chunk.section
         assert section.start_offset <= chunk.start_offset < chunk.end_offset <= section.end_offset
-        assert chunk.text == section.text[chunk.start_offset - section.start_offset : chunk.end_offset - section.start_offset]
-        assert chunk.vector.shape == (EMBEDDING_DIMS,) and abs(float((chunk.vector ** 2).sum()) - 1) < 1e-3
+        assert (
+            chunk.text
+            == section.text[chunk.start_offset - section.start_offset : chunk.end_offset - section.start_offset]
+        )
+        assert chunk.vector.shape == (EMBEDDING_DIMS,) and abs(float((chunk.vector**2).sum()) - 1) < 1e-3
     backend = get_search_backend()
     backend.refresh()
     assert backend.fingerprints() == {}  # ready, not published: not in the index at all (docs/search.md)
@@ -59,8 +69,14 @@ def test_upload_to_ready_to_searchable(app, acme):
     from apps.search.types import Mode, SearchQuery
 
     text = "travel number 73 through the portal"
-    query = SearchQuery(tenant_id=acme.tenant.pk, principals=(f"tenant:{acme.tenant.pk}:all",), text=text,
-                        vector=get_embedder().encode([text])[0], mode=Mode.HYBRID, k=3)
+    query = SearchQuery(
+        tenant_id=acme.tenant.pk,
+        principals=(f"tenant:{acme.tenant.pk}:all",),
+        text=text,
+        vector=get_embedder().encode([text])[0],
+        mode=Mode.HYBRID,
+        k=3,
+    )
     assert backend.search(query).hits == []  # so not found before publishing
     assert app.publish(document["id"], 1).status_code == 200
     backend.refresh()
@@ -101,7 +117,9 @@ def test_re_ingesting_is_idempotent(app):
 
 
 @pytest.mark.django_db
-def test_re_ingesting_into_fewer_chunks_leaves_none_of_the_old_ones_in_the_index(app, django_capture_on_commit_callbacks):
+def test_re_ingesting_into_fewer_chunks_leaves_none_of_the_old_ones_in_the_index(
+    app, django_capture_on_commit_callbacks
+):
     """A re-ingest with larger chunks makes fewer of them: the ids that are no more leave the index
     too (found by an outside review: they stayed until the next reconcile)."""
     from apps.documents.models import Collection
@@ -127,13 +145,23 @@ def test_re_ingesting_into_fewer_chunks_leaves_none_of_the_old_ones_in_the_index
 @pytest.mark.django_db
 def test_a_small_edit_embeds_only_the_chunks_that_changed(app):
     document = app.upload(POLICY)
-    edited = POLICY.replace(b"Clause 7.3: employees book travel number 73", b"Clause 7.3: staff reserve trips numbered 73")
+    edited = POLICY.replace(
+        b"Clause 7.3: employees book travel number 73", b"Clause 7.3: staff reserve trips numbered 73"
+    )
     app.upload(edited, document=document["id"])
     v2 = DocumentVersion.objects.get(document_id=document["id"], number=2)
     report = ingestion_services.ingest_version(version_id=v2.pk)  # again, to read the figures
     assert v2.status == IngestionStatus.READY
     total = Chunk.objects.filter(version=v2).count()
-    changed = Chunk.objects.filter(version=v2).exclude(text_sha256__in=Chunk.objects.filter(version__document_id=document["id"], version__number=1).values("text_sha256")).count()
+    changed = (
+        Chunk.objects.filter(version=v2)
+        .exclude(
+            text_sha256__in=Chunk.objects.filter(version__document_id=document["id"], version__number=1).values(
+                "text_sha256"
+            )
+        )
+        .count()
+    )
     assert changed <= 0.10 * total, (changed, total)
     assert report.chunks == total
 
@@ -168,7 +196,9 @@ def test_admins_see_failed_versions_and_retry_them(app, django_capture_on_commit
     document = app.upload(POLICY)
     version = DocumentVersion.objects.get(document_id=document["id"])
     DocumentVersion.objects.filter(pk=version.pk).update(status=IngestionStatus.PROCESSING)  # a task that kept failing
-    ingestion_services.version_fail(version_id=version.pk, reason="Ingestion stopped after 8 retries on temporarily unavailable services")
+    ingestion_services.version_fail(
+        version_id=version.pk, reason="Ingestion stopped after 8 retries on temporarily unavailable services"
+    )
     admin = Client()
     admin.force_login(get_user_model().objects.create_superuser("root", password="pw-for-tests-only"))
     page = admin.get("/admin/documents/documentversion/?status__exact=failed").content.decode()
@@ -182,9 +212,16 @@ def test_admins_see_failed_versions_and_retry_them(app, django_capture_on_commit
 @pytest.mark.django_db
 def test_publish_when_ready(app, django_capture_on_commit_callbacks, acme):
     with django_capture_on_commit_callbacks(execute=True):
-        created = app.post("/api/v1/documents", {"collection": app.get("/api/v1/collections").json()["results"][0]["id"],
-                           "title": "Remote work", "file": text_file(b"# Remote work\n\nThree days a week.\n"), "publish_when_ready": True},
-                           format="multipart").json()
+        created = app.post(
+            "/api/v1/documents",
+            {
+                "collection": app.get("/api/v1/collections").json()["results"][0]["id"],
+                "title": "Remote work",
+                "file": text_file(b"# Remote work\n\nThree days a week.\n"),
+                "publish_when_ready": True,
+            },
+            format="multipart",
+        ).json()
     document = app.get(f"/api/v1/documents/{created['id']}").json()
     assert document["state"] == "published" and document["published_version"]["number"] == 1
     reader_key = key_client(acme.key(scopes=[Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE]))
@@ -204,7 +241,9 @@ def test_reembed_finds_chunks_of_another_model_and_embeds_them_again(app, capsys
 
     call_command("reembed", "--dry-run")
     assert "1 versions hold" in capsys.readouterr().out
-    assert not Chunk.objects.filter(version=version, embedding_model=get_embedder().identity).exists()  # dry run: nothing
+    assert not Chunk.objects.filter(
+        version=version, embedding_model=get_embedder().identity
+    ).exists()  # dry run: nothing
 
     call_command("reembed")
     chunks = Chunk.objects.filter(version=version)

@@ -22,11 +22,19 @@ def add_chunks(version, texts: list[str]) -> list[Chunk]:
     """What ingestion stores for a version: chunk rows with text and embedding."""
     offset, chunks = 0, []
     for ordinal, text in enumerate(texts):
-        chunks.append(Chunk.objects.create(
-            id=chunk_id(version.pk, ordinal), version=version, ordinal=ordinal, text=text,
-            text_sha256=hashlib.sha256(text.encode()).hexdigest(), start_offset=offset, end_offset=offset + len(text),
-            embedding=vector_for(text).tobytes(), embedding_model="test-vectors",
-        ))
+        chunks.append(
+            Chunk.objects.create(
+                id=chunk_id(version.pk, ordinal),
+                version=version,
+                ordinal=ordinal,
+                text=text,
+                text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+                start_offset=offset,
+                end_offset=offset + len(text),
+                embedding=vector_for(text).tobytes(),
+                embedding_model="test-vectors",
+            )
+        )
         offset += len(text) + 1
     return chunks
 
@@ -42,7 +50,9 @@ def published_document(acme):
     collection = document_services.collection_create(tenant=acme.tenant, name="Policies")
     everyone = TenantGroup.objects.get(tenant=acme.tenant, is_everyone=True)
     document_services.grants_replace(obj=collection, grants=[Grant(everyone.auth_group, Level.VIEW)], actor=Actor(None))
-    document = document_services.document_create(tenant=acme.tenant, collection=collection, title="Travel policy", actor=Actor(None), file=text_file())
+    document = document_services.document_create(
+        tenant=acme.tenant, collection=collection, title="Travel policy", actor=Actor(None), file=text_file()
+    )
     version = document.versions.get()
     add_chunks(version, ["Flights under six hours are booked in economy class.", "Hotels are booked at the city rate."])
     document_services.version_set_status(version=version, status=IngestionStatus.READY)

@@ -14,7 +14,12 @@ def test_the_tenant_layout_benchmark_measures_both_layouts_and_cleans_up(tmp_pat
     rows = [line for line in output.read_text().splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [row.split("|")[1].strip() for row in rows] == ["2", "4"]
     assert [int(row.split("|")[3]) for row in rows] == [2, 4]  # one index per tenant
-    backend = ElasticsearchBackend({**settings.SEARCH["ELASTICSEARCH"], "INDEX_PREFIX": f"{settings.SEARCH['ELASTICSEARCH']['INDEX_PREFIX']}-bench"})
+    backend = ElasticsearchBackend(
+        {
+            **settings.SEARCH["ELASTICSEARCH"],
+            "INDEX_PREFIX": f"{settings.SEARCH['ELASTICSEARCH']['INDEX_PREFIX']}-bench",
+        }
+    )
     try:
         assert backend.client.indices.get(index=f"{backend.prefix}-*", allow_no_indices=True) == {}
     finally:

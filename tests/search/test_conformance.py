@@ -30,16 +30,41 @@ def direction(*weights: tuple[int, float]) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def chunk(cid: str, text: str, vec: np.ndarray, *, tenant=1, principals=(EVERYONE,), document=None, collection=1,
-          published=True, category="", tags=(), effective=None, title="") -> IndexedChunk:
+def chunk(
+    cid: str,
+    text: str,
+    vec: np.ndarray,
+    *,
+    tenant=1,
+    principals=(EVERYONE,),
+    document=None,
+    collection=1,
+    published=True,
+    category="",
+    tags=(),
+    effective=None,
+    title="",
+) -> IndexedChunk:
     return IndexedChunk(
-        chunk_id=cid, tenant_id=tenant, collection_id=collection, document_id=document or abs(hash(cid)) % 10_000,
-        version_id=1, published=published, principals=tuple(principals), title=title, text=text, vector=vec,
-        category=category, tags=tuple(tags), effective_date=effective,
+        chunk_id=cid,
+        tenant_id=tenant,
+        collection_id=collection,
+        document_id=document or abs(hash(cid)) % 10_000,
+        version_id=1,
+        published=published,
+        principals=tuple(principals),
+        title=title,
+        text=text,
+        vector=vec,
+        category=category,
+        tags=tuple(tags),
+        effective_date=effective,
     )
 
 
-def q(text: str = "", vec: np.ndarray | None = None, *, mode=Mode.HYBRID, tenant=1, principals=(EVERYONE,), **kw) -> SearchQuery:
+def q(
+    text: str = "", vec: np.ndarray | None = None, *, mode=Mode.HYBRID, tenant=1, principals=(EVERYONE,), **kw
+) -> SearchQuery:
     return SearchQuery(tenant_id=tenant, principals=tuple(principals), text=text, vector=vec, mode=mode, **kw)
 
 
@@ -71,19 +96,32 @@ class BackendTests:
     # ---------------------------------------------------------------- isolation and access
     @pytest.mark.parametrize("mode", list(Mode))
     def test_tenant_isolation(self, mode):
-        self.put(chunk("a1", "wing flutter at high speed", direction((0, 1))),
-                 chunk("b1", "wing flutter at high speed", direction((0, 1)), tenant=2))
+        self.put(
+            chunk("a1", "wing flutter at high speed", direction((0, 1))),
+            chunk("b1", "wing flutter at high speed", direction((0, 1)), tenant=2),
+        )
         assert self.ids(q("wing flutter", direction((0, 1)), mode=mode, tenant=1)) == ["a1"]
         assert self.ids(q("wing flutter", direction((0, 1)), mode=mode, tenant=2)) == ["b1"]
         assert self.ids(q("wing flutter", direction((0, 1)), mode=mode, tenant=3)) == []
 
     @pytest.mark.parametrize("mode", list(Mode))
     def test_acl_is_a_prefilter_so_top_k_is_among_readable_chunks(self, mode):
-        secret = [chunk(f"s{i}", "boundary layer transition boundary layer", direction((0, 1), (1 + i, 0.05)), principals=(BOB,)) for i in range(30)]
-        readable = chunk("r1", "transition of a boundary layer on a cone", direction((0, 1), (50, 0.6)), principals=(ALICE,))
+        secret = [
+            chunk(
+                f"s{i}", "boundary layer transition boundary layer", direction((0, 1), (1 + i, 0.05)), principals=(BOB,)
+            )
+            for i in range(30)
+        ]
+        readable = chunk(
+            "r1", "transition of a boundary layer on a cone", direction((0, 1), (50, 0.6)), principals=(ALICE,)
+        )
         self.put(*secret, readable)
-        assert self.ids(q("boundary layer transition", direction((0, 1)), mode=mode, principals=(ALICE,), k=1)) == ["r1"]
-        assert "r1" not in self.ids(q("boundary layer transition", direction((0, 1)), mode=mode, principals=(BOB,), k=50))
+        assert self.ids(q("boundary layer transition", direction((0, 1)), mode=mode, principals=(ALICE,), k=1)) == [
+            "r1"
+        ]
+        assert "r1" not in self.ids(
+            q("boundary layer transition", direction((0, 1)), mode=mode, principals=(BOB,), k=50)
+        )
 
     def test_unpublished_chunks_are_never_found(self):
         self.put(chunk("draft", "heat transfer in slabs", direction((2, 1)), published=False))
@@ -111,7 +149,10 @@ class BackendTests:
         assert self.backend.fingerprints() == {}
 
     def test_deletes(self):
-        self.put(chunk("d1", "supersonic inlet", direction((4, 1))), chunk("d2", "supersonic inlet design", direction((4, 1))))
+        self.put(
+            chunk("d1", "supersonic inlet", direction((4, 1))),
+            chunk("d2", "supersonic inlet design", direction((4, 1))),
+        )
         self.backend.delete_chunks([ChunkRef("d1", 1), ChunkRef("never-there", 1)])
         self.backend.refresh()
         assert self.ids(q("supersonic inlet", direction((4, 1)))) == ["d2"]
@@ -126,9 +167,36 @@ class BackendTests:
     # ---------------------------------------------------------------- metadata filters
     def _corpus(self):
         self.put(
-            chunk("m1", "lift of a delta wing", direction((6, 1)), collection=1, category="policy", tags=("wing", "lift"), effective=date(2024, 1, 1), document=11),
-            chunk("m2", "lift of a swept wing", direction((6, 1)), collection=2, category="manual", tags=("wing",), effective=date(2025, 6, 1), document=12),
-            chunk("m3", "lift of a slender wing", direction((6, 1)), collection=2, category="policy", tags=("slender",), effective=None, document=13),
+            chunk(
+                "m1",
+                "lift of a delta wing",
+                direction((6, 1)),
+                collection=1,
+                category="policy",
+                tags=("wing", "lift"),
+                effective=date(2024, 1, 1),
+                document=11,
+            ),
+            chunk(
+                "m2",
+                "lift of a swept wing",
+                direction((6, 1)),
+                collection=2,
+                category="manual",
+                tags=("wing",),
+                effective=date(2025, 6, 1),
+                document=12,
+            ),
+            chunk(
+                "m3",
+                "lift of a slender wing",
+                direction((6, 1)),
+                collection=2,
+                category="policy",
+                tags=("slender",),
+                effective=None,
+                document=13,
+            ),
         )
 
     @pytest.mark.parametrize(
@@ -171,13 +239,17 @@ class BackendTests:
         expected = sorted(rrf, key=lambda cid: (-rrf[cid], cid))
         result = self.backend.search(q("jet noise", direction((7, 1)), fusion=Fusion.RRF))
         assert [h.chunk_id for h in result.hits] == expected
-        assert result.hits[0].components["bm25_rank"] is not None and result.hits[0].components["dense_rank"] is not None
+        assert (
+            result.hits[0].components["bm25_rank"] is not None and result.hits[0].components["dense_rank"] is not None
+        )
         assert self.ids(q("jet noise", direction((7, 1)), fusion=Fusion.WEIGHTED, dense_weight=1.0))[:3] == dense
         assert self.ids(q("jet noise", direction((7, 1)), fusion=Fusion.WEIGHTED, dense_weight=0.0))[:2] == bm25
 
     def test_at_most_n_chunks_per_document(self):
-        self.put(*[chunk(f"n{i}", "wake of a cylinder", direction((9, 1), (10 + i, 0.1)), document=7) for i in range(3)],
-                 chunk("other", "wake of a cylinder", direction((9, 1), (20, 0.3)), document=8))
+        self.put(
+            *[chunk(f"n{i}", "wake of a cylinder", direction((9, 1), (10 + i, 0.1)), document=7) for i in range(3)],
+            chunk("other", "wake of a cylinder", direction((9, 1), (20, 0.3)), document=8),
+        )
         ids = self.ids(q("cylinder wake", direction((9, 1)), max_per_document=1))
         assert len(ids) == 2 and "other" in ids
 
@@ -190,7 +262,17 @@ class BackendTests:
 
     def test_query_syntax_is_just_text(self):
         self.put(chunk("x1", "OR AND NOT near wing", direction((13, 1))))
-        for text in ['"wing', "wing OR", "(wing", "wing*", "title:wing", "NEAR(wing)", "-wing", "wing AND NOT", "{}[]^~\\/:"]:
+        for text in [
+            '"wing',
+            "wing OR",
+            "(wing",
+            "wing*",
+            "title:wing",
+            "NEAR(wing)",
+            "-wing",
+            "wing AND NOT",
+            "{}[]^~\\/:",
+        ]:
             self.backend.search(q(text, direction((13, 1)), mode=Mode.BM25))
         assert self.ids(q("title:wing*", mode=Mode.BM25)) == ["x1"]
 
@@ -201,9 +283,15 @@ class BackendTests:
 
     # ---------------------------------------------------------------- rebuild
     def test_rebuild_replaces_the_index_from_the_given_chunks(self):
-        self.put(chunk("old", "vortex shedding", direction((15, 1))), chunk("gone", "vortex", direction((15, 1)), tenant=2))
-        fresh = [chunk(f"new{i}", "vortex shedding behind bluff bodies", direction((15, 1), (16 + i, 0.2))) for i in range(3)]
-        report = self.backend.rebuild(iter([*fresh, chunk("draft", "vortex shedding", direction((15, 1)), published=False)]))
+        self.put(
+            chunk("old", "vortex shedding", direction((15, 1))), chunk("gone", "vortex", direction((15, 1)), tenant=2)
+        )
+        fresh = [
+            chunk(f"new{i}", "vortex shedding behind bluff bodies", direction((15, 1), (16 + i, 0.2))) for i in range(3)
+        ]
+        report = self.backend.rebuild(
+            iter([*fresh, chunk("draft", "vortex shedding", direction((15, 1)), published=False)])
+        )
         assert report.chunks == 3
         assert sorted(self.ids(q("vortex shedding", direction((15, 1))))) == ["new0", "new1", "new2"]
         assert self.ids(q("vortex", direction((15, 1)), tenant=2)) == []  # a tenant left with nothing
@@ -219,20 +307,38 @@ class BackendTests:
     def _tenant_corpus(self, tenant=1):
         self.put(
             chunk("k1", "jet noise jet noise reduction nozzle", direction((7, 0.2), (8, 1)), tenant=tenant, document=1),
-            chunk("k2", "jet noise reduction in a boundary layer", direction((7, 0.6), (8, 1)), tenant=tenant, document=2),
+            chunk(
+                "k2", "jet noise reduction in a boundary layer", direction((7, 0.6), (8, 1)), tenant=tenant, document=2
+            ),
             chunk("k3", "nozzle acoustics", direction((7, 1), (8, 0.1)), tenant=tenant, document=3, title="Jet nozzle"),
             chunk("k4", "a quiet boundary layer", direction((9, 1)), tenant=tenant, document=4, principals=(ALICE,)),
         )
 
     def _answers(self, tenant=1):
-        return [self.backend.search(q(text, direction(axis), mode=mode, tenant=tenant, principals=principals, fusion=fusion_)).hits
-                for text, axis in self.PROBES for mode in Mode for fusion_ in Fusion for principals in ((EVERYONE,), (ALICE, EVERYONE))]
+        return [
+            self.backend.search(
+                q(text, direction(axis), mode=mode, tenant=tenant, principals=principals, fusion=fusion_)
+            ).hits
+            for text, axis in self.PROBES
+            for mode in Mode
+            for fusion_ in Fusion
+            for principals in ((EVERYONE,), (ALICE, EVERYONE))
+        ]
 
     def _noise(self, tenant, *, published, start=0):
         """Chunks full of the probe words, and vectors next to the probe vectors."""
-        return [chunk(f"noise-{tenant}-{published}-{i}", "jet " * (i % 5 + 1) + "noise nozzle boundary layer reduction " * (i % 3),
-                      direction((7, 1), (8, 0.5), (30 + i % 40, 0.3)), tenant=tenant, published=published, document=100 + i,
-                      principals=(EVERYONE, ALICE)) for i in range(start, start + 60)]
+        return [
+            chunk(
+                f"noise-{tenant}-{published}-{i}",
+                "jet " * (i % 5 + 1) + "noise nozzle boundary layer reduction " * (i % 3),
+                direction((7, 1), (8, 0.5), (30 + i % 40, 0.3)),
+                tenant=tenant,
+                published=published,
+                document=100 + i,
+                principals=(EVERYONE, ALICE),
+            )
+            for i in range(start, start + 60)
+        ]
 
     def test_scores_are_identical_whatever_another_tenant_writes(self):
         self._tenant_corpus()
@@ -279,19 +385,29 @@ class TestEmbeddedBackend(BackendTests):
         db = sqlite3.connect(self.backend.path)
         db.execute("CREATE VIRTUAL TABLE chunks_fts USING fts5(title, body, tokenize = 'unicode61')")
         for rowid, title, text in db.execute("SELECT rowid, title, text FROM chunks").fetchall():
-            db.execute("INSERT INTO chunks_fts (rowid, title, body) VALUES (?, ?, ?)", (rowid, analyzed_text(title), analyzed_text(text)))
+            db.execute(
+                "INSERT INTO chunks_fts (rowid, title, body) VALUES (?, ?, ?)",
+                (rowid, analyzed_text(title), analyzed_text(text)),
+            )
         for (tenant,) in db.execute("SELECT DISTINCT tenant_id FROM chunks").fetchall():
             db.execute(f"DROP TABLE fts_t{tenant}")
-        rowid = db.execute("INSERT INTO chunks (chunk_id, tenant_id, collection_id, document_id, version_id, published, title, text,"
-                           " category, tags, vector, fingerprint) VALUES ('draft', 1, 1, 99, 1, 0, '', 'jet noise nozzle', '', '[]', ?, 'x')",
-                           (direction((7, 1)).tobytes(),)).lastrowid
-        db.execute("INSERT INTO chunks_fts (rowid, title, body) VALUES (?, '', ?)", (rowid, analyzed_text("jet noise nozzle")))
+        rowid = db.execute(
+            "INSERT INTO chunks (chunk_id, tenant_id, collection_id, document_id, version_id, published, title, text,"
+            " category, tags, vector, fingerprint) VALUES ('draft', 1, 1, 99, 1, 0, '', 'jet noise nozzle', '', '[]', ?, 'x')",
+            (direction((7, 1)).tobytes(),),
+        ).lastrowid
+        db.execute(
+            "INSERT INTO chunks_fts (rowid, title, body) VALUES (?, '', ?)", (rowid, analyzed_text("jet noise nozzle"))
+        )
         db.commit()
         db.close()
 
     def test_a_file_of_the_layout_before_is_upgraded_in_place(self, tmp_path):
-        corpus = [*self._noise(2, published=True), chunk("k1", "jet noise jet noise reduction nozzle", direction((7, 0.2), (8, 1)), document=1),
-                  chunk("k3", "nozzle acoustics", direction((7, 1), (8, 0.1)), document=3, title="Jet nozzle")]
+        corpus = [
+            *self._noise(2, published=True),
+            chunk("k1", "jet noise jet noise reduction nozzle", direction((7, 0.2), (8, 1)), document=1),
+            chunk("k3", "nozzle acoustics", direction((7, 1), (8, 0.1)), document=3, title="Jet nozzle"),
+        ]
         fresh = EmbeddedBackend({"PATH": str(tmp_path / "fresh.sqlite3")})
         fresh.index_chunks(corpus)
         self._old_layout(corpus)
@@ -344,8 +460,11 @@ class TestElasticsearchBackend(BackendTests):
         assert next(iter(mapping.values()))["mappings"]["_meta"]["analysis"] == self.backend.analysis()
 
     def test_each_tenant_has_an_index_of_its_own(self):
-        self.put(chunk("one", "wing", direction((0, 1)), tenant=1), chunk("two", "wing", direction((0, 1)), tenant=2),
-                 chunk("draft", "wing", direction((0, 1)), tenant=3, published=False))
+        self.put(
+            chunk("one", "wing", direction((0, 1)), tenant=1),
+            chunk("two", "wing", direction((0, 1)), tenant=2),
+            chunk("draft", "wing", direction((0, 1)), tenant=3, published=False),
+        )
         counts = {t: self.backend.client.count(index=f"{self.backend.prefix}-chunks-t{t}")["count"] for t in (1, 2)}
         assert counts == {1: 1, 2: 1}
         assert not self.backend.client.indices.exists_alias(name=f"{self.backend.prefix}-chunks-t3")
@@ -360,12 +479,16 @@ class TestElasticsearchBackend(BackendTests):
         finally:
             for other in others:
                 other.close()
-        assert list(self.backend.client.indices.get_alias(name=f"{self.backend.prefix}-chunks-t9")) == [f"{self.backend.prefix}-chunks-t9-initial"]
+        assert list(self.backend.client.indices.get_alias(name=f"{self.backend.prefix}-chunks-t9")) == [
+            f"{self.backend.prefix}-chunks-t9-initial"
+        ]
 
     def test_a_failed_rebuild_leaves_the_serving_indices_alone_and_nothing_behind(self):
         self.put(chunk("a0", "wing", direction((0, 1))))
         before = sorted(self.backend.client.indices.get(index=f"{self.backend.prefix}-chunks*"))
-        broken = IndexedChunk(**{**chunk("bad", "x", direction((0, 1)), tenant=2).__dict__, "vector": np.ones(3, np.float32)})
+        broken = IndexedChunk(
+            **{**chunk("bad", "x", direction((0, 1)), tenant=2).__dict__, "vector": np.ones(3, np.float32)}
+        )
         with pytest.raises(SearchBackendError):
             self.backend.rebuild(iter([chunk("a1", "wing", direction((0, 1))), broken]))
         assert sorted(self.backend.client.indices.get(index=f"{self.backend.prefix}-chunks*")) == before
@@ -376,7 +499,9 @@ class TestElasticsearchBackend(BackendTests):
         # read: its chunks must not count as indexed, or reconcile would never repair them.
         self.put(chunk("a0", "wing", direction((0, 1))))
         stray = self.backend._new_index(self.backend._alias(1))
-        self.backend.client.index(index=stray, id="a1", document=self.backend._source(chunk("a1", "wing", direction((0, 1)))), refresh=True)
+        self.backend.client.index(
+            index=stray, id="a1", document=self.backend._source(chunk("a1", "wing", direction((0, 1)))), refresh=True
+        )
         assert set(self.backend.fingerprints()) == {"a0"}
         self.backend.rebuild(iter([chunk("a0", "wing", direction((0, 1)))]))
         assert not self.backend.client.indices.exists(index=stray)  # and a rebuild clears it away

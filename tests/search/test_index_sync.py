@@ -21,16 +21,25 @@ def found(membership, text="economy class flights", tenant=None) -> list[str]:
     backend = get_search_backend()
     backend.refresh()
     context = resolve_tenant_context(user=membership.user, api_key=None, tenant_slug=(tenant or membership.tenant).slug)
-    query = SearchQuery(tenant_id=context.tenant.pk, principals=tuple(context_principals(context)), text=text, vector=vector_for(text), mode=Mode.HYBRID, k=10)
+    query = SearchQuery(
+        tenant_id=context.tenant.pk,
+        principals=tuple(context_principals(context)),
+        text=text,
+        vector=vector_for(text),
+        mode=Mode.HYBRID,
+        k=10,
+    )
     return [hit.chunk_id for hit in backend.search(query).hits]
 
 
 @pytest.fixture
 def on_commit(django_capture_on_commit_callbacks):
     """Run the after-commit sync tasks (eager here) the way a committed request would."""
+
     def run(fn, *args, **kwargs):
         with django_capture_on_commit_callbacks(execute=True):
             return fn(*args, **kwargs)
+
     return run
 
 
@@ -47,7 +56,9 @@ def test_lifecycle_changes_reach_the_index(acme, on_commit, published_document):
     assert found(acme.reader)
     on_commit(document_services.document_archive, document=published_document, actor=Actor(None))
     assert found(acme.reader) == []
-    on_commit(document_services.document_unarchive, document=Document.objects.get(pk=published_document.pk), actor=Actor(None))
+    on_commit(
+        document_services.document_unarchive, document=Document.objects.get(pk=published_document.pk), actor=Actor(None)
+    )
     assert found(acme.reader)
 
 
@@ -55,9 +66,18 @@ def test_lifecycle_changes_reach_the_index(acme, on_commit, published_document):
 def test_grant_changes_reach_the_index(acme, on_commit, published_document):
     search_services.sync_document(document_id=published_document.pk)
     assert found(acme.reader)
-    on_commit(document_services.grants_replace, obj=published_document, grants=[Grant(acme.owner.user, Level.VIEW)], actor=Actor(None))
+    on_commit(
+        document_services.grants_replace,
+        obj=published_document,
+        grants=[Grant(acme.owner.user, Level.VIEW)],
+        actor=Actor(None),
+    )
     assert found(acme.reader) == []
-    on_commit(document_services.document_grants_inherit, document=Document.objects.get(pk=published_document.pk), actor=Actor(None))
+    on_commit(
+        document_services.document_grants_inherit,
+        document=Document.objects.get(pk=published_document.pk),
+        actor=Actor(None),
+    )
     assert found(acme.reader)
     on_commit(document_services.grants_replace, obj=published_document.collection, grants=[], actor=Actor(None))
     assert found(acme.reader) == []
@@ -144,7 +164,9 @@ def test_rebuild_from_the_database(acme, published_document):
 
 
 @pytest.mark.django_db
-def test_a_change_committed_while_a_rebuild_streams_is_in_the_index_after_it(acme, published_document, on_commit, monkeypatch):
+def test_a_change_committed_while_a_rebuild_streams_is_in_the_index_after_it(
+    acme, published_document, on_commit, monkeypatch
+):
     """The rebuild reads the database as it streams; an archive committed meanwhile reaches the old
     index, which the swap then drops. The reconcile that follows every rebuild makes it good."""
     search_services.sync_document(document_id=published_document.pk)
@@ -155,7 +177,11 @@ def test_a_change_committed_while_a_rebuild_streams_is_in_the_index_after_it(acm
         yield from streamed()
         if not archived:  # once: the reconcile after the rebuild streams again
             archived.append(True)
-            on_commit(document_services.document_archive, document=Document.objects.get(pk=published_document.pk), actor=Actor(None))
+            on_commit(
+                document_services.document_archive,
+                document=Document.objects.get(pk=published_document.pk),
+                actor=Actor(None),
+            )
 
     monkeypatch.setattr(search_services.projection, "all_chunks", all_chunks)
     report = search_services.rebuild()
@@ -184,8 +210,14 @@ def test_a_sync_that_read_an_older_state_never_writes_after_a_newer_one(acme, mo
     collection = document_services.collection_create(tenant=acme.tenant, name="Policies")
     everyone = TenantGroup.objects.get(tenant=acme.tenant, is_everyone=True)
     document_services.grants_replace(obj=collection, grants=[Grant(everyone.auth_group, Level.VIEW)], actor=Actor(None))
-    published_document = document_services.document_create(tenant=acme.tenant, collection=collection, title="Travel policy",
-                                                           actor=Actor(None), file=text_file(), ingest=False)
+    published_document = document_services.document_create(
+        tenant=acme.tenant,
+        collection=collection,
+        title="Travel policy",
+        actor=Actor(None),
+        file=text_file(),
+        ingest=False,
+    )
     version = published_document.versions.get()
     add_chunks(version, ["Flights under six hours are booked in economy class.", "Hotels are booked at the city rate."])
     document_services.version_set_status(version=version, status=IngestionStatus.READY)

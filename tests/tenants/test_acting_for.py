@@ -33,8 +33,9 @@ from tests.conftest import key_client
 
 # Where retrieval happens: the pipeline itself, and starting an evaluation run (whose execution
 # is queued through a task the static walk cannot follow).
-SINKS = frozenset({steps.run_steps, evaluation_services.run_start, evaluation_services.run_submit,
-                   evaluation_services.run_execute})
+SINKS = frozenset(
+    {steps.run_steps, evaluation_services.run_start, evaluation_services.run_submit, evaluation_services.run_execute}
+)
 
 
 # ------------------------------------------------------------------------------ the static walk
@@ -69,7 +70,9 @@ def _functions_of(obj):
         for klass in obj.__mro__:
             if klass.__module__.startswith("apps."):
                 for member in vars(klass).values():
-                    yield from _functions_of(member.__func__ if isinstance(member, (staticmethod, classmethod)) else member)
+                    yield from _functions_of(
+                        member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
+                    )
         return
     obj = inspect.unwrap(obj) if callable(obj) else obj
     if isinstance(obj, types.MethodType):
@@ -89,7 +92,8 @@ def reaches_retrieval(obj, seen: set | None = None) -> bool:
         seen.add(function)
         for referenced in _referenced(function):
             followed = isinstance(referenced, (types.FunctionType, types.MethodType)) or (
-                isinstance(referenced, type) and (referenced.__module__ or "").startswith("apps."))
+                isinstance(referenced, type) and (referenced.__module__ or "").startswith("apps.")
+            )
             if followed and reaches_retrieval(referenced, seen):
                 return True
     return False
@@ -131,18 +135,23 @@ def test_every_retrieving_url_has_a_probe():
     found = retrieving_routes()
     assert set(found) == set(PROBES), (
         f"URLs that retrieve without a probe here: {sorted(set(found) - set(PROBES))}; "
-        f"probes of URLs that no longer retrieve: {sorted(set(PROBES) - set(found))}")
+        f"probes of URLs that no longer retrieve: {sorted(set(PROBES) - set(found))}"
+    )
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("route", sorted(PROBES))
-def test_acting_for_someone_goes_through_act_for_and_is_audited_as_both(route, library, django_capture_on_commit_callbacks):
+def test_acting_for_someone_goes_through_act_for_and_is_audited_as_both(
+    route, library, django_capture_on_commit_callbacks
+):
     as_user, body = PROBES[route](library)
     raw = library.world.key(scopes=RETRIEVAL_SCOPES)
     client = key_client(raw)
     before = AuditRecord.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-    with mock.patch.object(resolution, "act_for", wraps=resolution.act_for) as act_for, \
-            django_capture_on_commit_callbacks(execute=True):
+    with (
+        mock.patch.object(resolution, "act_for", wraps=resolution.act_for) as act_for,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         response = client.post(f"/{route}", {**body, "as_user": as_user}, format="json")
     assert response.status_code in (200, 202), response.content
     assert act_for.call_count >= 1 and all(call.kwargs.get("as_user") == as_user for call in act_for.call_args_list)
@@ -180,7 +189,9 @@ def test_the_audited_services_refuse_a_context_act_for_did_not_resolve(library):
         answer_services.search_run(context=context, request=RetrievalRequest(query="hotel"))
     assert not AuditRecord.objects.exists()
     resolved = resolution.act_for(context, require=(Scope.SEARCH,))
-    assert answer_services.search_run(context=resolved, request=RetrievalRequest(query="hotel")).record.username == "alice"
+    assert (
+        answer_services.search_run(context=resolved, request=RetrievalRequest(query="hotel")).record.username == "alice"
+    )
 
 
 # ------------------------------------------------------------------------------ the walk itself
@@ -222,6 +233,9 @@ def test_the_walk_finds_retrieval_through_helpers_and_methods(monkeypatch):
 def test_nothing_in_apps_calls_the_unaudited_pipeline():
     """pipeline_run retrieves without the act-as check and without an audit record: tests only."""
     apps = Path(settings.BASE_DIR) / "apps"
-    callers = [str(p.relative_to(apps)) for p in apps.rglob("*.py")
-               if "pipeline_run" in p.read_text() and p != apps / "answers" / "services.py"]
+    callers = [
+        str(p.relative_to(apps))
+        for p in apps.rglob("*.py")
+        if "pipeline_run" in p.read_text() and p != apps / "answers" / "services.py"
+    ]
     assert callers == []

@@ -10,7 +10,9 @@ from apps.tenants.models import ApiKey, Role
 
 @pytest.fixture
 def staff_of_acme(acme):
-    user = get_user_model().objects.create_user("staffer", password="pw-for-tests-only", is_staff=True, is_superuser=False)
+    user = get_user_model().objects.create_user(
+        "staffer", password="pw-for-tests-only", is_staff=True, is_superuser=False
+    )
     from django.contrib.auth.models import Permission
 
     user.user_permissions.set(Permission.objects.filter(content_type__app_label="tenants"))
@@ -24,7 +26,9 @@ def staff_of_acme(acme):
 def test_staff_see_only_their_tenants(staff_of_acme, acme, globex):
     page = staff_of_acme.get("/admin/tenants/tenant/").content.decode()
     assert "acme" in page and "globex" not in page
-    assert staff_of_acme.get(f"/admin/tenants/tenant/{globex.tenant.pk}/change/").status_code == 302  # not found → index
+    assert (
+        staff_of_acme.get(f"/admin/tenants/tenant/{globex.tenant.pk}/change/").status_code == 302
+    )  # not found → index
     services.member_create(tenant=globex.tenant, username="gus.globex")
     members = staff_of_acme.get("/admin/tenants/membership/").content.decode()
     assert "staffer" in members and "gus.globex" not in members
@@ -66,9 +70,7 @@ def test_a_membership_added_in_the_admin_joins_everyone(staff_of_acme, acme):
     assert not Membership.objects.filter(username="newcomer").exists()
     superuser = Client()
     superuser.force_login(get_user_model().objects.create_superuser("root", password="pw-for-tests-only"))
-    response = superuser.post(
-        "/admin/tenants/membership/add/", form
-    )
+    response = superuser.post("/admin/tenants/membership/add/", form)
     assert response.status_code == 302, response.content
     assert Membership.objects.filter(tenant=acme.tenant, username="newcomer").exists()
     everyone = TenantGroup.objects.get(tenant=acme.tenant, is_everyone=True)

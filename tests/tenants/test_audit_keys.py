@@ -26,7 +26,10 @@ def test_an_owner_or_admin_cannot_create_an_audit_key(acme, role):
     assert "audit:read" in body["message"] and "compliance" in body["message"] and "superuser" in body["message"]
     assert not ApiKey.objects.filter(name="peek").exists()
     # Everything else the role may use, it may still hand out.
-    assert client.post("/api/v1/api-keys", {"name": "bot", "scopes": ["search", "keys:manage"]}, format="json").status_code == 201
+    assert (
+        client.post("/api/v1/api-keys", {"name": "bot", "scopes": ["search", "keys:manage"]}, format="json").status_code
+        == 201
+    )
 
 
 @pytest.mark.django_db
@@ -42,7 +45,9 @@ def test_the_rule_is_the_audit_apis_rule():
 @pytest.mark.django_db
 def test_a_compliance_member_cannot_manage_keys_at_all(acme):
     carol = services.member_create(tenant=acme.tenant, username="carol", role=Role.COMPLIANCE)
-    response = user_client(carol, "acme").post("/api/v1/api-keys", {"name": "x", "scopes": ["audit:read"]}, format="json")
+    response = user_client(carol, "acme").post(
+        "/api/v1/api-keys", {"name": "x", "scopes": ["audit:read"]}, format="json"
+    )
     assert response.status_code == 403 and response.json()["code"] == "scope_missing"
 
 
@@ -50,7 +55,9 @@ def test_a_compliance_member_cannot_manage_keys_at_all(acme):
 def test_a_key_created_by_an_owner_key_cannot_pass_audit_on(acme):
     """A key an owner made with keys:manage acts within what the owner could use: no audit:read."""
     owner = user_client(acme.owner, "acme")
-    raw = owner.post("/api/v1/api-keys", {"name": "mgr", "scopes": ["keys:manage", "search"]}, format="json").json()["key"]
+    raw = owner.post("/api/v1/api-keys", {"name": "mgr", "scopes": ["keys:manage", "search"]}, format="json").json()[
+        "key"
+    ]
     response = key_client(raw).post("/api/v1/api-keys", {"name": "x", "scopes": ["audit:read"]}, format="json")
     assert response.status_code == 403
 
@@ -66,8 +73,11 @@ def admin_staff(acme):
 
 
 def _admin_add(client, acme, scopes):
-    return client.post("/admin/tenants/apikey/add/",
-                       {"tenant": acme.tenant.pk, "name": "from admin", "scopes": scopes, "expires_at": ""}, follow=True)
+    return client.post(
+        "/admin/tenants/apikey/add/",
+        {"tenant": acme.tenant.pk, "name": "from admin", "scopes": scopes, "expires_at": ""},
+        follow=True,
+    )
 
 
 @pytest.mark.django_db

@@ -5,8 +5,8 @@ import base64
 import pytest
 from django.core.cache import cache
 
-from apps.tenants.models import Role
 from apps.tenants import services
+from apps.tenants.models import Role
 
 URL = "/api/v1/tenant"
 PASSWORD = "right-password-for-tests"

@@ -6,7 +6,6 @@ from apps.tenants import services
 from apps.tenants.models import Membership, Scope
 from tests.conftest import key_client, user_client
 
-
 ALL_BUT_ACTING = [s for s in Scope.values if s != Scope.ACT_AS_USER]
 
 
@@ -23,7 +22,9 @@ def globex_app(globex):
 @pytest.mark.django_db
 class TestUsers:
     def test_create_list_and_read(self, acme_app):
-        response = acme_app.post("/api/v1/users", {"username": "dana@acme.example", "role": "editor", "email": "dana@acme.example"})
+        response = acme_app.post(
+            "/api/v1/users", {"username": "dana@acme.example", "role": "editor", "email": "dana@acme.example"}
+        )
         assert response.status_code == 201, response.content
         assert response.json()["username"] == "dana@acme.example"
         listed = acme_app.get("/api/v1/users?limit=2").json()
@@ -42,7 +43,9 @@ class TestUsers:
         assert response.status_code == 409
         assert response.json()["code"] == "username_taken"
 
-    @pytest.mark.parametrize("payload", [{"username": "bad name!"}, {"username": ""}, {"username": "x", "role": "king"}])
+    @pytest.mark.parametrize(
+        "payload", [{"username": "bad name!"}, {"username": ""}, {"username": "x", "role": "king"}]
+    )
     def test_invalid_input(self, acme_app, payload):
         response = acme_app.post("/api/v1/users", payload, format="json")
         assert response.status_code == 400
@@ -58,7 +61,9 @@ class TestUsers:
         assert user_client(acme.reader, "acme").get("/api/v1/tenant").status_code == 200
 
     def test_nobody_hands_out_a_role_beyond_their_own_scopes(self, acme):
-        provisioner = key_client(acme.key(scopes=[Scope.USERS_MANAGE, Scope.SEARCH, Scope.ASK, Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE]))
+        provisioner = key_client(
+            acme.key(scopes=[Scope.USERS_MANAGE, Scope.SEARCH, Scope.ASK, Scope.DOCUMENTS_READ, Scope.DOCUMENTS_WRITE])
+        )
         assert provisioner.post("/api/v1/users", {"username": "r", "role": "reader"}).status_code == 201
         for response in (
             provisioner.post("/api/v1/users", {"username": "o", "role": "owner"}),
@@ -80,7 +85,9 @@ class TestUsers:
 class TestGroups:
     def test_create_rename_members(self, acme_app):
         group = acme_app.post("/api/v1/groups", {"name": "hr"}).json()
-        assert acme_app.post(f"/api/v1/groups/{group['id']}/members", {"username": "reader"}).json()["members"] == ["reader"]
+        assert acme_app.post(f"/api/v1/groups/{group['id']}/members", {"username": "reader"}).json()["members"] == [
+            "reader"
+        ]
         assert acme_app.patch(f"/api/v1/groups/{group['id']}", {"name": "people"}).json()["name"] == "people"
         assert acme_app.delete(f"/api/v1/groups/{group['id']}/members/reader").json()["members"] == []
         assert acme_app.delete(f"/api/v1/groups/{group['id']}").status_code == 204

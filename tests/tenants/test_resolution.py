@@ -49,7 +49,7 @@ class TestApiKeys:
 
     def test_known_prefix_with_a_wrong_secret(self, acme):
         raw = acme.key()
-        forged = raw[: -5] + ("AAAAA" if not raw.endswith("AAAAA") else "BBBBB")
+        forged = raw[:-5] + ("AAAAA" if not raw.endswith("AAAAA") else "BBBBB")
         assert_error(key_client(forged).get(WHOAMI), 401, "api_key_invalid")
 
     def test_revoked_key(self, acme):

@@ -5,108 +5,153 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('tenants', '0001_initial'),
+        ("tenants", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ChainHead',
+            name="ChainHead",
             fields=[
-                ('tenant', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='+', serialize=False, to='tenants.tenant')),
-                ('sequence', models.PositiveBigIntegerField(default=0)),
-                ('last_hash', models.CharField(blank=True, max_length=64)),
+                (
+                    "tenant",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="+",
+                        serialize=False,
+                        to="tenants.tenant",
+                    ),
+                ),
+                ("sequence", models.PositiveBigIntegerField(default=0)),
+                ("last_hash", models.CharField(blank=True, max_length=64)),
             ],
         ),
         migrations.CreateModel(
-            name='AuditRecord',
+            name="AuditRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sequence', models.PositiveBigIntegerField(help_text="Position in the tenant's hash chain, from 1.")),
-                ('created_at', models.DateTimeField(db_index=True)),
-                ('kind', models.CharField(choices=[('search', 'Search'), ('ask', 'Ask')], max_length=8)),
-                ('outcome', models.CharField(choices=[('answered', 'Answered'), ('no_results', 'No results'), ('refused', 'No grounded answer'), ('failed', 'Failed')], max_length=12)),
-                ('user_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ('username', models.CharField(blank=True, db_index=True, max_length=150)),
-                ('api_key_id', models.BigIntegerField(blank=True, null=True)),
-                ('api_key_prefix', models.CharField(blank=True, max_length=16)),
-                ('acting_for_user', models.BooleanField(default=False, help_text='An API key acted for this user.')),
-                ('query', models.TextField()),
-                ('filters', models.JSONField(default=dict)),
-                ('parameters', models.JSONField(default=dict, help_text='mode, k, fusion, weights, re-rank, …')),
-                ('answer', models.TextField(blank=True)),
-                ('citations', models.JSONField(default=list)),
-                ('generator', models.CharField(blank=True, max_length=50)),
-                ('generator_model', models.CharField(blank=True, max_length=200)),
-                ('timings', models.JSONField(default=dict, help_text='Milliseconds per pipeline step.')),
-                ('error', models.TextField(blank=True)),
-                ('previous_hash', models.CharField(max_length=64)),
-                ('record_hash', models.CharField(max_length=64, unique=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='audit_records', to='tenants.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("sequence", models.PositiveBigIntegerField(help_text="Position in the tenant's hash chain, from 1.")),
+                ("created_at", models.DateTimeField(db_index=True)),
+                ("kind", models.CharField(choices=[("search", "Search"), ("ask", "Ask")], max_length=8)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("answered", "Answered"),
+                            ("no_results", "No results"),
+                            ("refused", "No grounded answer"),
+                            ("failed", "Failed"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("user_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
+                ("username", models.CharField(blank=True, db_index=True, max_length=150)),
+                ("api_key_id", models.BigIntegerField(blank=True, null=True)),
+                ("api_key_prefix", models.CharField(blank=True, max_length=16)),
+                ("acting_for_user", models.BooleanField(default=False, help_text="An API key acted for this user.")),
+                ("query", models.TextField()),
+                ("filters", models.JSONField(default=dict)),
+                ("parameters", models.JSONField(default=dict, help_text="mode, k, fusion, weights, re-rank, …")),
+                ("answer", models.TextField(blank=True)),
+                ("citations", models.JSONField(default=list)),
+                ("generator", models.CharField(blank=True, max_length=50)),
+                ("generator_model", models.CharField(blank=True, max_length=200)),
+                ("timings", models.JSONField(default=dict, help_text="Milliseconds per pipeline step.")),
+                ("error", models.TextField(blank=True)),
+                ("previous_hash", models.CharField(max_length=64)),
+                ("record_hash", models.CharField(max_length=64, unique=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="audit_records", to="tenants.tenant"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='RetentionPurge',
+            name="RetentionPurge",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('older_than', models.DateTimeField()),
-                ('records', models.PositiveIntegerField()),
-                ('through_sequence', models.PositiveBigIntegerField()),
-                ('last_hash', models.CharField(max_length=64)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='tenants.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("older_than", models.DateTimeField()),
+                ("records", models.PositiveIntegerField()),
+                ("through_sequence", models.PositiveBigIntegerField()),
+                ("last_hash", models.CharField(max_length=64)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="tenants.tenant"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['tenant', 'through_sequence'],
+                "ordering": ["tenant", "through_sequence"],
             },
         ),
         migrations.CreateModel(
-            name='RetrievedChunk',
+            name="RetrievedChunk",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rank', models.PositiveIntegerField()),
-                ('chunk_id', models.CharField(max_length=64)),
-                ('document_id', models.BigIntegerField(db_index=True)),
-                ('version_id', models.BigIntegerField(db_index=True)),
-                ('text_sha256', models.CharField(max_length=64)),
-                ('scores', models.JSONField(default=dict, help_text='fused, bm25, bm25_rank, dense, dense_rank, rerank')),
-                ('passed_recheck', models.BooleanField()),
-                ('recheck_reason', models.CharField(blank=True, max_length=200)),
-                ('shown', models.BooleanField(help_text='Returned to the caller (search) or given to the generator (ask).')),
-                ('cited', models.BooleanField(default=False)),
-                ('record', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='chunks', to='audit.auditrecord')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("rank", models.PositiveIntegerField()),
+                ("chunk_id", models.CharField(max_length=64)),
+                ("document_id", models.BigIntegerField(db_index=True)),
+                ("version_id", models.BigIntegerField(db_index=True)),
+                ("text_sha256", models.CharField(max_length=64)),
+                (
+                    "scores",
+                    models.JSONField(default=dict, help_text="fused, bm25, bm25_rank, dense, dense_rank, rerank"),
+                ),
+                ("passed_recheck", models.BooleanField()),
+                ("recheck_reason", models.CharField(blank=True, max_length=200)),
+                (
+                    "shown",
+                    models.BooleanField(help_text="Returned to the caller (search) or given to the generator (ask)."),
+                ),
+                ("cited", models.BooleanField(default=False)),
+                (
+                    "record",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="chunks", to="audit.auditrecord"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['record', 'rank'],
+                "ordering": ["record", "rank"],
             },
         ),
         migrations.CreateModel(
-            name='Review',
+            name="Review",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('reviewed', 'Reviewed'), ('flagged', 'Flagged')], max_length=10)),
-                ('comment', models.TextField(blank=True, max_length=5000)),
-                ('reviewer_id', models.BigIntegerField(blank=True, null=True)),
-                ('reviewer_name', models.CharField(max_length=150)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('record', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='reviews', to='audit.auditrecord')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("status", models.CharField(choices=[("reviewed", "Reviewed"), ("flagged", "Flagged")], max_length=10)),
+                ("comment", models.TextField(blank=True, max_length=5000)),
+                ("reviewer_id", models.BigIntegerField(blank=True, null=True)),
+                ("reviewer_name", models.CharField(max_length=150)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "record",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="reviews", to="audit.auditrecord"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.AddConstraint(
-            model_name='auditrecord',
-            constraint=models.UniqueConstraint(fields=('tenant', 'sequence'), name='audit_sequence_unique_in_tenant'),
+            model_name="auditrecord",
+            constraint=models.UniqueConstraint(fields=("tenant", "sequence"), name="audit_sequence_unique_in_tenant"),
         ),
         migrations.AddConstraint(
-            model_name='retrievedchunk',
-            constraint=models.UniqueConstraint(fields=('record', 'rank'), name='retrieved_rank_unique_in_record'),
+            model_name="retrievedchunk",
+            constraint=models.UniqueConstraint(fields=("record", "rank"), name="retrieved_rank_unique_in_record"),
         ),
     ]

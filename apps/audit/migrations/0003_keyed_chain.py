@@ -5,140 +5,156 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0002_append_only_triggers'),
-        ('tenants', '0001_initial'),
+        ("audit", "0002_append_only_triggers"),
+        ("tenants", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='auditrecord',
-            name='content_sha256',
-            field=models.CharField(blank=True, help_text="Public SHA-256 of the canonical bytes: the record's Merkle leaf.", max_length=64),
+            model_name="auditrecord",
+            name="content_sha256",
+            field=models.CharField(
+                blank=True, help_text="Public SHA-256 of the canonical bytes: the record's Merkle leaf.", max_length=64
+            ),
         ),
         migrations.AddField(
-            model_name='review',
-            name='content_sha256',
-            field=models.CharField(blank=True, help_text='Public SHA-256 of the canonical bytes.', max_length=64),
+            model_name="review",
+            name="content_sha256",
+            field=models.CharField(blank=True, help_text="Public SHA-256 of the canonical bytes.", max_length=64),
         ),
         migrations.AddField(
-            model_name='auditrecord',
-            name='context',
-            field=models.JSONField(default=list, help_text='The passages given to the generator: versions, offsets, text hashes.'),
+            model_name="auditrecord",
+            name="context",
+            field=models.JSONField(
+                default=list, help_text="The passages given to the generator: versions, offsets, text hashes."
+            ),
         ),
         migrations.AddField(
-            model_name='auditrecord',
-            name='embedding_model',
+            model_name="auditrecord",
+            name="embedding_model",
             field=models.CharField(blank=True, max_length=200),
         ),
         migrations.AddField(
-            model_name='auditrecord',
-            name='index_generation',
-            field=models.CharField(blank=True, help_text='The concrete index (or file) searched.', max_length=200),
+            model_name="auditrecord",
+            name="index_generation",
+            field=models.CharField(blank=True, help_text="The concrete index (or file) searched.", max_length=200),
         ),
         migrations.AddField(
-            model_name='auditrecord',
-            name='key_id',
-            field=models.CharField(blank=True, help_text="The chain key (AUDIT_KEYS) that keyed this record's hash.", max_length=32),
+            model_name="auditrecord",
+            name="key_id",
+            field=models.CharField(
+                blank=True, help_text="The chain key (AUDIT_KEYS) that keyed this record's hash.", max_length=32
+            ),
         ),
         migrations.AddField(
-            model_name='auditrecord',
-            name='principals',
-            field=models.JSONField(default=list, help_text='The principals the caller held at that moment.'),
+            model_name="auditrecord",
+            name="principals",
+            field=models.JSONField(default=list, help_text="The principals the caller held at that moment."),
         ),
         migrations.AddField(
-            model_name='auditrecord',
-            name='search_backend',
+            model_name="auditrecord",
+            name="search_backend",
             field=models.CharField(blank=True, max_length=50),
         ),
         migrations.AddField(
-            model_name='retentionpurge',
-            name='key_id',
+            model_name="retentionpurge",
+            name="key_id",
             field=models.CharField(blank=True, max_length=32),
         ),
         migrations.AddField(
-            model_name='retentionpurge',
-            name='newest_purged_at',
-            field=models.DateTimeField(help_text='When the youngest entry it removed was written.', null=True),
+            model_name="retentionpurge",
+            name="newest_purged_at",
+            field=models.DateTimeField(help_text="When the youngest entry it removed was written.", null=True),
         ),
         migrations.AddField(
-            model_name='retentionpurge',
-            name='retention_days',
-            field=models.PositiveIntegerField(default=0, help_text='AUDIT_RETENTION_DAYS when it ran.'),
+            model_name="retentionpurge",
+            name="retention_days",
+            field=models.PositiveIntegerField(default=0, help_text="AUDIT_RETENTION_DAYS when it ran."),
         ),
         migrations.AddField(
-            model_name='retentionpurge',
-            name='reviews',
+            model_name="retentionpurge",
+            name="reviews",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='retentionpurge',
-            name='signature',
+            model_name="retentionpurge",
+            name="signature",
             field=models.CharField(blank=True, help_text="Ed25519, base64, over the anchor's fields.", max_length=128),
         ),
         migrations.AddField(
-            model_name='retrievedchunk',
-            name='served_sha256',
-            field=models.CharField(blank=True, help_text='SHA-256 of the text the search engine served (its own copy).', max_length=64),
+            model_name="retrievedchunk",
+            name="served_sha256",
+            field=models.CharField(
+                blank=True, help_text="SHA-256 of the text the search engine served (its own copy).", max_length=64
+            ),
         ),
         migrations.AddField(
-            model_name='review',
-            name='entry_hash',
+            model_name="review",
+            name="entry_hash",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AddField(
-            model_name='review',
-            name='key_id',
+            model_name="review",
+            name="key_id",
             field=models.CharField(blank=True, max_length=32),
         ),
         migrations.AddField(
-            model_name='review',
-            name='previous_hash',
+            model_name="review",
+            name="previous_hash",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AddField(
-            model_name='review',
-            name='record_hash',
+            model_name="review",
+            name="record_hash",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AddField(
-            model_name='review',
-            name='record_sequence',
+            model_name="review",
+            name="record_sequence",
             field=models.PositiveBigIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='review',
-            name='sequence',
-            field=models.PositiveBigIntegerField(default=0, help_text="Position in the tenant's chain (shared with records)."),
+            model_name="review",
+            name="sequence",
+            field=models.PositiveBigIntegerField(
+                default=0, help_text="Position in the tenant's chain (shared with records)."
+            ),
         ),
         migrations.AddField(
-            model_name='review',
-            name='tenant',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='tenants.tenant'),
+            model_name="review",
+            name="tenant",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.PROTECT, related_name="+", to="tenants.tenant"
+            ),
         ),
         migrations.AlterField(
-            model_name='retentionpurge',
-            name='created_at',
+            model_name="retentionpurge",
+            name="created_at",
             field=models.DateTimeField(),
         ),
         migrations.AlterField(
-            model_name='retrievedchunk',
-            name='text_sha256',
+            model_name="retrievedchunk",
+            name="text_sha256",
             field=models.CharField(help_text="SHA-256 of the database chunk's text.", max_length=64),
         ),
         migrations.AlterField(
-            model_name='review',
-            name='created_at',
+            model_name="review",
+            name="created_at",
             field=models.DateTimeField(),
         ),
         migrations.AlterField(
-            model_name='review',
-            name='record',
-            field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='reviews', to='audit.auditrecord'),
+            model_name="review",
+            name="record",
+            field=models.ForeignKey(
+                db_constraint=False,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="reviews",
+                to="audit.auditrecord",
+            ),
         ),
         migrations.AddIndex(
-            model_name='review',
-            index=models.Index(fields=['tenant', 'sequence'], name='review_chain_position'),
+            model_name="review",
+            index=models.Index(fields=["tenant", "sequence"], name="review_chain_position"),
         ),
     ]

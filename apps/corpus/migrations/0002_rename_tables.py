@@ -7,34 +7,33 @@ log entries that point at them keep pointing at the same models."""
 
 from django.db import migrations
 
-MODELS = ('section', 'chunk')
+MODELS = ("section", "chunk")
 
 
 def _relabel(apps, old: str, new: str) -> None:
-    ContentType = apps.get_model('contenttypes', 'ContentType')
+    ContentType = apps.get_model("contenttypes", "ContentType")
     for model in MODELS:
         if not ContentType.objects.filter(app_label=new, model=model).exists():
             ContentType.objects.filter(app_label=old, model=model).update(app_label=new)
 
 
 def forwards(apps, schema_editor):
-    _relabel(apps, 'ingestion', 'corpus')
+    _relabel(apps, "ingestion", "corpus")
 
 
 def backwards(apps, schema_editor):
-    _relabel(apps, 'corpus', 'ingestion')
+    _relabel(apps, "corpus", "ingestion")
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('contenttypes', '0002_remove_content_type_name'),
-        ('corpus', '0001_initial'),
-        ('ingestion', '0003_section_chunk_moved_to_corpus'),
+        ("contenttypes", "0002_remove_content_type_name"),
+        ("corpus", "0001_initial"),
+        ("ingestion", "0003_section_chunk_moved_to_corpus"),
     ]
 
     operations = [
-        migrations.AlterModelTable(name='section', table=None),
-        migrations.AlterModelTable(name='chunk', table=None),
+        migrations.AlterModelTable(name="section", table=None),
+        migrations.AlterModelTable(name="chunk", table=None),
         migrations.RunPython(forwards, backwards),
     ]

@@ -6,85 +6,130 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('documents', '0001_initial'),
-        ('tenants', '0001_initial'),
+        ("documents", "0001_initial"),
+        ("tenants", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='collection',
-            name='tenant',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='collections', to='tenants.tenant'),
+            model_name="collection",
+            name="tenant",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="collections", to="tenants.tenant"
+            ),
         ),
         migrations.AddField(
-            model_name='document',
-            name='collection',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='documents', to='documents.collection'),
+            model_name="document",
+            name="collection",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="documents", to="documents.collection"
+            ),
         ),
         migrations.AddField(
-            model_name='document',
-            name='created_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="document",
+            name="created_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='document',
-            name='tenant',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='documents', to='tenants.tenant'),
+            model_name="document",
+            name="tenant",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="documents", to="tenants.tenant"
+            ),
         ),
         migrations.AddField(
-            model_name='documentevent',
-            name='actor',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="documentevent",
+            name="actor",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='documentevent',
-            name='api_key',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='tenants.apikey'),
+            model_name="documentevent",
+            name="api_key",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="tenants.apikey",
+            ),
         ),
         migrations.AddField(
-            model_name='documentevent',
-            name='document',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='documents.document'),
+            model_name="documentevent",
+            name="document",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="events", to="documents.document"
+            ),
         ),
         migrations.AddField(
-            model_name='documentversion',
-            name='created_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="documentversion",
+            name="created_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='documentversion',
-            name='document',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='versions', to='documents.document'),
+            model_name="documentversion",
+            name="document",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="versions", to="documents.document"
+            ),
         ),
         migrations.AddField(
-            model_name='documentevent',
-            name='version',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='documents.documentversion'),
+            model_name="documentevent",
+            name="version",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="documents.documentversion",
+            ),
         ),
         migrations.AddField(
-            model_name='document',
-            name='published_version',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='documents.documentversion'),
+            model_name="document",
+            name="published_version",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="documents.documentversion",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='collection',
-            constraint=models.UniqueConstraint(fields=('tenant', 'name'), name='collection_name_unique_in_tenant'),
+            model_name="collection",
+            constraint=models.UniqueConstraint(fields=("tenant", "name"), name="collection_name_unique_in_tenant"),
         ),
         migrations.AddConstraint(
-            model_name='documentversion',
-            constraint=models.UniqueConstraint(fields=('document', 'number'), name='version_number_unique_in_document'),
+            model_name="documentversion",
+            constraint=models.UniqueConstraint(fields=("document", "number"), name="version_number_unique_in_document"),
         ),
         migrations.AddIndex(
-            model_name='document',
-            index=models.Index(fields=['tenant', 'state'], name='documents_d_tenant__8d3b84_idx'),
+            model_name="document",
+            index=models.Index(fields=["tenant", "state"], name="documents_d_tenant__8d3b84_idx"),
         ),
         migrations.AddIndex(
-            model_name='document',
-            index=models.Index(fields=['tenant', 'collection'], name='documents_d_tenant__31d419_idx'),
+            model_name="document",
+            index=models.Index(fields=["tenant", "collection"], name="documents_d_tenant__31d419_idx"),
         ),
     ]

@@ -4,25 +4,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('documents', '0002_initial'),
+        ("documents", "0002_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='collection',
-            name='chunk_overlap',
-            field=models.PositiveSmallIntegerField(default=40, help_text='Tokens shared by neighbouring chunks.'),
+            model_name="collection",
+            name="chunk_overlap",
+            field=models.PositiveSmallIntegerField(default=40, help_text="Tokens shared by neighbouring chunks."),
         ),
         migrations.AddField(
-            model_name='collection',
-            name='chunk_size',
-            field=models.PositiveSmallIntegerField(default=200, help_text='Tokens per chunk, at most 254.'),
+            model_name="collection",
+            name="chunk_size",
+            field=models.PositiveSmallIntegerField(default=200, help_text="Tokens per chunk, at most 254."),
         ),
         migrations.AddField(
-            model_name='collection',
-            name='chunk_strategy',
-            field=models.CharField(choices=[('tokens', 'Token windows'), ('semantic', 'Semantic (split where sentence similarity drops)')], default='tokens', max_length=16),
+            model_name="collection",
+            name="chunk_strategy",
+            field=models.CharField(
+                choices=[("tokens", "Token windows"), ("semantic", "Semantic (split where sentence similarity drops)")],
+                default="tokens",
+                max_length=16,
+            ),
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('documents', '0003_collection_chunking'),
+        ("documents", "0003_collection_chunking"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='documentversion',
-            name='publish_when_ready',
+            model_name="documentversion",
+            name="publish_when_ready",
             field=models.BooleanField(default=False),
         ),
     ]

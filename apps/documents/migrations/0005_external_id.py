@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('documents', '0004_publish_when_ready'),
+        ("documents", "0004_publish_when_ready"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='document',
-            name='external_id',
+            model_name="document",
+            name="external_id",
             field=models.CharField(blank=True, db_index=True, max_length=500),
         ),
     ]

@@ -4,20 +4,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('documents', '0005_external_id'),
+        ("documents", "0005_external_id"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='document',
-            name='legal_hold',
-            field=models.BooleanField(default=False, help_text='Delete and purge are refused while set.'),
+            model_name="document",
+            name="legal_hold",
+            field=models.BooleanField(default=False, help_text="Delete and purge are refused while set."),
         ),
         migrations.AlterField(
-            model_name='documentevent',
-            name='action',
-            field=models.CharField(choices=[('created', 'Created'), ('version_uploaded', 'Version Uploaded'), ('metadata_changed', 'Metadata Changed'), ('published', 'Published'), ('rolled_back', 'Rolled Back'), ('archived', 'Archived'), ('unarchived', 'Unarchived'), ('deleted', 'Deleted'), ('purged', 'Purged'), ('grants_changed', 'Grants Changed'), ('ingestion_failed', 'Ingestion Failed'), ('legal_hold_set', 'Legal Hold Set'), ('legal_hold_lifted', 'Legal Hold Lifted'), ('retention_changed', 'Retention Changed')], max_length=32),
+            model_name="documentevent",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("created", "Created"),
+                    ("version_uploaded", "Version Uploaded"),
+                    ("metadata_changed", "Metadata Changed"),
+                    ("published", "Published"),
+                    ("rolled_back", "Rolled Back"),
+                    ("archived", "Archived"),
+                    ("unarchived", "Unarchived"),
+                    ("deleted", "Deleted"),
+                    ("purged", "Purged"),
+                    ("grants_changed", "Grants Changed"),
+                    ("ingestion_failed", "Ingestion Failed"),
+                    ("legal_hold_set", "Legal Hold Set"),
+                    ("legal_hold_lifted", "Legal Hold Lifted"),
+                    ("retention_changed", "Retention Changed"),
+                ],
+                max_length=32,
+            ),
         ),
     ]

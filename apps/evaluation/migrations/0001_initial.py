@@ -5,96 +5,164 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('documents', '0005_external_id'),
-        ('tenants', '0001_initial'),
+        ("documents", "0005_external_id"),
+        ("tenants", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='GoldenSet',
+            name="GoldenSet",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('collection', models.ForeignKey(blank=True, help_text="Where an imported set's corpus lives (BEIR imports).", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='documents.collection')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='golden_sets', to='tenants.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "collection",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Where an imported set's corpus lives (BEIR imports).",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="documents.collection",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="golden_sets", to="tenants.tenant"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['tenant', 'name'],
+                "ordering": ["tenant", "name"],
             },
         ),
         migrations.CreateModel(
-            name='GoldenQuestion',
+            name="GoldenQuestion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(blank=True, help_text='The query id of an imported set.', max_length=100)),
-                ('text', models.TextField()),
-                ('reference_answer', models.TextField(blank=True)),
-                ('golden_set', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='questions', to='evaluation.goldenset')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "external_id",
+                    models.CharField(blank=True, help_text="The query id of an imported set.", max_length=100),
+                ),
+                ("text", models.TextField()),
+                ("reference_answer", models.TextField(blank=True)),
+                (
+                    "golden_set",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="questions", to="evaluation.goldenset"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['golden_set', 'pk'],
+                "ordering": ["golden_set", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='EvaluationRun',
+            name="EvaluationRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label', models.CharField(blank=True, max_length=200)),
-                ('config', models.JSONField(help_text='Retrieval configuration: mode, fusion, weights, k, re-rank, chunking, backend, model.')),
-                ('code_version', models.CharField(max_length=100)),
-                ('run_as', models.CharField(help_text='The member whose access the run used.', max_length=150)),
-                ('status', models.CharField(choices=[('running', 'Running'), ('done', 'Done'), ('failed', 'Failed')], default='running', max_length=10)),
-                ('error', models.TextField(blank=True)),
-                ('metrics', models.JSONField(default=dict)),
-                ('answer_checks', models.JSONField(default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
-                ('golden_set', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='evaluation.goldenset')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("label", models.CharField(blank=True, max_length=200)),
+                (
+                    "config",
+                    models.JSONField(
+                        help_text="Retrieval configuration: mode, fusion, weights, k, re-rank, chunking, backend, model."
+                    ),
+                ),
+                ("code_version", models.CharField(max_length=100)),
+                ("run_as", models.CharField(help_text="The member whose access the run used.", max_length=150)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("running", "Running"), ("done", "Done"), ("failed", "Failed")],
+                        default="running",
+                        max_length=10,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("metrics", models.JSONField(default=dict)),
+                ("answer_checks", models.JSONField(default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tenants.tenant"
+                    ),
+                ),
+                (
+                    "golden_set",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="runs", to="evaluation.goldenset"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='Judgement',
+            name="Judgement",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('grade', models.PositiveSmallIntegerField(default=1)),
-                ('document', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='documents.document')),
-                ('question', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='judgements', to='evaluation.goldenquestion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("grade", models.PositiveSmallIntegerField(default=1)),
+                (
+                    "document",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="documents.document"
+                    ),
+                ),
+                (
+                    "question",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="judgements",
+                        to="evaluation.goldenquestion",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='RunQuery',
+            name="RunQuery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('metrics', models.JSONField(default=dict)),
-                ('ranking', models.JSONField(default=list, help_text='Document ids, best first.')),
-                ('answer', models.JSONField(default=dict, help_text='Answer checks, when the run asked too.')),
-                ('question', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='evaluation.goldenquestion')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='queries', to='evaluation.evaluationrun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("metrics", models.JSONField(default=dict)),
+                ("ranking", models.JSONField(default=list, help_text="Document ids, best first.")),
+                ("answer", models.JSONField(default=dict, help_text="Answer checks, when the run asked too.")),
+                (
+                    "question",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="evaluation.goldenquestion"
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="queries",
+                        to="evaluation.evaluationrun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'question'],
+                "ordering": ["run", "question"],
             },
         ),
         migrations.AddConstraint(
-            model_name='goldenset',
-            constraint=models.UniqueConstraint(fields=('tenant', 'name'), name='golden_set_name_unique_in_tenant'),
+            model_name="goldenset",
+            constraint=models.UniqueConstraint(fields=("tenant", "name"), name="golden_set_name_unique_in_tenant"),
         ),
         migrations.AddConstraint(
-            model_name='judgement',
-            constraint=models.UniqueConstraint(fields=('question', 'document'), name='judgement_unique'),
+            model_name="judgement",
+            constraint=models.UniqueConstraint(fields=("question", "document"), name="judgement_unique"),
         ),
         migrations.AddConstraint(
-            model_name='runquery',
-            constraint=models.UniqueConstraint(fields=('run', 'question'), name='run_query_unique'),
+            model_name="runquery",
+            constraint=models.UniqueConstraint(fields=("run", "question"), name="run_query_unique"),
         ),
     ]

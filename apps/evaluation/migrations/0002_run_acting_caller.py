@@ -5,26 +5,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('evaluation', '0001_initial'),
-        ('tenants', '0001_initial'),
+        ("evaluation", "0001_initial"),
+        ("tenants", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='evaluationrun',
-            name='api_key',
-            field=models.ForeignKey(blank=True, help_text='The API key that started the run, acting for run_as; empty when the member did.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='tenants.apikey'),
+            model_name="evaluationrun",
+            name="api_key",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The API key that started the run, acting for run_as; empty when the member did.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="tenants.apikey",
+            ),
         ),
         migrations.AddField(
-            model_name='evaluationrun',
-            name='api_key_prefix',
-            field=models.CharField(blank=True, help_text='Kept when the key row is deleted.', max_length=16),
+            model_name="evaluationrun",
+            name="api_key_prefix",
+            field=models.CharField(blank=True, help_text="Kept when the key row is deleted.", max_length=16),
         ),
         migrations.AddField(
-            model_name='evaluationrun',
-            name='scopes',
-            field=models.JSONField(default=list, help_text='The scopes the run acts with, resolved when it was started.'),
+            model_name="evaluationrun",
+            name="scopes",
+            field=models.JSONField(
+                default=list, help_text="The scopes the run acts with, resolved when it was started."
+            ),
         ),
     ]

@@ -5,59 +5,81 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('documents', '0002_initial'),
+        ("documents", "0002_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Section',
+            name="Section",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('ordinal', models.PositiveIntegerField()),
-                ('heading', models.CharField(blank=True, max_length=500)),
-                ('text', models.TextField()),
-                ('start_offset', models.PositiveIntegerField()),
-                ('end_offset', models.PositiveIntegerField()),
-                ('page', models.PositiveIntegerField(blank=True, null=True)),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sections', to='documents.documentversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("ordinal", models.PositiveIntegerField()),
+                ("heading", models.CharField(blank=True, max_length=500)),
+                ("text", models.TextField()),
+                ("start_offset", models.PositiveIntegerField()),
+                ("end_offset", models.PositiveIntegerField()),
+                ("page", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sections",
+                        to="documents.documentversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['version', 'ordinal'],
+                "ordering": ["version", "ordinal"],
             },
         ),
         migrations.CreateModel(
-            name='Chunk',
+            name="Chunk",
             fields=[
-                ('id', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('ordinal', models.PositiveIntegerField()),
-                ('text', models.TextField()),
-                ('text_sha256', models.CharField(db_index=True, max_length=64)),
-                ('start_offset', models.PositiveIntegerField()),
-                ('end_offset', models.PositiveIntegerField()),
-                ('token_count', models.PositiveIntegerField(default=0)),
-                ('embedding', models.BinaryField()),
-                ('embedding_model', models.CharField(max_length=200)),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chunks', to='documents.documentversion')),
-                ('section', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='chunks', to='ingestion.section')),
+                ("id", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("ordinal", models.PositiveIntegerField()),
+                ("text", models.TextField()),
+                ("text_sha256", models.CharField(db_index=True, max_length=64)),
+                ("start_offset", models.PositiveIntegerField()),
+                ("end_offset", models.PositiveIntegerField()),
+                ("token_count", models.PositiveIntegerField(default=0)),
+                ("embedding", models.BinaryField()),
+                ("embedding_model", models.CharField(max_length=200)),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="chunks",
+                        to="documents.documentversion",
+                    ),
+                ),
+                (
+                    "section",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="chunks",
+                        to="ingestion.section",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['version', 'ordinal'],
+                "ordering": ["version", "ordinal"],
             },
         ),
         migrations.AddConstraint(
-            model_name='section',
-            constraint=models.UniqueConstraint(fields=('version', 'ordinal'), name='section_ordinal_unique_in_version'),
+            model_name="section",
+            constraint=models.UniqueConstraint(fields=("version", "ordinal"), name="section_ordinal_unique_in_version"),
         ),
         migrations.AddIndex(
-            model_name='chunk',
-            index=models.Index(fields=['text_sha256', 'embedding_model'], name='ingestion_c_text_sh_ddb6cc_idx'),
+            model_name="chunk",
+            index=models.Index(fields=["text_sha256", "embedding_model"], name="ingestion_c_text_sh_ddb6cc_idx"),
         ),
         migrations.AddConstraint(
-            model_name='chunk',
-            constraint=models.UniqueConstraint(fields=('version', 'ordinal'), name='chunk_ordinal_unique_in_version'),
+            model_name="chunk",
+            constraint=models.UniqueConstraint(fields=("version", "ordinal"), name="chunk_ordinal_unique_in_version"),
         ),
     ]

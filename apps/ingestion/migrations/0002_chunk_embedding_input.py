@@ -4,24 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('documents', '0005_external_id'),
-        ('ingestion', '0001_initial'),
+        ("documents", "0005_external_id"),
+        ("ingestion", "0001_initial"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='chunk',
-            name='ingestion_c_text_sh_ddb6cc_idx',
+            model_name="chunk",
+            name="ingestion_c_text_sh_ddb6cc_idx",
         ),
         migrations.AddField(
-            model_name='chunk',
-            name='embedding_input_sha256',
-            field=models.CharField(default='', max_length=64),
+            model_name="chunk",
+            name="embedding_input_sha256",
+            field=models.CharField(default="", max_length=64),
         ),
         migrations.AddIndex(
-            model_name='chunk',
-            index=models.Index(fields=['embedding_input_sha256', 'embedding_model'], name='chunk_embedding_reuse'),
+            model_name="chunk",
+            index=models.Index(fields=["embedding_input_sha256", "embedding_model"], name="chunk_embedding_reuse"),
         ),
     ]

@@ -5,15 +5,16 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('corpus', '0001_initial'),
-        ('ingestion', '0002_chunk_embedding_input'),
+        ("corpus", "0001_initial"),
+        ("ingestion", "0002_chunk_embedding_input"),
     ]
 
     operations = [
-        migrations.SeparateDatabaseAndState(state_operations=[
-            migrations.DeleteModel(name='Chunk'),  # first: it points at Section
-            migrations.DeleteModel(name='Section'),
-        ]),
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.DeleteModel(name="Chunk"),  # first: it points at Section
+                migrations.DeleteModel(name="Section"),
+            ]
+        ),
     ]

@@ -17,7 +17,15 @@ from apps.core.exceptions import TransientError
 from .. import fusion
 from ..analysis import highlight
 from ..types import (
-    MAX_K, Candidate, ChunkRef, Fusion, IndexedChunk, Mode, SearchHit, SearchQuery, SearchResult,
+    MAX_K,
+    Candidate,
+    ChunkRef,
+    Fusion,
+    IndexedChunk,
+    Mode,
+    SearchHit,
+    SearchQuery,
+    SearchResult,
 )
 
 

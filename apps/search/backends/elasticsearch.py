@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from elasticsearch import Elasticsearch, helpers
 from elasticsearch import exceptions as es_exceptions
@@ -74,7 +74,9 @@ class ElasticsearchBackend(SearchBackend):
         except es_exceptions.NotFoundError:
             return {}
         except es_exceptions.TransportError as exc:
-            raise SearchBackendError(f"Elasticsearch at {self.config['URL']} unreachable during alias look-up: {exc}") from exc
+            raise SearchBackendError(
+                f"Elasticsearch at {self.config['URL']} unreachable during alias look-up: {exc}"
+            ) from exc
         aliases: dict[str, list[str]] = {}
         for index, body in found.items():
             for alias in body["aliases"]:
@@ -123,7 +125,11 @@ class ElasticsearchBackend(SearchBackend):
                 "dims": EMBEDDING_DIMS,
                 "index": True,
                 "similarity": "cosine",
-                "index_options": {"type": "int8_hnsw" if self.config.get("INT8") else "hnsw", "m": 16, "ef_construction": 100},
+                "index_options": {
+                    "type": "int8_hnsw" if self.config.get("INT8") else "hnsw",
+                    "m": 16,
+                    "ef_construction": 100,
+                },
             },
         }
         if not english:
@@ -144,7 +150,7 @@ class ElasticsearchBackend(SearchBackend):
         }
 
     def _new_index(self, alias: str) -> str:
-        name = f"{alias}-{datetime.now(timezone.utc):%Y%m%d%H%M%S%f}"
+        name = f"{alias}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
         self._call("index creation", self.client.indices.create, index=name, **self._index_body())
         return name
 
@@ -162,17 +168,28 @@ class ElasticsearchBackend(SearchBackend):
             self.client.indices.create(index=f"{alias}-initial", aliases={alias: {}}, **self._index_body())
             behind = self._tenant_aliases_of(alias)
             if len(behind) > 1:  # a rebuild moved the alias onto its new index meanwhile: that one wins
-                self._call("alias repair", self.client.indices.update_aliases,
-                           actions=[{"remove_index": {"index": f"{alias}-initial"}}])
+                self._call(
+                    "alias repair",
+                    self.client.indices.update_aliases,
+                    actions=[{"remove_index": {"index": f"{alias}-initial"}}],
+                )
         except es_exceptions.BadRequestError as exc:
             if exc.error != "resource_already_exists_exception":
-                raise SearchBackendError(f"Elasticsearch refused index creation: {exc.message} ({exc.meta.status})") from exc
+                raise SearchBackendError(
+                    f"Elasticsearch refused index creation: {exc.message} ({exc.meta.status})"
+                ) from exc
             if not self._call("alias look-up", self.client.indices.exists_alias, name=alias):
-                raise SearchBackendError(f"Index {alias}-initial exists without its alias {alias}: rebuild the index.") from exc
+                raise SearchBackendError(
+                    f"Index {alias}-initial exists without its alias {alias}: rebuild the index."
+                ) from exc
         except es_exceptions.ApiError as exc:
-            raise SearchBackendError(f"Elasticsearch refused index creation: {exc.message} ({exc.meta.status})") from exc
+            raise SearchBackendError(
+                f"Elasticsearch refused index creation: {exc.message} ({exc.meta.status})"
+            ) from exc
         except es_exceptions.TransportError as exc:
-            raise SearchBackendError(f"Elasticsearch at {self.config['URL']} unreachable during index creation: {exc}") from exc
+            raise SearchBackendError(
+                f"Elasticsearch at {self.config['URL']} unreachable during index creation: {exc}"
+            ) from exc
 
     def health(self) -> str:
         try:
@@ -220,8 +237,14 @@ class ElasticsearchBackend(SearchBackend):
         try:
             # require_alias: a write never auto-creates an index (with a guessed mapping) where a
             # tenant's alias should be; it fails, and the task retries after ensure_index.
-            _, errors = helpers.bulk(self.client, actions, raise_on_error=False, raise_on_exception=True, stats_only=False,
-                                     require_alias=(what == "index"))
+            _, errors = helpers.bulk(
+                self.client,
+                actions,
+                raise_on_error=False,
+                raise_on_exception=True,
+                stats_only=False,
+                require_alias=(what == "index"),
+            )
         except es_exceptions.TransportError as exc:
             raise SearchBackendError(f"Elasticsearch at {self.config['URL']} unreachable during {what}: {exc}") from exc
         real = [e for e in errors if not (missing_ok and next(iter(e.values())).get("status") == 404)]
@@ -234,7 +257,10 @@ class ElasticsearchBackend(SearchBackend):
         searchable = [c for c in chunks if c.published]
         for tenant_id in sorted({c.tenant_id for c in searchable}):
             self.ensure_index(tenant_id)
-        actions = [{"_op_type": "index", "_index": self._alias(c.tenant_id), "_id": c.chunk_id, "_source": self._source(c)} for c in searchable]
+        actions = [
+            {"_op_type": "index", "_index": self._alias(c.tenant_id), "_id": c.chunk_id, "_source": self._source(c)}
+            for c in searchable
+        ]
         self._bulk("index", actions, missing_ok=False)
         self.delete_chunks([ChunkRef(c.chunk_id, c.tenant_id) for c in chunks if not c.published])
 
@@ -262,7 +288,12 @@ class ElasticsearchBackend(SearchBackend):
                 if alias not in targets:
                     targets[alias] = self._new_index(alias)
                 count += 1
-                yield {"_op_type": "index", "_index": targets[alias], "_id": chunk.chunk_id, "_source": self._source(chunk)}
+                yield {
+                    "_op_type": "index",
+                    "_index": targets[alias],
+                    "_id": chunk.chunk_id,
+                    "_source": self._source(chunk),
+                }
 
         try:
             for ok, item in helpers.streaming_bulk(self.client, actions(), chunk_size=500, raise_on_error=False):
@@ -272,19 +303,31 @@ class ElasticsearchBackend(SearchBackend):
                 self._call("refresh", self.client.indices.refresh, index=index)
                 # Whatever the alias points at now (an -initial index a worker created meanwhile too).
                 old = self._tenant_aliases_of(alias)
-                swap = [{"remove": {"index": o, "alias": alias}} for o in old] + [{"add": {"index": index, "alias": alias}}]
+                swap = [{"remove": {"index": o, "alias": alias}} for o in old] + [
+                    {"add": {"index": index, "alias": alias}}
+                ]
                 self._call("alias swap", self.client.indices.update_aliases, actions=swap)
         except es_exceptions.TransportError as exc:
-            self._delete_indices("failed rebuild clean-up", sorted(set(targets.values()) - self._aliased_indices()), quiet=True)
+            self._delete_indices(
+                "failed rebuild clean-up", sorted(set(targets.values()) - self._aliased_indices()), quiet=True
+            )
             raise SearchBackendError(f"Elasticsearch unreachable during rebuild: {exc}") from exc
         except SearchBackendError:
-            self._delete_indices("failed rebuild clean-up", sorted(set(targets.values()) - self._aliased_indices()), quiet=True)
+            self._delete_indices(
+                "failed rebuild clean-up", sorted(set(targets.values()) - self._aliased_indices()), quiet=True
+            )
             raise
         keep = set(targets.values())
-        every = self._call("index listing", self.client.indices.get, index=f"{self.prefix}-chunks*", allow_no_indices=True)
+        every = self._call(
+            "index listing", self.client.indices.get, index=f"{self.prefix}-chunks*", allow_no_indices=True
+        )
         # Tenant indices outside the new set, and the pre-0.9 shared index `<prefix>-chunks-<timestamp>`.
-        self._delete_indices("old index removal", sorted(name for name in every if name not in keep and self._ours(name)))
-        return RebuildReport(index=", ".join(sorted(targets.values())), chunks=count, seconds=round(time.perf_counter() - started, 2))
+        self._delete_indices(
+            "old index removal", sorted(name for name in every if name not in keep and self._ours(name))
+        )
+        return RebuildReport(
+            index=", ".join(sorted(targets.values())), chunks=count, seconds=round(time.perf_counter() - started, 2)
+        )
 
     def _ours(self, name: str) -> bool:
         """An index this backend makes: `<prefix>-chunks-t<id>-<suffix>`, or the shared index of the
@@ -307,7 +350,9 @@ class ElasticsearchBackend(SearchBackend):
         return {index for indices in self._tenant_aliases().values() for index in indices}
 
     def drop(self) -> None:
-        names = list(self._call("index listing", self.client.indices.get, index=f"{self.prefix}-chunks*", allow_no_indices=True))
+        names = list(
+            self._call("index listing", self.client.indices.get, index=f"{self.prefix}-chunks*", allow_no_indices=True)
+        )
         self._delete_indices("index removal", sorted(names))
 
     def _delete_indices(self, what: str, names: list[str], *, quiet: bool = False) -> None:
@@ -332,8 +377,13 @@ class ElasticsearchBackend(SearchBackend):
         if not serving:
             return found
         try:
-            for hit in helpers.scan(self.client, index=self._every_tenant, query={"query": {"match_all": {}}},
-                                    _source=["tenant_id", "fingerprint"], size=1000):
+            for hit in helpers.scan(
+                self.client,
+                index=self._every_tenant,
+                query={"query": {"match_all": {}}},
+                _source=["tenant_id", "fingerprint"],
+                size=1000,
+            ):
                 if hit["_index"] in serving:
                     found[hit["_id"]] = (hit["_source"]["tenant_id"], hit["_source"]["fingerprint"])
         except es_exceptions.TransportError as exc:
@@ -350,7 +400,12 @@ class ElasticsearchBackend(SearchBackend):
             {"terms": {"principals": list(query.principals)}},
         ]
         f = query.filters
-        for field, values in (("collection_id", f.collection_ids), ("category", f.categories), ("tags", f.tags), ("document_id", f.document_ids)):
+        for field, values in (
+            ("collection_id", f.collection_ids),
+            ("category", f.categories),
+            ("tags", f.tags),
+            ("document_id", f.document_ids),
+        ):
             if values:
                 clauses.append({"terms": {field: list(values)}})
         if f.date_from or f.date_to:
@@ -369,7 +424,11 @@ class ElasticsearchBackend(SearchBackend):
             text, fields = analyzed_text(query.text), ["text_analyzed", f"title_analyzed^{TITLE_BOOST}"]
         # A match-type query: the user's words are analysed, never parsed as query syntax.
         match = {"multi_match": {"query": text or "", "fields": fields, "type": "most_fields"}}
-        return {"size": size, "_source": SOURCE_FIELDS, "query": {"bool": {"must": [match], "filter": self.filters(query)}}}
+        return {
+            "size": size,
+            "_source": SOURCE_FIELDS,
+            "query": {"bool": {"must": [match], "filter": self.filters(query)}},
+        }
 
     def knn_body(self, query: SearchQuery, size: int) -> dict:
         return {
@@ -386,7 +445,11 @@ class ElasticsearchBackend(SearchBackend):
 
     def _retrieve(self, query: SearchQuery, size: int) -> tuple[list[Candidate], list[Candidate]]:
         header = {"index": self._alias(query.tenant_id), "ignore_unavailable": True}
-        kinds = [k for k in ("bm25", "dense") if (k == "bm25" and query.mode != Mode.DENSE) or (k == "dense" and query.mode != Mode.BM25)]
+        kinds = [
+            k
+            for k in ("bm25", "dense")
+            if (k == "bm25" and query.mode != Mode.DENSE) or (k == "dense" and query.mode != Mode.BM25)
+        ]
         searches: list[dict] = []
         for kind in kinds:
             searches += [header, self.bm25_body(query, size) if kind == "bm25" else self.knn_body(query, size)]
@@ -401,5 +464,16 @@ class ElasticsearchBackend(SearchBackend):
                 s = hit["_source"]
                 # kNN's cosine score is (1 + cos) / 2; report the cosine itself, as the embedded backend does.
                 score = hit["_score"] if kind == "bm25" else 2 * hit["_score"] - 1
-                results[kind].append(Candidate(s["chunk_id"], s["document_id"], s["version_id"], s["collection_id"], float(score), s["title"], s["text"], hit["_index"]))
+                results[kind].append(
+                    Candidate(
+                        s["chunk_id"],
+                        s["document_id"],
+                        s["version_id"],
+                        s["collection_id"],
+                        float(score),
+                        s["title"],
+                        s["text"],
+                        hit["_index"],
+                    )
+                )
         return results["bm25"], results["dense"]

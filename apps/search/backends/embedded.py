@@ -88,10 +88,13 @@ def _upgrade(db: sqlite3.Connection) -> None:
         db.execute("DELETE FROM chunk_principals WHERE chunk_rowid = ?", (rowid,))
         db.execute("DELETE FROM chunks WHERE rowid = ?", (rowid,))
     for rowid, tenant_id, title, text in db.execute("SELECT rowid, tenant_id, title, text FROM chunks").fetchall():
-        db.execute(f"INSERT INTO {_ensure_fts(db, tenant_id)} (rowid, title, body) VALUES (?, ?, ?)",
-                   (rowid, analyzed_text(title), analyzed_text(text)))
+        db.execute(
+            f"INSERT INTO {_ensure_fts(db, tenant_id)} (rowid, title, body) VALUES (?, ?, ?)",
+            (rowid, analyzed_text(title), analyzed_text(text)),
+        )
     db.execute("DROP TABLE chunks_fts")
     db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+
 
 TITLE_WEIGHT = 0.5  # title matches count half as much as body matches (as in the Elasticsearch backend)
 
@@ -181,8 +184,11 @@ class EmbeddedBackend(SearchBackend):
         writes never show in it)."""
         db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
         for tenant_id in sorted(set(tenant_ids)):
-            db.execute("INSERT INTO meta (key, value) VALUES (?, '1')"
-                       " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1", (f"generation:t{int(tenant_id)}",))
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, '1')"
+                " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                (f"generation:t{int(tenant_id)}",),
+            )
 
     # ---------------------------------------------------------------- writes
     def index_chunks(self, chunks: Sequence[IndexedChunk]) -> None:
@@ -205,10 +211,19 @@ class EmbeddedBackend(SearchBackend):
                 "INSERT INTO chunks (chunk_id, tenant_id, collection_id, document_id, version_id, published, title,"
                 " text, category, tags, effective_date, vector, fingerprint) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    chunk.chunk_id, chunk.tenant_id, chunk.collection_id, chunk.document_id, chunk.version_id,
-                    int(chunk.published), chunk.title, chunk.text, chunk.category, json.dumps(list(chunk.tags)),
+                    chunk.chunk_id,
+                    chunk.tenant_id,
+                    chunk.collection_id,
+                    chunk.document_id,
+                    chunk.version_id,
+                    int(chunk.published),
+                    chunk.title,
+                    chunk.text,
+                    chunk.category,
+                    json.dumps(list(chunk.tags)),
                     chunk.effective_date.isoformat() if chunk.effective_date else None,
-                    np.asarray(chunk.vector, dtype=np.float32).tobytes(), chunk.fingerprint(),
+                    np.asarray(chunk.vector, dtype=np.float32).tobytes(),
+                    chunk.fingerprint(),
                 ),
             ).lastrowid
             db.execute(
@@ -278,7 +293,10 @@ class EmbeddedBackend(SearchBackend):
     def fingerprints(self) -> dict[str, tuple[int, str]]:
         self.ensure_index()
         with self._db() as db:
-            return {cid: (tenant, fp) for cid, tenant, fp in db.execute("SELECT chunk_id, tenant_id, fingerprint FROM chunks")}
+            return {
+                cid: (tenant, fp)
+                for cid, tenant, fp in db.execute("SELECT chunk_id, tenant_id, fingerprint FROM chunks")
+            }
 
     # ---------------------------------------------------------------- reads
     @staticmethod
@@ -290,7 +308,11 @@ class EmbeddedBackend(SearchBackend):
         clauses.append(f"c.rowid IN (SELECT chunk_rowid FROM chunk_principals WHERE principal IN ({marks}))")
         params += list(query.principals)
         f = query.filters
-        for column, values in (("collection_id", f.collection_ids), ("category", f.categories), ("document_id", f.document_ids)):
+        for column, values in (
+            ("collection_id", f.collection_ids),
+            ("category", f.categories),
+            ("document_id", f.document_ids),
+        ):
             if values:
                 clauses.append(f"c.{column} IN ({','.join('?' * len(values))})")
                 params += list(values)
@@ -311,7 +333,11 @@ class EmbeddedBackend(SearchBackend):
         with self._db() as db:
             bm25 = self._bm25(db, query, where, params, size) if query.mode != Mode.DENSE else []
             dense = self._dense(db, query, where, params, size) if query.mode != Mode.BM25 else []
-            stamps = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('built', ?)", (f"generation:t{int(query.tenant_id)}",)))
+            stamps = dict(
+                db.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('built', ?)", (f"generation:t{int(query.tenant_id)}",)
+                )
+            )
         # Which build of the file, and how many writes of this tenant's: another tenant's never count.
         index = f"{self.path.name}@{stamps.get('built', '0')}.t{int(query.tenant_id)}.{stamps.get(f'generation:t{int(query.tenant_id)}', '0')}"
         return [replace(c, index=index) for c in bm25], [replace(c, index=index) for c in dense]
@@ -342,12 +368,18 @@ class EmbeddedBackend(SearchBackend):
             if self._matrix is None or self._matrix[0] != generation:
                 rows = db.execute("SELECT rowid, vector FROM chunks ORDER BY rowid").fetchall()
                 rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                matrix = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows]) if rows else np.zeros((0, 0), np.float32)
+                matrix = (
+                    np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+                    if rows
+                    else np.zeros((0, 0), np.float32)
+                )
                 self._matrix = (generation, rowids, matrix)
             return self._matrix[1], self._matrix[2]
 
     def _dense(self, db, query: SearchQuery, where: str, params: list, size: int) -> list[Candidate]:
-        allowed = np.fromiter((r[0] for r in db.execute(f"SELECT c.rowid FROM chunks c WHERE {where}", params)), dtype=np.int64)
+        allowed = np.fromiter(
+            (r[0] for r in db.execute(f"SELECT c.rowid FROM chunks c WHERE {where}", params)), dtype=np.int64
+        )
         if allowed.size == 0:
             return []
         rowids, matrix = self._vectors(db)
@@ -358,6 +390,14 @@ class EmbeddedBackend(SearchBackend):
         top = np.argsort(-scores, kind="stable")[:size]
         chosen = {int(rowids[positions[i]]): float(scores[i]) for i in top}
         marks = ",".join("?" * len(chosen))
-        rows = {r[0]: r for r in db.execute(f"SELECT c.rowid, {self._COLUMNS} FROM chunks c WHERE c.rowid IN ({marks})", list(chosen))}
+        rows = {
+            r[0]: r
+            for r in db.execute(
+                f"SELECT c.rowid, {self._COLUMNS} FROM chunks c WHERE c.rowid IN ({marks})", list(chosen)
+            )
+        }
         ordered = sorted(chosen.items(), key=lambda item: (-item[1], rows[item[0]][1]))
-        return [Candidate(rows[rid][1], rows[rid][2], rows[rid][3], rows[rid][4], score, rows[rid][5], rows[rid][6]) for rid, score in ordered]
+        return [
+            Candidate(rows[rid][1], rows[rid][2], rows[rid][3], rows[rid][4], score, rows[rid][5], rows[rid][6])
+            for rid, score in ordered
+        ]

@@ -24,15 +24,11 @@ PROFILE_EMBEDDED = "embedded"
 PROFILE_FULL = "full"
 PLATFORM_PROFILE = env.str("PLATFORM_PROFILE", default=PROFILE_EMBEDDED)
 if PLATFORM_PROFILE not in (PROFILE_EMBEDDED, PROFILE_FULL):
-    raise ImproperlyConfigured(
-        f"PLATFORM_PROFILE={PLATFORM_PROFILE!r}: use 'embedded' (the default) or 'full'."
-    )
+    raise ImproperlyConfigured(f"PLATFORM_PROFILE={PLATFORM_PROFILE!r}: use 'embedded' (the default) or 'full'.")
 
 if PLATFORM_PROFILE == PROFILE_FULL:
     _missing = [
-        name
-        for name in ("DATABASE_URL", "CELERY_BROKER_URL", "ELASTICSEARCH_URL")
-        if not env.str(name, default="")
+        name for name in ("DATABASE_URL", "CELERY_BROKER_URL", "ELASTICSEARCH_URL") if not env.str(name, default="")
     ]
     if _missing:
         raise ImproperlyConfigured(
@@ -99,11 +95,7 @@ TEMPLATES = [
 ]
 
 # --------------------------------------------------------------------------- database
-DATABASES = {
-    "default": env.db_url(
-        "DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'knowledge_platform.sqlite3'}"
-    )
-}
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'knowledge_platform.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -175,13 +167,17 @@ else:
 # for everybody, not only for the platform, which never overwrites or deletes a checkpoint).
 AUDIT_CHECKPOINT_STORAGE = env.str("AUDIT_CHECKPOINT_STORAGE", default="local")
 if AUDIT_CHECKPOINT_STORAGE == "s3":
-    _checkpoint_storage = _s3_storage(env.str("AUDIT_CHECKPOINT_BUCKET"),
-                                      location=env.str("AUDIT_CHECKPOINT_PREFIX", default="audit-checkpoints"))
+    _checkpoint_storage = _s3_storage(
+        env.str("AUDIT_CHECKPOINT_BUCKET"), location=env.str("AUDIT_CHECKPOINT_PREFIX", default="audit-checkpoints")
+    )
 elif AUDIT_CHECKPOINT_STORAGE == "local":
     _checkpoint_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": env.str("AUDIT_CHECKPOINT_DIR", default=str(VAR_DIR / "audit-checkpoints")),
-                    "file_permissions_mode": 0o444, "base_url": None},
+        "OPTIONS": {
+            "location": env.str("AUDIT_CHECKPOINT_DIR", default=str(VAR_DIR / "audit-checkpoints")),
+            "file_permissions_mode": 0o444,
+            "base_url": None,
+        },
     }
 else:
     raise ImproperlyConfigured(f"AUDIT_CHECKPOINT_STORAGE={AUDIT_CHECKPOINT_STORAGE!r}: use 'local' or 's3'.")
@@ -238,7 +234,10 @@ SPECTACULAR_SETTINGS = {
     # Two choice fields are called "status" (a health check's, a review's): name them apart.
     "ENUM_NAME_OVERRIDES": {"HealthStatusEnum": ["ok", "error"], "ReviewStatusEnum": ["reviewed", "flagged"]},
     # drf-spectacular's own enum hook, then ?limit=/?offset= on every operation that answers a page.
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "apps.core.schema.pagination_parameters"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.schema.pagination_parameters",
+    ],
 }
 
 # --------------------------------------------------------------------------- Celery
@@ -266,7 +265,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "inte
 # `celery beat` (docker/compose.yaml runs one; or `worker -B`).
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-ingestion": {"task": "ingestion.requeue_stalled", "schedule": 60.0},
-    "reconcile-search-index": {"task": "search.reconcile", "schedule": env.float("SEARCH_RECONCILE_EVERY", default=900.0)},
+    "reconcile-search-index": {
+        "task": "search.reconcile",
+        "schedule": env.float("SEARCH_RECONCILE_EVERY", default=900.0),
+    },
     "audit-retention": {"task": "audit.purge_expired", "schedule": 24 * 3600.0},
     "audit-checkpoint": {"task": "audit.checkpoint", "schedule": env.float("AUDIT_CHECKPOINT_EVERY", default=300.0)},
 }

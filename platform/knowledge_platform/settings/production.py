@@ -11,9 +11,10 @@ from django.core.checks.security.base import (
 )
 from django.core.exceptions import ImproperlyConfigured
 
+from apps.audit.keys import parse_ring
+
 from .base import *  # noqa: F403
 from .base import AUDIT, env
-from apps.audit.keys import parse_ring
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")

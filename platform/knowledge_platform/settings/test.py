@@ -24,8 +24,10 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     # Every test gets a directory of its own (tests/conftest.py), like its search index.
-    "audit_checkpoints": {"BACKEND": "django.core.files.storage.FileSystemStorage",
-                          "OPTIONS": {"location": str(_TEST_VAR / "audit-checkpoints")}},
+    "audit_checkpoints": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(_TEST_VAR / "audit-checkpoints")},
+    },
 }
 # A test worker process must key and sign with the same ring as the test itself.
 AUDIT["KEYS"] = env.str("AUDIT_KEYS", default="test:test-only-audit-key-0123456789-abcdefghijklmnop")

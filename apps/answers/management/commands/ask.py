@@ -23,7 +23,9 @@ class Command(BaseCommand):
         parser.add_argument("-k", type=int, default=5)
 
     def handle(self, *args, question: str, tenant: str, username: str, k: int, **options):
-        membership = Membership.objects.select_related("tenant", "user").filter(tenant__slug=tenant, username=username).first()
+        membership = (
+            Membership.objects.select_related("tenant", "user").filter(tenant__slug=tenant, username=username).first()
+        )
         if membership is None:
             raise CommandError(f"No member '{username}' in tenant '{tenant}'.")
         try:
@@ -37,6 +39,8 @@ class Command(BaseCommand):
         self.stdout.write(f"  {answer.text}")
         for citation in answer.citations:
             title = next(p.title for p in outcome.run.passages if p.version_id == citation.version_id)
-            self.stdout.write(f"    [{citation.marker}] {title}, version {citation.version_id}, "
-                              f"characters {citation.start_offset}-{citation.end_offset}")
+            self.stdout.write(
+                f"    [{citation.marker}] {title}, version {citation.version_id}, "
+                f"characters {citation.start_offset}-{citation.end_offset}"
+            )
         self.stdout.write(f"  (audit record {outcome.record.pk}, {sum(outcome.run.timings.values()):.0f} ms)")

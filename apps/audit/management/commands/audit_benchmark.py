@@ -44,16 +44,50 @@ class _Rollback(Exception):
 
 def _entry(i: int) -> RecordEntry:
     digest = hashlib.sha256(str(i).encode()).hexdigest()
-    chunks = [ChunkEntry(rank=r, chunk_id=f"{digest[:16]}-{r}", document_id=r, version_id=r, text_sha256=digest,
-                         served_sha256=digest, scores={"fused": 0.5, "fused_rank": r, "bm25": 3.2, "dense": 0.61},
-                         passed_recheck=True, recheck_reason="", shown=r <= 10) for r in range(1, CHUNKS + 1)]
-    context = [{"number": n, "document_id": n, "version_id": n, "section_id": n, "start_offset": 0, "end_offset": 900,
-                "text_sha256": digest, "chunk_ids": [f"{digest[:16]}-{n}"]} for n in range(1, 6)]
-    return RecordEntry(kind="ask", outcome="answered", query=f"benchmark question {i}", filters={}, parameters={"k": 20},
-                       chunks=chunks, answer="An answer of a few sentences. [1]", citations=[{"marker": 1}],
-                       timings={"embed": 4.1, "search": 12.0}, principals=["tenant-wide", "user:1", "group:2"],
-                       context=context, embedding_model="all-MiniLM-L6-v2@sha256:…", search_backend="elasticsearch",
-                       index_generation="kp-chunks-20261201")
+    chunks = [
+        ChunkEntry(
+            rank=r,
+            chunk_id=f"{digest[:16]}-{r}",
+            document_id=r,
+            version_id=r,
+            text_sha256=digest,
+            served_sha256=digest,
+            scores={"fused": 0.5, "fused_rank": r, "bm25": 3.2, "dense": 0.61},
+            passed_recheck=True,
+            recheck_reason="",
+            shown=r <= 10,
+        )
+        for r in range(1, CHUNKS + 1)
+    ]
+    context = [
+        {
+            "number": n,
+            "document_id": n,
+            "version_id": n,
+            "section_id": n,
+            "start_offset": 0,
+            "end_offset": 900,
+            "text_sha256": digest,
+            "chunk_ids": [f"{digest[:16]}-{n}"],
+        }
+        for n in range(1, 6)
+    ]
+    return RecordEntry(
+        kind="ask",
+        outcome="answered",
+        query=f"benchmark question {i}",
+        filters={},
+        parameters={"k": 20},
+        chunks=chunks,
+        answer="An answer of a few sentences. [1]",
+        citations=[{"marker": 1}],
+        timings={"embed": 4.1, "search": 12.0},
+        principals=["tenant-wide", "user:1", "group:2"],
+        context=context,
+        embedding_model="all-MiniLM-L6-v2@sha256:…",
+        search_backend="elasticsearch",
+        index_generation="kp-chunks-20261201",
+    )
 
 
 @transaction.atomic
@@ -62,15 +96,42 @@ def _baseline_append(*, context, entry: RecordEntry) -> None:
     locked in two statements, plain SHA-256 over the old fields."""
     ChainHead.objects.get_or_create(tenant=context.tenant)
     head = ChainHead.objects.select_for_update().get(tenant=context.tenant)
-    record = AuditRecord(tenant=context.tenant, sequence=head.sequence + 1, created_at=timezone.now(), kind=entry.kind,
-                         outcome=entry.outcome, query=entry.query, filters=entry.filters, parameters=entry.parameters,
-                         answer=entry.answer, citations=entry.citations, timings=entry.timings,
-                         previous_hash=head.last_hash or chain.GENESIS, **_who(context))
+    record = AuditRecord(
+        tenant=context.tenant,
+        sequence=head.sequence + 1,
+        created_at=timezone.now(),
+        kind=entry.kind,
+        outcome=entry.outcome,
+        query=entry.query,
+        filters=entry.filters,
+        parameters=entry.parameters,
+        answer=entry.answer,
+        citations=entry.citations,
+        timings=entry.timings,
+        previous_hash=head.last_hash or chain.GENESIS,
+        **_who(context),
+    )
     rows = [{k: v for k, v in vars(c).items() if k != "served_sha256"} for c in entry.chunks]
-    body = {name: getattr(record, name) for name in ("tenant_id", "sequence", "kind", "outcome", "query", "filters",
-                                                      "parameters", "answer", "citations", "timings", "previous_hash")}
+    body = {
+        name: getattr(record, name)
+        for name in (
+            "tenant_id",
+            "sequence",
+            "kind",
+            "outcome",
+            "query",
+            "filters",
+            "parameters",
+            "answer",
+            "citations",
+            "timings",
+            "previous_hash",
+        )
+    }
     body |= {"created_at": record.created_at.isoformat(), "chunks": rows}
-    record.record_hash = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+    record.record_hash = hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+    ).hexdigest()
     record.save()
     RetrievedChunk.objects.bulk_create(RetrievedChunk(record=record, **row) for row in rows)
     head.sequence, head.last_hash = record.sequence, record.record_hash
@@ -107,12 +168,19 @@ class Command(BaseCommand):
         lines = []
         # The benchmark's checkpoint goes to a throw-away sink: its tenant is rolled back with
         # everything else, and a checkpoint left in the real sink would name a tenant id in vain.
-        sink = {**settings.STORAGES, "audit_checkpoints": {"BACKEND": "django.core.files.storage.FileSystemStorage",
-                                                           "OPTIONS": {"location": tempfile.mkdtemp(prefix="kp-bench-")}}}
+        sink = {
+            **settings.STORAGES,
+            "audit_checkpoints": {
+                "BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": tempfile.mkdtemp(prefix="kp-bench-")},
+            },
+        }
         try:
             with override_settings(STORAGES=sink), transaction.atomic():
                 # A tenant per variant: the plain records would break the keyed chain's verification.
-                plain_context, keyed_context = (self._context(f"bench-{variant}-{uuid.uuid4().hex[:8]}") for variant in ("plain", "keyed"))
+                plain_context, keyed_context = (
+                    self._context(f"bench-{variant}-{uuid.uuid4().hex[:8]}") for variant in ("plain", "keyed")
+                )
                 entries = [_entry(i) for i in range(records)]
                 # Without their own savepoints (the undecorated functions): thousands of subtransactions
                 # in the one rolled-back transaction would slow PostgreSQL down for both variants.
@@ -122,8 +190,12 @@ class Command(BaseCommand):
                 block = max(1, records // 10)
                 for start in range(0, records, block):
                     span = range(start, min(records, start + block))
-                    baseline += _time("plain", len(span), lambda i, s=start: plain(context=plain_context, entry=entries[s + i]))
-                    keyed += _time("keyed", len(span), lambda i, s=start: keyed_append(context=keyed_context, entry=entries[s + i]))
+                    baseline += _time(
+                        "plain", len(span), lambda i, s=start: plain(context=plain_context, entry=entries[s + i])
+                    )
+                    keyed += _time(
+                        "keyed", len(span), lambda i, s=start: keyed_append(context=keyed_context, entry=entries[s + i])
+                    )
                 (b50, b95), (k50, k95) = _quantiles(baseline), _quantiles(keyed)
                 started = time.perf_counter()
                 walked = chain.walk(keyed_context.tenant)

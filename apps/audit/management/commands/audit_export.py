@@ -1,7 +1,7 @@
 """Export a tenant's audit records as JSON lines or CSV, filtered like the API.
 
-    python manage.py audit_export --tenant acme [--output csv] [--from 2026-01-01] [--to ...]
-        [--user NAME] [--document ID] [--document-version ID] [--file PATH]"""
+python manage.py audit_export --tenant acme [--output csv] [--from 2026-01-01] [--to ...]
+    [--user NAME] [--document ID] [--document-version ID] [--file PATH]"""
 
 import sys
 from datetime import date
@@ -29,10 +29,16 @@ class Command(BaseCommand):
         tenant = Tenant.objects.filter(slug=options["tenant"]).first()
         if tenant is None:
             raise CommandError(f"No tenant '{options['tenant']}'.")
-        records = selectors.record_list(tenant=tenant, filters=selectors.RecordFilters(
-            username=options["user"], date_from=options["date_from"], date_to=options["date_to"],
-            document_id=options["document"], version_id=options["document_version"],
-        ))
+        records = selectors.record_list(
+            tenant=tenant,
+            filters=selectors.RecordFilters(
+                username=options["user"],
+                date_from=options["date_from"],
+                date_to=options["date_to"],
+                document_id=options["document"],
+                version_id=options["document_version"],
+            ),
+        )
         lines = selectors.export_csv(records) if options["output"] == "csv" else selectors.export_jsonl(records)
         out = open(options["file"], "w", encoding="utf-8", newline="") if options["file"] else sys.stdout
         try:

@@ -25,14 +25,21 @@ class Command(BaseCommand):
         parser.add_argument("record_id", type=int, nargs="?")
         parser.add_argument("--tenant", help="The record's tenant (slug).")
         parser.add_argument("--check", metavar="FILE", help="Check this proof instead of building one.")
-        parser.add_argument("--public-key", action="append", default=[], metavar="KEY_ID:BASE64",
-                            help="A public key to check with (repeatable); default: this platform's ring.")
+        parser.add_argument(
+            "--public-key",
+            action="append",
+            default=[],
+            metavar="KEY_ID:BASE64",
+            help="A public key to check with (repeatable); default: this platform's ring.",
+        )
 
     def handle(self, *args, record_id=None, tenant=None, check=None, public_key=(), **options):
         if check:
             if any(":" not in item for item in public_key):
                 raise CommandError("--public-key takes KEY_ID:BASE64 (as `audit_keys` prints it, without 'ed25519:').")
-            public = dict(item.split(":", 1) for item in public_key) or {k.key_id: k.public_key_b64() for k in keys.ring()}
+            public = dict(item.split(":", 1) for item in public_key) or {
+                k.key_id: k.public_key_b64() for k in keys.ring()
+            }
             try:
                 proof = json.loads(Path(check).read_text())
                 valid, why = proof_check(proof, public)

@@ -21,6 +21,8 @@ class Command(BaseCommand):
                 refused += 1
                 self.stdout.write(f"{report.tenant}: REFUSED, {report.refused}")
             elif report.records:
-                self.stdout.write(f"{report.tenant}: purged {report.records} records through sequence {report.through_sequence}")
+                self.stdout.write(
+                    f"{report.tenant}: purged {report.records} records through sequence {report.through_sequence}"
+                )
         if refused:
             raise CommandError(f"{refused} tenant chain(s) not purged: run audit_verify.", returncode=1)

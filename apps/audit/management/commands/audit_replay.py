@@ -40,13 +40,17 @@ class Command(BaseCommand):
         if as_json:
             self.stdout.write(_json_dumps({**asdict(replay), "hashes_match": replay.hashes_match}))
         else:
-            self.stdout.write(f"{tenant}#{record.sequence} ({record.kind}, {record.created_at:%Y-%m-%d %H:%M}): "
-                              f"record {'intact' if replay.record_intact else 'ALTERED'}, "
-                              f"texts {'all match' if replay.hashes_match else 'DO NOT all match'}")
+            self.stdout.write(
+                f"{tenant}#{record.sequence} ({record.kind}, {record.created_at:%Y-%m-%d %H:%M}): "
+                f"record {'intact' if replay.record_intact else 'ALTERED'}, "
+                f"texts {'all match' if replay.hashes_match else 'DO NOT all match'}"
+            )
             for chunk in replay.chunks:
                 now = "; ".join(chunk.now) or "the same now"
-                self.stdout.write(f"  chunk {chunk.rank} {chunk.chunk_id} v{chunk.version_id}: database {_mark(chunk.text_matches)}, "
-                                  f"served {_mark(chunk.served_matches)} — {now}")
+                self.stdout.write(
+                    f"  chunk {chunk.rank} {chunk.chunk_id} v{chunk.version_id}: database {_mark(chunk.text_matches)}, "
+                    f"served {_mark(chunk.served_matches)} — {now}"
+                )
             for passage in replay.context:
                 self.stdout.write(f"  context [{passage.number}] v{passage.version_id}: {_mark(passage.text_matches)}")
             for citation in replay.citations:

@@ -38,8 +38,10 @@ class Command(BaseCommand):
                 continue
             entries += report.records + report.reviews
             if report.intact:
-                self.stdout.write(f"{report.tenant_slug}: {report.records} records, {report.reviews} reviews, chain intact, "
-                                  f"{report.checkpoints} checkpoints agree")
+                self.stdout.write(
+                    f"{report.tenant_slug}: {report.records} records, {report.reviews} reviews, chain intact, "
+                    f"{report.checkpoints} checkpoints agree"
+                )
             else:
                 broken += 1
                 self.stdout.write(f"{report.tenant_slug}: BROKEN at {report.first_break}")
@@ -48,9 +50,13 @@ class Command(BaseCommand):
         if not tenant:
             for folder in orphaned_folders():
                 broken += 1
-                self.stdout.write(f"tenant id {folder}: BROKEN, the checkpoint sink holds signed checkpoints of a "
-                                  "tenant the database no longer has (deleted with its trail)")
+                self.stdout.write(
+                    f"tenant id {folder}: BROKEN, the checkpoint sink holds signed checkpoints of a "
+                    "tenant the database no longer has (deleted with its trail)"
+                )
         seconds = time.perf_counter() - started
-        self.stderr.write(f"{entries} entries verified in {seconds:.2f} s ({entries / seconds if seconds else 0:,.0f} per second)")
+        self.stderr.write(
+            f"{entries} entries verified in {seconds:.2f} s ({entries / seconds if seconds else 0:,.0f} per second)"
+        )
         if broken:
             raise CommandError(f"{broken} tenant chain(s) broken.", returncode=1)

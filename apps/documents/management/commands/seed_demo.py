@@ -45,7 +45,9 @@ class Command(BaseCommand):
         self.stdout.write("New documents are ingested (parsed, chunked, embedded, indexed) and published once ready.")
 
     def _tenant(self, spec: dict) -> Tenant:
-        tenant = Tenant.objects.filter(slug=spec["slug"]).first() or services.tenant_create(slug=spec["slug"], name=spec["name"])
+        tenant = Tenant.objects.filter(slug=spec["slug"]).first() or services.tenant_create(
+            slug=spec["slug"], name=spec["name"]
+        )
         for user in spec["users"]:
             if not Membership.objects.filter(tenant=tenant, username=user["username"]).exists():
                 services.member_create(tenant=tenant, **user)
@@ -54,7 +56,9 @@ class Command(BaseCommand):
                 tenant=tenant, name=group_spec["name"]
             )
             for username in group_spec["members"]:
-                services.group_member_add(group=group, membership=selectors.membership_get(tenant=tenant, username=username))
+                services.group_member_add(
+                    group=group, membership=selectors.membership_get(tenant=tenant, username=username)
+                )
         return tenant
 
     def _grants(self, tenant: Tenant, specs: list[dict]) -> list[Grant]:
@@ -67,8 +71,12 @@ class Command(BaseCommand):
         actor = Actor(user=None)
         collection = Collection.objects.filter(tenant=tenant, name=spec["name"]).first()
         if collection is None:
-            collection = document_services.collection_create(tenant=tenant, name=spec["name"], description=spec.get("description", ""))
-            document_services.grants_replace(obj=collection, grants=self._grants(tenant, spec.get("grants", [])), actor=actor)
+            collection = document_services.collection_create(
+                tenant=tenant, name=spec["name"], description=spec.get("description", "")
+            )
+            document_services.grants_replace(
+                obj=collection, grants=self._grants(tenant, spec.get("grants", [])), actor=actor
+            )
         created = 0
         for doc in spec["documents"]:
             if Document.objects.filter(collection=collection, title=doc["title"]).exists():

@@ -38,23 +38,53 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("folder")
         parser.add_argument("--tenant", default="eval", help="Tenant slug (created if missing).")
-        parser.add_argument("--as", dest="username", default="evaluator", help="Member whose access is evaluated (created as owner if missing).")
+        parser.add_argument(
+            "--as",
+            dest="username",
+            default="evaluator",
+            help="Member whose access is evaluated (created as owner if missing).",
+        )
         parser.add_argument("--collection", default=None, help="Collection name (default: the folder's name).")
         parser.add_argument("--plot", default=None, help="Where to write the chart (PNG).")
-        parser.add_argument("--answers", action="store_true", help="Also ask every question and check the answers' citations.")
-        parser.add_argument("--rerank", action="store_true", help="Add a re-ranked hybrid run (needs RERANK_MODEL_PATH).")
+        parser.add_argument(
+            "--answers", action="store_true", help="Also ask every question and check the answers' citations."
+        )
+        parser.add_argument(
+            "--rerank", action="store_true", help="Add a re-ranked hybrid run (needs RERANK_MODEL_PATH)."
+        )
         parser.add_argument("--chunk-size", type=int, help="Tokens per chunk of a new collection (default 200).")
         parser.add_argument("--chunk-overlap", type=int, help="Overlap of a new collection (default 40).")
-        parser.add_argument("--queries", type=int, default=None, help="Evaluate only the first N questions (a quick look).")
+        parser.add_argument(
+            "--queries", type=int, default=None, help="Evaluate only the first N questions (a quick look)."
+        )
 
-    def handle(self, *args, folder, tenant, username, collection, plot, answers, rerank, queries, chunk_size, chunk_overlap, **options):
+    def handle(
+        self,
+        *args,
+        folder,
+        tenant,
+        username,
+        collection,
+        plot,
+        answers,
+        rerank,
+        queries,
+        chunk_size,
+        chunk_overlap,
+        **options,
+    ):
         folder_path = Path(folder)
         try:
             name = beir.load(folder_path).name
         except beir.BeirFormatError as exc:
             raise CommandError(str(exc)) from exc
-        chunking = {k: v for k, v in {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}.items() if v is not None}
-        configs = [services.RunConfig(**{**config.__dict__, "answers": answers, "limit": queries}) for config in services.STANDARD_CONFIGS]
+        chunking = {
+            k: v for k, v in {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}.items() if v is not None
+        }
+        configs = [
+            services.RunConfig(**{**config.__dict__, "answers": answers, "limit": queries})
+            for config in services.STANDARD_CONFIGS
+        ]
         if rerank:
             configs.append(services.RunConfig(mode="hybrid", fusion="rrf", rerank=True, answers=answers, limit=queries))
         try:
@@ -69,8 +99,14 @@ class Command(BaseCommand):
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         try:
-            golden = services.beir_import(tenant=membership.tenant, folder=folder_path, collection_name=collection or name,
-                                          name=collection or name, stdout=self.stdout, **chunking)
+            golden = services.beir_import(
+                tenant=membership.tenant,
+                folder=folder_path,
+                collection_name=collection or name,
+                name=collection or name,
+                stdout=self.stdout,
+                **chunking,
+            )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         runs = []
@@ -82,12 +118,16 @@ class Command(BaseCommand):
             runs.append(services.run_execute(run=run, progress=True))
             if run.status != RunStatus.DONE:
                 raise CommandError(f"run {run.pk} {run.label}: {run.error}")
-            self.stdout.write(f"run {run.pk} {run.label:<18} " + "  ".join(f"{m} {run.metrics[m]:.3f}" for m in MEASURES))
+            self.stdout.write(
+                f"run {run.pk} {run.label:<18} " + "  ".join(f"{m} {run.metrics[m]:.3f}" for m in MEASURES)
+            )
         reference = CRANFIELD_REFERENCE if name == "cranfield" and not queries else None
         name = golden.name
         self.stdout.write("")
-        self.stdout.write(f"{name}: {runs[0].metrics.get('judged_questions')} judged questions, {membership.tenant.slug} tenant, "
-                          f"backend {runs[0].config['search_backend']}, code {runs[0].code_version}")
+        self.stdout.write(
+            f"{name}: {runs[0].metrics.get('judged_questions')} judged questions, {membership.tenant.slug} tenant, "
+            f"backend {runs[0].config['search_backend']}, code {runs[0].code_version}"
+        )
         self.stdout.write(report.table(runs, MEASURES, reference))
         if answers:
             for run in runs:

@@ -23,7 +23,6 @@ from apps.ingestion import services as ingestion_services
 from apps.tenants import services as tenant_services
 from apps.tenants.models import Tenant
 
-
 BATCH = 128  # documents per ingest_versions call, as `ingest_bulk --batch` defaults to
 
 
@@ -31,7 +30,10 @@ class Command(BaseCommand):
     help = "Ingestion chunks/s vs plain encode (same texts, same run), and the re-ingest figure."
 
     def add_arguments(self, parser):
-        parser.add_argument("--corpus", default=str(Path(settings.BASE_DIR).parent / "shared" / "datasets" / "cranfield" / "corpus.jsonl"))
+        parser.add_argument(
+            "--corpus",
+            default=str(Path(settings.BASE_DIR).parent / "shared" / "datasets" / "cranfield" / "corpus.jsonl"),
+        )
         parser.add_argument("--documents", type=int, default=300)
         parser.add_argument("--output", default=str(Path(settings.BASE_DIR) / "docs" / "benchmarks" / "ingestion.md"))
 
@@ -46,8 +48,13 @@ class Command(BaseCommand):
 
             collection = document_services.collection_create(tenant=tenant, name="bench")
             version_ids = [
-                bulk.upload(collection=collection, item=bulk.BulkItem(str(row["_id"]), row.get("title") or row["_id"],
-                                                                      f"{row['_id']}.txt", row["text"].encode()), publish=False)
+                bulk.upload(
+                    collection=collection,
+                    item=bulk.BulkItem(
+                        str(row["_id"]), row.get("title") or row["_id"], f"{row['_id']}.txt", row["text"].encode()
+                    ),
+                    publish=False,
+                )
                 for row in rows
             ]
             # Plain encode is timed before and after the pipeline (its texts are the same chunks, known
@@ -60,19 +67,29 @@ class Command(BaseCommand):
             for row in rows:
                 parsed = parsers.parse(row["text"].encode(), "text/plain")
                 title = row.get("title") or row["_id"]
-                planned += [embedder.passage_input(title, parsed.text[p.start : p.end])
-                            for p in chunking.plan_token_chunks(parsed, tokenizer, size=collection.chunk_size, overlap=collection.chunk_overlap)]
+                planned += [
+                    embedder.passage_input(title, parsed.text[p.start : p.end])
+                    for p in chunking.plan_token_chunks(
+                        parsed, tokenizer, size=collection.chunk_size, overlap=collection.chunk_overlap
+                    )
+                ]
             started = time.perf_counter()
             embedder.model.encode(planned, batch_size=embedder.batch_size, normalize_embeddings=True)
             encode_before = time.perf_counter() - started
             started = time.perf_counter()
             reports = []
             for start in range(0, len(version_ids), BATCH):
-                reports += ingestion_services.ingest_versions(version_ids=version_ids[start : start + BATCH], embedder=embedder)
+                reports += ingestion_services.ingest_versions(
+                    version_ids=version_ids[start : start + BATCH], embedder=embedder
+                )
             pipeline_seconds = time.perf_counter() - started
             chunks = sum(r.chunks for r in reports)
-            texts = [embedder.passage_input(title, text) for title, text in Chunk.objects.filter(version__document__tenant=tenant)
-                     .order_by("version_id", "ordinal").values_list("version__document__title", "text")]
+            texts = [
+                embedder.passage_input(title, text)
+                for title, text in Chunk.objects.filter(version__document__tenant=tenant)
+                .order_by("version_id", "ordinal")
+                .values_list("version__document__title", "text")
+            ]
             started = time.perf_counter()
             embedder.model.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True)
             encode_seconds = (encode_before + time.perf_counter() - started) / 2
@@ -84,13 +101,18 @@ class Command(BaseCommand):
             text = v1.file.open("rb").read().decode()
             edited = self._edit(text, 0.05)
             from django.core.files.uploadedfile import SimpleUploadedFile
+
             from apps.tenants.actors import Actor
 
-            v2 = document_services.version_upload(document=long_doc, file=SimpleUploadedFile("long.txt", edited.encode()), actor=Actor(None), ingest=False)
+            v2 = document_services.version_upload(
+                document=long_doc, file=SimpleUploadedFile("long.txt", edited.encode()), actor=Actor(None), ingest=False
+            )
             report = ingestion_services.ingest_version(version_id=v2.pk, embedder=embedder)
         finally:
             # The corpus forgets the benchmark's chunks and announces it: the index drops them too.
-            corpus_services.versions_forget(version_ids=DocumentVersion.objects.filter(document__tenant=tenant).values_list("pk", flat=True))
+            corpus_services.versions_forget(
+                version_ids=DocumentVersion.objects.filter(document__tenant=tenant).values_list("pk", flat=True)
+            )
             self._drop(tenant)
         pipeline_rate, encode_rate = chunks / pipeline_seconds, len(texts) / encode_seconds
         table = (
@@ -105,7 +127,8 @@ class Command(BaseCommand):
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text(
             f"# Ingestion speed\n\n`manage.py ingest_benchmark --documents {documents}` (Cranfield abstracts, {settings.SEARCH_BACKEND} "
-            f"search backend, profile {settings.PLATFORM_PROFILE}), all-MiniLM-L6-v2 on this 2-core machine's CPU.\n\n" + table
+            f"search backend, profile {settings.PLATFORM_PROFILE}), all-MiniLM-L6-v2 on this 2-core machine's CPU.\n\n"
+            + table
         )
 
     @staticmethod
@@ -117,8 +140,12 @@ class Command(BaseCommand):
 
         text = "\n\n".join(row["text"] for row in rows[:60])
         return document_services.document_create(
-            tenant=collection.tenant, collection=collection, title="long", actor=Actor(None),
-            file=SimpleUploadedFile("long.txt", text.encode()), ingest=False,
+            tenant=collection.tenant,
+            collection=collection,
+            title="long",
+            actor=Actor(None),
+            file=SimpleUploadedFile("long.txt", text.encode()),
+            ingest=False,
         )
 
     @staticmethod

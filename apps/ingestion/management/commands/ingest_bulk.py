@@ -38,8 +38,9 @@ class Command(BaseCommand):
             raise CommandError(f"No tenant '{tenant}'.")
         try:
             items = bulk.source_items(Path(source))
-            target = Collection.objects.filter(tenant=tenant_obj, name=collection).first() or \
-                document_services.collection_create(tenant=tenant_obj, name=collection)
+            target = Collection.objects.filter(
+                tenant=tenant_obj, name=collection
+            ).first() or document_services.collection_create(tenant=tenant_obj, name=collection)
             report = bulk.ingest_items(collection=target, items=items, publish=publish, batch=batch, limit=limit)
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc

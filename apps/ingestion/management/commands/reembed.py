@@ -35,7 +35,9 @@ class Command(BaseCommand):
                 raise CommandError(f"No tenant '{tenant}'.")
             stale = stale.filter(version__document__tenant__slug=tenant)
         version_ids = sorted(set(stale.values_list("version_id", flat=True)))
-        self.stdout.write(f"{len(version_ids)} versions hold {stale.count()} chunks embedded by another model than {identity}")
+        self.stdout.write(
+            f"{len(version_ids)} versions hold {stale.count()} chunks embedded by another model than {identity}"
+        )
         if dry_run or not version_ids:
             return
         failed = 0
@@ -44,4 +46,7 @@ class Command(BaseCommand):
                 batch = version_ids[start : start + BATCH]
                 failed += sum(1 for report in services.ingest_versions(version_ids=batch) if report.status != "ready")
                 bar.update(len(batch))
-        self.stdout.write(f"re-embedded {len(version_ids) - failed} versions" + (f", {failed} failed (see their status)" if failed else ""))
+        self.stdout.write(
+            f"re-embedded {len(version_ids) - failed} versions"
+            + (f", {failed} failed (see their status)" if failed else "")
+        )

@@ -46,11 +46,19 @@ def synthetic_chunks(n: int, seed: int = 7, tenants: int = TENANTS):
             principals.add(f"tenant:{tenant}:all")
         vector = rng.standard_normal(EMBEDDING_DIMS).astype(np.float32)
         yield IndexedChunk(
-            chunk_id=f"bench-{i}", tenant_id=tenant, collection_id=int(rng.integers(1, 20)), document_id=i // 8 + 1,
-            version_id=i // 8 + 1, published=rng.random() < 0.9, principals=tuple(sorted(principals)),
-            title=" ".join(rng.choice(words, size=4, p=zipf)), text=" ".join(rng.choice(words, size=120, p=zipf)),
-            vector=vector / np.linalg.norm(vector), category=["policy", "manual", "faq"][i % 3],
-            tags=(f"t{i % 11}",), effective_date=date(2020 + i % 6, 1 + i % 12, 1),
+            chunk_id=f"bench-{i}",
+            tenant_id=tenant,
+            collection_id=int(rng.integers(1, 20)),
+            document_id=i // 8 + 1,
+            version_id=i // 8 + 1,
+            published=rng.random() < 0.9,
+            principals=tuple(sorted(principals)),
+            title=" ".join(rng.choice(words, size=4, p=zipf)),
+            text=" ".join(rng.choice(words, size=120, p=zipf)),
+            vector=vector / np.linalg.norm(vector),
+            category=["policy", "manual", "faq"][i % 3],
+            tags=(f"t{i % 11}",),
+            effective_date=date(2020 + i % 6, 1 + i % 12, 1),
         )
 
 
@@ -59,12 +67,22 @@ def synthetic_queries(count: int, seed: int = 11, tenants: int = TENANTS) -> lis
     queries = []
     for _ in range(count):
         tenant = int(rng.integers(1, tenants + 1))
-        principals = tuple(sorted({f"user:{int(rng.integers(1, USERS + 1))}"} | {f"group:{int(g)}" for g in rng.integers(1, GROUPS + 1, size=2)}))
+        principals = tuple(
+            sorted(
+                {f"user:{int(rng.integers(1, USERS + 1))}"}
+                | {f"group:{int(g)}" for g in rng.integers(1, GROUPS + 1, size=2)}
+            )
+        )
         vector = rng.standard_normal(EMBEDDING_DIMS).astype(np.float32)
-        queries.append(SearchQuery(
-            tenant_id=tenant, principals=principals, text=" ".join(f"w{int(w)}" for w in rng.integers(0, 300, size=3)),
-            vector=vector / np.linalg.norm(vector), k=10,
-        ))
+        queries.append(
+            SearchQuery(
+                tenant_id=tenant,
+                principals=principals,
+                text=" ".join(f"w{int(w)}" for w in rng.integers(0, 300, size=3)),
+                vector=vector / np.linalg.norm(vector),
+                k=10,
+            )
+        )
     return queries
 
 
@@ -78,16 +96,28 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
         parser.add_argument("--queries", type=int, default=200)
-        parser.add_argument("--tenants", type=int, nargs="+",
-                            help="measure the index-per-tenant layout at these tenant counts (with --chunks chunks in all)")
+        parser.add_argument(
+            "--tenants",
+            type=int,
+            nargs="+",
+            help="measure the index-per-tenant layout at these tenant counts (with --chunks chunks in all)",
+        )
         parser.add_argument("--chunks", type=int, default=20_000, help="with --tenants: chunks spread over the tenants")
-        parser.add_argument("--output", help="the Markdown table (default: docs/benchmarks/search-latency.md, or search-tenants.md with --tenants)")
+        parser.add_argument(
+            "--output",
+            help="the Markdown table (default: docs/benchmarks/search-latency.md, or search-tenants.md with --tenants)",
+        )
 
     def handle(self, *args, sizes, queries, tenants, chunks, output, **options):
-        config = {**settings.SEARCH["ELASTICSEARCH"], "INDEX_PREFIX": f"{settings.SEARCH['ELASTICSEARCH']['INDEX_PREFIX']}-bench"}
+        config = {
+            **settings.SEARCH["ELASTICSEARCH"],
+            "INDEX_PREFIX": f"{settings.SEARCH['ELASTICSEARCH']['INDEX_PREFIX']}-bench",
+        }
         benchmarks = Path(settings.BASE_DIR) / "docs" / "benchmarks"
         if tenants:
-            return self.tenant_layouts(config, tenants, chunks, queries, Path(output or benchmarks / "search-tenants.md"))
+            return self.tenant_layouts(
+                config, tenants, chunks, queries, Path(output or benchmarks / "search-tenants.md")
+            )
         output = output or str(benchmarks / "search-latency.md")
         backend = ElasticsearchBackend(config)
         rows = []
@@ -134,13 +164,18 @@ class Command(BaseCommand):
                     t = time.perf_counter()
                     backend.search(query)
                     backend_ms.append((time.perf_counter() - t) * 1000)
-            rows.append({
-                "size": size, "mode": mode.value,
-                "raw_p50": percentile(raw_ms, 50), "raw_p95": percentile(raw_ms, 95),
-                "backend_p50": percentile(backend_ms, 50), "backend_p95": percentile(backend_ms, 95),
-                "ratio_p50": statistics.median(backend_ms) / statistics.median(raw_ms),
-                "ratio_p95": percentile(backend_ms, 95) / percentile(raw_ms, 95),
-            })
+            rows.append(
+                {
+                    "size": size,
+                    "mode": mode.value,
+                    "raw_p50": percentile(raw_ms, 50),
+                    "raw_p95": percentile(raw_ms, 95),
+                    "backend_p50": percentile(backend_ms, 50),
+                    "backend_p95": percentile(backend_ms, 95),
+                    "ratio_p50": statistics.median(backend_ms) / statistics.median(raw_ms),
+                    "ratio_p95": percentile(backend_ms, 95) / percentile(raw_ms, 95),
+                }
+            )
         return rows
 
     @staticmethod
@@ -156,7 +191,6 @@ class Command(BaseCommand):
             )
         return "\n".join(lines)
 
-
     # ------------------------------------------------------------------ index per tenant vs shared
     def tenant_layouts(self, config: dict, counts: list[int], chunks: int, queries: int, output: Path) -> None:
         backend = ElasticsearchBackend(config)
@@ -168,17 +202,30 @@ class Command(BaseCommand):
                 backend.drop()
                 client.indices.delete(index=shared, ignore_unavailable=True)
                 started = time.perf_counter()
-                report = backend.rebuild(tqdm(synthetic_chunks(chunks, tenants=count), total=chunks, unit="chunk",
-                                              desc=f"{count} tenants: an index each"))
+                report = backend.rebuild(
+                    tqdm(
+                        synthetic_chunks(chunks, tenants=count),
+                        total=chunks,
+                        unit="chunk",
+                        desc=f"{count} tenants: an index each",
+                    )
+                )
                 per_tenant_load = time.perf_counter() - started
                 client.indices.forcemerge(index=backend._every_tenant, max_num_segments=1)
                 indices = len(client.indices.get(index=backend._every_tenant))
-                per_tenant = {"indices": indices, "mapping_overhead_mb": _mapping_overhead(client) / 2**20, "load_s": per_tenant_load}
+                per_tenant = {
+                    "indices": indices,
+                    "mapping_overhead_mb": _mapping_overhead(client) / 2**20,
+                    "load_s": per_tenant_load,
+                }
 
                 started = time.perf_counter()
                 client.indices.create(index=shared, **backend._index_body())
-                sources = ({"_index": shared, "_id": c.chunk_id, "routing": str(c.tenant_id), "_source": backend._source(c)}
-                           for c in synthetic_chunks(chunks, tenants=count) if c.published)
+                sources = (
+                    {"_index": shared, "_id": c.chunk_id, "routing": str(c.tenant_id), "_source": backend._source(c)}
+                    for c in synthetic_chunks(chunks, tenants=count)
+                    if c.published
+                )
                 for ok, item in helpers.streaming_bulk(client, sources, chunk_size=500, raise_on_error=False):
                     if not ok:
                         raise CommandError(f"the shared baseline index refused a chunk: {item}")
@@ -187,9 +234,15 @@ class Command(BaseCommand):
                 shared_load = time.perf_counter() - started
 
                 own_ms, shared_ms = [], []
-                for query in tqdm(synthetic_queries(queries, tenants=count), desc=f"{count} tenants: hybrid", leave=False):
+                for query in tqdm(
+                    synthetic_queries(queries, tenants=count), desc=f"{count} tenants: hybrid", leave=False
+                ):
                     bodies = [backend.bm25_body(query, 50), backend.knn_body(query, 50)]
-                    own = [x for b in bodies for x in ({"index": backend._alias(query.tenant_id), "ignore_unavailable": True}, b)]
+                    own = [
+                        x
+                        for b in bodies
+                        for x in ({"index": backend._alias(query.tenant_id), "ignore_unavailable": True}, b)
+                    ]
                     routed = [x for b in bodies for x in ({"index": shared, "routing": str(query.tenant_id)}, b)]
                     for _ in range(2):  # alternate, so neither side always runs on a warmer cache
                         t = time.perf_counter()
@@ -198,9 +251,18 @@ class Command(BaseCommand):
                         t = time.perf_counter()
                         client.msearch(searches=routed)
                         shared_ms.append((time.perf_counter() - t) * 1000)
-                rows.append({"tenants": count, "chunks": report.chunks, **per_tenant, "shared_load_s": shared_load,
-                             "own_p50": percentile(own_ms, 50), "own_p95": percentile(own_ms, 95),
-                             "shared_p50": percentile(shared_ms, 50), "shared_p95": percentile(shared_ms, 95)})
+                rows.append(
+                    {
+                        "tenants": count,
+                        "chunks": report.chunks,
+                        **per_tenant,
+                        "shared_load_s": shared_load,
+                        "own_p50": percentile(own_ms, 50),
+                        "own_p95": percentile(own_ms, 95),
+                        "shared_p50": percentile(shared_ms, 50),
+                        "shared_p95": percentile(shared_ms, 95),
+                    }
+                )
                 self.stdout.write(self.tenant_table(rows[-1:]))
         finally:
             backend.drop()

@@ -22,7 +22,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"{backend.name}: index ready")
             elif action == "rebuild":
                 report = services.rebuild()
-                self.stdout.write(f"{backend.name}: rebuilt {report.index} with {report.chunks} chunks in {report.seconds} s")
+                self.stdout.write(
+                    f"{backend.name}: rebuilt {report.index} with {report.chunks} chunks in {report.seconds} s"
+                )
             else:
                 backend.ensure_index()
                 indexed = backend.fingerprints()
