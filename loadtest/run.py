@@ -106,10 +106,14 @@ def report(
         [
             "# Load test: search and ask on loopback",
             "",
-            f"`bin/loadtest` — locust, {users} simulated tenant apps (0.05–0.2 s think time) for {duration} s against gunicorn "
-            f"({workers} workers) on 127.0.0.1; profile `{environment['profile']}`, search backend `{environment['backend']}`; "
-            f"{os.cpu_count()} cores, Python {platform.python_version()}. Each call acts for one of four people of the demo "
-            "tenant (`as_user`), so their own access applies; search draws hybrid, bm25 or dense at random, k 10; ask uses the "
+            f"`bin/loadtest` — locust, {users} simulated tenant apps (0.05–0.2 s think time) for {duration} s "
+            "against gunicorn "
+            f"({workers} workers) on 127.0.0.1; profile `{environment['profile']}`, search backend "
+            f"`{environment['backend']}`; "
+            f"{os.cpu_count()} cores, Python {platform.python_version()}. Each call acts for one of four people "
+            "of the demo "
+            "tenant (`as_user`), so their own access applies; search draws hybrid, bm25 or dense at random, k "
+            "10; ask uses the "
             "extractive generator. Rate limits are raised above the load for the run (a 429 would count as an error).",
             "",
             "| endpoint | requests | errors | req/s | p50 ms | p95 ms | p99 ms | max ms |",
@@ -141,7 +145,7 @@ def main() -> int:
     url = f"http://127.0.0.1:{args.port}"
 
     manage("migrate", "--no-input", "-v0", env=env)
-    log = tempfile.NamedTemporaryFile("w", prefix="loadtest-", suffix=".log", delete=False)
+    log = tempfile.NamedTemporaryFile("w", prefix="loadtest-", suffix=".log", delete=False)  # noqa: SIM115 (a child process's log: it outlives this block)
     processes = []
     if env.get("PLATFORM_PROFILE") == "full":  # uploads are ingested by a worker, as deployed
         processes.append(

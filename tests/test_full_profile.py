@@ -41,6 +41,6 @@ def test_elasticsearch_refuses_wrong_credentials():
     from apps.search.backends.elasticsearch import ElasticsearchBackend
 
     backend = ElasticsearchBackend({**settings.SEARCH["ELASTICSEARCH"], "PASSWORD": "wrong"})
-    with pytest.raises(SearchBackendError, match="unable to authenticate|401|security_exception"):
+    with pytest.raises(SearchBackendError, match=r"unable to authenticate|401|security_exception"):
         backend.health()
     backend.close()

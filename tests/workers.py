@@ -71,14 +71,16 @@ class Worker:
             "DJANGO_SETTINGS_MODULE": "knowledge_platform.settings.test",
             # As the application's role when there is one (bin/services): the worker does the
             # platform's real work with exactly what migrate grants it (docs/audit.md).
-            "DATABASE_URL": f"postgres://{quote(user, safe='')}:{quote(password, safe='')}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "DATABASE_URL": (
+                f"postgres://{quote(user, safe='')}:{quote(password, safe='')}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+            ),
             "CELERY_BROKER_URL": self.broker_url,
             "ELASTICSEARCH_INDEX_PREFIX": WORKER_PREFIX,
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),  # the uploads the worker ingests
             "CELERY_TASK_DEFAULT_QUEUE": queue,  # tasks the worker queues itself come back to it
             "ELASTICSEARCH_REQUEST_TIMEOUT": "2",  # a stalled engine is noticed in seconds (fault tests)
         }
-        self.log = tempfile.NamedTemporaryFile("w", prefix=f"test-worker-{queue}-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile("w", prefix=f"test-worker-{queue}-", suffix=".log", delete=False)  # noqa: SIM115 (a child process's log: it outlives this block)
         self.process = subprocess.Popen(
             [
                 sys.executable,

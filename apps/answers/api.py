@@ -125,7 +125,10 @@ class AskInputSerializer(SearchInputSerializer):
 
 
 # --------------------------------------------------------------------------- output
-_RAW = " Only for callers who read every document of the tenant (owners, admins, editors, keys with documents:write); null for others."
+_RAW = (
+    " Only for callers who read every document of the tenant (owners, admins, editors, keys with "
+    "documents:write); null for others."
+)
 
 
 class ScoresOutputSerializer(serializers.Serializer):

@@ -32,7 +32,8 @@ def request_check(request: RetrievalRequest) -> None:
     their configuration with it before they are stored."""
     if request.feedback and request.mode == Mode.BM25:
         raise ApplicationError(
-            "Feedback moves the query vector, and mode bm25 has none: use mode dense or hybrid, or send feedback=false.",
+            "Feedback moves the query vector, and mode bm25 has none: use mode dense or hybrid, or send "
+            "feedback=false.",
             code="feedback_needs_vectors",
             extra={"fields": {"feedback": ["Needs mode dense or hybrid."]}},
         )
@@ -152,7 +153,8 @@ def _run(context: TenantContext, request: RetrievalRequest, kind: str, steps, or
     if not context.acting_resolved:
         # A programming error, not the caller's: whom this runs for was never resolved.
         raise RuntimeError(
-            "A retrieval's context must come from apps.tenants.resolution.act_for (who acts, for whom, with which scopes)."
+            "A retrieval's context must come from apps.tenants.resolution.act_for (who acts, for whom, with "
+            "which scopes)."
         )
     request_check(request)
     run = PipelineRun(context=context, principals=tuple(context_principals(context)), request=request)

@@ -135,7 +135,7 @@ class Rerank:
             return
         reranker = get_reranker()
         scores = reranker.score(run.request.query, [r.hit.text for r in run.ranked])
-        for ranked, score in zip(run.ranked, scores):
+        for ranked, score in zip(run.ranked, scores, strict=True):
             ranked.rerank_score = round(score, 6)
         run.ranked.sort(key=lambda r: (-r.rerank_score, r.fused_rank))
 

@@ -136,6 +136,9 @@ class RetrievedChunk(AppendOnlyModel):
         ordering = ["record", "rank"]
         constraints = [models.UniqueConstraint(fields=["record", "rank"], name="retrieved_rank_unique_in_record")]
 
+    def __str__(self) -> str:
+        return f"record {self.record_id} rank {self.rank}: {self.chunk_id}"
+
 
 class ChainHead(models.Model):
     """The tip of a tenant's chain (records and reviews share it): locked while an entry is
@@ -145,6 +148,9 @@ class ChainHead(models.Model):
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, primary_key=True, related_name="+")
     sequence = models.PositiveBigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"tenant {self.tenant_id} at {self.sequence}"
 
 
 class RetentionPurge(AppendOnlyModel):
@@ -167,6 +173,9 @@ class RetentionPurge(AppendOnlyModel):
 
     class Meta:
         ordering = ["tenant", "through_sequence"]
+
+    def __str__(self) -> str:
+        return f"tenant {self.tenant_id} purged through {self.through_sequence}"
 
 
 class ReviewStatus(models.TextChoices):
@@ -206,3 +215,6 @@ class Review(AppendOnlyModel):
         ordering = ["-created_at", "-pk"]
         # Not unique: the chain head's lock keeps sequences apart, and verify names a duplicate.
         indexes = [models.Index(fields=["tenant", "sequence"], name="review_chain_position")]
+
+    def __str__(self) -> str:
+        return f"review of record {self.record_id}: {self.status}"

@@ -107,5 +107,6 @@ def _proof_check(proof: dict, public_keys: dict[str, str]) -> tuple[bool, str]:
         return False, "the record's own tenant or sequence is not where the proof puts it"
     return (
         True,
-        f"record {body.get('sequence')} of tenant {checkpoint['tenant']} is in the checkpoint of {checkpoint['created_at']}",
+        f"record {body.get('sequence')} of tenant {checkpoint['tenant']} is in the checkpoint of "
+        f"{checkpoint['created_at']}",
     )

@@ -49,7 +49,7 @@ def _broker() -> str:
     with celery_app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
         conn.ensure_connection(max_retries=1, timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT)
         # ensure_connection alone is lazy on some transports: a channel makes a real round trip.
-        conn.default_channel
+        _ = conn.default_channel
     return f"{conn.transport_cls} broker reachable"
 
 

@@ -36,6 +36,9 @@ class Section(models.Model):
         ordering = ["version", "ordinal"]
         constraints = [models.UniqueConstraint(fields=["version", "ordinal"], name="section_ordinal_unique_in_version")]
 
+    def __str__(self) -> str:
+        return f"version {self.version_id} section {self.ordinal}"
+
 
 class Chunk(models.Model):
     """A child chunk: the unit of retrieval, with character offsets into the extracted text."""

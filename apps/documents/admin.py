@@ -153,8 +153,9 @@ class CollectionAdmin(GrantsAdminMixin, TenantScopedAdmin):
                 "<path:object_id>/grants/",
                 self.admin_site.admin_view(self.grants_view),
                 name="documents_collection_grants",
-            )
-        ] + super().get_urls()
+            ),
+            *super().get_urls(),
+        ]
 
     @admin.display(description="documents")
     def document_count(self, obj: Collection) -> int:
@@ -332,7 +333,7 @@ class DocumentAdmin(GrantsAdminMixin, TenantScopedAdmin):
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return [(None, {"fields": self._add_fields(request) + ["file", "change_note"]})]
+            return [(None, {"fields": [*self._add_fields(request), "file", "change_note"]})]
         return self.fieldsets
 
     def get_readonly_fields(self, request, obj=None):
@@ -382,7 +383,8 @@ class DocumentAdmin(GrantsAdminMixin, TenantScopedAdmin):
             path("<path:object_id>/upload/", view(self.upload_view), name="documents_document_upload"),
             path("<path:object_id>/publish/<int:number>/", view(self.publish_view), name="documents_document_publish"),
             path("<path:object_id>/grants/", view(self.grants_view), name="documents_document_grants"),
-        ] + super().get_urls()
+            *super().get_urls(),
+        ]
 
     def _document(self, request, object_id) -> Document:
         return get_object_or_404(self.get_queryset(request), pk=object_id)

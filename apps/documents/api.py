@@ -272,11 +272,17 @@ class DocumentMetadataSerializer(serializers.Serializer):
     retention_until = serializers.DateField(
         required=False,
         allow_null=True,
-        help_text="Purge is refused before this date. Set only by the owner or compliance role, or a key with documents:retention.",
+        help_text=(
+            "Purge is refused before this date. Set only by the owner or compliance role, or a key with "
+            "documents:retention."
+        ),
     )
     legal_hold = serializers.BooleanField(
         required=False,
-        help_text="Delete and purge are refused while set. Set only by the owner or compliance role, or a key with documents:retention.",
+        help_text=(
+            "Delete and purge are refused while set. Set only by the owner or compliance role, or a key "
+            "with documents:retention."
+        ),
     )
 
 

@@ -205,8 +205,10 @@ def _refuse_deleting_held_versions(sender, instance: DocumentVersion, **kwargs) 
 
     if Document.objects.filter(pk=instance.document_id, legal_hold=True).exists():
         raise Conflict(
-            f"Version {instance.pk} belongs to document {instance.document_id}, under legal hold: it cannot be deleted. "
-            "The compliance team (owner or compliance role, or an API key with documents:retention) must lift the hold first.",
+            f"Version {instance.pk} belongs to document {instance.document_id}, under legal hold: it cannot be "
+            "deleted. "
+            "The compliance team (owner or compliance role, or an API key with documents:retention) must lift "
+            "the hold first.",
             code="legal_hold",
         )
 
@@ -231,7 +233,8 @@ def _refuse_deleting_retained_rows(sender, instance: Document, **kwargs) -> None
         and timezone.localdate() < instance.retention_until
     ):
         raise Conflict(
-            f"Document {instance.pk} must be retained until {instance.retention_until}: it cannot be deleted before then.",
+            f"Document {instance.pk} must be retained until {instance.retention_until}: it cannot be deleted "
+            "before then.",
             code="retention_period",
             extra={"retention_until": str(instance.retention_until)},
         )

@@ -79,7 +79,7 @@ def load_corpus(
             text=doc.text or doc.title,
             vector=vector,
         )
-        for number, (doc, vector) in enumerate(zip(beir.corpus, vectors), start=1)
+        for number, (doc, vector) in enumerate(zip(beir.corpus, vectors, strict=True), start=1)
     )
     backend.rebuild(chunks)
     backend.refresh()
@@ -124,7 +124,9 @@ def run(
     results = {}
     for config in configs:
         ranking: dict[str, dict[str, float]] = {}
-        for qid, vector in tqdm(list(zip(query_ids, vectors)), desc=config.label, disable=not progress, leave=False):
+        for qid, vector in tqdm(
+            list(zip(query_ids, vectors, strict=True)), desc=config.label, disable=not progress, leave=False
+        ):
             query = SearchQuery(
                 tenant_id=EVAL_TENANT,
                 principals=EVAL_PRINCIPALS,

@@ -56,6 +56,9 @@ class Judgement(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["question", "document"], name="judgement_unique")]
 
+    def __str__(self) -> str:
+        return f"question {self.question_id}: {self.document_id} ({self.grade})"
+
 
 class RunStatus(models.TextChoices):
     RUNNING = "running", "Running"
@@ -109,3 +112,6 @@ class RunQuery(models.Model):
     class Meta:
         ordering = ["run", "question"]
         constraints = [models.UniqueConstraint(fields=["run", "question"], name="run_query_unique")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} question {self.question_id}"

@@ -99,7 +99,7 @@ def plan_semantic_chunks(
         vectors = embed([body[s:e] for s, e in sentences])
         lengths = [len(_token_offsets(tokenizer, body[s:e])) for s, e in sentences]
         group_start, group_tokens = 0, 0
-        for i, (s, e) in enumerate(sentences):
+        for i, (_s, _e) in enumerate(sentences):
             similar = i == 0 or float(np.dot(vectors[i - 1], vectors[i])) >= threshold
             if i > group_start and (not similar or group_tokens + lengths[i] > size):
                 plans.append(

@@ -319,7 +319,7 @@ def parse_markdown(data: bytes) -> ParsedDocument:
     ]
     sections = []
     boundaries = [(0, "")] + [(line_starts[line], heading) for line, heading in headings]
-    for (start, heading), (end, _) in zip(boundaries, boundaries[1:] + [(len(text), "")]):
+    for (start, heading), (end, _) in zip(boundaries, [*boundaries[1:], (len(text), "")], strict=True):
         if text[start:end].strip():
             sections.append(ParsedSection(heading, start, end))
     title = next((h for line, h in headings), None)

@@ -164,7 +164,7 @@ def _store(items: list[_Prepared], vectors: np.ndarray, embedder: Embedder) -> N
         )
         chunks, first_section, row = [], 0, 0
         for item in items:
-            for plan, text, model_input in zip(item.plans, item.texts, item.inputs):
+            for plan, text, model_input in zip(item.plans, item.texts, item.inputs, strict=True):
                 chunks.append(
                     Chunk(
                         id=chunk_id(item.version.pk, plan.ordinal),

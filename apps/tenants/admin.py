@@ -404,7 +404,8 @@ class TenantScopedAdmin(TenantScoping, admin.ModelAdmin):
         ]
         if unscoped:
             raise ImproperlyConfigured(
-                f"{type(self).__name__}: inlines {unscoped} must be TenantScopedTabularInline or TenantScopedStackedInline"
+                f"{type(self).__name__}: inlines {unscoped} must be TenantScopedTabularInline or "
+                "TenantScopedStackedInline"
             )
         return super().get_inline_instances(request, obj)
 

@@ -270,11 +270,13 @@ def _validate_scopes(
             if Scope.AUDIT_READ in unusable:
                 why.append(
                     f"the audit trail is for the {', '.join(sorted(AUDIT_ROLES))} role only. Drop that scope, or ask a "
-                    "platform operator (a superuser, on the admin site) to create the audit key for your compliance team"
+                    "platform operator (a superuser, on the admin site) to create the audit key for your "
+                    "compliance team"
                 )
             if Scope.DOCUMENTS_RETENTION in unusable:
                 why.append(
-                    f"legal holds and retention dates are set by the {' and '.join(sorted(RETENTION_ROLES))} roles only. "
+                    f"legal holds and retention dates are set by the {' and '.join(sorted(RETENTION_ROLES))} "
+                    "roles only. "
                     "Drop that scope, or ask an owner to create the key"
                 )
             raise PermissionDenied(

@@ -30,7 +30,7 @@ def visible_ids(client) -> set[int]:
 
 @pytest.mark.django_db
 def test_a_reader_sees_nothing_ungranted(setup):
-    admin, handbook, policy, reader = setup
+    _admin, handbook, policy, reader = setup
     assert visible_ids(reader) == set()
     assert reader.get(f"/api/v1/documents/{policy.pk}").status_code == 404
     assert reader.get(f"/api/v1/collections/{handbook.pk}").status_code == 404
@@ -97,7 +97,7 @@ def test_revoking_takes_effect_at_once(setup):
 
 @pytest.mark.django_db
 def test_levels_view_change_manage(setup):
-    admin, handbook, policy, reader = setup
+    admin, _handbook, policy, reader = setup
     url = f"/api/v1/documents/{policy.pk}"
     upload = lambda content: reader.post(f"{url}/versions", {"file": text_file(content)}, format="multipart")  # noqa: E731
 
@@ -122,7 +122,7 @@ def test_levels_view_change_manage(setup):
 
 @pytest.mark.django_db
 def test_roles_give_tenant_wide_defaults(setup, acme):
-    admin, handbook, policy, reader = setup
+    _admin, _handbook, policy, _reader = setup
     editor = tenant_services.member_create(tenant=acme.tenant, username="ed", role=Role.EDITOR)
     compliance = tenant_services.member_create(tenant=acme.tenant, username="cc", role=Role.COMPLIANCE)
     owner = user_client(acme.owner, "acme")
@@ -134,7 +134,7 @@ def test_roles_give_tenant_wide_defaults(setup, acme):
 
 @pytest.mark.django_db
 def test_grants_name_only_this_tenants_people(setup, globex):
-    admin, handbook, policy, reader = setup
+    admin, handbook, _policy, _reader = setup
     gus = tenant_services.member_create(tenant=globex.tenant, username="gus")
     group = tenant_services.group_create(tenant=globex.tenant, name="theirs")
     for grant in ({"user": "gus", "level": "view"}, {"group": group.pk, "level": "view"}):
@@ -155,7 +155,7 @@ def test_grants_name_only_this_tenants_people(setup, globex):
 
 @pytest.mark.django_db
 def test_an_api_key_reads_what_is_granted_to_it(setup, acme):
-    admin, handbook, policy, reader = setup
+    admin, _handbook, policy, _reader = setup
     raw = acme.key(scopes=[Scope.DOCUMENTS_READ])
     bot = key_client(raw)
     assert visible_ids(bot) == set()
@@ -184,7 +184,7 @@ def test_a_grant_to_everyone_is_tenant_wide(setup, acme):
 
 @pytest.mark.django_db
 def test_state_raises_the_bar_view_sees_published_only(setup, acme):
-    admin, handbook, policy, reader = setup
+    admin, _handbook, policy, reader = setup
     url = f"/api/v1/documents/{policy.pk}"
     admin.put(f"{url}/grants", {"grants": [{"user": "reader", "level": "view"}]}, format="json")
     # a new draft version is for those who may change the document

@@ -85,7 +85,7 @@ def test_an_admin_cannot_take_the_compliance_role_away_either(acme):
 
 def test_memberships_and_keys_are_not_deleted_from_the_admin(acme):
     client, _, _ = staff(acme, Role.ADMIN)
-    _, raw = tenants.api_key_create(tenant=acme.tenant, name="app", scopes=[Scope.SEARCH])
+    _, _raw = tenants.api_key_create(tenant=acme.tenant, name="app", scopes=[Scope.SEARCH])
     key = ApiKey.objects.get(name="app")
     for model, pk in ((Membership, acme.owner.pk), (ApiKey, key.pk)):
         assert client.post(url(model, "delete", pk), {"post": "yes"}).status_code in (302, 403)

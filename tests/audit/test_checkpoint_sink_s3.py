@@ -63,7 +63,7 @@ def s3_server():
         import moto  # noqa: F401  (only to say what is missing: the server runs in its own process)
     except ImportError:
         pytest.fail("moto[server] is not installed: it is in pyproject.toml's dev dependencies (bash bin/venv)")
-    log = tempfile.NamedTemporaryFile(prefix="kp-moto-", suffix=".log", delete=False)
+    log = tempfile.NamedTemporaryFile(prefix="kp-moto-", suffix=".log", delete=False)  # noqa: SIM115 (a child process's log: it outlives this block)
     process = url = None
     for _attempt in range(3):  # the free port can be taken between probing and binding it
         port = _free_port()

@@ -229,7 +229,8 @@ def test_the_trigger_refuses_even_the_tables_owner_and_ignores_the_old_session_s
         assert error is not None and "cannot be truncated" in str(error), (table, error)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            "CREATE FUNCTION pg_temp.audit_purge_prefix(bigint, bigint) RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint'"
+            "CREATE FUNCTION pg_temp.audit_purge_prefix(bigint, bigint) RETURNS bigint LANGUAGE sql AS 'SELECT "
+            "0::bigint'"
         )
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
             cursor.execute("DELETE FROM audit_auditrecord")

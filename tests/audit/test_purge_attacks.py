@@ -147,11 +147,15 @@ def test_a_forged_record_at_a_duplicate_sequence_is_seen_whatever_the_page_size(
     _sql(
         "INSERT INTO audit_auditrecord (tenant_id, sequence, created_at, kind, outcome, user_id, username, api_key_id, "
         "api_key_prefix, acting_for_user, query, filters, parameters, answer, citations, generator, generator_model, "
-        "timings, error, principals, context, embedding_model, search_backend, index_generation, previous_hash, key_id, "
-        "record_hash, content_sha256) SELECT tenant_id, sequence, created_at, kind, outcome, user_id, username, api_key_id, "
-        "api_key_prefix, acting_for_user, 'FORGED: wire 1M to account 42', filters, parameters, answer, citations, generator, "
+        "timings, error, principals, context, embedding_model, search_backend, index_generation, previous_hash, "
+        "key_id, "
+        "record_hash, content_sha256) SELECT tenant_id, sequence, created_at, kind, outcome, user_id, username, "
+        "api_key_id, "
+        "api_key_prefix, acting_for_user, 'FORGED: wire 1M to account 42', filters, parameters, answer, "
+        "citations, generator, "
         "generator_model, timings, error, principals, context, embedding_model, search_backend, index_generation, "
-        "previous_hash, key_id, md5(random()::text) || md5(random()::text), content_sha256 FROM audit_auditrecord WHERE id = %s",
+        "previous_hash, key_id, md5(random()::text) || md5(random()::text), content_sha256 FROM "
+        "audit_auditrecord WHERE id = %s",
         [genuine.pk],
     )
     assert not chain.verify_tenant(tenant).intact

@@ -2,6 +2,7 @@
 database), hash-chained per tenant and verifiable."""
 
 import hashlib
+import itertools
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -39,7 +40,7 @@ def test_records_chain_per_tenant(library, records):
     chained = list(AuditRecord.objects.filter(tenant=library.world.tenant).order_by("sequence"))
     assert [r.sequence for r in chained] == [1, 2, 3, 4]
     assert chained[0].previous_hash == chain.GENESIS
-    assert all(b.previous_hash == a.record_hash for a, b in zip(chained, chained[1:]))
+    assert all(b.previous_hash == a.record_hash for a, b in itertools.pairwise(chained))
     report = chain.verify_tenant(library.world.tenant)
     assert report.intact and report.records == 4
 

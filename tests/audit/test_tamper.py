@@ -104,8 +104,9 @@ def test_an_untouched_chain_with_reviews_and_checkpoints_verifies(library, recor
     report = chain.verify_tenant(tenant)
     assert report.intact and (report.records, report.reviews, report.checkpoints) == (5, 1, 1)
     assert report.notes == [
-        "1 entries since the newest checkpoint (%s)"
-        % checkpoints_read(tenant)[0].created_at.isoformat(timespec="seconds")
+        "1 entries since the newest checkpoint ({})".format(
+            checkpoints_read(tenant)[0].created_at.isoformat(timespec="seconds")
+        )
     ]
 
 
@@ -158,7 +159,8 @@ def test_a_forged_retention_anchor_is_reported(library, records):
     tenant = library.world.tenant
     third = AuditRecord.objects.get(tenant=tenant, sequence=3)
     _sql(
-        "DELETE FROM audit_retrievedchunk WHERE record_id IN (SELECT id FROM audit_auditrecord WHERE tenant_id = %s AND sequence <= 3)",
+        "DELETE FROM audit_retrievedchunk WHERE record_id IN (SELECT id FROM audit_auditrecord WHERE tenant_id "
+        "= %s AND sequence <= 3)",
         [tenant.pk],
     )
     _sql("DELETE FROM audit_auditrecord WHERE tenant_id = %s AND sequence <= 3", [tenant.pk])
@@ -186,7 +188,8 @@ def test_an_anchor_signed_by_another_key_is_reported(library, records):
     tenant = library.world.tenant
     third = AuditRecord.objects.get(tenant=tenant, sequence=3)
     _sql(
-        "DELETE FROM audit_retrievedchunk WHERE record_id IN (SELECT id FROM audit_auditrecord WHERE tenant_id = %s AND sequence <= 3)",
+        "DELETE FROM audit_retrievedchunk WHERE record_id IN (SELECT id FROM audit_auditrecord WHERE tenant_id "
+        "= %s AND sequence <= 3)",
         [tenant.pk],
     )
     _sql("DELETE FROM audit_auditrecord WHERE tenant_id = %s AND sequence <= 3", [tenant.pk])

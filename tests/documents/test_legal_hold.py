@@ -231,7 +231,7 @@ def test_a_compliance_member_sets_holds_on_any_document_of_the_tenant(acme, glob
 
 @pytest.mark.django_db
 def test_a_key_acting_for_a_member_needs_both(acme, held):
-    _, raw = tenant_services.api_key_create(
+    _, _raw = tenant_services.api_key_create(
         tenant=acme.tenant, name="k", scopes=[Scope.DOCUMENTS_RETENTION, Scope.ACT_AS_USER]
     )
     key = ApiKey.objects.get(name="k")

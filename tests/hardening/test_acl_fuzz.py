@@ -135,7 +135,7 @@ def vectors() -> dict[str, np.ndarray]:
     """The real model's vectors of both pools, computed once per process."""
     if not _vectors:
         texts = CHUNK_TEXTS + QUERY_POOL
-        _vectors.update(zip(texts, get_embedder().encode(texts)))
+        _vectors.update(zip(texts, get_embedder().encode(texts), strict=True))
     return _vectors
 
 
@@ -365,8 +365,8 @@ def finish_ingestion(made: list[tuple[Document, dict, list]], commit) -> None:
     """Ingestion's last steps for every version at once: one index write (as ingestion indexes a
     batch), ready unless the spec says ingestion has not finished; then publish as the spec says."""
     search_services.index_versions(version_ids=[v.pk for _, _, versions in made for v in versions])
-    for document, spec, versions in made:
-        for version, version_spec in zip(versions, spec["versions"]):
+    for _document, spec, versions in made:
+        for version, version_spec in zip(versions, spec["versions"], strict=True):
             if version_spec["ready"]:
                 documents.version_set_status(version=version, status=IngestionStatus.READY)
         if spec["publish"] is not None:
@@ -385,7 +385,7 @@ def build(spec: dict, commit) -> Built:
     ]
     other_memberships = [
         tenants.membership_add(tenant=other, user=m.user, username=f"p{i}", role=p["other_tenant_role"])
-        for i, (m, p) in enumerate(zip(people, spec["people"]))
+        for i, (m, p) in enumerate(zip(people, spec["people"], strict=True))
         if p["other_tenant_role"] is not None
     ]
     keys = [
@@ -609,7 +609,8 @@ class Stats:
             f"{self.examples} examples, {self.runs} searches ({self.runs_with_results} with results, "
             f"{self.runs_with_denied_chunks} by callers denied some of their tenant's chunks); "
             f"{self.lagging_examples} with a lagging index: {self.stale_engine_candidates} stale candidates from the "
-            f"engine ({self.stale_revoked} live ones whose grant was revoked), {self.dropped_by_recheck} dropped by the re-check. Per search, ms: {steps}. Time: {phases}"
+            f"engine ({self.stale_revoked} live ones whose grant was revoked), {self.dropped_by_recheck} "
+            f"dropped by the re-check. Per search, ms: {steps}. Time: {phases}"
         )
 
 
@@ -721,7 +722,8 @@ def describe(cid: str, chunks: dict, by_id: dict) -> str:
     d = by_id[doc_id]
     return (
         f"{cid} of document {doc_id} '{d.title}' (tenant {d.tenant_id}, {d.state}, published version "
-        f"{d.published_version_id}, chunk's version {version_id}, own grants {d.has_own_grants}, collection {d.collection_id})"
+        f"{d.published_version_id}, chunk's version {version_id}, own grants {d.has_own_grants}, collection "
+        f"{d.collection_id})"
     )
 
 

@@ -74,7 +74,8 @@ def _page_pdf(content: bytes, *, compress: bool = False, xref_offsets=lambda off
         [
             b"<< /Type /Catalog /Pages 2 0 R >>",
             b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 5 0 R >> >> "
+            b"/Contents 4 0 R >>",
             b"<< /Length %d%s >>\nstream\n%s\nendstream" % (len(stream), flate, stream),
             b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
         ],

@@ -158,7 +158,7 @@ def secret_literals(source: str) -> list[tuple[int, str]]:
         elif isinstance(node, ast.AnnAssign):
             pairs.append((_name(node.target), node.value))
         elif isinstance(node, ast.Dict):
-            pairs += [(_name(k), v) for k, v in zip(node.keys, node.values) if k is not None]
+            pairs += [(_name(k), v) for k, v in zip(node.keys, node.values, strict=True) if k is not None]
         elif isinstance(node, ast.Call):
             pairs += [(kw.arg or "", kw.value) for kw in node.keywords]
             # env.str("NAME", default="…") and env.str("NAME", "…")
@@ -262,7 +262,10 @@ def test_no_code_compares_or_looks_up_key_digests_any_other_way():
                 }
                 if names & {"key_hash", "digest", "hexdigest", "stored_digest"}:
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: == on a digest")
-            if isinstance(node, ast.Call) and _name(node.func) in {"filter", "get", "exclude", "first"}:
-                if any((kw.arg or "").startswith("key_hash") for kw in node.keywords):
-                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: a lookup by key digest")
+            if (
+                isinstance(node, ast.Call)
+                and _name(node.func) in {"filter", "get", "exclude", "first"}
+                and any((kw.arg or "").startswith("key_hash") for kw in node.keywords)
+            ):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: a lookup by key digest")
     assert not offenders, "\n".join(offenders)

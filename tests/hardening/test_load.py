@@ -23,9 +23,14 @@ def scratch_database():
 
     db = settings.DATABASES["default"]
     name = f"kp_load_{uuid.uuid4().hex[:8]}"
-    admin = dict(
-        host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"], dbname="postgres", autocommit=True
-    )
+    admin = {
+        "host": db["HOST"],
+        "port": db["PORT"],
+        "user": db["USER"],
+        "password": db["PASSWORD"],
+        "dbname": "postgres",
+        "autocommit": True,
+    }
     with psycopg.connect(**admin) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
     yield f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{name}"

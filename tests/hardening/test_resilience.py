@@ -27,7 +27,7 @@ def test_the_sweep_finds_versions_whose_task_never_came_or_whose_worker_died(acm
         ).json()["id"]
         for i in range(4)
     ]  # not committed here: no task ran, all pending
-    pending_old, pending_new, processing_old, ready = (DocumentVersion.objects.get(document_id=i) for i in ids)
+    pending_old, _pending_new, processing_old, ready = (DocumentVersion.objects.get(document_id=i) for i in ids)
     hour_ago = timezone.now() - timedelta(hours=1)
     DocumentVersion.objects.filter(pk=pending_old.pk).update(created_at=hour_ago)
     DocumentVersion.objects.filter(pk=processing_old.pk).update(

@@ -862,16 +862,19 @@ def test_the_sweep_covers_the_schema(capsys):
     assert len(PATH_OPERATIONS) > 0 and len(LIST_OPERATIONS) > 0 and len(REFERENCE_OPERATIONS) > 0
     public = {op.key for op in OPERATIONS if op.is_public}
     assert public == PUBLIC_OPERATIONS, (
-        f"operations without authentication changed: {sorted(public ^ PUBLIC_OPERATIONS)}; a public operation is outside "
+        f"operations without authentication changed: {sorted(public ^ PUBLIC_OPERATIONS)}; a public operation "
+        "is outside "
         f"every tenant sweep: make sure it serves no tenant data, then update PUBLIC_OPERATIONS in {__name__}"
     )
     problems = [p for op in OPERATIONS for p in classification_problems(op)]
     assert not problems, "\n".join(problems)
     with capsys.disabled():
         print(
-            f"\n[tenant isolation] {len(OPERATIONS)} operations in the schema ({len(OPERATIONS) - len(TENANT_OPERATIONS)} "
+            f"\n[tenant isolation] {len(OPERATIONS)} operations in the schema "
+            f"({len(OPERATIONS) - len(TENANT_OPERATIONS)} "
             f"public); swept: {len(PATH_OPERATIONS)} with foreign path ids, {len(REFERENCE_OPERATIONS)} with foreign "
-            f"ids in bodies/queries, {len(LIST_OPERATIONS)} reads, {len(TENANT_OPERATIONS)} with another tenant's header"
+            f"ids in bodies/queries, {len(LIST_OPERATIONS)} reads, {len(TENANT_OPERATIONS)} with another "
+            "tenant's header"
         )
 
 

@@ -15,7 +15,8 @@ def pdf(pages: list[str], *, title: str = "Sample") -> bytes:
         objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream.decode()}\nendstream")
         content = len(objects)
         objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {content} 0 R >>"
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+            f"/Contents {content} 0 R >>"
         )
         kids.append(len(objects))
     objects[1] = f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {len(kids)} >>"

@@ -103,7 +103,7 @@ def test_a_beir_corpus_is_read_line_by_line_and_a_bad_line_is_named(
     assert first.file.open("rb").read().decode() == "Boundary layers\n\nLaminar flow over a flat plate."
 
     corpus.write_text(json.dumps(rows[0]) + "\n{not json\n")
-    with pytest.raises(ApplicationError, match="corpus.jsonl line 2 is not JSON"):
+    with pytest.raises(ApplicationError, match=r"corpus.jsonl line 2 is not JSON"):
         ingest(collection, corpus, django_capture_on_commit_callbacks)
 
 
@@ -115,7 +115,7 @@ def test_the_command_reports_its_figures_and_refuses_a_bad_source(acme, handbook
     assert Document.objects.filter(collection__name="Handbook", collection__tenant=acme.tenant).count() == 2
 
     (tmp_path / "corpus.csv").write_text("_id,text\n")
-    with pytest.raises(CommandError, match="neither a folder nor a .jsonl corpus"):
+    with pytest.raises(CommandError, match=r"neither a folder nor a .jsonl corpus"):
         call_command("ingest_bulk", str(tmp_path / "corpus.csv"), tenant=acme.tenant.slug, collection="Handbook")
     with pytest.raises(CommandError, match="No tenant 'nobody'"):
         call_command("ingest_bulk", str(handbook), tenant="nobody", collection="Handbook")

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 
 from apps.corpus.embedding import default_model_path
@@ -24,7 +26,7 @@ def test_token_windows_with_overlap_and_exact_offsets():
     plans = plan_token_chunks(parsed, tokenizer(), size=50, overlap=10)
     assert len(plans) > 5
     assert all(p.token_count <= 50 for p in plans)
-    for a, b in zip(plans, plans[1:]):
+    for a, b in itertools.pairwise(plans):
         assert a.start < b.start < a.end  # neighbours overlap
     assert parsed.text[plans[0].start : plans[0].end].startswith("word0")
     assert parsed.text[plans[-1].start : plans[-1].end].endswith("word299")

@@ -52,7 +52,7 @@ def test_upload_to_ready_to_searchable(app, acme):
     assert version.status == IngestionStatus.READY, version.status_reason
     assert version.progress_done == version.progress_total == Chunk.objects.filter(version=version).count() > 5
     parsed_text = Section.objects.filter(version=version).order_by("ordinal")
-    assert [s.heading for s in parsed_text][:2] == ["", "Rule 0"] or [s.heading for s in parsed_text][0] == "Rule 0"
+    assert [s.heading for s in parsed_text][:2] == ["", "Rule 0"] or next(s.heading for s in parsed_text) == "Rule 0"
     for chunk in Chunk.objects.filter(version=version):
         section = chunk.section
         assert section.start_offset <= chunk.start_offset < chunk.end_offset <= section.end_offset

@@ -393,7 +393,8 @@ class TestEmbeddedBackend(BackendTests):
             db.execute(f"DROP TABLE fts_t{tenant}")
         rowid = db.execute(
             "INSERT INTO chunks (chunk_id, tenant_id, collection_id, document_id, version_id, published, title, text,"
-            " category, tags, vector, fingerprint) VALUES ('draft', 1, 1, 99, 1, 0, '', 'jet noise nozzle', '', '[]', ?, 'x')",
+            " category, tags, vector, fingerprint) VALUES ('draft', 1, 1, 99, 1, 0, '', 'jet noise nozzle', '', "
+            "'[]', ?, 'x')",
             (direction((7, 1)).tobytes(),),
         ).lastrowid
         db.execute(

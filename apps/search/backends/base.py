@@ -90,7 +90,7 @@ class SearchBackend(abc.ABC):
     def fingerprints(self) -> dict[str, tuple[int, str]]:
         """chunk id → (tenant id, fingerprint) of everything indexed, for reconcile."""
 
-    def refresh(self) -> None:
+    def refresh(self) -> None:  # noqa: B027 (an optional hook: engines that are not near-real-time have nothing to do)
         """Make every write so far visible to searches (near-real-time engines)."""
 
     @abc.abstractmethod
@@ -107,7 +107,7 @@ class SearchBackend(abc.ABC):
     def health(self) -> str:
         """A one-line description of a healthy backend; raises SearchBackendError otherwise."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook: backends without connections have nothing to release)
         """Release connections. Safe to call more than once."""
 
     def search(self, query: SearchQuery) -> SearchResult:

@@ -455,7 +455,7 @@ class ElasticsearchBackend(SearchBackend):
             searches += [header, self.bm25_body(query, size) if kind == "bm25" else self.knn_body(query, size)]
         response = self._call("search", self.client.msearch, searches=searches)
         results = {"bm25": [], "dense": []}
-        for kind, answer in zip(kinds, response["responses"]):
+        for kind, answer in zip(kinds, response["responses"], strict=True):
             if "error" in answer:
                 if answer.get("status") == 404:  # no index yet: nothing indexed, nothing found
                     continue

@@ -339,7 +339,8 @@ class EmbeddedBackend(SearchBackend):
                 )
             )
         # Which build of the file, and how many writes of this tenant's: another tenant's never count.
-        index = f"{self.path.name}@{stamps.get('built', '0')}.t{int(query.tenant_id)}.{stamps.get(f'generation:t{int(query.tenant_id)}', '0')}"
+        tenant = int(query.tenant_id)
+        index = f"{self.path.name}@{stamps.get('built', '0')}.t{tenant}.{stamps.get(f'generation:t{tenant}', '0')}"
         return [replace(c, index=index) for c in bm25], [replace(c, index=index) for c in dense]
 
     _COLUMNS = "c.chunk_id, c.document_id, c.version_id, c.collection_id, c.title, c.text"

@@ -40,7 +40,7 @@ class Command(BaseCommand):
             ),
         )
         lines = selectors.export_csv(records) if options["output"] == "csv" else selectors.export_jsonl(records)
-        out = open(options["file"], "w", encoding="utf-8", newline="") if options["file"] else sys.stdout
+        out = open(options["file"], "w", encoding="utf-8", newline="") if options["file"] else sys.stdout  # noqa: SIM115 (closed in the finally below)
         try:
             for line in lines:
                 out.write(line)

@@ -117,16 +117,20 @@ class Command(BaseCommand):
         pipeline_rate, encode_rate = chunks / pipeline_seconds, len(texts) / encode_seconds
         table = (
             "| what | chunks | seconds | chunks/s |\n|---|---:|---:|---:|\n"
-            f"| pipeline (parse, chunk, embed, store, index) | {chunks} | {pipeline_seconds:.1f} | {pipeline_rate:.1f} |\n"
-            f"| plain `encode` of the same texts (mean of a run before and one after) | {len(texts)} | {encode_seconds:.1f} | {encode_rate:.1f} |\n\n"
+            f"| pipeline (parse, chunk, embed, store, index) | {chunks} | {pipeline_seconds:.1f} | "
+            f"{pipeline_rate:.1f} |\n"
+            f"| plain `encode` of the same texts (mean of a run before and one after) | {len(texts)} | "
+            f"{encode_seconds:.1f} | {encode_rate:.1f} |\n\n"
             f"Pipeline / plain encode: **{pipeline_rate / encode_rate:.2f}×** (target ≥ 0.9×).\n\n"
             f"Re-ingest of a {report.chunks}-chunk document with 5 % of its text edited: embedded {report.embedded} "
-            f"chunks ({report.embedded / max(report.chunks, 1):.0%}), reused {report.reused} (target ≤ 10 % embedded).\n"
+            f"chunks ({report.embedded / max(report.chunks, 1):.0%}), reused {report.reused} (target ≤ 10 % "
+            "embedded).\n"
         )
         self.stdout.write("\n" + table)
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text(
-            f"# Ingestion speed\n\n`manage.py ingest_benchmark --documents {documents}` (Cranfield abstracts, {settings.SEARCH_BACKEND} "
+            f"# Ingestion speed\n\n`manage.py ingest_benchmark --documents {documents}` (Cranfield abstracts, "
+            f"{settings.SEARCH_BACKEND} "
             f"search backend, profile {settings.PLATFORM_PROFILE}), all-MiniLM-L6-v2 on this 2-core machine's CPU.\n\n"
             + table
         )

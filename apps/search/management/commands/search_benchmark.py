@@ -137,7 +137,8 @@ class Command(BaseCommand):
         Path(output).write_text(
             "# Search latency: backend vs raw client\n\n"
             f"`manage.py search_benchmark --sizes {' '.join(map(str, sizes))} --queries {queries}`, Elasticsearch "
-            f"{backend_version(config)}, single node on this 2-core machine, {date.today()}. Each query carries the tenant, "
+            f"{backend_version(config)}, single node on this 2-core machine, {date.today()}. Each query carries "
+            "the tenant, "
             "published and principal filters (kNN: inside the knn clause). *Raw* sends the same request bodies with "
             "the Python client and reads the hits; *backend* adds query building, fusion, the per-document cap and "
             "highlighting.\n\n" + table + "\n"
@@ -273,13 +274,15 @@ class Command(BaseCommand):
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(
             "# Search: an index per tenant against one shared index\n\n"
-            f"`manage.py search_benchmark --tenants {' '.join(map(str, counts))} --chunks {chunks} --queries {queries}`, "
+            f"`manage.py search_benchmark --tenants {' '.join(map(str, counts))} --chunks {chunks} --queries "
+            f"{queries}`, "
             f"Elasticsearch {backend_version(config)}, single node, 2 GiB heap, this 2-core machine, {date.today()}. "
             "The same synthetic published chunks, spread over that many tenants, in an index each (the platform's "
             "layout, through the backend) and in one index routed by tenant (the layout before, raw client). Each "
             "hybrid query (BM25 + kNN in one msearch, raw client, same bodies) carries the tenant, published and "
             "principal filters; both layouts force-merged to one segment per shard before timing. *Mapping heap* is "
-            "Elasticsearch's own estimate of the heap the node's mappings take (`_nodes/stats`, every index of the node: "
+            "Elasticsearch's own estimate of the heap the node's mappings take (`_nodes/stats`, every index of "
+            "the node: "
             "the per-tenant indices are the difference between rows); segments and HNSW graphs live off-heap in "
             "Elasticsearch 9.\n\n" + table + "\n"
         )
@@ -288,13 +291,15 @@ class Command(BaseCommand):
     @staticmethod
     def tenant_table(rows: list[dict]) -> str:
         lines = [
-            "| tenants | chunks | tenant indices | load s, own / shared | hybrid p50 ms, own / shared | hybrid p95 ms, own / shared "
+            "| tenants | chunks | tenant indices | load s, own / shared | hybrid p50 ms, own / shared | hybrid "
+            "p95 ms, own / shared "
             "| p50 ratio | mapping heap MB |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in rows:
             lines.append(
-                f"| {r['tenants']:,} | {r['chunks']:,} | {r['indices']:,} | {r['load_s']:.0f} / {r['shared_load_s']:.0f} "
+                f"| {r['tenants']:,} | {r['chunks']:,} | {r['indices']:,} | {r['load_s']:.0f} / "
+                f"{r['shared_load_s']:.0f} "
                 f"| {r['own_p50']:.1f} / {r['shared_p50']:.1f} | {r['own_p95']:.1f} / {r['shared_p95']:.1f} "
                 f"| {r['own_p50'] / r['shared_p50']:.2f} | {r['mapping_overhead_mb']:.1f} |"
             )
