@@ -10,9 +10,11 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.fields import empty
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils import html
 from rest_framework.views import APIView
 
 from apps.access.grants import Grant, grants_list
@@ -284,6 +286,15 @@ class DocumentMetadataSerializer(serializers.Serializer):
             "with documents:retention."
         ),
     )
+
+    def to_internal_value(self, data):
+        values = super().to_internal_value(data)
+        if html.is_html_input(data):
+            # A form body (multipart) simply leaves out what it does not send, and DRF reads an
+            # absent checkbox as false and an absent list as empty: only what was really sent may
+            # change a document (an absent legal_hold must not lift a hold, nor ask for `manage`).
+            values = {k: v for k, v in values.items() if k in data or self.fields[k].default is not empty}
+        return values
 
 
 class DocumentListCreateView(APIView):

@@ -29,7 +29,7 @@ from apps.corpus.embedding import Embedder, get_embedder
 from apps.corpus.models import Chunk, Section, chunk_id
 from apps.corpus.vectors import EMBEDDING_DIMS
 from apps.documents import services as document_services
-from apps.documents.models import ChunkStrategy, DocumentVersion, IngestionStatus
+from apps.documents.models import ChunkStrategy, Document, DocumentVersion, IngestionStatus
 
 from . import chunking, parsers
 
@@ -138,12 +138,24 @@ def _prepare(version: DocumentVersion, embedder: Embedder) -> _Prepared | Ingest
     return _Prepared(version, parsed, plans, texts, [embedder.passage_input(title, t) for t in texts])
 
 
-def _store(items: list[_Prepared], vectors: np.ndarray, embedder: Embedder) -> None:
+def _store(items: list[_Prepared], vectors: np.ndarray, embedder: Embedder) -> list[_Prepared]:
     """Sections and chunks of a batch of versions in one transaction, replacing any earlier ones:
     a handful of statements for the whole batch, not several per version (at 300 small documents
-    the per-version round trips cost as much as a tenth of the model's time)."""
-    version_ids = [item.version.pk for item in items]
+    the per-version round trips cost as much as a tenth of the model's time). Returns the items
+    stored: a version purged while the batch was being embedded is left out."""
+    first_row, row = {}, 0
+    for item in items:
+        first_row[item.version.pk], row = row, row + len(item.plans)
     with transaction.atomic():
+        # The documents' rows are locked, as a purge locks them, then read again: a purge that
+        # committed meanwhile wins, and no text or vector of a purged version is written back.
+        document_ids = sorted({item.version.document_id for item in items})
+        list(Document.objects.select_for_update().filter(pk__in=document_ids).order_by("pk").values_list("pk"))
+        live = set(
+            DocumentVersion.objects.filter(pk__in=first_row, purged_at__isnull=True).values_list("pk", flat=True)
+        )
+        items = [item for item in items if item.version.pk in live]
+        version_ids = [item.version.pk for item in items]
         # A re-ingest (another chunking, another model) may make fewer chunks than before: the index
         # loses the ids that are no more, after commit (the new ones are indexed by id after _store).
         before = corpus_services.refs_of(version_id__in=version_ids)
@@ -162,8 +174,9 @@ def _store(items: list[_Prepared], vectors: np.ndarray, embedder: Embedder) -> N
             for item in items
             for i, s in enumerate(item.parsed.sections)
         )
-        chunks, first_section, row = [], 0, 0
+        chunks, first_section = [], 0
         for item in items:
+            row = first_row[item.version.pk]
             for plan, text, model_input in zip(item.plans, item.texts, item.inputs, strict=True):
                 chunks.append(
                     Chunk(
@@ -191,6 +204,7 @@ def _store(items: list[_Prepared], vectors: np.ndarray, embedder: Embedder) -> N
         for item in items:
             item.version.progress_done = item.version.progress_total = len(item.plans)
         DocumentVersion.objects.bulk_update([item.version for item in items], ["progress_done", "progress_total"])
+    return items
 
 
 def _finish(items: list[_Prepared]) -> None:
@@ -235,11 +249,16 @@ def ingest_versions(*, version_ids: list[int], embedder: Embedder | None = None)
         inputs = [t for item in items for t in item.inputs]
         progress = _progress(items[0].version) if len(items) == 1 else None
         vectors, reused = embed_with_reuse(inputs, tenant_id=tenant_id, embedder=embedder, on_progress=progress)
-        _store(items, vectors, embedder)
+        stored = {item.version.pk for item in _store(items, vectors, embedder)}
         offset = 0
         for item in items:
             part = slice(offset, offset + len(item.texts))
             offset += len(item.texts)
+            if item.version.pk not in stored:
+                reports[item.version.pk] = IngestReport(
+                    item.version.pk, "skipped", reason="purged while being ingested"
+                )
+                continue
             reports[item.version.pk] = IngestReport(
                 item.version.pk,
                 IngestionStatus.READY,
@@ -252,8 +271,10 @@ def ingest_versions(*, version_ids: list[int], embedder: Embedder | None = None)
         # The index copies them now, each document in its current state (a re-ingested published
         # version is searchable at once, a new one once published); a search engine that is down
         # fails this task, which retries, so a version is ready only once it is searchable.
-        corpus_events.announce(corpus_events.ChunksStored(tuple(item.version.pk for item in items)))
-        _finish(items)
+        items = [item for item in items if item.version.pk in stored]
+        if items:
+            corpus_events.announce(corpus_events.ChunksStored(tuple(item.version.pk for item in items)))
+            _finish(items)
     for report in reports.values():
         log.info("ingested %s", report)
     return [reports[v] for v in version_ids]
