@@ -470,6 +470,8 @@ def document_purge(*, document: Document, actor: Actor, reason: str = "", today:
 def grants_replace(*, obj: Collection | Document, grants: list[Grant], actor: Actor) -> list[Grant]:
     """Make `grants` the complete set on a collection or document. On a document this ends
     inheritance from its collection: from now on only the document's own grants count."""
+    if not isinstance(obj, Collection | Document):  # grants_set would grant on any model
+        raise TypeError(f"Grants are made on collections and documents, not on {type(obj).__name__}.")
     grants_set(obj, grants)
     if isinstance(obj, Document):
         Document.objects.filter(pk=obj.pk).update(has_own_grants=True)
