@@ -156,8 +156,8 @@ class ResultOutputSerializer(serializers.Serializer):
     collection_id = serializers.IntegerField(source="hit.collection_id")
     title = serializers.CharField(source="hit.title")
     text = serializers.CharField(source="hit.text")
-    start_offset = serializers.IntegerField(source="row.start_offset", help_text="Into the version's extracted text.")
-    end_offset = serializers.IntegerField(source="row.end_offset")
+    start_offset = serializers.IntegerField(source="facts.start_offset", help_text="Into the version's extracted text.")
+    end_offset = serializers.IntegerField(source="facts.end_offset")
     highlights = serializers.ListField(child=serializers.CharField(), source="hit.highlights")
     scores = ScoresOutputSerializer()
 
@@ -195,7 +195,7 @@ class AskOutputSerializer(serializers.Serializer):
 
 def _results(run) -> list[dict]:
     return [
-        {"rank": rank, "hit": r.hit, "row": r.row, "scores": r.scores if run.reads_everything else r.ranks}
+        {"rank": rank, "hit": r.hit, "facts": r.facts, "scores": r.scores if run.reads_everything else r.ranks}
         for rank, r in enumerate(run.shown, start=1)
     ]
 

@@ -20,17 +20,17 @@ def count_tokens(text: str) -> int:
 
 def assemble(candidates: list[RankedChunk], *, budget: int) -> list[Passage]:
     """`candidates` are the re-checked chunks, best first; the ones that make it into a passage are
-    marked `shown` (given to the generator)."""
+    the ones shown (given to the generator)."""
     passages: list[Passage] = []
     by_section: dict[int, Passage] = {}
     remaining = budget
     for ranked in candidates:
-        chunk, section = ranked.row, ranked.row.section
-        if section is not None and section.pk in by_section:
-            by_section[section.pk].chunks.append(ranked)
-            ranked.shown = True
+        assert ranked.facts is not None  # it passed the re-check, which loaded them
+        chunk, section = ranked.facts, ranked.facts.section
+        if section is not None and section.section_id in by_section:
+            by_section[section.section_id].chunks.append(ranked)
             continue
-        options = []
+        options: list[tuple[str, int, int, bool]] = []
         if section is not None:
             options.append((section.text, section.start_offset, section.end_offset, True))
         options.append((chunk.text, chunk.start_offset, chunk.end_offset, False))
@@ -47,12 +47,11 @@ def assemble(candidates: list[RankedChunk], *, budget: int) -> list[Passage]:
                     end_offset=end,
                     chunks=[ranked],
                     tokens=tokens,
-                    section_id=section.pk if whole_section else None,
+                    section_id=section.section_id if whole_section and section is not None else None,
                 )
                 passages.append(passage)
-                if whole_section:
-                    by_section[section.pk] = passage
-                ranked.shown = True
+                if whole_section and section is not None:
+                    by_section[section.section_id] = passage
                 remaining -= tokens
                 break
     return passages

@@ -91,7 +91,6 @@ class ExtractiveGenerator:
         parts, citations = [], []
         for marker, ((passage, text, start, end), _) in enumerate(chosen, start=1):
             ranked = passage.chunk_at(start)
-            ranked.cited = True
             exact = passage.text[start - passage.start_offset : end - passage.start_offset]
             citations.append(
                 Citation(
@@ -174,7 +173,6 @@ class ChatGenerator:
         for number in cited:
             passage = by_number[number]
             ranked = passage.chunks[0]
-            ranked.cited = True
             citations.append(
                 Citation(
                     marker=number,

@@ -17,7 +17,7 @@ from apps.search.types import Fusion, Mode
 from apps.tenants.resolution import TenantContext
 
 from .rerank import get_reranker
-from .steps import ASK_STEPS, SEARCH_STEPS, run_steps
+from .steps import ASK, SEARCH, Pipeline, run_steps
 from .types import PipelineRun, RetrievalRequest
 
 
@@ -66,6 +66,7 @@ def _sha256(text: str) -> str:
 
 
 def _chunk_entries(run: PipelineRun) -> list[audit.ChunkEntry]:
+    shown, cited = {r.hit.chunk_id for r in run.shown}, run.cited
     return [
         audit.ChunkEntry(
             rank=rank,
@@ -73,13 +74,13 @@ def _chunk_entries(run: PipelineRun) -> list[audit.ChunkEntry]:
             document_id=r.hit.document_id,
             version_id=r.hit.version_id,
             # The database's text and the engine's copy are hashed apart: the copy is what was served.
-            text_sha256=r.row.text_sha256 if r.row is not None else "",
+            text_sha256=r.facts.text_sha256 if r.facts is not None else "",
             served_sha256=_sha256(r.hit.text),
             scores=r.scores,
             passed_recheck=r.passed_recheck,
             recheck_reason=r.recheck_reason,
-            shown=r.shown,
-            cited=r.cited,
+            shown=r.hit.chunk_id in shown,
+            cited=r.hit.chunk_id in cited,
         )
         for rank, r in enumerate(run.ranked, start=1)
     ]
@@ -115,7 +116,9 @@ def _entry(
 def _provenance(run: PipelineRun) -> dict:
     """What a replay needs to re-derive the answer: whose access applied, the exact context given
     to the generator, and which model, engine and index generation answered."""
-    served_by = sorted({c.index for c in (*run.bm25, *run.dense) if c.index})
+    # The dense candidates that were ranked: feedback's second pass replaces the first.
+    dense = run.feedback_dense if run.feedback_dense is not None else run.dense
+    served_by = sorted({c.index for c in (*run.bm25, *dense) if c.index})
     return {
         "principals": sorted(run.principals),
         "context": [
@@ -137,30 +140,38 @@ def _provenance(run: PipelineRun) -> dict:
     }
 
 
+PIPELINES: dict[str, Pipeline] = {Kind.SEARCH: SEARCH, Kind.ASK: ASK}
+
+
+def _new_run(context: TenantContext, request: RetrievalRequest) -> PipelineRun:
+    """Refuse what cannot run (request_check, fusion_check); else a run for the context's principals."""
+    request_check(request)
+    run = PipelineRun(context=context, principals=tuple(context_principals(context)), request=request)
+    fusion_check(run)
+    return run
+
+
 def pipeline_run(*, context: TenantContext, request: RetrievalRequest, kind: str) -> PipelineRun:
     """The pipeline alone, without an audit record and without the act-as check: for tests that
     probe the pipeline's access filtering (tests/hardening/test_acl_fuzz.py). Nothing in apps/
     may call it (tests/tenants/test_acting_for.py checks): whatever retrieves for someone goes
     through search_run / ask_run, which are audited and take only a context from act_for."""
-    request_check(request)
-    run = PipelineRun(context=context, principals=tuple(context_principals(context)), request=request)
-    fusion_check(run)
-    run_steps(run, ASK_STEPS if kind == Kind.ASK else SEARCH_STEPS)
+    run = _new_run(context, request)
+    run_steps(run, PIPELINES[kind])
     return run
 
 
-def _run(context: TenantContext, request: RetrievalRequest, kind: str, steps, origin: dict | None) -> Outcomes:
+def _run(*, context: TenantContext, request: RetrievalRequest, kind: str, origin: dict | None) -> Outcomes:
+    """pipeline_run with the act-as check first and the audit record after, also when a step failed."""
     if not context.acting_resolved:
         # A programming error, not the caller's: whom this runs for was never resolved.
         raise RuntimeError(
             "A retrieval's context must come from apps.tenants.resolution.act_for (who acts, for whom, with "
             "which scopes)."
         )
-    request_check(request)
-    run = PipelineRun(context=context, principals=tuple(context_principals(context)), request=request)
-    fusion_check(run)
+    run = _new_run(context, request)
     try:
-        run_steps(run, steps)
+        run_steps(run, PIPELINES[kind])
     except ApplicationError as exc:
         error = f"{exc.code}: {exc.message} {exc.extra or ''}".strip()
         audit.record_append(
@@ -174,6 +185,7 @@ def _run(context: TenantContext, request: RetrievalRequest, kind: str, steps, or
         )
         raise
     if kind == Kind.ASK:
+        assert run.answer is not None  # Generate wrote it
         outcome = Outcome.ANSWERED if run.answer.grounded else Outcome.REFUSED
     else:
         outcome = Outcome.ANSWERED if run.shown else Outcome.NO_RESULTS
@@ -183,8 +195,8 @@ def _run(context: TenantContext, request: RetrievalRequest, kind: str, steps, or
 
 def search_run(*, context: TenantContext, request: RetrievalRequest, origin: dict | None = None) -> Outcomes:
     """`context` from resolution.act_for; `origin` is added to the audit record's parameters."""
-    return _run(context, request, Kind.SEARCH, SEARCH_STEPS, origin)
+    return _run(context=context, request=request, kind=Kind.SEARCH, origin=origin)
 
 
 def ask_run(*, context: TenantContext, request: RetrievalRequest, origin: dict | None = None) -> Outcomes:
-    return _run(context, request, Kind.ASK, ASK_STEPS, origin)
+    return _run(context=context, request=request, kind=Kind.ASK, origin=origin)

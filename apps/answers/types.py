@@ -8,7 +8,16 @@ import numpy as np
 
 from apps.access.principals import tenant_wide
 from apps.corpus.models import Chunk
-from apps.search.types import DEFAULT_DENSE_WEIGHT, DEFAULT_RRF_K, Fusion, Mode, SearchFilters, SearchHit
+from apps.search.types import (
+    DEFAULT_DENSE_WEIGHT,
+    DEFAULT_RRF_K,
+    Candidate,
+    Fusion,
+    Mode,
+    SearchFilters,
+    SearchHit,
+    SearchQuery,
+)
 from apps.tenants.resolution import TenantContext
 
 
@@ -52,21 +61,56 @@ class RetrievalRequest:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
+class SectionFacts:
+    """A chunk's parent section, as the database holds it."""
+
+    section_id: int
+    text: str
+    start_offset: int
+    end_offset: int
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: a NumPy vector has no single truth value to compare by
+class ChunkFacts:
+    """What the database says of a retrieved chunk, loaded by the permission re-check: plain values,
+    so no ORM row travels further down the pipeline (context, generator, response, audit record)."""
+
+    text: str
+    text_sha256: str
+    start_offset: int  # into the version's extracted text
+    end_offset: int
+    section: SectionFacts | None
+    vector: np.ndarray  # for feedback
+
+    @classmethod
+    def of(cls, row: Chunk) -> ChunkFacts:
+        section = row.section
+        return cls(
+            text=row.text,
+            text_sha256=row.text_sha256,
+            start_offset=row.start_offset,
+            end_offset=row.end_offset,
+            section=SectionFacts(section.pk, section.text, section.start_offset, section.end_offset)
+            if section is not None
+            else None,
+            vector=row.vector,
+        )
+
+
+@dataclass(frozen=True)
 class RankedChunk:
-    """One retrieved chunk on its way through the pipeline."""
+    """One retrieved chunk on its way through the pipeline. Steps replace it, never change it."""
 
     hit: SearchHit
     fused_rank: int
     rerank_score: float | None = None
-    row: Chunk | None = None  # the database's chunk, loaded by the permission re-check
+    facts: ChunkFacts | None = None  # loaded by the re-check (None: the chunk is gone from the database)
     passed_recheck: bool = False
     recheck_reason: str = ""
-    shown: bool = False
-    cited: bool = False
 
     @property
-    def scores(self) -> dict:
+    def scores(self) -> dict[str, float | int | None]:
         return {
             "fused": self.hit.score,
             "fused_rank": self.fused_rank,
@@ -75,7 +119,7 @@ class RankedChunk:
         }
 
     @property
-    def ranks(self) -> dict:
+    def ranks(self) -> dict[str, float | int | None]:
         """The scores without their values: what a caller who may not read everything is shown.
         A BM25 score carries the tenant's statistics, documents the caller may not read included
         (docs/search.md, "Tenant-isolated scoring"); a rank among readable chunks does not add to
@@ -102,7 +146,7 @@ class Passage:
     def chunk_at(self, offset: int) -> RankedChunk:
         """The retrieved child chunk holding this character offset (else the passage's best)."""
         for ranked in self.chunks:
-            if ranked.row.start_offset <= offset < ranked.row.end_offset:
+            if ranked.facts is not None and ranked.facts.start_offset <= offset < ranked.facts.end_offset:
                 return ranked
         return self.chunks[0]
 
@@ -128,26 +172,42 @@ class Answer:
     refusal_reason: str = ""
 
 
+# What every run starts with; every other field of PipelineRun is written by a step that declares it.
+RUN_INPUTS = ("context", "principals", "request")
+
+
 @dataclass
 class PipelineRun:
-    """The state one search or ask builds up, step by step; each step's time lands in `timings`."""
+    """The state one search or ask builds up. Each step declares the fields it reads and writes
+    (steps.py); a `Pipeline` checks, when it is defined, that every field is written before it is read."""
 
     context: TenantContext
     principals: tuple[str, ...]
     request: RetrievalRequest
-    dense_text: str = ""  # what the dense retriever embeds: the query, or a HyDE passage
-    vector: np.ndarray | None = None
-    bm25: list = field(default_factory=list)
-    dense: list = field(default_factory=list)
+    dense_text: str = ""  # what the dense retriever embeds: the query, or the query and a HyDE passage
+    vector: np.ndarray | None = None  # the question's own vector (feedback never moves it: the generator uses it)
+    search_query: SearchQuery | None = None  # what the engine was sent
+    bm25: list[Candidate] = field(default_factory=list)
+    dense: list[Candidate] = field(default_factory=list)
     ranked: list[RankedChunk] = field(default_factory=list)
+    feedback_candidates: list[RankedChunk] = field(default_factory=list)  # re-checked, one per document
     feedback_chunks: list[str] = field(default_factory=list)  # the chunks whose vectors moved the query
-    passages: list[Passage] = field(default_factory=list)
+    feedback_dense: list[Candidate] | None = None  # the dense pass with the moved vector; None: no feedback
+    results: list[RankedChunk] = field(default_factory=list)  # search: what is shown
+    passages: list[Passage] = field(default_factory=list)  # ask: the generator's context
     answer: Answer | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def shown(self) -> list[RankedChunk]:
-        return [r for r in self.ranked if r.shown]
+        """What left the process, in ranked order: a search's results, or the chunks an ask gave the generator."""
+        given = {r.hit.chunk_id for r in self.results} | {c.hit.chunk_id for p in self.passages for c in p.chunks}
+        return [r for r in self.ranked if r.hit.chunk_id in given]
+
+    @property
+    def cited(self) -> set[str]:
+        """The chunk ids the answer cites."""
+        return {c.chunk_id for c in self.answer.citations} if self.answer else set()
 
     @property
     def reads_everything(self) -> bool:

@@ -14,7 +14,7 @@ import numpy as np
 from django.conf import settings
 from tqdm import tqdm
 
-from apps.search import feedback
+from apps.search import feedback, ranking
 from apps.search.backends.base import SearchBackend
 from apps.search.types import Fusion, IndexedChunk, Mode, SearchQuery
 
@@ -88,7 +88,7 @@ def load_corpus(
 
 def _search(backend: SearchBackend, query: SearchQuery, config: Config, corpus_vectors: np.ndarray | None):
     bm25, dense = backend.retrieve(query)
-    hits = backend.rank(query, bm25, dense)
+    hits = ranking.rank(query, bm25, dense)
     if not config.feedback:
         return hits
     # Document n is corpus row n - 1 (load_corpus numbers them from 1).
@@ -99,7 +99,7 @@ def _search(backend: SearchBackend, query: SearchQuery, config: Config, corpus_v
         query_weight=settings.ANSWERS["FEEDBACK_QUERY_WEIGHT"],
     )
     _, dense = backend.retrieve(replace(query, vector=vector, mode=Mode.DENSE))
-    return backend.rank(query, bm25, dense)
+    return ranking.rank(query, bm25, dense)
 
 
 def run(

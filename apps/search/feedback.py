@@ -2,8 +2,8 @@
 of a first pass's best documents, and the dense retriever runs again with it. The documents a
 question is about share vocabulary the question lacks; their vectors carry it.
 
-Pure functions, shared by the answer pipeline (`apps.answers.steps.Feedback`, which re-checks
-permissions before it uses a chunk) and the backend evaluation (`apps.evaluation.backend_eval`)."""
+Pure functions, shared by the answer pipeline (`apps.answers.steps.Feedback`, which uses only
+chunks that passed the permission re-check) and the backend evaluation (`apps.evaluation.backend_eval`)."""
 
 from __future__ import annotations
 

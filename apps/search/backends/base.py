@@ -2,8 +2,8 @@
 
 A backend implements storage and the two retrievers (`_retrieve`: BM25 and dense candidates,
 already filtered by tenant, principals, `published` and the metadata filters, inside the engine).
-Fusion, the per-document cap, the score floors and highlighting happen here, identically for
-every backend."""
+Fusion, the per-document cap, the score floors and highlighting are `apps.search.ranking.rank`, a
+pure function, identical for every backend; `search()` composes the two."""
 
 from __future__ import annotations
 
@@ -14,19 +14,8 @@ from dataclasses import dataclass
 
 from apps.core.exceptions import TransientError
 
-from .. import fusion
-from ..analysis import highlight
-from ..types import (
-    MAX_K,
-    Candidate,
-    ChunkRef,
-    Fusion,
-    IndexedChunk,
-    Mode,
-    SearchHit,
-    SearchQuery,
-    SearchResult,
-)
+from .. import ranking
+from ..types import MAX_K, Candidate, ChunkRef, IndexedChunk, Mode, SearchQuery, SearchResult
 
 
 class SearchBackendError(TransientError):
@@ -113,7 +102,7 @@ class SearchBackend(abc.ABC):
     def search(self, query: SearchQuery) -> SearchResult:
         started = time.perf_counter()
         bm25, dense = self.retrieve(query)
-        hits = self.rank(query, bm25, dense)
+        hits = ranking.rank(query, bm25, dense)
         return SearchResult(
             hits=hits,
             took_ms=round((time.perf_counter() - started) * 1000, 2),
@@ -121,69 +110,9 @@ class SearchBackend(abc.ABC):
             dense_candidates=len(dense),
         )
 
-    # `search()` in two halves, for callers that time (or inspect) each: the answer pipeline.
+    # The engine's half of `search()`; the process's half is `ranking.rank` (the answer pipeline
+    # calls the two as steps of their own, timed apart).
     def retrieve(self, query: SearchQuery) -> tuple[list[Candidate], list[Candidate]]:
         """The engine's part: BM25 and dense candidates, filtered inside the engine."""
         validate_query(query)
         return self._retrieve(query, query.candidates or max(4 * query.k, 50))
-
-    def rank(self, query: SearchQuery, bm25: list[Candidate], dense: list[Candidate]) -> list[SearchHit]:
-        """The process's part: fusion, floors, the per-document cap, highlights."""
-        return self._rank(query, bm25, dense)
-
-    def _rank(self, query: SearchQuery, bm25: list[Candidate], dense: list[Candidate]) -> list[SearchHit]:
-        by_id = {c.chunk_id: c for c in (*dense, *bm25)}
-        bm25_scores = {c.chunk_id: c.score for c in bm25}
-        dense_scores = {c.chunk_id: c.score for c in dense}
-        bm25_rank = {c.chunk_id: i for i, c in enumerate(bm25, start=1)}
-        dense_rank = {c.chunk_id: i for i, c in enumerate(dense, start=1)}
-
-        if query.mode == Mode.BM25:
-            fused = bm25_scores
-        elif query.mode == Mode.DENSE:
-            fused = dense_scores
-        elif query.fusion == Fusion.RRF:
-            fused = fusion.reciprocal_rank([[c.chunk_id for c in bm25], [c.chunk_id for c in dense]], k=query.rrf_k)
-        else:
-            fused = fusion.weighted(bm25_scores, dense_scores, dense_weight=query.dense_weight)
-
-        def relevant(chunk_id: str) -> bool:
-            floors = []
-            if query.min_similarity is not None and query.mode != Mode.BM25:
-                floors.append(dense_scores.get(chunk_id, -1.0) >= query.min_similarity)
-            if query.min_bm25 is not None and query.mode != Mode.DENSE:
-                floors.append(bm25_scores.get(chunk_id, 0.0) >= query.min_bm25)
-            return not floors or any(floors)  # evidence from either retriever is enough
-
-        hits: list[SearchHit] = []
-        per_document: dict[int, int] = {}
-        for chunk_id in sorted(fused, key=lambda cid: (-fused[cid], cid)):
-            if not relevant(chunk_id):
-                continue
-            candidate = by_id[chunk_id]
-            if query.max_per_document is not None:
-                if per_document.get(candidate.document_id, 0) >= query.max_per_document:
-                    continue
-                per_document[candidate.document_id] = per_document.get(candidate.document_id, 0) + 1
-            hits.append(
-                SearchHit(
-                    chunk_id=chunk_id,
-                    document_id=candidate.document_id,
-                    version_id=candidate.version_id,
-                    collection_id=candidate.collection_id,
-                    rank=len(hits) + 1,
-                    score=round(fused[chunk_id], 6),
-                    components={
-                        "bm25": bm25_scores.get(chunk_id),
-                        "bm25_rank": bm25_rank.get(chunk_id),
-                        "dense": dense_scores.get(chunk_id),
-                        "dense_rank": dense_rank.get(chunk_id),
-                    },
-                    title=candidate.title,
-                    text=candidate.text,
-                    highlights=highlight(candidate.text, query.text) if query.text else [],
-                )
-            )
-            if len(hits) == query.k:
-                break
-        return hits
