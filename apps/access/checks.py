@@ -20,8 +20,9 @@ compares them with guardian's own checker over every user × document of a world
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model, Q, QuerySet
 from guardian.shortcuts import get_objects_for_user
 
@@ -29,9 +30,11 @@ from apps.core.exceptions import PermissionDenied
 from apps.tenants.models import Role, Scope
 from apps.tenants.resolution import TenantContext
 
-from .levels import Level, codename
+from .levels import Level, codename, model_name_of
 
-_ROLE_LEVEL = {Role.OWNER: Level.MANAGE, Role.ADMIN: Level.MANAGE, Role.EDITOR: Level.CHANGE}
+_M = TypeVar("_M", bound=Model)
+
+_ROLE_LEVEL: dict[str, Level] = {Role.OWNER: Level.MANAGE, Role.ADMIN: Level.MANAGE, Role.EDITOR: Level.CHANGE}
 _EVERYTHING = Q(pk__isnull=False)  # never Q(): an empty Q vanishes when OR-ed with another
 
 
@@ -47,9 +50,8 @@ def grants_holder(obj: Any) -> Model:
     """Where an object's grants live: itself, or (while it has none of its own) the object it
     inherits them from."""
     parent = getattr(type(obj), "grants_inherited_from", None)
-    if parent is None or obj.has_own_grants:
-        return obj
-    return getattr(obj, parent)
+    holder: Model = obj if parent is None or obj.has_own_grants else getattr(obj, parent)
+    return holder
 
 
 def required_level(obj: Any, level: Level) -> Level:
@@ -59,7 +61,7 @@ def required_level(obj: Any, level: Level) -> Level:
 
 
 def _perm(model: type[Model], level: Level) -> str:
-    return f"{model._meta.app_label}.{codename(level, model._meta.model_name)}"
+    return f"{model._meta.app_label}.{codename(level, model_name_of(model))}"
 
 
 def granted_level(context: TenantContext, obj: Any) -> int:
@@ -112,13 +114,17 @@ def _granted_q(context: TenantContext, model: type[Model], level: Level) -> Q:
         context.user, _perm(model, level), klass=in_tenant.filter(has_own_grants=True), accept_global_perms=False
     )
     parent_model = model._meta.get_field(parent).related_model
+    if not isinstance(parent_model, type):
+        raise ImproperlyConfigured(
+            f"{model.__name__}.grants_inherited_from names {parent!r}, which is not a relation to another model."
+        )
     inherited = parent_model._default_manager.filter(tenant=context.tenant).filter(
         _granted_q(context, parent_model, level)
     )
     return Q(pk__in=own.values("pk")) | Q(has_own_grants=False, **{f"{parent}__in": inherited.values("pk")})
 
 
-def granted(context: TenantContext, queryset: QuerySet, level: Level) -> QuerySet:
+def granted(context: TenantContext, queryset: QuerySet[_M], level: Level) -> QuerySet[_M]:
     """The rows of `queryset` on which the caller holds `level` by role or grant, state aside.
 
     Two guardian look-ups whatever the level; building them, not running the SQL, is most of a
@@ -126,7 +132,7 @@ def granted(context: TenantContext, queryset: QuerySet, level: Level) -> QuerySe
     return queryset.filter(tenant=context.tenant).filter(_granted_q(context, queryset.model, level))
 
 
-def visible(context: TenantContext, queryset: QuerySet) -> QuerySet:
+def visible(context: TenantContext, queryset: QuerySet[_M]) -> QuerySet[_M]:
     """The rows of `queryset` the caller may see, state included: the same rule as
     `holds(context, obj, Level.VIEW)`, one branch per level the model's states need."""
     model = queryset.model

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from django.db.models import Model
+
 
 class Level(IntEnum):
     VIEW = 1
@@ -21,6 +23,15 @@ class Level(IntEnum):
 
 
 LEVEL_NAMES = [level.label for level in Level]
+
+
+def model_name_of(model: type[Model] | Model) -> str:
+    """The name permission codenames use for a model (`document`). Django sets it on every model
+    class it prepares; only Options never attached to a model lack it."""
+    name = model._meta.model_name
+    if name is None:
+        raise TypeError(f"{model!r} is not a prepared Django model: it has no model name.")
+    return name
 
 
 def codename(level: Level, model_name: str) -> str:

@@ -12,13 +12,19 @@ takes effect on the next query without touching the index.
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from typing import TYPE_CHECKING, Any, cast
+
+from django.contrib.auth.models import Group
+from django.db.models import Model, QuerySet
 from guardian.shortcuts import get_groups_with_perms, get_users_with_perms
 
 from apps.tenants.models import Role, Scope, Tenant
 from apps.tenants.resolution import TenantContext
 
-from .levels import Level, codename
+from .levels import Level, codename, model_name_of
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 # Roles that read (and change) every document of their tenant, whatever the grants say.
 TENANT_WIDE_ROLES = (Role.OWNER, Role.ADMIN, Role.EDITOR)
@@ -30,24 +36,29 @@ def tenant_wide(tenant_id: int) -> str:
     return f"tenant:{tenant_id}:all"
 
 
-def grant_source(document):
+def grant_source(document: Any) -> Model:
     """Where a document's grants live: itself if it has its own, else its collection."""
-    return document if document.has_own_grants else document.collection
+    source: Model = document if document.has_own_grants else document.collection
+    return source
 
 
-def document_reader_principals(document) -> list[str]:
+def document_reader_principals(document: Any) -> list[str]:
     """Everyone who may read this document, as index principals (for the search index)."""
     source = grant_source(document)
-    perm = codename(Level.VIEW, source._meta.model_name)
-    users = get_users_with_perms(source, only_with_perms_in=[perm], with_group_users=False, with_superusers=False)
-    groups = get_groups_with_perms(source, attach_perms=True)
+    perm = codename(Level.VIEW, model_name_of(source))
+    # guardian's annotations do not follow attach_perms: without it, users; with it, {group: [codename, ...]}.
+    users = cast(
+        "QuerySet[User]",
+        get_users_with_perms(source, only_with_perms_in=[perm], with_group_users=False, with_superusers=False),
+    )
+    groups = cast("dict[Group, list[str]]", get_groups_with_perms(source, attach_perms=True))
     principals = [tenant_wide(document.tenant_id)]
     principals += sorted(f"user:{user.pk}" for user in users)
     principals += sorted(f"group:{group.pk}" for group, perms in groups.items() if perm in perms)
     return principals
 
 
-def user_principals(*, user: AbstractBaseUser, tenant: Tenant, reads_everything: bool) -> list[str]:
+def user_principals(*, user: User, tenant: Tenant, reads_everything: bool) -> list[str]:
     """What a user holds in a tenant: themselves, the tenant's groups they are in, and
     `tenant:<id>:all` when their role reads everything."""
     principals = [f"user:{user.pk}"]

@@ -250,7 +250,7 @@ class AskView(APIView):
         data.is_valid(raise_exception=True)
         context = _acting_context(request, data.validated_data, Scope.ASK)
         outcome = services.ask_run(context=context, request=data.to_request())
-        run, answer = outcome.run, outcome.run.answer
+        run, answer = outcome.run, outcome.run.generated_answer()
         return Response(
             AskOutputSerializer(
                 {

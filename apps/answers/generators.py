@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
@@ -22,6 +23,9 @@ from apps.core.exceptions import ServiceUnavailable
 from apps.corpus.embedding import get_embedder
 
 from .types import Answer, Citation, Passage
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 NO_ANSWER = "No grounded answer: nothing you may read in this tenant's documents answers this question closely enough."
 
@@ -73,7 +77,8 @@ class ExtractiveGenerator:
         if question_vector is None:
             question_vector = embedder.encode([question])[0]
         similarity = embedder.encode([c[1] for c in candidates]) @ question_vector
-        chosen, seen = [], set()
+        chosen: list[tuple[tuple[Passage, str, int, int], float]] = []  # (passage, sentence, start, end), similarity
+        seen: set[str] = set()
         for index in np.argsort(-similarity, kind="stable"):
             if similarity[index] < self.min_similarity or len(chosen) == self.max_sentences:
                 break
@@ -131,7 +136,7 @@ class ChatGenerator:
         # The key comes from the environment (LLM_API_KEY); local servers often need none.
         self.client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=1)
 
-    def _complete(self, messages: list[dict]) -> str:
+    def _complete(self, messages: list[ChatCompletionMessageParam]) -> str:
         import openai
 
         try:

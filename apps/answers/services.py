@@ -185,8 +185,7 @@ def _run(*, context: TenantContext, request: RetrievalRequest, kind: str, origin
         )
         raise
     if kind == Kind.ASK:
-        assert run.answer is not None  # Generate wrote it
-        outcome = Outcome.ANSWERED if run.answer.grounded else Outcome.REFUSED
+        outcome = Outcome.ANSWERED if run.generated_answer().grounded else Outcome.REFUSED
     else:
         outcome = Outcome.ANSWERED if run.shown else Outcome.NO_RESULTS
     record = audit.record_append(context=context, entry=_entry(run, kind, outcome=outcome, origin=origin))

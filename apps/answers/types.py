@@ -198,6 +198,12 @@ class PipelineRun:
     answer: Answer | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
+    def generated_answer(self) -> Answer:
+        """The answer of an ask, once its steps ran (Generate sets it); a search has none."""
+        if self.answer is None:
+            raise RuntimeError("This run generated no answer: only an ask's steps do.")
+        return self.answer
+
     @property
     def shown(self) -> list[RankedChunk]:
         """What left the process, in ranked order: a search's results, or the chunks an ask gave the generator."""

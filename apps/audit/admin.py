@@ -14,7 +14,7 @@ from django.utils.text import Truncator
 
 from apps.core.params import MAX_BIGINT, is_ascii_digits
 from apps.documents.models import Document
-from apps.tenants.admin import TenantScopedAdmin, scope_queryset
+from apps.tenants.admin import TenantScopedAdmin, admin_user, scope_queryset
 from apps.tenants.models import Membership, Tenant
 from apps.tenants.resolution import AUDIT_ROLES
 
@@ -28,7 +28,7 @@ def compliance_tenant_ids(request: HttpRequest) -> list[int] | None:
     if request.user.is_superuser:
         return None
     return list(
-        Membership.objects.filter(user=request.user, is_active=True, role__in=AUDIT_ROLES).values_list(
+        Membership.objects.filter(user=admin_user(request), is_active=True, role__in=AUDIT_ROLES).values_list(
             "tenant_id", flat=True
         )
     )

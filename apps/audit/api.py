@@ -27,7 +27,7 @@ from .replay import record_replay
 
 def compliance_context(request: Request):
     context = tenant_context(request)  # the rule of who reads the audit: apps/tenants/resolution.py role_may_use
-    if context.membership is not None and not role_may_use(context.role, Scope.AUDIT_READ):
+    if context.membership is not None and not role_may_use(context.membership.role, Scope.AUDIT_READ):
         raise PermissionDenied("The audit trail is for the compliance role only.", code="compliance_only")
     return context
 
@@ -100,7 +100,9 @@ class RecordOutputSerializer(serializers.Serializer):
     error = serializers.CharField()
     review_status = serializers.CharField(allow_null=True)
     principals = serializers.ListField(child=serializers.CharField())
-    context = serializers.ListField(child=serializers.DictField())
+    # `context` is the JSON key. The stubs read it as overriding Field.context; DRF's metaclass takes
+    # declared fields out of the class, so it does not.
+    context = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]
     embedding_model = serializers.CharField()
     search_backend = serializers.CharField()
     index_generation = serializers.CharField()
@@ -249,7 +251,9 @@ class ReplayOutputSerializer(serializers.Serializer):
         help_text="Every text re-derived from the versions hashes to what the record kept."
     )
     chunks = ReplayedChunkSerializer(many=True)
-    context = ReplayedPassageSerializer(many=True, help_text="The passages given to the generator.")
+    context = ReplayedPassageSerializer(  # type: ignore[assignment]  # the JSON key: see RecordOutputSerializer.context
+        many=True, help_text="The passages given to the generator."
+    )
     citations = ReplayedCitationSerializer(many=True)
     now = serializers.ListField(child=serializers.CharField(), help_text="What changed since for the whole query.")
     unverifiable = serializers.ListField(

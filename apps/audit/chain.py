@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 from django.conf import settings
@@ -255,7 +256,7 @@ def _chunk_rows(record_ids: list[int]) -> dict[int, list[list]]:
                 try:
                     rows[record_id] = orjson.loads(chunks)
                 except orjson.JSONDecodeError:  # e.g. a score of 1e400: valid JSON, never written by the platform
-                    unreadable = [None] * len(CHUNK_FIELDS)
+                    unreadable: list[Any] = [None] * len(CHUNK_FIELDS)
                     unreadable[scores] = UNREADABLE
                     rows[record_id] = [unreadable]
             return rows
@@ -274,8 +275,8 @@ def _chunk_rows(record_ids: list[int]) -> dict[int, list[list]]:
     return rows
 
 
-def _records_with_chunks(tenant, after: int, batch: int = 2000) -> Iterator[AuditRecord]:
-    """The tenant's records after `after`, in sequence, each with `chunk_rows`."""
+def _records_with_chunks(tenant, after: int, batch: int = 2000) -> Iterator[tuple[AuditRecord, list[list[Any]]]]:
+    """The tenant's records after `after`, in sequence, each with its chunks' rows (`_chunk_rows`)."""
     records = AuditRecord.objects.filter(tenant=tenant, sequence__gt=after).order_by("sequence", "pk")
     position = Q()
     while True:
@@ -285,20 +286,20 @@ def _records_with_chunks(tenant, after: int, batch: int = 2000) -> Iterator[Audi
             return
         rows = _chunk_rows([record.pk for record in page])
         for record in page:
-            record.chunk_rows = rows[record.pk]
-            yield record
+            yield record, rows[record.pk]
         last = page[-1]
         position = Q(sequence__gt=last.sequence) | Q(sequence=last.sequence, pk__gt=last.pk)
 
 
-def _entries(tenant, after: int) -> Iterator[tuple[int, str, object]]:
+_Entry = tuple[int, str, AuditRecord | Review, list[list[Any]]]  # sequence, kind, the entry, a record's chunk rows
+
+
+def _entries(tenant, after: int) -> Iterator[_Entry]:
     records = _records_with_chunks(tenant, after)
     reviews = _reviews_of(tenant).filter(sequence__gt=after).order_by("sequence", "pk").iterator(chunk_size=500)
-    return heapq.merge(
-        ((r.sequence, "record", r) for r in records),
-        ((r.sequence, "review", r) for r in reviews),
-        key=lambda item: (item[0], item[1]),
-    )
+    records_in_sequence: Iterator[_Entry] = ((r.sequence, "record", r, rows) for r, rows in records)
+    reviews_in_sequence: Iterator[_Entry] = ((r.sequence, "review", r, []) for r in reviews)
+    return heapq.merge(records_in_sequence, reviews_in_sequence, key=lambda item: (item[0], item[1]))
 
 
 def _reviews_of(tenant):
@@ -375,7 +376,7 @@ def _walk(tenant, *, after: int, previous: str) -> Walked:
             kinds,
         )
 
-    for sequence, kind, entry in _entries(tenant, after):
+    for sequence, kind, entry, chunk_rows in _entries(tenant, after):
         counts[kind] += 1
         if sequence != expected_sequence:
             what = "the same sequence twice" if sequence < expected_sequence else "an entry was deleted"
@@ -400,12 +401,12 @@ def _walk(tenant, *, after: int, previous: str) -> Walked:
                 "(forged, or a retired key was dropped from the ring)",
                 kind,
             )
-        if kind == "record":
-            if any(row[CHUNK_FIELDS.index("scores")] is UNREADABLE for row in entry.chunk_rows):
+        if isinstance(entry, AuditRecord):  # kind "record"
+            if any(row[CHUNK_FIELDS.index("scores")] is UNREADABLE for row in chunk_rows):
                 return broken(
                     entry.pk, sequence, "a retrieved chunk's stored scores cannot be read back (altered)", kind
                 )
-            (actual, digest), stored = record_hashes(entry, entry.chunk_rows), entry.record_hash
+            (actual, digest), stored = record_hashes(entry, chunk_rows), entry.record_hash
         else:
             (actual, digest), stored = review_hashes(entry), entry.entry_hash
             if entry.record_sequence > after and seen_records.get(entry.record_sequence) != (
@@ -413,6 +414,7 @@ def _walk(tenant, *, after: int, previous: str) -> Walked:
                 entry.record_hash,
             ):
                 return broken(entry.pk, sequence, "it reviews a record that is not in the chain with that hash", kind)
+        assert actual is not None  # keyed_hash finds the key the check above found in the ring
         if not _same(actual, stored):
             return broken(entry.pk, sequence, "its content no longer matches its hash (it was altered)", kind)
         if not _same(digest, entry.content_sha256):

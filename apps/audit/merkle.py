@@ -27,7 +27,7 @@ class Accumulator:
     """The root of a growing tree in O(log n) memory: a stack of perfect subtrees (a compact
     range), largest first. The root of RFC 9162's tree folds it from the right."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.size = 0
         self._stack: list[tuple[int, bytes]] = []  # (leaves, hash)
 

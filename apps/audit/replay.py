@@ -20,7 +20,7 @@ from apps.corpus.models import Chunk, Section
 from apps.documents.models import Document, DocumentState, DocumentVersion
 from apps.ingestion import parsers
 from apps.search.backends import get_search_backend
-from apps.tenants.models import Membership
+from apps.tenants.models import Membership, Tenant
 
 from . import chain
 from .models import AuditRecord
@@ -85,7 +85,7 @@ class Replay:
 class _Versions:
     """Each version's text, parsed once per replay from its stored file, after its SHA-256."""
 
-    def __init__(self, tenant):
+    def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
         self._texts: dict[int, str | None] = {}
         self.problems: dict[int, str] = {}

@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING, TypedDict
 
 from django.db.models import OuterRef, QuerySet, Subquery
 
@@ -17,6 +18,9 @@ from apps.core.exceptions import NotFound
 from apps.corpus.models import Chunk
 
 from .models import AuditRecord, RetrievedChunk, Review
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 
 @dataclass(frozen=True)
@@ -31,13 +35,21 @@ class RecordFilters:
     review_status: str | None = None  # reviewed, flagged, or "unreviewed"
 
 
-def _with_review_status(records: QuerySet[AuditRecord]) -> QuerySet[AuditRecord]:
+class ReviewStatusAnnotation(TypedDict):
+    review_status: str | None  # the latest review's status; None: not reviewed
+
+
+def _with_review_status(
+    records: QuerySet[AuditRecord],
+) -> QuerySet[WithAnnotations[AuditRecord, ReviewStatusAnnotation]]:
     # Only reviews that are entries of the record's own chain count (audit_verify checks them).
     latest = Review.objects.filter(record=OuterRef("pk"), tenant=OuterRef("tenant")).order_by("-sequence")
     return records.annotate(review_status=Subquery(latest.values("status")[:1]))
 
 
-def record_list(*, tenant, filters: RecordFilters = RecordFilters()) -> QuerySet[AuditRecord]:
+def record_list(
+    *, tenant, filters: RecordFilters = RecordFilters()
+) -> QuerySet[WithAnnotations[AuditRecord, ReviewStatusAnnotation]]:
     records = _with_review_status(AuditRecord.objects.filter(tenant=tenant))
     if filters.username:
         records = records.filter(username=filters.username)

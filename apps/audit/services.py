@@ -103,6 +103,14 @@ def _locked_head(tenant: Tenant) -> ChainHead:
     return head
 
 
+def _appended(hashes: tuple[str | None, str]) -> tuple[str, str]:
+    """(entry hash, content digest) of an entry being appended. It is keyed with keys.current(), and
+    the keyed hash is None only for a key the ring does not hold."""
+    entry_hash, digest = hashes
+    assert entry_hash is not None
+    return entry_hash, digest
+
+
 def _advance(head: ChainHead, sequence: int, entry_hash: str) -> None:
     head.sequence, head.last_hash = sequence, entry_hash
     head.save(update_fields=["sequence", "last_hash"])
@@ -138,7 +146,7 @@ def record_append(*, context: TenantContext, entry: RecordEntry) -> AuditRecord:
         **_who(context),
     )
     chunk_rows = [{**vars(c), "scores": _stored(c.scores)} for c in entry.chunks]
-    record.record_hash, record.content_sha256 = chain.record_hashes(record, chunk_rows)
+    record.record_hash, record.content_sha256 = _appended(chain.record_hashes(record, chunk_rows))
     record.save()
     _insert_chunks(record.pk, chunk_rows)
     _advance(head, record.sequence, record.record_hash)
@@ -191,14 +199,18 @@ def review_add(
         previous_hash=head.last_hash or chain.GENESIS,
         key_id=keys.current().key_id,
     )
-    review.entry_hash, review.content_sha256 = chain.review_hashes(review)
+    review.entry_hash, review.content_sha256 = _appended(chain.review_hashes(review))
     review.save()
     _advance(head, review.sequence, review.entry_hash)
     return review
 
 
 def reviewer_of(context: TenantContext) -> dict:
-    name = context.membership.username if context.membership else f"api-key:{context.api_key.prefix}"
+    if context.membership is not None:
+        name = context.membership.username
+    else:
+        assert context.api_key is not None  # a caller is a member or an API key
+        name = f"api-key:{context.api_key.prefix}"
     return {"reviewer_id": context.user.pk, "reviewer_name": name}
 
 
@@ -246,6 +258,7 @@ def retention_purge(*, tenant: Tenant, now=None) -> PurgeReport:
             if (newest or 0) != verified.start:  # another purge ran since the walk
                 return PurgeReport(tenant.slug, 0, None)
             walked = verified.walked
+            assert walked is not None  # verify_tenant keeps the walk of an intact chain when asked to
             expired = []
             for sequence in sorted(walked.times):  # the longest prefix written before the cutoff
                 if walked.times[sequence] >= cutoff:

@@ -20,10 +20,10 @@ from .exceptions import ApplicationError, error_body
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
-        response = Response(error_body(exc.message, exc.code, exc.extra), status=exc.status_code)
+        refusal = Response(error_body(exc.message, exc.code, exc.extra), status=exc.status_code)
         if exc.status_code == status.HTTP_401_UNAUTHORIZED:
-            response["WWW-Authenticate"] = 'Api-Key realm="api"'
-        return response
+            refusal["WWW-Authenticate"] = 'Api-Key realm="api"'
+        return refusal
 
     if isinstance(exc, IntegrityError):
         # A uniqueness race the services' own checks could not see: the same answer as their 409.

@@ -11,7 +11,7 @@ from rest_framework import status
 class ApplicationError(Exception):
     """A failure the caller can act on. Services raise it (or a subclass); the API maps it."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     default_code = "invalid"
 
     def __init__(self, message: str, *, code: str | None = None, extra: dict[str, Any] | None = None):

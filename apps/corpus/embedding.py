@@ -9,12 +9,16 @@ import os
 import threading
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from .vectors import EMBEDDING_DIMS
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -29,7 +33,7 @@ def default_model_path() -> str:
 class Embedder:
     def __init__(
         self, model_path: str, *, batch_size: int = 32, max_seq_length: int | None = None, with_title: bool = True
-    ):
+    ) -> None:
         self.model_path = model_path
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
@@ -37,7 +41,7 @@ class Embedder:
         self._lock = threading.Lock()
 
     @cached_property
-    def model(self):
+    def model(self) -> SentenceTransformer:
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -81,7 +85,7 @@ class Embedder:
         return f"{title}\n{text}"
 
     @property
-    def dimensions(self) -> int:
+    def dimensions(self) -> int | None:
         return _dimensions_of(self.model)
 
     def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
@@ -99,7 +103,8 @@ class Embedder:
         return vectors.astype(np.float32, copy=False)
 
 
-def _dimensions_of(model) -> int:
+def _dimensions_of(model: SentenceTransformer) -> int | None:
+    """None when the model cannot tell (such a model is refused: it is not EMBEDDING_DIMS)."""
     return (
         model.get_embedding_dimension()
         if hasattr(model, "get_embedding_dimension")

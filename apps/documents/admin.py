@@ -4,6 +4,8 @@ goes through the same services as the API, so the rules and the history are the 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -26,6 +28,7 @@ from apps.tenants.admin import (
     TenantScopedAdmin,
     TenantScopedTabularInline,
     admin_tenant_ids,
+    admin_user,
     scope_queryset,
 )
 from apps.tenants.models import ApiKey, Membership, TenantGroup
@@ -33,9 +36,15 @@ from apps.tenants.models import ApiKey, Membership, TenantGroup
 from . import selectors, services
 from .models import Collection, Document, DocumentEvent, DocumentState, DocumentVersion, IngestionStatus
 
+if TYPE_CHECKING:
+    # What GrantsAdminMixin is mixed into (django-stubs' ModelAdmin is generic in the stubs only).
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:
+    _ModelAdmin = object
+
 
 def _actor(request: HttpRequest) -> Actor:
-    return Actor(user=request.user)
+    return Actor(user=admin_user(request))
 
 
 # --------------------------------------------------------------------------- grants editing
@@ -77,7 +86,7 @@ def _current_rows(obj) -> list[dict]:
     ]
 
 
-class GrantsAdminMixin:
+class GrantsAdminMixin(_ModelAdmin):
     """An 'Edit grants' page limited to the object's own tenant's people, groups and keys."""
 
     grants_template = "admin/documents/grants.html"
@@ -171,7 +180,7 @@ class VersionInline(TenantScopedTabularInline):
     model = DocumentVersion
     extra = 0
     can_delete = False
-    fields = [
+    fields = (
         "number",
         "original_filename",
         "media_type",
@@ -181,7 +190,7 @@ class VersionInline(TenantScopedTabularInline):
         "status_reason",
         "created_at",
         "publish_link",
-    ]
+    )
     readonly_fields = fields
     ordering = ["-number"]
 
@@ -209,7 +218,7 @@ class EventInline(TenantScopedTabularInline):
     model = DocumentEvent
     extra = 0
     can_delete = False
-    fields = ["created_at", "action", "version", "who", "reason", "details"]
+    fields = ("created_at", "action", "version", "who", "reason", "details")
     readonly_fields = fields
     verbose_name_plural = "history"
 

@@ -6,6 +6,8 @@ return what the caller may see."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -24,11 +26,12 @@ from apps.core.pagination import paginated_response, paginated_schema
 from apps.core.parsers import JSONParser
 from apps.core.serializers import StrictInputSerializer
 from apps.tenants import selectors as tenant_selectors
+from apps.tenants.actors import Actor
 from apps.tenants.models import Scope
 from apps.tenants.permissions import tenant_context
 
 from . import selectors, services
-from .models import ChunkStrategy, DocumentState
+from .models import ChunkStrategy, Document, DocumentState
 from .rules import (
     Action,
     check_collection,
@@ -38,6 +41,9 @@ from .rules import (
     readable_versions,
 )
 from .uploads import SUPPORTED_MEDIA_TYPES
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import Group, User
 
 READ_WRITE = {
     "GET": Scope.DOCUMENTS_READ,
@@ -151,6 +157,7 @@ def _grants_in(context, data: list[dict]) -> list[Grant]:
     grants = []
     for item in data:
         level = Level.parse(item["level"])
+        principal: User | Group
         if "user" in item:
             principal = tenant_selectors.membership_get(tenant=context.tenant, username=item["user"]).user
         elif "group" in item:
@@ -161,7 +168,7 @@ def _grants_in(context, data: list[dict]) -> list[Grant]:
     return grants
 
 
-_grants_schema = serializers.ListSerializer(child=GrantSerializer())
+_grants_schema: serializers.ListSerializer[Any] = serializers.ListSerializer(child=GrantSerializer())
 
 
 # --------------------------------------------------------------------------- collections
@@ -514,9 +521,13 @@ class DocumentRollbackView(APIView):
         return Response(DocumentOutputSerializer(document).data)
 
 
+class _LifecycleService(Protocol):
+    def __call__(self, *, document: Document, actor: Actor, reason: str = ...) -> Document: ...
+
+
 class _LifecycleView(APIView):
     required_scope = Scope.DOCUMENTS_WRITE
-    service = None
+    service: ClassVar[_LifecycleService]  # each view's service, called with the reason it was sent
 
     def post(self, request: Request, document_id: int) -> Response:
         context, document = _document(request, document_id, Action.LIFECYCLE)
@@ -533,12 +544,12 @@ class _LifecycleView(APIView):
     summary="Archive (hide from search)",
 )
 class DocumentArchiveView(_LifecycleView):
-    service = services.document_archive
+    service = staticmethod(services.document_archive)
 
 
 @extend_schema(request=ReasonSerializer, responses=DocumentOutputSerializer, tags=["lifecycle"], summary="Unarchive")
 class DocumentUnarchiveView(_LifecycleView):
-    service = services.document_unarchive
+    service = staticmethod(services.document_unarchive)
 
 
 @extend_schema(
@@ -548,7 +559,7 @@ class DocumentUnarchiveView(_LifecycleView):
     summary="Purge the content (refused under legal hold or before retention ends)",
 )
 class DocumentPurgeView(_LifecycleView):
-    service = services.document_purge
+    service = staticmethod(services.document_purge)
 
 
 class RetentionOutputSerializer(serializers.Serializer):

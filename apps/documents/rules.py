@@ -79,4 +79,6 @@ def readable_versions(context: TenantContext, document: Document) -> QuerySet[Do
     versions = document.versions.order_by("-number")
     if holds(context, document, Level.CHANGE):
         return versions
+    if document.published_version_id is None:
+        return versions.none()
     return versions.filter(pk=document.published_version_id)

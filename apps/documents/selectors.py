@@ -4,6 +4,7 @@ so nothing of another tenant, and nothing the caller may not read, is ever retur
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING, TypedDict
 
 from django.db.models import OuterRef, QuerySet, Subquery
 
@@ -14,6 +15,9 @@ from apps.tenants.models import Membership
 from apps.tenants.resolution import TenantContext
 
 from .models import Collection, Document, DocumentEvent, DocumentState, DocumentVersion
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 
 def visible_collections(context: TenantContext) -> QuerySet[Collection]:
@@ -111,7 +115,11 @@ def version_get_by_id(*, context: TenantContext, version_id: int) -> DocumentVer
 NOT_A_MEMBER = "not a member of this tenant"  # an actor with no membership in the document's tenant
 
 
-def with_actor_names(events: QuerySet[DocumentEvent]) -> QuerySet[DocumentEvent]:
+class ActorName(TypedDict):
+    actor_local_username: str | None
+
+
+def with_actor_names(events: QuerySet[DocumentEvent]) -> QuerySet[WithAnnotations[DocumentEvent, ActorName]]:
     """Each event with `actor_local_username`: the actor's name in the document's tenant (None
     when they hold no membership there). The global username is never shown: it carries another
     tenant's slug (`ceo@globex`)."""
@@ -121,15 +129,15 @@ def with_actor_names(events: QuerySet[DocumentEvent]) -> QuerySet[DocumentEvent]
     return events.select_related("api_key").annotate(actor_local_username=Subquery(local_name))
 
 
-def event_actor_label(event: DocumentEvent) -> str | None:
+def event_actor_label(event: WithAnnotations[DocumentEvent, ActorName]) -> str | None:
     """Who made the change, as the history shows it: the API key by its prefix, or the person by
     their tenant-local name (events from `with_actor_names`), or a neutral label."""
-    if event.api_key_id:
+    if event.api_key is not None:  # no query for an event without a key (api_key_id None)
         return f"api-key:{event.api_key.prefix}"
     if event.actor_id is None:
         return None
     return event.actor_local_username or NOT_A_MEMBER
 
 
-def document_history(*, document: Document) -> QuerySet[DocumentEvent]:
+def document_history(*, document: Document) -> QuerySet[WithAnnotations[DocumentEvent, ActorName]]:
     return with_actor_names(document.events.select_related("version")).order_by("-created_at", "-id")

@@ -314,16 +314,18 @@ def version_upload(
         created_by=actor.user if actor.user else None,
     )
     version.file.save(info.original_filename, file, save=False)
+    stored_name = version.file.name
+    assert stored_name is not None  # FieldFile.save names the field after what the storage stored
     try:
         with transaction.atomic():
             version.save()
     except IntegrityError as exc:
-        version.file.storage.delete(version.file.name)  # no row, no file
+        version.file.storage.delete(stored_name)  # no row, no file
         raise Conflict(
             "Another version of this document was uploaded at the same moment; upload again.", code="concurrent_upload"
         ) from exc
     except Exception:
-        version.file.storage.delete(version.file.name)
+        version.file.storage.delete(stored_name)
         raise
     _event(document, DocumentEvent.Action.VERSION_UPLOADED, actor, version=version, number=number, sha256=info.sha256)
     if ingest:  # bulk imports ingest many versions together themselves
@@ -447,7 +449,7 @@ def document_purge(*, document: Document, actor: Actor, reason: str = "", today:
     now = timezone.now()
     files = []
     for version in document.versions.all():
-        if version.file:
+        if version.file.name:  # what bool(version.file) tests: a file is stored
             files.append((version.file.storage, version.file.name))
         version.file = ""
         version.purged_at = now
@@ -507,9 +509,11 @@ def version_requeue(*, version: DocumentVersion) -> bool:
 def versions_set_status(*, versions: list[DocumentVersion], status: str) -> None:
     """Ingestion's first (processing) and last (ready) step for a batch of versions, in one
     statement each, as version_set_status does for one (failures go there: they write an event)."""
-    stamp = {IngestionStatus.PROCESSING: "processing_started_at", IngestionStatus.READY: "processing_finished_at"}[
-        status
-    ]
+    stamps: dict[str, str] = {
+        IngestionStatus.PROCESSING: "processing_started_at",
+        IngestionStatus.READY: "processing_finished_at",
+    }
+    stamp = stamps[status]
     now = timezone.now()
     DocumentVersion.objects.filter(pk__in=[v.pk for v in versions]).update(
         status=status, status_reason="", **{stamp: now}

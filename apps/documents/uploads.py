@@ -32,7 +32,7 @@ class UploadInfo:
     sha256: str
 
 
-def _clean_filename(name: str) -> str:
+def _clean_filename(name: str | None) -> str:
     name = unicodedata.normalize("NFC", name or "").strip()
     if not name:
         raise ApplicationError("The file needs a name.", code="invalid_filename")
@@ -89,20 +89,23 @@ def detect_media_type(upload: UploadedFile, filename: str) -> str:
 
 def inspect_upload(upload: UploadedFile) -> UploadInfo:
     filename = _clean_filename(upload.name)
+    size = upload.size
+    if size is None:  # Django's upload handlers always measure a file; an UploadedFile built by hand may not
+        raise ApplicationError(f"The size of {filename!r} is unknown.", code="invalid_file")
     limit = settings.DOCUMENT_MAX_UPLOAD_BYTES
-    if upload.size > limit:
+    if size > limit:
         raise PayloadTooLarge(
-            f"{filename!r} is {upload.size} bytes; the limit is {limit} bytes.",
-            extra={"size": upload.size, "limit": limit},
+            f"{filename!r} is {size} bytes; the limit is {limit} bytes.",
+            extra={"size": size, "limit": limit},
         )
-    if upload.size == 0:
+    if size == 0:
         raise ApplicationError(f"{filename!r} is empty.", code="empty_file")
     media_type = detect_media_type(upload, filename)
     digest = hashlib.sha256()
     for chunk in upload.chunks():
         digest.update(chunk)
     upload.seek(0)
-    return UploadInfo(original_filename=filename, media_type=media_type, size=upload.size, sha256=digest.hexdigest())
+    return UploadInfo(original_filename=filename, media_type=media_type, size=size, sha256=digest.hexdigest())
 
 
 __all__ = ["SUPPORTED_MEDIA_TYPES", "UploadInfo", "inspect_upload"]

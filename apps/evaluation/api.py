@@ -77,7 +77,11 @@ class GoldenSetDetailOutputSerializer(GoldenSetOutputSerializer):
 
 class RunInputSerializer(StrictInputSerializer):
     golden_set = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    label = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    # `label` is the JSON key. The stubs read it as overriding Field.label; DRF's metaclass takes declared
+    # fields out of the class, so it does not.
+    label = serializers.CharField(  # type: ignore[assignment]
+        required=False, allow_blank=True, default="", max_length=200
+    )
     mode = serializers.ChoiceField(choices=[m.value for m in Mode], default=Mode.HYBRID.value)
     fusion = serializers.ChoiceField(choices=[f.value for f in Fusion], default=Fusion.RRF.value)
     dense_weight = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.65)
@@ -105,7 +109,7 @@ class RunInputSerializer(StrictInputSerializer):
 class RunOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     golden_set = serializers.IntegerField(source="golden_set_id")
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # the JSON key: see RunInputSerializer.label
     status = serializers.CharField()
     error = serializers.CharField()
     config = serializers.DictField()

@@ -91,6 +91,8 @@ def _search(backend: SearchBackend, query: SearchQuery, config: Config, corpus_v
     hits = ranking.rank(query, bm25, dense)
     if not config.feedback:
         return hits
+    if query.vector is None or corpus_vectors is None:  # run() embeds both whenever a config has feedback
+        raise ValueError("Feedback needs the query's vector and the corpus's vectors.")
     # Document n is corpus row n - 1 (load_corpus numbers them from 1).
     chosen = feedback.one_per_document(hits, lambda hit: hit.document_id, settings.ANSWERS["FEEDBACK_DOCUMENTS"])
     vector = feedback.moved_vector(

@@ -245,6 +245,7 @@ def run_start(
         if collection is not None
         else None,
     }
+    assert acting.membership is not None  # act_for with member_required: a run acts as a member
     return EvaluationRun.objects.create(
         tenant=golden_set.tenant,
         golden_set=golden_set,

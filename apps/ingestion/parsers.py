@@ -53,7 +53,7 @@ class ParsedDocument:
 class _Builder:
     """Appends blocks of text and records where each section starts and ends."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.parts: list[str] = []
         self.length = 0
         self.sections: list[ParsedSection] = []
@@ -140,7 +140,7 @@ def parse_pdf(data: bytes) -> ParsedDocument:
         for number, page in enumerate(reader.pages, start=1):
             builder.section(f"Page {number}", page=number, in_text=False)
             builder.block(page.extract_text() or "")
-        info = reader.metadata or {}
+        info: object = reader.metadata or {}  # read with getattr: any field may be missing
         metadata = {
             "title": getattr(info, "title", None),
             "author": getattr(info, "author", None),
@@ -314,9 +314,7 @@ def parse_markdown(data: bytes) -> ParsedDocument:
     for line in lines:
         line_starts.append(line_starts[-1] + len(line))
     tokens = MarkdownIt("commonmark").parse(text)
-    headings = [
-        (tokens[i].map[0], tokens[i + 1].content) for i, t in enumerate(tokens) if t.type == "heading_open" and t.map
-    ]
+    headings = [(t.map[0], tokens[i + 1].content) for i, t in enumerate(tokens) if t.type == "heading_open" and t.map]
     sections = []
     boundaries = [(0, "")] + [(line_starts[line], heading) for line, heading in headings]
     for (start, heading), (end, _) in zip(boundaries, [*boundaries[1:], (len(text), "")], strict=True):

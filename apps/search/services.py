@@ -94,7 +94,7 @@ def reconcile(*, repair: bool = True, batch: int = 500) -> ReconcileReport:
     backend = get_search_backend()
     backend.ensure_index()
     indexed = backend.fingerprints()
-    counts = Counter()
+    counts: Counter[str] = Counter()
     seen: set[str] = set()
     pending: list = []
     for chunk in projection.all_chunks():  # searchable chunks only: anything else indexed is an orphan

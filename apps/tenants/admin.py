@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -12,7 +13,7 @@ from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
-from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist, ValidationError
+from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import DataError, transaction
 from django.db.models import ForeignObjectRel, Q
 from django.http import HttpRequest, HttpResponseRedirect
@@ -23,6 +24,24 @@ from apps.core.params import MAX_BIGINT, is_ascii_digits
 from . import services
 from .models import ApiKey, Membership, Role, Scope, Tenant, TenantGroup
 
+if TYPE_CHECKING:
+    from django.contrib.admin import AdminSite
+    from django.contrib.auth.models import User
+    from django.db.models import Model
+
+    # What TenantCheckedForm is mixed into (django-stubs' ModelForm is generic in the stubs only).
+    _ModelForm = forms.ModelForm[Any]
+else:
+    _ModelForm = object
+
+
+def admin_user(request: HttpRequest) -> User:
+    """The signed-in user of an admin page (the admin site lets no one else in)."""
+    user = request.user
+    if not user.is_authenticated:
+        raise PermissionDenied("The admin site needs a signed-in staff user.")
+    return user
+
 
 def admin_grantor(request: HttpRequest, tenant) -> dict:
     """What a staff user may hand out in a tenant: their role and its scopes (nothing to check for
@@ -31,7 +50,7 @@ def admin_grantor(request: HttpRequest, tenant) -> dict:
 
     if request.user.is_superuser:
         return {"granting_scopes": None, "granting_role": None}
-    membership = Membership.objects.filter(user=request.user, tenant=tenant, is_active=True).first()
+    membership = Membership.objects.filter(user=admin_user(request), tenant=tenant, is_active=True).first()
     if membership is None:
         return {"granting_scopes": frozenset(), "granting_role": None}
     return {"granting_scopes": ROLE_SCOPES[membership.role], "granting_role": membership.role}
@@ -61,7 +80,7 @@ def admin_tenant_ids(request: HttpRequest) -> list[int] | None:
         return None
     return list(
         Membership.objects.filter(
-            user=request.user, is_active=True, tenant__is_active=True, role__in=[Role.OWNER, Role.ADMIN]
+            user=admin_user(request), is_active=True, tenant__is_active=True, role__in=[Role.OWNER, Role.ADMIN]
         ).values_list("tenant_id", flat=True)
     )
 
@@ -157,7 +176,7 @@ def tenant_id_of(obj) -> int | None:
         return None
 
 
-class TenantCheckedForm:
+class TenantCheckedForm(_ModelForm):
     """Mixed into every form the scoped admins build (objects, inline rows, list_editable rows): what
     it saves refers to objects of one tenant, one the staff user administers. This holds for fields
     the form does not show (the stored value counts) and for a new object, whose tenant is read
@@ -165,7 +184,7 @@ class TenantCheckedForm:
 
     admin_tenant_ids: list[int] | None = None  # set per request by the admin (None: a superuser)
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         super().clean()
         model = self._meta.model
         head = (tenant_path(model) or "").split("__", 1)[0]
@@ -413,6 +432,10 @@ class TenantScopedAdmin(TenantScoping, admin.ModelAdmin):
 class TenantScopedInlineMixin(TenantScoping):
     """Inlines scope like their parent admin (the audit's by compliance roles, the rest by admin roles)."""
 
+    # Set by InlineModelAdmin, which everything this is mixed into also is.
+    admin_site: AdminSite
+    parent_model: type[Model]
+
     def scoped_tenant_ids(self, request: HttpRequest) -> list[int] | None:
         parent = self.admin_site._registry.get(self.parent_model)
         return parent.scoped_tenant_ids(request) if isinstance(parent, TenantScoping) else admin_tenant_ids(request)
@@ -437,7 +460,8 @@ class MembershipInline(TenantScopedTabularInline):
 
     model = Membership
     extra = 0
-    fields = ["username", "role", "is_active"]  # the tenant-local name: a global username can name another tenant
+    # The tenant-local name: a global username can name another tenant.
+    fields = ("username", "role", "is_active")
     readonly_fields = fields
     can_delete = False
 

@@ -61,6 +61,7 @@ class TenantContextView(APIView):
         if context.api_key is not None:
             acting_as = {"kind": "api_key", "name": context.api_key.name, "prefix": context.api_key.prefix}
         else:
+            assert context.membership is not None  # a request's caller is an API key or a member
             acting_as = {"kind": "user", "username": context.membership.username, "role": context.membership.role}
         return Response(
             {

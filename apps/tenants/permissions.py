@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from .models import ApiKey
 from .resolution import TENANT_HEADER, TenantContext, resolve_tenant_context
+
+# Where the context is kept on the request (apps/core/throttling.py reads it too). DRF's Request
+# declares no such attribute, so it is set and read by name.
+CONTEXT_ATTRIBUTE = "tenant_context"
 
 
 class TenantPermission(BasePermission):
@@ -19,7 +24,7 @@ class TenantPermission(BasePermission):
         context = resolve_tenant_context(
             user=request.user, api_key=api_key, tenant_slug=request.headers.get(TENANT_HEADER)
         )
-        request.tenant_context = context
+        setattr(request, CONTEXT_ATTRIBUTE, context)
         # HEAD and OPTIONS read like GET, so they need what GET needs.
         method = "GET" if request.method in ("HEAD", "OPTIONS") else request.method
         scope = getattr(view, "required_scopes", {}).get(method, getattr(view, "required_scope", None))
@@ -30,4 +35,7 @@ class TenantPermission(BasePermission):
 
 def tenant_context(request: Request) -> TenantContext:
     """The context TenantPermission resolved for this request."""
-    return request.tenant_context
+    context = getattr(request, CONTEXT_ATTRIBUTE, None)
+    if not isinstance(context, TenantContext):
+        raise ImproperlyConfigured("No tenant context on this request: its view must use TenantPermission.")
+    return context

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser
 
 from apps.core.exceptions import ApplicationError, NotAuthenticated, NotFound, PermissionDenied
 
 from .actors import Actor
 from .models import ApiKey, Membership, Role, Scope, Tenant
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 TENANT_HEADER = "X-Tenant"
 
@@ -72,7 +76,7 @@ class TenantContext:
     """Who is acting, for which tenant, allowed to do what."""
 
     tenant: Tenant
-    user: AbstractBaseUser  # a member, or the API key's own service user
+    user: User  # a member, or the API key's own service user
     api_key: ApiKey | None
     membership: Membership | None
     scopes: frozenset[str]
@@ -94,7 +98,7 @@ class TenantContext:
 
     def require(self, scope: str) -> None:
         if not self.allows(scope):
-            who = f"API key '{self.api_key.name}'" if self.api_key else f"role '{self.membership.role}'"
+            who = f"API key '{self.api_key.name}'" if self.api_key else f"role '{self.role}'"
             raise PermissionDenied(
                 f"This needs the '{scope}' scope, which {who} does not have.",
                 code="scope_missing",
@@ -108,7 +112,7 @@ def _require_active(tenant: Tenant) -> None:
 
 
 def resolve_tenant_context(
-    *, user: AbstractBaseUser | AnonymousUser | None, api_key: ApiKey | None, tenant_slug: str | None
+    *, user: User | AnonymousUser | None, api_key: ApiKey | None, tenant_slug: str | None
 ) -> TenantContext:
     tenant_slug = (tenant_slug or "").strip() or None
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -18,7 +19,10 @@ from apps.core.exceptions import ApplicationError, Conflict, NotAuthenticated, P
 from . import keys
 from .models import ApiKey, Membership, Role, Scope, Tenant, TenantGroup, tenant_username_validator
 
-User = get_user_model()
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+UserModel = get_user_model()
 
 # last_used_at is written at most this often per key, so authentication is not a write per request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -26,7 +30,7 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 # --------------------------------------------------------------------------- tenants
 @transaction.atomic
-def tenant_create(*, slug: str, name: str, owner: AbstractBaseUser | None = None) -> Tenant:
+def tenant_create(*, slug: str, name: str, owner: User | None = None) -> Tenant:
     if Tenant.objects.filter(slug=slug).exists():
         raise Conflict(f"A tenant with slug '{slug}' already exists.", code="tenant_exists")
     tenant = Tenant(slug=slug, name=name)
@@ -82,7 +86,7 @@ def _require_can_grant(
 def membership_add(
     *,
     tenant: Tenant,
-    user: AbstractBaseUser,
+    user: User,
     username: str,
     role: str = Role.READER,
     granting_scopes: frozenset[str] | None = None,
@@ -111,7 +115,7 @@ def _internal_username(tenant: Tenant, username: str) -> str:
     # Django usernames are global; tenant-local names are not. "<name>@<tenant slug>" is readable
     # in the admin and cannot collide across tenants (a slug has no '@').
     candidate = f"{username}@{tenant.slug}"
-    if len(candidate) > 150 or User.objects.filter(username=candidate).exists():
+    if len(candidate) > 150 or UserModel.objects.filter(username=candidate).exists():
         candidate = f"user-{uuid.uuid4().hex}"
     return candidate
 
@@ -135,7 +139,9 @@ def member_create(
     _require_can_grant(role, granting_scopes, action="give", granting_role=granting_role)
     if Membership.objects.filter(tenant=tenant, username=username).exists():
         raise Conflict(f"A user named '{username}' already exists in this tenant.", code="username_taken")
-    user = User(username=_internal_username(tenant, username), email=email, first_name=first_name, last_name=last_name)
+    user = UserModel(
+        username=_internal_username(tenant, username), email=email, first_name=first_name, last_name=last_name
+    )
     user.set_unusable_password()
     user.save()
     membership = Membership.objects.create(tenant=tenant, user=user, username=username, role=role)
@@ -295,7 +301,7 @@ def api_key_create(
     name: str,
     scopes: Iterable[str],
     expires_at: datetime | None = None,
-    created_by: AbstractBaseUser | None = None,
+    created_by: User | None = None,
     granting_scopes: frozenset[str] | None = None,
     granting_role: str | None = None,
 ) -> tuple[ApiKey, str]:
@@ -312,7 +318,7 @@ def api_key_create(
     if expires_at is not None and expires_at <= timezone.now():
         raise ApplicationError("expires_at must be in the future.", code="invalid_expiry")
     generated = keys.generate()
-    service_user = User(username=f"apikey-{generated.prefix}")
+    service_user = UserModel(username=f"apikey-{generated.prefix}")
     service_user.set_unusable_password()
     service_user.save()
     api_key = ApiKey.objects.create(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from elasticsearch import Elasticsearch, helpers
 from elasticsearch import exceptions as es_exceptions
@@ -247,7 +248,9 @@ class ElasticsearchBackend(SearchBackend):
             )
         except es_exceptions.TransportError as exc:
             raise SearchBackendError(f"Elasticsearch at {self.config['URL']} unreachable during {what}: {exc}") from exc
-        real = [e for e in errors if not (missing_ok and next(iter(e.values())).get("status") == 404)]
+        # stats_only=False: the failed items themselves (bulk's annotation also allows their count).
+        failed = cast("list[dict[str, Any]]", errors)
+        real = [e for e in failed if not (missing_ok and next(iter(e.values())).get("status") == 404)]
         if real:
             raise SearchBackendError(f"Elasticsearch refused {len(real)} {what} operation(s), first: {real[0]}")
 
@@ -431,6 +434,8 @@ class ElasticsearchBackend(SearchBackend):
         }
 
     def knn_body(self, query: SearchQuery, size: int) -> dict:
+        if query.vector is None:
+            raise ValueError("A dense search needs the query's vector (SearchQuery.vector).")
         return {
             "size": size,
             "_source": SOURCE_FIELDS,
@@ -454,7 +459,7 @@ class ElasticsearchBackend(SearchBackend):
         for kind in kinds:
             searches += [header, self.bm25_body(query, size) if kind == "bm25" else self.knn_body(query, size)]
         response = self._call("search", self.client.msearch, searches=searches)
-        results = {"bm25": [], "dense": []}
+        results: dict[str, list[Candidate]] = {"bm25": [], "dense": []}
         for kind, answer in zip(kinds, response["responses"], strict=True):
             if "error" in answer:
                 if answer.get("status") == 404:  # no index yet: nothing indexed, nothing found

@@ -34,7 +34,7 @@ class Command(BaseCommand):
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         outcome = ask_run(context=context, request=RetrievalRequest(query=question, k=k))
-        answer = outcome.run.answer
+        answer = outcome.run.generated_answer()
         self.stdout.write(f"{tenant}/{username} asks: {question}")
         self.stdout.write(f"  {answer.text}")
         for citation in answer.citations:

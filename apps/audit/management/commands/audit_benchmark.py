@@ -12,6 +12,7 @@ platform's) is left out of both figures alike.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import statistics
 import tempfile
@@ -184,7 +185,7 @@ class Command(BaseCommand):
                 entries = [_entry(i) for i in range(records)]
                 # Without their own savepoints (the undecorated functions): thousands of subtransactions
                 # in the one rolled-back transaction would slow PostgreSQL down for both variants.
-                plain, keyed_append = _baseline_append.__wrapped__, record_append.__wrapped__
+                plain, keyed_append = inspect.unwrap(_baseline_append), inspect.unwrap(record_append)
                 # Interleaved in blocks, so drift (cache, autovacuum) hits both variants alike.
                 baseline, keyed = [], []
                 block = max(1, records // 10)
