@@ -15,12 +15,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.auth.models import Group
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from guardian.shortcuts import get_groups_with_perms, get_users_with_perms
 
 from apps.tenants.models import Role, Scope, Tenant
 from apps.tenants.resolution import TenantContext
 
+from .checks import grants_holder
 from .levels import Level, codename, model_name_of
 
 if TYPE_CHECKING:
@@ -36,15 +37,9 @@ def tenant_wide(tenant_id: int) -> str:
     return f"tenant:{tenant_id}:all"
 
 
-def grant_source(document: Any) -> Model:
-    """Where a document's grants live: itself if it has its own, else its collection."""
-    source: Model = document if document.has_own_grants else document.collection
-    return source
-
-
 def document_reader_principals(document: Any) -> list[str]:
     """Everyone who may read this document, as index principals (for the search index)."""
-    source = grant_source(document)
+    source = grants_holder(document)  # the same rule the checks use: one declaration on the model
     perm = codename(Level.VIEW, model_name_of(source))
     # guardian's annotations do not follow attach_perms: without it, users; with it, {group: [codename, ...]}.
     users = cast(
