@@ -18,11 +18,6 @@ RETRY = {
 }
 
 
-@shared_task(name="search.index_version", **RETRY)
-def index_version(version_id: int) -> int:
-    return services.index_version(version_id=version_id)
-
-
 @shared_task(name="search.sync_document", **RETRY)
 def sync_document(document_id: int) -> int:
     return services.sync_document(document_id=document_id)
