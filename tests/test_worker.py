@@ -60,7 +60,9 @@ def test_the_worker_applies_lifecycle_changes_to_the_index(celery_worker_process
     document_services.version_publish(version=version, actor=Actor(None))  # commits, queues the sync
     assert wait_for(published_in_index), "the worker did not publish the chunks in the index"
 
-    document_services.document_archive(document=Document.objects.get(pk=document.pk), actor=Actor(None))
+    document_services.document_archive(
+        document=Document.objects.across_tenants().get(pk=document.pk), actor=Actor(None)
+    )
     assert wait_for(lambda: not published_in_index()), "the worker did not hide the archived document"
 
 
@@ -86,12 +88,15 @@ def test_the_worker_ingests_an_upload_until_it_is_searchable(celery_worker_proce
     version = document.versions.get()
 
     def ready() -> bool:
-        return DocumentVersion.objects.get(pk=version.pk).status in (IngestionStatus.READY, IngestionStatus.FAILED)
+        return DocumentVersion.objects.across_tenants().get(pk=version.pk).status in (
+            IngestionStatus.READY,
+            IngestionStatus.FAILED,
+        )
 
     assert wait_for(ready, timeout=120), "the worker did not ingest the version"
     version.refresh_from_db()
     assert version.status == IngestionStatus.READY, version.status_reason
-    assert Chunk.objects.filter(version=version).count() >= 1
+    assert Chunk.objects.across_tenants().filter(version=version).count() >= 1
 
     def searchable() -> bool:
         worker_index.refresh()
@@ -135,13 +140,16 @@ def test_the_search_engine_stalls_mid_ingest_the_task_retries_and_completes(cele
         )
         version = document.versions.get()
         time.sleep(12)  # parse, chunk, embed, store: then the index write stalls and fails
-        stalled = DocumentVersion.objects.get(pk=version.pk)
+        stalled = DocumentVersion.objects.across_tenants().get(pk=version.pk)
         assert stalled.status == IngestionStatus.PROCESSING, (stalled.status, stalled.status_reason)
     finally:
         os.kill(pid, signal.SIGCONT)
 
     def done() -> bool:
-        return DocumentVersion.objects.get(pk=version.pk).status in (IngestionStatus.READY, IngestionStatus.FAILED)
+        return DocumentVersion.objects.across_tenants().get(pk=version.pk).status in (
+            IngestionStatus.READY,
+            IngestionStatus.FAILED,
+        )
 
     assert wait_for(done, timeout=180), "the task did not complete after the engine came back"
     version.refresh_from_db()
@@ -192,7 +200,7 @@ def test_upload_ingest_ask_and_the_audit_record_shows_the_chunks_and_their_exact
     ).json()
 
     def published() -> bool:
-        version = DocumentVersion.objects.filter(document_id=document["id"]).first()
+        version = DocumentVersion.objects.across_tenants().filter(document_id=document["id"]).first()
         return (
             version is not None
             and version.status == IngestionStatus.READY
@@ -215,6 +223,6 @@ def test_upload_ingest_ask_and_the_audit_record_shows_the_chunks_and_their_exact
     assert record["answer"] == body["answer"] and record["kind"] == "ask"
     assert [c["chunk_id"] for c in record["chunks"] if c["shown"]] == [s["chunk_id"] for s in body["sources"]]
     for chunk in record["chunks"]:
-        assert chunk["text"] == Chunk.objects.get(pk=chunk["chunk_id"]).text and chunk["text_matches"]
+        assert chunk["text"] == Chunk.objects.across_tenants().get(pk=chunk["chunk_id"]).text and chunk["text_matches"]
     cited = next(c for c in record["chunks"] if c["cited"])
     assert "150 euros per night" in cited["text"]

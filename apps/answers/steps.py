@@ -125,7 +125,7 @@ def recheck(context: TenantContext, ranked: Sequence[RankedChunk]) -> list[Ranke
         .order_by()
         .values_list("pk", "published_version_id")
     )
-    rows = Chunk.objects.select_related("section").in_bulk([r.hit.chunk_id for r in ranked])
+    rows = Chunk.objects.for_tenant(context.tenant).select_related("section").in_bulk([r.hit.chunk_id for r in ranked])
     checked = []
     for r in ranked:
         row = rows.get(r.hit.chunk_id)

@@ -28,9 +28,9 @@ def compliance_tenant_ids(request: HttpRequest) -> list[int] | None:
     if request.user.is_superuser:
         return None
     return list(
-        Membership.objects.filter(user=admin_user(request), is_active=True, role__in=AUDIT_ROLES).values_list(
-            "tenant_id", flat=True
-        )
+        Membership.objects.of_user(admin_user(request))
+        .filter(is_active=True, role__in=AUDIT_ROLES)
+        .values_list("tenant_id", flat=True)
     )
 
 
@@ -87,7 +87,8 @@ class DocumentFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         records = model_admin.get_queryset(request)
         ids = (
-            RetrievedChunk.objects.filter(record__in=records)
+            scope_queryset(RetrievedChunk.objects.all(), model_admin.scoped_tenant_ids(request))
+            .filter(record__in=records)
             .order_by()
             .values_list("document_id", flat=True)
             .distinct()[:200]

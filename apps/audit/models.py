@@ -15,13 +15,14 @@ from __future__ import annotations
 from django.db import models
 
 from apps.tenants.models import Tenant
+from apps.tenants.scoping import TenantOwned, TenantScopedQuerySet
 
 
 class AppendOnly(Exception):
     """Raised on any attempt to change or delete an audit row through the ORM."""
 
 
-class AppendOnlyQuerySet(models.QuerySet):
+class AppendOnlyQuerySet(TenantScopedQuerySet):
     def update(self, **kwargs):
         raise AppendOnly(f"{self.model._meta.verbose_name_plural} are append-only: they cannot be updated.")
 
@@ -32,8 +33,8 @@ class AppendOnlyQuerySet(models.QuerySet):
         raise AppendOnly(f"{self.model._meta.verbose_name_plural} are append-only: they cannot be deleted.")
 
 
-class AppendOnlyModel(models.Model):
-    objects = AppendOnlyQuerySet.as_manager()
+class AppendOnlyModel(TenantOwned):
+    objects = AppendOnlyQuerySet.as_manager()  # type: ignore[misc]  # narrows TenantOwned's manager
 
     class Meta:
         abstract = True
@@ -140,7 +141,7 @@ class RetrievedChunk(AppendOnlyModel):
         return f"record {self.record_id} rank {self.rank}: {self.chunk_id}"
 
 
-class ChainHead(models.Model):
+class ChainHead(TenantOwned):
     """The tip of a tenant's chain (records and reviews share it): locked while an entry is
     appended, so sequences never fork. Signed checkpoints of it leave the database
     (apps/audit/checkpoints.py); on PostgreSQL a trigger refuses to move it backwards."""

@@ -13,6 +13,7 @@ import numpy as np
 from django.db import models
 
 from apps.documents.models import DocumentVersion
+from apps.tenants.scoping import TenantOwned
 
 
 def chunk_id(version_id: int, ordinal: int) -> str:
@@ -21,7 +22,7 @@ def chunk_id(version_id: int, ordinal: int) -> str:
     return f"v{version_id}-c{ordinal}"
 
 
-class Section(models.Model):
+class Section(TenantOwned):
     """A parent section of a version's extracted text: what an answer quotes for context."""
 
     version = models.ForeignKey(DocumentVersion, on_delete=models.CASCADE, related_name="sections")
@@ -40,7 +41,7 @@ class Section(models.Model):
         return f"version {self.version_id} section {self.ordinal}"
 
 
-class Chunk(models.Model):
+class Chunk(TenantOwned):
     """A child chunk: the unit of retrieval, with character offsets into the extracted text."""
 
     id = models.CharField(primary_key=True, max_length=64)

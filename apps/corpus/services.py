@@ -14,27 +14,27 @@ from .models import Chunk, Section
 from .types import ChunkRef
 
 
-def refs_of(**filters: Any) -> list[ChunkRef]:
-    """The chunks matching `filters` (Chunk field look-ups), by id and tenant."""
-    rows = Chunk.objects.filter(**filters).values_list("id", "version__document__tenant_id")
-    return [ChunkRef(chunk_id, tenant_id) for chunk_id, tenant_id in rows]
+def refs_of(*, tenant_id: int, **filters: Any) -> list[ChunkRef]:
+    """The tenant's chunks matching `filters` (Chunk field look-ups), by id and tenant."""
+    rows = Chunk.objects.for_tenant(tenant_id).filter(**filters).values_list("id", flat=True)
+    return [ChunkRef(chunk_id, tenant_id) for chunk_id in rows]
 
 
 @transaction.atomic
-def versions_forget(*, version_ids: Iterable[int]) -> int:
-    """Delete the sections and chunks (texts and vectors) of these versions, and announce the
-    chunks removed so the index drops them after commit. Returns how many chunks went."""
+def versions_forget(*, tenant_id: int, version_ids: Iterable[int]) -> int:
+    """Delete the sections and chunks (texts and vectors) of these versions of the tenant, and
+    announce the chunks removed so the index drops them after commit. Returns how many chunks went."""
     ids = list(version_ids)
-    refs = refs_of(version_id__in=ids)
-    Chunk.objects.filter(version_id__in=ids).delete()
-    Section.objects.filter(version_id__in=ids).delete()
+    refs = refs_of(tenant_id=tenant_id, version_id__in=ids)
+    Chunk.objects.for_tenant(tenant_id).filter(version_id__in=ids).delete()
+    Section.objects.for_tenant(tenant_id).filter(version_id__in=ids).delete()
     if refs:
         events.announce(events.ChunksRemoved(tuple(refs)))
     return len(refs)
 
 
 def _document_purged(event: document_events.DocumentPurged) -> None:
-    versions_forget(version_ids=event.version_ids)
+    versions_forget(tenant_id=event.tenant_id, version_ids=event.version_ids)
 
 
 def connect() -> None:

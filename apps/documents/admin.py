@@ -329,7 +329,7 @@ class DocumentAdmin(GrantsAdminMixin, TenantScopedAdmin):
         tenant_ids = admin_tenant_ids(request)
         from apps.tenants.resolution import RETENTION_ROLES
 
-        holders = Membership.objects.filter(user=request.user, is_active=True, role__in=RETENTION_ROLES)
+        holders = Membership.objects.of_user(request.user).filter(is_active=True, role__in=RETENTION_ROLES)
         if tenant_ids is not None:
             holders = holders.filter(tenant_id__in=tenant_ids)
         return fields if holders.exists() else [f for f in fields if f not in services.RETENTION_FIELDS]
@@ -362,7 +362,7 @@ class DocumentAdmin(GrantsAdminMixin, TenantScopedAdmin):
         if change:
             # The form already wrote into `obj`; the service compares against the stored row so the
             # history records what really changed.
-            stored = Document.objects.get(pk=obj.pk)
+            stored = Document.objects.for_tenant(obj.tenant_id).get(pk=obj.pk)
             changes = {f: data[f] for f in form.changed_data if f in DocumentAddForm.Meta.fields and f != "collection"}
             services.document_update(document=stored, actor=_actor(request), **changes)
             return

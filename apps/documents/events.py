@@ -48,5 +48,6 @@ class DocumentPurged:
     """The content of these versions is gone for good: whatever was derived from it must go too.
     Delivered inside the purge's transaction, so nothing derived outlives a committed purge."""
 
+    tenant_id: int
     document_id: int
     version_ids: tuple[int, ...]

@@ -9,6 +9,7 @@ from django.dispatch import receiver
 
 from apps.access.levels import Level
 from apps.tenants.models import ApiKey, Tenant
+from apps.tenants.scoping import TenantOwned
 
 
 class ChunkStrategy(models.TextChoices):
@@ -16,7 +17,7 @@ class ChunkStrategy(models.TextChoices):
     SEMANTIC = "semantic", "Semantic (split where sentence similarity drops)"
 
 
-class Collection(models.Model):
+class Collection(TenantOwned):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="collections")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -42,7 +43,7 @@ class DocumentState(models.TextChoices):
     DELETED = "deleted", "Deleted"  # soft-deleted; purge removes the content
 
 
-class Document(models.Model):
+class Document(TenantOwned):
     # How access reads a document (apps/access/checks.py): it has its collection's grants until it
     # gets its own, and its state raises the level needed to see it at all (`view` shows published
     # documents only, and only their published version: api.py's version list).
@@ -102,7 +103,7 @@ def version_upload_path(version: DocumentVersion, filename: str) -> str:
     return f"documents/{version.document.tenant_id}/{version.document_id}/v{version.number}-{version.sha256[:16]}"
 
 
-class DocumentVersion(models.Model):
+class DocumentVersion(TenantOwned):
     """One uploaded content of a document. Immutable once created: only its ingestion status moves
     (and purge empties the file, keeping the row as a tombstone for audit)."""
 
@@ -160,7 +161,7 @@ class DocumentVersion(models.Model):
         raise ValueError("Document versions are never deleted one by one; purge the document instead.")
 
 
-class DocumentEvent(models.Model):
+class DocumentEvent(TenantOwned):
     """The document's history: every lifecycle transition, who made it, when and why."""
 
     class Action(models.TextChoices):
@@ -203,7 +204,7 @@ def _refuse_deleting_held_versions(sender, instance: DocumentVersion, **kwargs) 
     delete of a version of a held document is refused like the document's own."""
     from apps.core.exceptions import Conflict
 
-    if Document.objects.filter(pk=instance.document_id, legal_hold=True).exists():
+    if Document.objects.across_tenants().filter(pk=instance.document_id, legal_hold=True).exists():  # its own
         raise Conflict(
             f"Version {instance.pk} belongs to document {instance.document_id}, under legal hold: it cannot be "
             "deleted. "

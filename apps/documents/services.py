@@ -210,7 +210,7 @@ def document_create(
 def _locked(document: Document) -> Document:
     """The document row, locked for this transaction: every transition decides on fresh state and
     writes only its own fields, so concurrent changes never overwrite each other."""
-    return Document.objects.select_for_update().get(pk=document.pk)
+    return Document.objects.for_tenant(document.tenant_id).select_for_update().get(pk=document.pk)
 
 
 @transaction.atomic
@@ -445,7 +445,9 @@ def document_purge(*, document: Document, actor: Actor, reason: str = "", today:
     # The content goes everywhere it lives: files here (after commit), and whatever the layers above
     # derived from it (chunk texts and vectors, index entries), which forget it inside this
     # transaction. The versions stay as tombstones (sha256, sizes) and the history stays whole.
-    events.announce(events.DocumentPurged(document.pk, tuple(document.versions.values_list("pk", flat=True))))
+    events.announce(
+        events.DocumentPurged(document.tenant_id, document.pk, tuple(document.versions.values_list("pk", flat=True)))
+    )
     now = timezone.now()
     files = []
     for version in document.versions.all():
@@ -476,7 +478,7 @@ def grants_replace(*, obj: Collection | Document, grants: list[Grant], actor: Ac
         raise TypeError(f"Grants are made on collections and documents, not on {type(obj).__name__}.")
     grants_set(obj, grants)
     if isinstance(obj, Document):
-        Document.objects.filter(pk=obj.pk).update(has_own_grants=True)
+        Document.objects.for_tenant(obj.tenant_id).filter(pk=obj.pk).update(has_own_grants=True)
         obj.has_own_grants = True
         _event(obj, DocumentEvent.Action.GRANTS_CHANGED, actor, grants=[g.describe() for g in grants])
         events.announce(events.DocumentChanged(obj.pk))
@@ -489,7 +491,7 @@ def grants_replace(*, obj: Collection | Document, grants: list[Grant], actor: Ac
 def document_grants_inherit(*, document: Document, actor: Actor) -> None:
     """Drop the document's own grants: it reads its collection's again."""
     grants_clear(document)
-    Document.objects.filter(pk=document.pk).update(has_own_grants=False)
+    Document.objects.for_tenant(document.tenant_id).filter(pk=document.pk).update(has_own_grants=False)
     document.has_own_grants = False
     _event(document, DocumentEvent.Action.GRANTS_CHANGED, actor, grants="inherited from collection")
     events.announce(events.DocumentChanged(document.pk))
@@ -515,7 +517,8 @@ def versions_set_status(*, versions: list[DocumentVersion], status: str) -> None
     }
     stamp = stamps[status]
     now = timezone.now()
-    DocumentVersion.objects.filter(pk__in=[v.pk for v in versions]).update(
+    # Across tenants: the rows it was handed (a worker's batch may hold several tenants' versions).
+    DocumentVersion.objects.across_tenants().filter(pk__in=[v.pk for v in versions]).update(
         status=status, status_reason="", **{stamp: now}
     )
     for version in versions:

@@ -8,9 +8,10 @@ from django.db import models
 
 from apps.documents.models import Collection, Document
 from apps.tenants.models import ApiKey, Tenant
+from apps.tenants.scoping import TenantOwned
 
 
-class GoldenSet(models.Model):
+class GoldenSet(TenantOwned):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="golden_sets")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -32,7 +33,7 @@ class GoldenSet(models.Model):
         return self.name
 
 
-class GoldenQuestion(models.Model):
+class GoldenQuestion(TenantOwned):
     golden_set = models.ForeignKey(GoldenSet, on_delete=models.CASCADE, related_name="questions")
     external_id = models.CharField(max_length=100, blank=True, help_text="The query id of an imported set.")
     text = models.TextField()
@@ -45,7 +46,7 @@ class GoldenQuestion(models.Model):
         return self.text[:80]
 
 
-class Judgement(models.Model):
+class Judgement(TenantOwned):
     """A document relevant to a question, graded (higher is more relevant). Unjudged documents
     count as not relevant."""
 
@@ -66,7 +67,7 @@ class RunStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class EvaluationRun(models.Model):
+class EvaluationRun(TenantOwned):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     golden_set = models.ForeignKey(GoldenSet, on_delete=models.CASCADE, related_name="runs")
     label = models.CharField(max_length=200, blank=True)
@@ -102,7 +103,7 @@ class EvaluationRun(models.Model):
         return f"run {self.pk} {self.label}"
 
 
-class RunQuery(models.Model):
+class RunQuery(TenantOwned):
     run = models.ForeignKey(EvaluationRun, on_delete=models.CASCADE, related_name="queries")
     question = models.ForeignKey(GoldenQuestion, on_delete=models.CASCADE, related_name="+")
     metrics = models.JSONField(default=dict)

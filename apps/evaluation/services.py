@@ -112,7 +112,9 @@ def beir_import(
     search_services.sync_collection(collection_id=collection.pk)
     get_search_backend().refresh()
     documents = dict(
-        Document.objects.filter(collection=collection).exclude(external_id="").values_list("external_id", "pk")
+        Document.objects.filter(tenant=collection.tenant_id, collection=collection)
+        .exclude(external_id="")
+        .values_list("external_id", "pk")
     )
     with transaction.atomic():
         golden = GoldenSet.objects.filter(tenant=tenant, name=name).first() or golden_set_create(
@@ -275,7 +277,7 @@ def run_submit(
 
     def queue() -> None:
         if not enqueue(run_evaluation, run.pk):
-            EvaluationRun.objects.filter(pk=run.pk).update(
+            EvaluationRun.objects.for_tenant(run.tenant_id).filter(pk=run.pk).update(
                 status=RunStatus.FAILED, error="The task queue is unavailable: start the run again later."
             )
 

@@ -10,5 +10,7 @@ from .models import EvaluationRun
 
 @shared_task(name="evaluation.run")
 def run_evaluation(run_id: int) -> dict:
-    run = services.run_execute(run=EvaluationRun.objects.select_related("golden_set", "tenant").get(pk=run_id))
+    run = services.run_execute(
+        run=EvaluationRun.objects.across_tenants().select_related("golden_set", "tenant").get(pk=run_id)
+    )
     return {"run": run.pk, "status": run.status, "metrics": run.metrics}

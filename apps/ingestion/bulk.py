@@ -109,7 +109,9 @@ def upload(*, collection: Collection, item: BulkItem, publish: bool) -> int:
     an interrupted run left it half-done with this content, or else a new version. Ingestion is
     left to the caller's batch."""
     actor = Actor(user=None)
-    document = Document.objects.filter(collection=collection, external_id=item.external_id).first()
+    document = Document.objects.filter(
+        tenant=collection.tenant_id, collection=collection, external_id=item.external_id
+    ).first()
     file = SimpleUploadedFile(item.filename, item.content)
     if document is None:
         document = document_services.document_create(
@@ -145,7 +147,9 @@ def ingest_items(
     upload or a failed ingestion is counted and reported, and the rest go on."""
     newest = {
         external_id: _Known(state, version_id, status, sha256)
-        for external_id, state, version_id, status, sha256 in Document.objects.filter(collection=collection)
+        for external_id, state, version_id, status, sha256 in Document.objects.filter(
+            tenant=collection.tenant_id, collection=collection
+        )
         .exclude(external_id="")
         .order_by("external_id", "versions__number")
         .values_list("external_id", "state", "versions__id", "versions__status", "versions__sha256")
@@ -176,7 +180,7 @@ def ingest_items(
                 report.skipped += 1
                 if publish and known.state == DocumentState.DRAFT:  # ingested by an earlier run without --publish
                     document_services.version_publish(
-                        version=DocumentVersion.objects.get(pk=known.version_id),
+                        version=DocumentVersion.objects.for_tenant(collection.tenant_id).get(pk=known.version_id),
                         actor=Actor(user=None),
                         reason="bulk import",
                     )

@@ -110,7 +110,9 @@ def _progress(version: DocumentVersion) -> Progress:
         if done < total and now - last[0] < 0.5:  # at most two writes a second
             return
         last[0] = now
-        DocumentVersion.objects.filter(pk=version.pk).update(progress_done=done, progress_total=total)
+        DocumentVersion.objects.for_tenant(version.document.tenant_id).filter(pk=version.pk).update(
+            progress_done=done, progress_total=total
+        )
 
     return report
 
@@ -149,18 +151,22 @@ def _store(items: list[_Prepared], vectors: np.ndarray, embedder: Embedder) -> l
     with transaction.atomic():
         # The documents' rows are locked, as a purge locks them, then read again: a purge that
         # committed meanwhile wins, and no text or vector of a purged version is written back.
+        tenant_id = items[0].version.document.tenant_id  # a batch is one tenant's (ingest_versions groups them)
         document_ids = sorted({item.version.document_id for item in items})
-        list(Document.objects.select_for_update().filter(pk__in=document_ids).order_by("pk").values_list("pk"))
+        documents = Document.objects.for_tenant(tenant_id).select_for_update().filter(pk__in=document_ids)
+        list(documents.order_by("pk").values_list("pk"))
         live = set(
-            DocumentVersion.objects.filter(pk__in=first_row, purged_at__isnull=True).values_list("pk", flat=True)
+            DocumentVersion.objects.for_tenant(tenant_id)
+            .filter(pk__in=first_row, purged_at__isnull=True)
+            .values_list("pk", flat=True)
         )
         items = [item for item in items if item.version.pk in live]
         version_ids = [item.version.pk for item in items]
         # A re-ingest (another chunking, another model) may make fewer chunks than before: the index
         # loses the ids that are no more, after commit (the new ones are indexed by id after _store).
-        before = corpus_services.refs_of(version_id__in=version_ids)
-        Chunk.objects.filter(version_id__in=version_ids).delete()
-        Section.objects.filter(version_id__in=version_ids).delete()
+        before = corpus_services.refs_of(tenant_id=tenant_id, version_id__in=version_ids)
+        Chunk.objects.for_tenant(tenant_id).filter(version_id__in=version_ids).delete()
+        Section.objects.for_tenant(tenant_id).filter(version_id__in=version_ids).delete()
         sections = Section.objects.bulk_create(
             Section(
                 version=item.version,
@@ -203,7 +209,9 @@ def _store(items: list[_Prepared], vectors: np.ndarray, embedder: Embedder) -> l
             corpus_events.announce(corpus_events.ChunksRemoved(removed))
         for item in items:
             item.version.progress_done = item.version.progress_total = len(item.plans)
-        DocumentVersion.objects.bulk_update([item.version for item in items], ["progress_done", "progress_total"])
+        DocumentVersion.objects.for_tenant(tenant_id).bulk_update(
+            [item.version for item in items], ["progress_done", "progress_total"]
+        )
     return items
 
 
@@ -213,9 +221,9 @@ def _finish(items: list[_Prepared]) -> None:
     document_services.versions_set_status(versions=versions, status=IngestionStatus.READY)
     # Read again: "publish when ready" may have been asked while this batch was being embedded.
     wanted = set(
-        DocumentVersion.objects.filter(pk__in=[v.pk for v in versions], publish_when_ready=True).values_list(
-            "pk", flat=True
-        )
+        DocumentVersion.objects.across_tenants()  # the versions it was handed
+        .filter(pk__in=[v.pk for v in versions], publish_when_ready=True)
+        .values_list("pk", flat=True)
     )
     for version in versions:
         if version.pk in wanted:
@@ -229,7 +237,10 @@ def ingest_versions(*, version_ids: list[int], embedder: Embedder | None = None)
     embedder = embedder or get_embedder()
     reports: dict[int, IngestReport] = {}
     prepared: list[_Prepared] = []
-    versions = DocumentVersion.objects.select_related("document__collection").filter(pk__in=version_ids)
+    # Across tenants: a worker is handed version ids (of any tenant), and groups them by tenant below.
+    versions = (
+        DocumentVersion.objects.across_tenants().select_related("document__collection").filter(pk__in=version_ids)
+    )
     found = {v.pk: v for v in versions if v.purged_at is None and v.file}
     document_services.versions_set_status(versions=list(found.values()), status=IngestionStatus.PROCESSING)
     for version_id in version_ids:
@@ -305,7 +316,7 @@ def _publish_if_newest(version: DocumentVersion) -> None:
 
 def version_fail(*, version_id: int, reason: str) -> None:
     """The task gave up (retries exhausted): say why on the version."""
-    version = DocumentVersion.objects.filter(pk=version_id).first()
+    version = DocumentVersion.objects.across_tenants().filter(pk=version_id).first()  # a task's version id
     if version is not None and version.status != IngestionStatus.READY:
         document_services.version_set_status(version=version, status=IngestionStatus.FAILED, reason=reason)
 
@@ -316,7 +327,8 @@ def stalled_versions(*, pending_after: timedelta, processing_after: timedelta) -
     worker died; the broker would only hand the task on after its visibility timeout)."""
     now = timezone.now()
     return list(
-        DocumentVersion.objects.filter(purged_at__isnull=True)
+        DocumentVersion.objects.across_tenants()  # a sweep: every tenant's
+        .filter(purged_at__isnull=True)
         .filter(
             Q(status=IngestionStatus.PENDING, created_at__lt=now - pending_after)
             | Q(status=IngestionStatus.PROCESSING, processing_started_at__lt=now - processing_after)

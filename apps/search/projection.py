@@ -46,7 +46,13 @@ def project(chunks: Iterable[Chunk]) -> Iterator[IndexedChunk]:
 
 
 def chunks_of(**filters) -> QuerySet[Chunk]:
-    return Chunk.objects.filter(**filters).select_related("version__document").order_by("version_id", "ordinal")
+    # Across tenants: the index holds every tenant's chunks, each written under its own tenant id.
+    return (
+        Chunk.objects.across_tenants()
+        .filter(**filters)
+        .select_related("version__document")
+        .order_by("version_id", "ordinal")
+    )
 
 
 def searchable_chunks_of(**filters) -> QuerySet[Chunk]:

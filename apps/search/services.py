@@ -39,7 +39,8 @@ def sync_document(*, document_id: int) -> int:
         # The document's row stays locked while its state is read and written to the index: a
         # sync that read an older state (a publish's) cannot write after a newer one (an archive's),
         # because the archive waits for this lock to commit, and its own sync reads after that.
-        if Document.objects.select_for_update().filter(pk=document_id).values_list("pk", flat=True).first() is None:
+        locked = Document.objects.across_tenants().select_for_update().filter(pk=document_id)  # a task's document id
+        if locked.values_list("pk", flat=True).first() is None:
             return 0
         chunks = list(projection.project(projection.chunks_of(version__document_id=document_id)))
         get_search_backend().index_chunks(chunks)

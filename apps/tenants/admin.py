@@ -17,12 +17,15 @@ from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist, Per
 from django.db import DataError, transaction
 from django.db.models import ForeignObjectRel, Q
 from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import NoReverseMatch, reverse
+from django.utils.text import Truncator
 
 from apps.core.exceptions import ApplicationError
 from apps.core.params import MAX_BIGINT, is_ascii_digits
 
 from . import services
 from .models import ApiKey, Membership, Role, Scope, Tenant, TenantGroup
+from .scoping import TenantScopedQuerySet, crossing_tenants, tenant_path
 
 if TYPE_CHECKING:
     from django.contrib.admin import AdminSite
@@ -79,9 +82,9 @@ def admin_tenant_ids(request: HttpRequest) -> list[int] | None:
     if request.user.is_superuser:
         return None
     return list(
-        Membership.objects.filter(
-            user=admin_user(request), is_active=True, tenant__is_active=True, role__in=[Role.OWNER, Role.ADMIN]
-        ).values_list("tenant_id", flat=True)
+        Membership.objects.of_user(admin_user(request))
+        .filter(is_active=True, tenant__is_active=True, role__in=[Role.OWNER, Role.ADMIN])
+        .values_list("tenant_id", flat=True)
     )
 
 
@@ -93,34 +96,6 @@ def admin_tenant_ids(request: HttpRequest) -> list[int] | None:
 # for a typed id, the choices of relation list filters (and of value filters across a relation),
 # the autocomplete endpoint (it uses the remote admin's queryset and search), popup changelists;
 # and every form it saves refers to objects of one tenant only, one the user administers.
-
-
-def tenant_path(model) -> str | None:
-    """The lookup from `model` to the one tenant its rows belong to ("pk" for Tenant itself), found
-    by following foreign keys (a direct `tenant` first, then non-null keys); None when the model is
-    not one tenant's data (users and auth groups, which SHARED scopes, or ContentType)."""
-    return _tenant_paths(model)
-
-
-@functools.cache
-def _tenant_paths(model, seen: frozenset = frozenset()) -> str | None:
-    if model is Tenant:
-        return "pk"
-    if model in seen:
-        return None
-    forward = sorted(
-        (f for f in model._meta.fields if f.is_relation and f.related_model is not None),
-        key=lambda f: (f.null, f.name != "tenant"),
-    )
-    for field in forward:
-        if field.related_model is Tenant:
-            return field.name
-    for field in forward:
-        if not field.null:
-            rest = _tenant_paths(field.related_model, seen | {model})
-            if rest is not None:
-                return f"{field.name}__{rest}"
-    return None
 
 
 def _shared_filter(model, tenant_ids) -> Q | None:
@@ -143,8 +118,8 @@ def _not_tenant_data() -> tuple:
 def scope_queryset(queryset, tenant_ids, lookup: str | None = None):
     """`queryset` limited to the rows of `tenant_ids` (None: unlimited, a superuser). A model with
     no known way to a tenant gives nothing: scoping fails closed."""
-    if tenant_ids is None:
-        return queryset
+    if tenant_ids is None:  # a superuser's pages are about every tenant
+        return queryset.across_tenants() if isinstance(queryset, TenantScopedQuerySet) else queryset
     model = queryset.model
     lookup = lookup or tenant_path(model)
     if lookup is not None:
@@ -248,11 +223,16 @@ class TenantScopedRawIdWidget(ForeignKeyRawIdWidget):
     def label_and_url_for_value(self, value):
         key = self.rel.get_related_field().name
         try:
-            if self.label_queryset is None or not self.label_queryset.filter(**{key: value}).exists():
-                return "", ""
+            obj = None if self.label_queryset is None else self.label_queryset.filter(**{key: value}).first()
         except (ValueError, TypeError, ValidationError):
             return "", ""
-        return super().label_and_url_for_value(value)
+        if obj is None:
+            return "", ""
+        try:
+            url = reverse(f"{self.admin_site.name}:{obj._meta.app_label}_{obj._meta.model_name}_change", args=(obj.pk,))
+        except NoReverseMatch:
+            url = ""
+        return Truncator(obj).words(14), url
 
 
 class _TenantScopedRelationChoices:
@@ -260,7 +240,8 @@ class _TenantScopedRelationChoices:
     only objects of the staff user's tenants."""
 
     def field_choices(self, field, request, model_admin):
-        choices = super().field_choices(field, request, model_admin)
+        with crossing_tenants():  # Django lists the whole table; what is not the user's is dropped below
+            choices = super().field_choices(field, request, model_admin)
         tenant_ids = model_admin.scoped_tenant_ids(request)
         if tenant_ids is None:
             return choices
@@ -512,7 +493,7 @@ class MembershipAdmin(TenantScopedAdmin):
     def save_model(self, request, obj, form, change):
         grantor = admin_grantor(request, obj.tenant)
         if change:
-            stored = Membership.objects.get(pk=obj.pk)
+            stored = Membership.objects.for_tenant(obj.tenant_id).get(pk=obj.pk)
             services.member_set_role(membership=stored, role=obj.role, **grantor)
             services.member_set_active(membership=stored, active=obj.is_active, **grantor)
         else:

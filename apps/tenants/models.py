@@ -8,6 +8,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from .scoping import TenantOwned, TenantScopedQuerySet
+
 # A tenant-local user name: what the tenant app calls its user (an id, an email, a login).
 tenant_username_validator = RegexValidator(
     r"^[\w.@+-]{1,150}$", "Use up to 150 letters, digits and @ . + - _ characters."
@@ -35,7 +37,13 @@ class Role(models.TextChoices):
     COMPLIANCE = "compliance", "Compliance"
 
 
-class Membership(models.Model):
+class MembershipQuerySet(TenantScopedQuerySet):
+    def of_user(self, user) -> MembershipQuerySet:
+        """One person's memberships in every tenant: how the tenants of a signed-in user are found."""
+        return self.filter(user=user)._crossing("one user's memberships")
+
+
+class Membership(TenantOwned):
     """A user's place in one tenant. A user may hold memberships in several tenants."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
@@ -50,6 +58,8 @@ class Membership(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     deactivated_at = models.DateTimeField(null=True, blank=True)
 
+    objects = MembershipQuerySet.as_manager()  # type: ignore[misc]  # narrows TenantOwned's manager
+
     class Meta:
         ordering = ["tenant", "username"]
         constraints = [
@@ -61,7 +71,7 @@ class Membership(models.Model):
         return f"{self.username}@{self.tenant.slug} ({self.role})"
 
 
-class TenantGroup(models.Model):
+class TenantGroup(TenantOwned):
     """A group of one tenant. It wraps a Django auth group (what django-guardian grants to), whose
     own name is internal and globally unique, so tenants may reuse group names freely."""
 
@@ -106,7 +116,7 @@ class Scope(models.TextChoices):
     EVALUATION = "evaluation", "Manage golden sets and run retrieval evaluations"
 
 
-class ApiKeyQuerySet(models.QuerySet):
+class ApiKeyQuerySet(TenantScopedQuerySet):
     def usable(self) -> ApiKeyQuerySet:
         now = timezone.now()
         return self.filter(revoked_at__isnull=True).filter(
@@ -114,7 +124,7 @@ class ApiKeyQuerySet(models.QuerySet):
         )
 
 
-class ApiKey(models.Model):
+class ApiKey(TenantOwned):
     """A tenant app's credential. The raw key is shown once at creation and never stored: only
     its SHA-256 digest is, with a short public prefix to find the row."""
 
@@ -135,7 +145,7 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
-    objects = ApiKeyQuerySet.as_manager()
+    objects = ApiKeyQuerySet.as_manager()  # type: ignore[misc]  # narrows TenantOwned's manager
 
     class Meta:
         ordering = ["tenant", "-created_at"]

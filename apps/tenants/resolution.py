@@ -143,7 +143,9 @@ def resolve_tenant_context(
             f"Name the tenant in the {TENANT_HEADER} header (its slug).",
             code="tenant_header_missing",
             extra={
-                "your_tenants": sorted(user.memberships.filter(is_active=True).values_list("tenant__slug", flat=True))
+                "your_tenants": sorted(
+                    Membership.objects.of_user(user).filter(is_active=True).values_list("tenant__slug", flat=True)
+                )
             },
         )
     membership = Membership.objects.select_related("tenant").filter(user=user, tenant__slug=tenant_slug).first()

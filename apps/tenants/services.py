@@ -347,7 +347,8 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey:
     prefix = keys.parse_prefix(raw_key)
     if prefix is None:
         raise NotAuthenticated(f"Malformed API key: {keys.KEY_FORMAT_HINT}.", code="api_key_malformed")
-    api_key = ApiKey.objects.select_related("tenant", "service_user").filter(prefix=prefix).first()
+    # Across tenants: the key is what says which tenant the caller is.
+    api_key = ApiKey.objects.across_tenants().select_related("tenant", "service_user").filter(prefix=prefix).first()
     # Compare against a digest even when the prefix is unknown, so both cases take the same time.
     if not keys.matches(raw_key, api_key.key_hash if api_key else "0" * 64) or api_key is None:
         raise NotAuthenticated("Unknown API key.", code="api_key_invalid")
@@ -361,6 +362,6 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey:
         )
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        ApiKey.objects.for_tenant(api_key.tenant_id).filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
     return api_key

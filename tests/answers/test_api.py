@@ -36,11 +36,11 @@ from apps.tenants.models import Scope
 )
 @pytest.mark.parametrize("endpoint", ["/api/v1/search", "/api/v1/ask"])
 def test_bad_input_is_a_400_naming_the_field(library, endpoint, body, field):
-    before = AuditRecord.objects.count()
+    before = AuditRecord.objects.across_tenants().count()
     response = library.client(library.alice).post(endpoint, body, format="json")
     assert response.status_code == 400, response.content
     assert field in response.json()["extra"]["fields"], response.json()
-    assert AuditRecord.objects.count() == before  # refused before anything ran
+    assert AuditRecord.objects.across_tenants().count() == before  # refused before anything ran
 
 
 @pytest.mark.django_db
@@ -71,10 +71,10 @@ def test_search_returns_ranked_chunks_with_scores_offsets_and_the_audit_id(libra
     assert set(top["scores"]) == {"fused", "fused_rank", "bm25", "bm25_rank", "dense", "dense_rank", "rerank"}
     assert top["scores"]["bm25"] > 0 and top["scores"]["dense"] > 0.3
     assert any("<mark>" in h for h in top["highlights"])
-    chunk = Chunk.objects.get(pk=top["chunk_id"])
+    chunk = Chunk.objects.across_tenants().get(pk=top["chunk_id"])
     assert (top["start_offset"], top["end_offset"]) == (chunk.start_offset, chunk.end_offset)
     assert {"embed", "search", "fuse", "rerank", "recheck"} <= set(body["timings"])
-    assert AuditRecord.objects.get(pk=body["audit_id"]).query == "how long must passwords be"
+    assert AuditRecord.objects.across_tenants().get(pk=body["audit_id"]).query == "how long must passwords be"
 
 
 @pytest.mark.django_db
@@ -99,7 +99,7 @@ def test_weighted_fusion_and_filters_apply(library):
         format="json",
     ).json()
     assert body["results"] and {r["document_id"] for r in body["results"]} == {library.travel.pk}
-    record = AuditRecord.objects.get(pk=body["audit_id"])
+    record = AuditRecord.objects.across_tenants().get(pk=body["audit_id"])
     assert record.filters == {"document_ids": [library.travel.pk]}
     assert record.parameters["fusion"] == "weighted" and record.parameters["dense_weight"] == 0.2
 
@@ -123,7 +123,7 @@ def test_ask_answers_with_citations_that_point_at_the_exact_passage(library):
     assert "fourteen characters" in body["answer"] and "[1]" in body["answer"]
     citation = body["citations"][0]
     assert citation["document_id"] == library.security.pk
-    sections = Section.objects.filter(version_id=citation["version_id"])
+    sections = Section.objects.across_tenants().filter(version_id=citation["version_id"])
     text = "".join(s.text for s in sections)  # sections tile the extracted text in order
     section = next(s for s in sections if s.start_offset <= citation["start_offset"] < s.end_offset)
     exact = section.text[
@@ -132,13 +132,16 @@ def test_ask_answers_with_citations_that_point_at_the_exact_passage(library):
     assert exact == citation["quote"] and exact in text
     assert citation["chunk_id"] in {s["chunk_id"] for s in body["sources"]}
     assert {"context", "generate"} <= set(body["timings"])
-    record = AuditRecord.objects.get(pk=body["audit_id"])
+    record = AuditRecord.objects.across_tenants().get(pk=body["audit_id"])
     assert (
         record.outcome == Outcome.ANSWERED and record.answer == body["answer"] and record.citations == body["citations"]
     )
     cited = record.chunks.get(cited=True)
     assert cited.chunk_id == citation["chunk_id"]
-    assert cited.text_sha256 == hashlib.sha256(Chunk.objects.get(pk=cited.chunk_id).text.encode()).hexdigest()
+    assert (
+        cited.text_sha256
+        == hashlib.sha256(Chunk.objects.across_tenants().get(pk=cited.chunk_id).text.encode()).hexdigest()
+    )
 
 
 @pytest.mark.django_db
@@ -150,7 +153,7 @@ def test_ask_refuses_when_nothing_is_relevant(library):
     )
     assert body["grounded"] is False and body["citations"] == [] and body["answer"].startswith("No grounded answer")
     assert "below the threshold" in body["refusal_reason"]
-    assert AuditRecord.objects.get(pk=body["audit_id"]).outcome == Outcome.REFUSED
+    assert AuditRecord.objects.across_tenants().get(pk=body["audit_id"]).outcome == Outcome.REFUSED
 
 
 @pytest.mark.django_db

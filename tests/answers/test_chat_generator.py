@@ -84,7 +84,7 @@ def test_answer_with_valid_citations(library, chat):
     assert "cite" in system["content"] and "NO_ANSWER" in system["content"]
     assert "[1] Security policy" in user["content"] and "fourteen characters" in user["content"]
     assert "Salary" not in user["content"]  # only what alice may read goes to the model
-    record = AuditRecord.objects.get(pk=body["audit_id"])
+    record = AuditRecord.objects.across_tenants().get(pk=body["audit_id"])
     assert (
         record.generator == "openai-chat"
         and record.generator_model == "stub-model"
@@ -105,7 +105,7 @@ def test_a_reply_citing_outside_its_context_or_nothing_is_refused(library, chat,
     chat.replies = [reply]
     body = ask(library)
     assert body["grounded"] is False and body["citations"] == [] and reason in body["refusal_reason"]
-    assert AuditRecord.objects.get(pk=body["audit_id"]).outcome == Outcome.REFUSED
+    assert AuditRecord.objects.across_tenants().get(pk=body["audit_id"]).outcome == Outcome.REFUSED
 
 
 @pytest.mark.django_db
@@ -118,7 +118,7 @@ def test_hyde_embeds_a_hypothetical_answer_for_dense_retrieval(library, chat):
     assert body["grounded"] and len(chat.requests) == 2
     assert chat.requests[0]["body"]["messages"][1]["content"] == "How long must a password be?"
     assert body["timings"]["expand"] > 0
-    assert AuditRecord.objects.get(pk=body["audit_id"]).parameters["hyde"] is True
+    assert AuditRecord.objects.across_tenants().get(pk=body["audit_id"]).parameters["hyde"] is True
 
 
 @pytest.mark.django_db
@@ -132,5 +132,5 @@ def test_an_unreachable_model_is_a_503_and_audited(library, settings):
     }
     response = library.client(library.alice).post("/api/v1/ask", {"query": "passwords"}, format="json")
     assert response.status_code == 503 and response.json()["code"] == "generator_unavailable"
-    record = AuditRecord.objects.order_by("-pk").first()
+    record = AuditRecord.objects.across_tenants().order_by("-pk").first()
     assert record.outcome == Outcome.FAILED and "generator_unavailable" in record.error

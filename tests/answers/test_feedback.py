@@ -23,7 +23,7 @@ def search(client, **body):
 
 
 def vectors(chunk_ids) -> dict[str, np.ndarray]:
-    return {c.pk: c.vector for c in Chunk.objects.filter(pk__in=chunk_ids)}
+    return {c.pk: c.vector for c in Chunk.objects.across_tenants().filter(pk__in=chunk_ids)}
 
 
 @pytest.mark.django_db
@@ -33,12 +33,12 @@ def test_feedback_searches_again_with_the_query_moved_toward_the_best_documents(
     plain, moved = search(client), search(client, feedback=True)
     assert "feedback" in moved["timings"]
 
-    record = AuditRecord.objects.get(pk=moved["audit_id"])
+    record = AuditRecord.objects.across_tenants().get(pk=moved["audit_id"])
     assert record.parameters["feedback"] is True
     sources = record.parameters["feedback_chunks"]
     # the best chunk of each of the first two documents of the plain (first-pass) ranking
     first_pass_documents = list(dict.fromkeys(r["document_id"] for r in plain["results"]))[:2]
-    assert [Chunk.objects.get(pk=c).version.document_id for c in sources] == first_pass_documents
+    assert [Chunk.objects.across_tenants().get(pk=c).version.document_id for c in sources] == first_pass_documents
 
     query = get_embedder().encode([QUERY])[0]
     expected = 0.5 * query + 0.5 * np.mean(list(vectors(sources).values()), axis=0)
@@ -53,7 +53,7 @@ def test_feedback_searches_again_with_the_query_moved_toward_the_best_documents(
     in_both = [c for c in sources if c in moved_dense and c in plain_dense]
     assert in_both and all(moved_dense[c] > plain_dense[c] + 0.02 for c in in_both)
 
-    assert "feedback_chunks" not in AuditRecord.objects.get(pk=plain["audit_id"]).parameters
+    assert "feedback_chunks" not in AuditRecord.objects.across_tenants().get(pk=plain["audit_id"]).parameters
 
 
 @pytest.mark.django_db
@@ -76,8 +76,10 @@ def test_a_document_the_caller_just_lost_does_not_steer_their_feedback(library, 
         "/api/v1/search", {"query": "salary bands for engineers and bonuses", "k": 6, "feedback": True}, format="json"
     )
     assert response.status_code == 200, response.content
-    record = AuditRecord.objects.get(pk=response.json()["audit_id"])
-    salaries = set(Chunk.objects.filter(version__document=library.salaries).values_list("pk", flat=True))
+    record = AuditRecord.objects.across_tenants().get(pk=response.json()["audit_id"])
+    salaries = set(
+        Chunk.objects.across_tenants().filter(version__document=library.salaries).values_list("pk", flat=True)
+    )
     assert salaries & {c.chunk_id for c in record.chunks.all()}, (
         "the stale index should still have matched the salary bands"
     )

@@ -51,7 +51,7 @@ def test_rerank_reorders_by_the_cross_encoder_and_reports_its_score(library, set
     expected = _load(cross_encoder_path).model.predict([(query, r["text"]) for r in results])
     assert rerank == pytest.approx([float(x) for x in expected], abs=1e-4)
     assert body["timings"]["rerank"] > 0
-    record = AuditRecord.objects.get(pk=body["audit_id"])
+    record = AuditRecord.objects.across_tenants().get(pk=body["audit_id"])
     assert record.parameters["rerank"] is True
     # every fused candidate up to the re-rank depth was scored and is in the record; only k were shown
     chunks = list(record.chunks.order_by("rank"))

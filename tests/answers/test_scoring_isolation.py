@@ -128,7 +128,7 @@ def test_raw_scores_only_for_callers_who_read_everything(library):
     # the audit keeps the raw scores of every caller, for compliance
     from apps.audit.models import AuditRecord
 
-    record = AuditRecord.objects.filter(user_id=library.alice.user.pk).latest("pk")
+    record = AuditRecord.objects.across_tenants().filter(user_id=library.alice.user.pk).latest("pk")
     assert all(c.scores["fused"] is not None for c in record.chunks.all())
 
 

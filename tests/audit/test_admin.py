@@ -31,7 +31,7 @@ def test_compliance_staff_see_the_list_with_filters(library, records, auditor):
     by_document = client.get(LIST, {"document": library.salaries.pk}).content.decode()
     assert "When are bonuses paid?" in by_document and "how long must passwords be" not in by_document
     review_add(
-        record=AuditRecord.objects.get(pk=records[0]),
+        record=AuditRecord.objects.across_tenants().get(pk=records[0]),
         status="flagged",
         comment="",
         reviewer_id=None,
@@ -54,20 +54,20 @@ def test_the_trail_cannot_be_added_to_changed_or_deleted_from_the_admin(library,
     assert client.get(f"{LIST}add/").status_code == 403
     assert client.post(f"{LIST}{records[0]}/delete/", {"post": "yes"}).status_code == 403
     client.post(LIST, {"action": "delete_selected", "_selected_action": records, "post": "yes"})
-    assert AuditRecord.objects.count() == 4
+    assert AuditRecord.objects.across_tenants().count() == 4
 
 
 @pytest.mark.django_db
 def test_detail_page_shows_query_answer_and_exact_chunk_text_and_takes_a_review(library, records, auditor):
     client = staff(auditor)
-    record = AuditRecord.objects.get(pk=records[1])
+    record = AuditRecord.objects.across_tenants().get(pk=records[1])
     html = client.get(f"{LIST}{record.pk}/change/").content.decode()
     assert record.query in html and "Business class is allowed" in html
     for chunk in record.chunks.all():
-        assert Chunk.objects.get(pk=chunk.chunk_id).text.splitlines()[-1] in html
+        assert Chunk.objects.across_tenants().get(pk=chunk.chunk_id).text.splitlines()[-1] in html
     response = client.post(f"{LIST}{record.pk}/change/", {"status": "flagged", "comment": "check the source"})
     assert response.status_code == 302
-    review = Review.objects.get(record=record)
+    review = Review.objects.across_tenants().get(record=record)
     assert (review.status, review.comment, review.reviewer_name) == ("flagged", "check the source", "carol")
     assert "check the source" in client.get(f"{LIST}{record.pk}/change/").content.decode()
 
@@ -77,7 +77,7 @@ def test_the_detail_page_replays_a_record_and_shows_what_differs(library, record
     from tests.audit.test_tamper import _sql
 
     client = staff(auditor)
-    record = AuditRecord.objects.get(pk=records[1])
+    record = AuditRecord.objects.across_tenants().get(pk=records[1])
     assert "Replay this record" in client.get(f"{LIST}{record.pk}/change/").content.decode()
     html = client.get(f"{LIST}{record.pk}/change/", {"replay": "1"}).content.decode()
     assert "Every text re-derived from the versions matches the record." in html and "DIFFERS" not in html

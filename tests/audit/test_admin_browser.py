@@ -36,7 +36,7 @@ def test_compliance_reviewer_flags_an_answer(browser_page, live_server, library,
     assert "marked flagged" in page.inner_text(".messagelist")
     assert "flagged" in page.inner_text(".audit-review-status")
     shot(page, "audit-review-detail")
-    review = Review.objects.get()
+    review = Review.objects.across_tenants().get()
     assert review.record_id == records[2] and review.status == "flagged"
 
     page.click(".audit-replay-link")

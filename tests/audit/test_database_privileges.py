@@ -174,11 +174,11 @@ class World:
 
     def snapshot(self) -> dict:
         return {
-            "records": sorted(AuditRecord.objects.values_list("tenant__slug", "sequence")),
-            "chunks": sorted(RetrievedChunk.objects.values_list("chunk_id", flat=True)),
-            "reviews": sorted(Review.objects.values_list("tenant__slug", "sequence")),
-            "anchors": RetentionPurge.objects.count(),
-            "heads": sorted(ChainHead.objects.values_list("tenant__slug", "sequence", "last_hash")),
+            "records": sorted(AuditRecord.objects.across_tenants().values_list("tenant__slug", "sequence")),
+            "chunks": sorted(RetrievedChunk.objects.across_tenants().values_list("chunk_id", flat=True)),
+            "reviews": sorted(Review.objects.across_tenants().values_list("tenant__slug", "sequence")),
+            "anchors": RetentionPurge.objects.across_tenants().count(),
+            "heads": sorted(ChainHead.objects.across_tenants().values_list("tenant__slug", "sequence", "last_hash")),
         }
 
 

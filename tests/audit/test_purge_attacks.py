@@ -84,7 +84,7 @@ def test_a_review_outliving_its_purged_record_still_verifies(library, records, s
     later = timezone.now() + timedelta(days=31)
     with mock.patch("apps.audit.services.timezone.now", return_value=later):
         review_add(
-            record=AuditRecord.objects.get(pk=records[0]),
+            record=AuditRecord.objects.across_tenants().get(pk=records[0]),
             status="flagged",
             comment="",
             reviewer_id=None,

@@ -21,7 +21,7 @@ def test_every_returned_chunk_is_in_the_record_with_its_scores_and_text_hash(lib
         .post("/api/v1/search", {"query": "policy hotel password", "k": 5}, format="json")
         .json()
     )
-    record = AuditRecord.objects.get(pk=body["audit_id"])
+    record = AuditRecord.objects.across_tenants().get(pk=body["audit_id"])
     entries = {c.chunk_id: c for c in record.chunks.all()}
     assert [r["chunk_id"] for r in body["results"]] == [
         c.chunk_id for c in record.chunks.filter(shown=True).order_by("rank")
@@ -30,7 +30,10 @@ def test_every_returned_chunk_is_in_the_record_with_its_scores_and_text_hash(lib
         entry = entries[result["chunk_id"]]
         assert (entry.document_id, entry.version_id) == (result["document_id"], result["version_id"])
         assert entry.scores == result["scores"] and entry.passed_recheck
-        assert entry.text_sha256 == hashlib.sha256(Chunk.objects.get(pk=entry.chunk_id).text.encode()).hexdigest()
+        assert (
+            entry.text_sha256
+            == hashlib.sha256(Chunk.objects.across_tenants().get(pk=entry.chunk_id).text.encode()).hexdigest()
+        )
     assert record.username == "owner" and record.kind == "search" and record.parameters["k"] == 5
     assert set(record.timings) >= {"embed", "search", "fuse", "recheck"}
 
@@ -47,7 +50,7 @@ def test_records_chain_per_tenant(library, records):
 
 @pytest.mark.django_db
 def test_the_application_refuses_to_change_or_delete_audit_rows(records):
-    record = AuditRecord.objects.get(pk=records[0])
+    record = AuditRecord.objects.across_tenants().get(pk=records[0])
     record.answer = "edited"
     with pytest.raises(AppendOnly):
         record.save()
@@ -76,7 +79,7 @@ def _tamper(sql: str, params: list) -> None:
 
 @pytest.mark.django_db
 def test_verify_names_the_first_altered_record(library, records):
-    target = AuditRecord.objects.get(pk=records[1])
+    target = AuditRecord.objects.across_tenants().get(pk=records[1])
     _tamper("UPDATE audit_auditrecord SET answer = %s WHERE id = %s", ["Everyone may fly first class. [1]", target.pk])
     with pytest.raises(CommandError):
         call_command("audit_verify", "--tenant", "acme")
@@ -86,7 +89,7 @@ def test_verify_names_the_first_altered_record(library, records):
 
 @pytest.mark.django_db
 def test_verify_finds_an_altered_chunk_score(library, records):
-    target = AuditRecord.objects.get(pk=records[0])
+    target = AuditRecord.objects.across_tenants().get(pk=records[0])
     _tamper("UPDATE audit_retrievedchunk SET shown = NOT shown WHERE record_id = %s AND rank = 1", [target.pk])
     assert chain.verify_tenant(library.world.tenant).first_break.record_id == target.pk
 
@@ -125,7 +128,7 @@ def test_postgresql_itself_refuses_updates_and_deletes(records, sql):
 
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, [records[0]])
-    assert AuditRecord.objects.filter(pk=records[0]).exists()
+    assert AuditRecord.objects.across_tenants().filter(pk=records[0]).exists()
 
 
 @pytest.mark.django_db
@@ -153,7 +156,7 @@ def test_retention_unset_keeps_everything(library, records, settings, capsys):
     settings.AUDIT = {**settings.AUDIT, "RETENTION_DAYS": None}
     call_command("audit_purge_expired")
     assert "kept forever" in capsys.readouterr().out
-    assert AuditRecord.objects.count() == 4
+    assert AuditRecord.objects.across_tenants().count() == 4
 
 
 @pytest.mark.django_db

@@ -15,7 +15,7 @@ from tests.audit.test_tamper import _sql
 
 def _ask(library, who, query="Can I fly business class?") -> AuditRecord:
     body = library.client(who).post("/api/v1/ask", {"query": query}, format="json").json()
-    return AuditRecord.objects.get(pk=body["audit_id"])
+    return AuditRecord.objects.across_tenants().get(pk=body["audit_id"])
 
 
 @pytest.mark.django_db

@@ -93,7 +93,7 @@ def _verify_fails(tenant) -> chain.Break:
 def test_an_untouched_chain_with_reviews_and_checkpoints_verifies(library, records, auditor):
     tenant = library.world.tenant
     review_add(
-        record=AuditRecord.objects.get(pk=records[1]),
+        record=AuditRecord.objects.across_tenants().get(pk=records[1]),
         status="flagged",
         comment="check",
         reviewer_id=None,
@@ -265,7 +265,7 @@ def test_a_legitimate_purge_verifies_and_still_matches_older_checkpoints(library
     tenant = library.world.tenant
     checkpoint_write(tenant=tenant)
     review_add(
-        record=AuditRecord.objects.get(pk=records[0]),
+        record=AuditRecord.objects.across_tenants().get(pk=records[0]),
         status="reviewed",
         comment="",
         reviewer_id=None,
@@ -319,7 +319,7 @@ def test_rotated_keys_verify_old_records_and_key_new_ones(library, records, sett
 @pytest.mark.django_db
 def test_a_flagged_review_replaced_by_a_cleared_one_is_found(library, records):
     tenant = library.world.tenant
-    record = AuditRecord.objects.get(pk=records[1])
+    record = AuditRecord.objects.across_tenants().get(pk=records[1])
     flagged = review_add(
         record=record, status="flagged", comment="wrong answer", reviewer_id=None, reviewer_name="carol"
     )
@@ -346,7 +346,7 @@ def test_a_flagged_review_replaced_by_a_cleared_one_is_found(library, records):
 @pytest.mark.django_db
 def test_a_deleted_review_is_found(library, records):
     tenant = library.world.tenant
-    record = AuditRecord.objects.get(pk=records[1])
+    record = AuditRecord.objects.across_tenants().get(pk=records[1])
     flagged = review_add(record=record, status="flagged", comment="", reviewer_id=None, reviewer_name="carol")
     library.client(library.alice).post("/api/v1/search", {"query": "passwords"}, format="json")  # an entry after it
     _sql("DELETE FROM audit_review WHERE id = %s", [flagged.pk])
@@ -357,7 +357,7 @@ def test_a_deleted_review_is_found(library, records):
 @pytest.mark.django_db
 def test_the_newest_review_deleted_with_the_head_rewound_is_caught_by_the_checkpoint(library, records):
     tenant = library.world.tenant
-    record = AuditRecord.objects.get(pk=records[1])
+    record = AuditRecord.objects.across_tenants().get(pk=records[1])
     flagged = review_add(record=record, status="flagged", comment="", reviewer_id=None, reviewer_name="carol")
     checkpoint_write(tenant=tenant)
     _sql("DELETE FROM audit_review WHERE id = %s", [flagged.pk])
@@ -369,7 +369,7 @@ def test_the_newest_review_deleted_with_the_head_rewound_is_caught_by_the_checkp
 @pytest.mark.parametrize("where", ["outside any chain", "below the start", "of another tenant"])
 def test_a_review_slipped_in_outside_the_chain_is_found(library, records, globex, where):
     tenant = library.world.tenant
-    record = AuditRecord.objects.get(pk=records[1])
+    record = AuditRecord.objects.across_tenants().get(pk=records[1])
     placed = {"outside any chain": (None, 0), "below the start": (tenant, 0), "of another tenant": (globex.tenant, 1)}[
         where
     ]

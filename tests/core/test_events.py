@@ -79,12 +79,14 @@ def test_rolled_back_announcements_deliver_nothing(acme, queued, django_capture_
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         try:
             with transaction.atomic():
-                document_services.document_archive(document=Document.objects.get(pk=document.pk), actor=Actor(None))
+                document_services.document_archive(
+                    document=Document.objects.across_tenants().get(pk=document.pk), actor=Actor(None)
+                )
                 raise RuntimeError
         except RuntimeError:
             pass
     assert queued == []
-    assert Document.objects.get(pk=document.pk).state == DocumentState.PUBLISHED
+    assert Document.objects.across_tenants().get(pk=document.pk).state == DocumentState.PUBLISHED
 
 
 def test_committed_announcements_reach_their_subscribers(acme, queued, django_capture_on_commit_callbacks):
@@ -115,7 +117,11 @@ def test_grant_services_record_history_like_the_old_ones(acme, django_capture_on
     document_services.grants_replace(obj=document, grants=[Grant(acme.reader.user, Level.VIEW)], actor=owner)
     document.refresh_from_db()
     assert document.has_own_grants is True
-    event = DocumentEvent.objects.filter(document=document, action=DocumentEvent.Action.GRANTS_CHANGED).latest("pk")
+    event = (
+        DocumentEvent.objects.across_tenants()
+        .filter(document=document, action=DocumentEvent.Action.GRANTS_CHANGED)
+        .latest("pk")
+    )
     assert event.details == {"grants": [{"user": acme.reader.user.pk, "level": "view"}]}
     assert event.actor == acme.owner.user
     document_services.grants_replace(obj=document, grants=[], actor=owner)  # an empty own set
@@ -124,7 +130,11 @@ def test_grant_services_record_history_like_the_old_ones(acme, django_capture_on
     document_services.document_grants_inherit(document=document, actor=owner)
     document.refresh_from_db()
     assert document.has_own_grants is False
-    event = DocumentEvent.objects.filter(document=document, action=DocumentEvent.Action.GRANTS_CHANGED).latest("pk")
+    event = (
+        DocumentEvent.objects.across_tenants()
+        .filter(document=document, action=DocumentEvent.Action.GRANTS_CHANGED)
+        .latest("pk")
+    )
     assert event.details == {"grants": "inherited from collection"}
 
 
@@ -149,7 +159,7 @@ def test_a_failing_after_commit_subscriber_costs_the_others_nothing(caplog, djan
 def test_an_immediate_subscriber_that_raises_rolls_the_announcer_back(acme, monkeypatch):
     document, _ = _published(acme)
     document_services.document_delete(document=document, actor=Actor(None))
-    before = Chunk.objects.filter(version__document=document).count()
+    before = Chunk.objects.across_tenants().filter(version__document=document).count()
 
     from apps.corpus import services as corpus_services
 
@@ -161,9 +171,11 @@ def test_an_immediate_subscriber_that_raises_rolls_the_announcer_back(acme, monk
 
     monkeypatch.setattr(corpus_services, "versions_forget", forget_then_fail)
     with pytest.raises(RuntimeError):
-        document_services.document_purge(document=Document.objects.get(pk=document.pk), actor=Actor(None))
-    assert Chunk.objects.filter(version__document=document).count() == before
-    assert Document.objects.get(pk=document.pk).purged_at is None
+        document_services.document_purge(
+            document=Document.objects.across_tenants().get(pk=document.pk), actor=Actor(None)
+        )
+    assert Chunk.objects.across_tenants().filter(version__document=document).count() == before
+    assert Document.objects.across_tenants().get(pk=document.pk).purged_at is None
 
 
 def test_ready_twice_does_not_double_subscriptions():
@@ -193,17 +205,19 @@ def test_purge_of_many_versions_forgets_everything_and_queues_every_deletion(
 ):
     document, _ = _published(acme, versions=6, chunks=3)
     other, _ = _published_other(acme)
-    ids = set(Chunk.objects.filter(version__document=document).values_list("id", flat=True))
+    ids = set(Chunk.objects.across_tenants().filter(version__document=document).values_list("id", flat=True))
     assert len(ids) == 18
     document_services.document_delete(document=document, actor=Actor(None))
     queued.clear()
     with django_capture_on_commit_callbacks(execute=True):
-        document_services.document_purge(document=Document.objects.get(pk=document.pk), actor=Actor(None))
-    assert not Chunk.objects.filter(version__document=document).exists()
-    assert not Section.objects.filter(version__document=document).exists()
+        document_services.document_purge(
+            document=Document.objects.across_tenants().get(pk=document.pk), actor=Actor(None)
+        )
+    assert not Chunk.objects.across_tenants().filter(version__document=document).exists()
+    assert not Section.objects.across_tenants().filter(version__document=document).exists()
     deleted = {chunk_id for name, (refs,) in queued if name == "search.delete_chunks" for chunk_id, _ in refs}
     assert deleted == ids
-    assert Chunk.objects.filter(version__document=other).count() == 2  # nobody else's
+    assert Chunk.objects.across_tenants().filter(version__document=other).count() == 2  # nobody else's
 
 
 def _published_other(acme):
@@ -238,8 +252,8 @@ def test_a_purge_during_an_ingestion_leaves_no_chunk_behind(acme, monkeypatch):
 
     def embed_while_purged(texts, **kwargs):
         # meanwhile, in another request: delete and purge the document
-        document_services.document_delete(document=Document.objects.get(pk=document.pk), actor=actor)
-        document_services.document_purge(document=Document.objects.get(pk=document.pk), actor=actor)
+        document_services.document_delete(document=Document.objects.across_tenants().get(pk=document.pk), actor=actor)
+        document_services.document_purge(document=Document.objects.across_tenants().get(pk=document.pk), actor=actor)
         import numpy as np
 
         from apps.corpus.vectors import EMBEDDING_DIMS
@@ -256,6 +270,8 @@ def test_a_purge_during_an_ingestion_leaves_no_chunk_behind(acme, monkeypatch):
     )
     with contextlib.suppress(Exception):  # a refusal is a fine outcome; chunks left behind are not
         ingestion_services.ingest_versions(version_ids=[version.pk], embedder=FakeEmbedder())
-    assert Document.objects.get(pk=document.pk).purged_at is not None
-    assert not Chunk.objects.filter(version__document=document).exists(), "purged text and vectors came back"
-    assert not Section.objects.filter(version__document=document).exists()
+    assert Document.objects.across_tenants().get(pk=document.pk).purged_at is not None
+    assert not Chunk.objects.across_tenants().filter(version__document=document).exists(), (
+        "purged text and vectors came back"
+    )
+    assert not Section.objects.across_tenants().filter(version__document=document).exists()

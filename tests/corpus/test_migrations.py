@@ -22,7 +22,7 @@ def _rows(section_model=Section, chunk_model=Chunk):
     return tuple(
         [
             {**row, "embedding": bytes(row["embedding"])} if "embedding" in row else row
-            for row in model.objects.order_by("pk").values()
+            for row in model._base_manager.order_by("pk").values()
         ]
         for model in (section_model, chunk_model)
     )
@@ -53,7 +53,9 @@ def test_rows_written_before_the_move_are_the_corpus_rows_after_it(acme):
         version=version, ordinal=0, heading="Travel policy", text="Flights. Hotels.", start_offset=0, end_offset=16
     )
     add_chunks(version, ["Flights under six hours are booked in economy class.", "Hotels are booked at the city rate."])
-    Chunk.objects.filter(version=version).update(section=Section.objects.get(version=version))
+    Chunk.objects.across_tenants().filter(version=version).update(
+        section=Section.objects.across_tenants().get(version=version)
+    )
     latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
     try:
         _migrate([("corpus", None)])  # the schema before the move
@@ -85,6 +87,8 @@ def test_rows_written_before_the_move_are_the_corpus_rows_after_it(acme):
     assert {"corpus_section", "corpus_chunk"} <= tables and not {"ingestion_section", "ingestion_chunk"} & tables
     sections, chunks = _rows()
     assert (sections, chunks) == before and len(sections) == 2 and len(chunks) == 3
-    assert Chunk.objects.get(pk=f"v{version.pk}-c2").section.heading == "Hotels"  # the foreign key followed the rename
+    assert (
+        Chunk.objects.across_tenants().get(pk=f"v{version.pk}-c2").section.heading == "Hotels"
+    )  # the foreign key followed the rename
     assert _constraint_names("corpus_section") | _constraint_names("corpus_chunk") >= CONSTRAINTS
     assert ContentType.objects.get_for_model(Chunk).app_label == "corpus"

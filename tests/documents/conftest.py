@@ -18,7 +18,7 @@ def make_ready(document_id: int, number: int) -> None:
     """What the ingestion pipeline does when a version is parsed, chunked, embedded and indexed."""
     from apps.documents.models import DocumentVersion
 
-    version = DocumentVersion.objects.get(document_id=document_id, number=number)
+    version = DocumentVersion.objects.across_tenants().get(document_id=document_id, number=number)
     services.version_set_status(version=version, status=IngestionStatus.READY)
 
 

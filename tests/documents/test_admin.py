@@ -44,13 +44,13 @@ def test_upload_publish_and_roll_back(staff, policy):
     make_ready(policy.pk, 1)
     make_ready(policy.pk, 2)
     assert "Publish version 2" in staff.get(f"{base}/publish/2/").content.decode()  # a confirmation page first
-    assert Document.objects.get(pk=policy.pk).published_version is None
+    assert Document.objects.across_tenants().get(pk=policy.pk).published_version is None
     staff.post(f"{base}/publish/2/", {"reason": "approved"})
-    assert Document.objects.get(pk=policy.pk).published_version.number == 2
+    assert Document.objects.across_tenants().get(pk=policy.pk).published_version.number == 2
     page = staff.get(f"{base}/change/").content.decode()
     assert "Roll back to this version" in page
     staff.post(f"{base}/publish/1/", {"reason": "v2 wrong"})
-    document = Document.objects.get(pk=policy.pk)
+    document = Document.objects.across_tenants().get(pk=policy.pk)
     assert document.published_version.number == 1
     assert [e.action for e in document.events.all()[:2]] == ["rolled_back", "published"]
 
@@ -60,14 +60,14 @@ def test_actions_ask_for_confirmation_and_report_refusals(staff, policy):
     url = "/admin/documents/document/"
     confirm = staff.post(url, {"action": "archive", "_selected_action": [policy.pk]})
     assert "Archive 1 document(s)?" in confirm.content.decode()
-    assert Document.objects.get(pk=policy.pk).state == DocumentState.DRAFT
+    assert Document.objects.across_tenants().get(pk=policy.pk).state == DocumentState.DRAFT
     staff.post(url, {"action": "archive", "_selected_action": [policy.pk], "confirmed": "yes", "reason": "old"})
-    assert Document.objects.get(pk=policy.pk).state == DocumentState.ARCHIVED
+    assert Document.objects.across_tenants().get(pk=policy.pk).state == DocumentState.ARCHIVED
 
-    Document.objects.filter(pk=policy.pk).update(legal_hold=True, state=DocumentState.DELETED)
+    Document.objects.across_tenants().filter(pk=policy.pk).update(legal_hold=True, state=DocumentState.DELETED)
     response = staff.post(url, {"action": "purge", "_selected_action": [policy.pk], "confirmed": "yes"}, follow=True)
     assert "legal hold" in response.content.decode()
-    assert Document.objects.get(pk=policy.pk).purged_at is None
+    assert Document.objects.across_tenants().get(pk=policy.pk).purged_at is None
 
 
 @pytest.mark.django_db
@@ -113,7 +113,7 @@ def test_add_a_document_with_its_first_version(staff, acme):
         follow=True,
     )
     assert response.status_code == 200
-    document = Document.objects.get(title="Widget manual")
+    document = Document.objects.across_tenants().get(title="Widget manual")
     assert document.tenant == acme.tenant and document.versions.get().media_type == "text/markdown"
     assert document.tags == ["manual", "widgets"]
     staff.post(
@@ -164,7 +164,7 @@ def test_view_only_staff_cannot_run_the_lifecycle(acme, policy):
     client.post(
         "/admin/documents/document/", {"action": "soft_delete", "_selected_action": [policy.pk], "confirmed": "yes"}
     )
-    assert Document.objects.get(pk=policy.pk).state == DocumentState.DRAFT
+    assert Document.objects.across_tenants().get(pk=policy.pk).state == DocumentState.DRAFT
     assert client.get("/admin/auth/user/").status_code == 403  # users of every tenant: superusers only
 
 

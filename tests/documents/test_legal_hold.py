@@ -55,7 +55,7 @@ def manager(acme, held):
 
 
 def fresh(document: Document) -> Document:
-    return Document.objects.get(pk=document.pk)
+    return Document.objects.across_tenants().get(pk=document.pk)
 
 
 def compliance_member(acme):
@@ -104,7 +104,7 @@ class TestAManageGrantIsNotEnough:
         reader = user_client(acme.reader, "acme")
         body = {"collection": held.collection_id, "title": "Held from the start", "legal_hold": True}
         error(reader.post("/api/v1/documents", body, format="json"), 403, "retention_not_allowed")
-        assert not Document.objects.filter(title="Held from the start").exists()
+        assert not Document.objects.across_tenants().filter(title="Held from the start").exists()
 
     def test_delete_and_purge_under_hold_are_409(self, manager, held):
         body = error(manager.delete(f"/api/v1/documents/{held.pk}"), 409, "legal_hold")
@@ -234,7 +234,7 @@ def test_a_key_acting_for_a_member_needs_both(acme, held):
     _, _raw = tenant_services.api_key_create(
         tenant=acme.tenant, name="k", scopes=[Scope.DOCUMENTS_RETENTION, Scope.ACT_AS_USER]
     )
-    key = ApiKey.objects.get(name="k")
+    key = ApiKey.objects.across_tenants().get(name="k")
     carol = compliance_member(acme)
     assert services.retention_authority(tenant=acme.tenant, actor=Actor(user=key.service_user, api_key=key))
     assert services.retention_authority(tenant=acme.tenant, actor=Actor(user=carol.user, api_key=key))
@@ -246,7 +246,7 @@ def test_a_key_acting_for_a_member_needs_both(acme, held):
 
 
 def fresh_key(key: ApiKey) -> ApiKey:
-    return ApiKey.objects.get(pk=key.pk)
+    return ApiKey.objects.across_tenants().get(pk=key.pk)
 
 
 # --------------------------------------------------------------------------- history
@@ -297,7 +297,9 @@ class TestServicesWhoeverCalls:
             with pytest.raises(Conflict) as refused:
                 services.document_purge(document=held, actor=actor)
             assert refused.value.code == "legal_hold"
-        Document.objects.filter(pk=held.pk).update(state=DocumentState.DELETED)  # deleted before the hold came
+        Document.objects.across_tenants().filter(pk=held.pk).update(
+            state=DocumentState.DELETED
+        )  # deleted before the hold came
         with pytest.raises(Conflict) as refused:
             services.document_purge(document=fresh(held), actor=Actor(user=acme.owner.user), today=date(3000, 1, 1))
         assert refused.value.code == "legal_hold"
@@ -320,10 +322,10 @@ class TestServicesWhoeverCalls:
         with pytest.raises((Conflict, ProtectedError)), transaction.atomic():
             acme.tenant.delete()
         with pytest.raises(Conflict), transaction.atomic():
-            Document.objects.filter(pk=held.pk).delete()
+            Document.objects.across_tenants().filter(pk=held.pk).delete()
         with pytest.raises(Conflict), transaction.atomic():
             fresh(held).delete()
-        assert Document.objects.filter(pk=held.pk).exists()
+        assert Document.objects.across_tenants().filter(pk=held.pk).exists()
 
     def test_no_task_or_command_purges_around_the_service(self):
         """The only sweeps that purge are the audit's (audit_purge_expired); documents are purged by
@@ -388,7 +390,7 @@ class TestAdminSite:
                 "retention_until": "2999-01-01",
             },
         )
-        created = Document.objects.get(title="New")
+        created = Document.objects.across_tenants().get(title="New")
         assert (created.legal_hold, created.retention_until) == (False, None)
 
     def test_an_owner_staff_user_lifts_the_hold_with_a_history_event(self, acme, held):
@@ -422,7 +424,7 @@ def test_key_creation_on_the_admin_site_follows_the_role(acme, role, allowed):
         {"tenant": acme.tenant.pk, "name": "from admin", "scopes": ["documents:retention"], "expires_at": ""},
         follow=True,
     )
-    assert ApiKey.objects.filter(name="from admin").exists() == allowed
+    assert ApiKey.objects.across_tenants().filter(name="from admin").exists() == allowed
     if not allowed:
         assert any("documents:retention" in str(m) for m in response.context["messages"])
 

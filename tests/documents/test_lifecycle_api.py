@@ -58,7 +58,7 @@ class TestLifecycle:
         writer.post(f"/api/v1/documents/{doc}/versions/2/publish")
         assert published_number(writer, doc) == 2
 
-        v1_id = DocumentVersion.objects.get(document_id=doc, number=1).pk
+        v1_id = DocumentVersion.objects.across_tenants().get(document_id=doc, number=1).pk
         rolled = writer.post(
             f"/api/v1/documents/{doc}/rollback", {"version_id": v1_id, "reason": "v2 was wrong"}, format="json"
         )
@@ -88,7 +88,7 @@ class TestLifecycle:
 
     def test_soft_delete_then_purge_leaves_a_tombstone(self, writer, document, django_capture_on_commit_callbacks):
         doc = document["id"]
-        stored = DocumentVersion.objects.get(document_id=doc, number=1).file.name
+        stored = DocumentVersion.objects.across_tenants().get(document_id=doc, number=1).file.name
         assert default_storage.exists(stored)
         assert (
             writer.delete(f"/api/v1/documents/{doc}", {"reason": "obsolete"}, format="json").json()["state"]
@@ -103,10 +103,10 @@ class TestLifecycle:
         from apps.tenants.actors import Actor
 
         with pytest.raises(RuntimeError), transaction.atomic():
-            services.document_purge(document=Document.objects.get(pk=doc), actor=Actor(None))
+            services.document_purge(document=Document.objects.across_tenants().get(pk=doc), actor=Actor(None))
             raise RuntimeError("the transaction fails after the purge")
         assert default_storage.exists(stored)
-        assert Document.objects.get(pk=doc).purged_at is None
+        assert Document.objects.across_tenants().get(pk=doc).purged_at is None
 
         with django_capture_on_commit_callbacks(execute=True):
             purged = writer.post(f"/api/v1/documents/{doc}/purge", {"reason": "retention over"}, format="json")
@@ -171,7 +171,7 @@ class TestBadInput:
         response = upload(writer, document["id"], POLICY_V2, "../../../etc/cron.d/policy.md")
         assert response.status_code == 201
         assert response.json()["original_filename"] == "policy.md"
-        stored = DocumentVersion.objects.get(document_id=document["id"], number=2).file
+        stored = DocumentVersion.objects.across_tenants().get(document_id=document["id"], number=2).file
         assert stored.path.startswith(str(settings.MEDIA_ROOT)) and ".." not in stored.name
 
     def test_publishing_a_version_that_is_not_ready(self, writer, document):
@@ -190,7 +190,7 @@ class TestBadInput:
             {"collection": collection["id"], "title": "Other", "file": text_file(POLICY_V2)},
             format="multipart",
         ).json()
-        other_version = DocumentVersion.objects.get(document_id=other["id"]).pk
+        other_version = DocumentVersion.objects.across_tenants().get(document_id=other["id"]).pk
         error(
             writer.post(f"/api/v1/documents/{document['id']}/rollback", {"version_id": other_version}, format="json"),
             400,
@@ -276,7 +276,7 @@ class TestBadInput:
     def test_stored_names_are_generated_never_taken_from_the_upload(self, writer, document):
         import re
 
-        stored = DocumentVersion.objects.get(document_id=document["id"], number=1).file.name
+        stored = DocumentVersion.objects.across_tenants().get(document_id=document["id"], number=1).file.name
         assert re.fullmatch(r"documents/\d+/\d+/v1-[0-9a-f]{16}(_\w+)?", stored), stored
 
     def test_a_document_in_another_tenants_collection(self, globex, document):
@@ -288,7 +288,7 @@ class TestBadInput:
         error(response, 404, "collection_not_found")
 
     def test_a_version_object_cannot_be_changed_or_deleted(self, document):
-        version = DocumentVersion.objects.get(document_id=document["id"])
+        version = DocumentVersion.objects.across_tenants().get(document_id=document["id"])
         version.sha256 = "0" * 64
         with pytest.raises(ValueError, match="immutable"):
             version.save()

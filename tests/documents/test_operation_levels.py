@@ -111,7 +111,7 @@ def test_create_levels(world, extra, changer_ok):
         assert _status(response) == 201, response.content
     else:
         assert _status(response) in (400, 403), response.content
-        assert not Document.objects.filter(title="new").exists()
+        assert not Document.objects.across_tenants().filter(title="new").exists()
     assert (
         _status(
             world["viewer"].post(
@@ -134,14 +134,14 @@ def test_create_levels(world, extra, changer_ok):
 )
 def test_upload_levels(world, extra, changer_ok):
     url = f"/api/v1/documents/{world['document'].pk}/versions"
-    before = DocumentVersion.objects.filter(document=world["document"]).count()
+    before = DocumentVersion.objects.across_tenants().filter(document=world["document"]).count()
     response = world["changer"].post(url, {"file": text_file(b"# v3\n"), **extra}, format="multipart")
     if changer_ok:
         assert _status(response) == 201, response.content
         assert response.json()["publish_when_ready"] is False
     else:
         assert _status(response) == 403, response.content
-        assert DocumentVersion.objects.filter(document=world["document"]).count() == before
+        assert DocumentVersion.objects.across_tenants().filter(document=world["document"]).count() == before
     assert _status(world["viewer"].post(url, {"file": text_file(b"# v4\n")}, format="multipart")) == 403
 
 
@@ -166,7 +166,7 @@ def test_history_grants_and_lifecycle_levels(world):
             == 403
         )
         assert _status(client.delete(f"/api/v1/documents/{d}", {}, format="json")) == 403
-    assert Document.objects.get(pk=d).has_own_grants is False
+    assert Document.objects.across_tenants().get(pk=d).has_own_grants is False
     assert _status(world["manager"].get(f"/api/v1/documents/{d}/grants")) == 200
 
 
@@ -190,20 +190,20 @@ def test_rollback_to_a_version_of_another_document_is_refused_and_changes_nothin
     d = world["document"]
     other_version = world["other"].versions.get(number=1)
     services.version_set_status(version=other_version, status=IngestionStatus.READY)
-    events = DocumentEvent.objects.filter(document=d).count()
-    other_events = DocumentEvent.objects.filter(document=world["other"]).count()
+    events = DocumentEvent.objects.across_tenants().filter(document=d).count()
+    other_events = DocumentEvent.objects.across_tenants().filter(document=world["other"]).count()
     for who in ("owner", "manager"):
         response = world[who].post(
             f"/api/v1/documents/{d.pk}/rollback", {"version_id": other_version.pk, "reason": "x"}, format="json"
         )
         assert _status(response) == 400, response.content
         assert response.json()["code"] == "version_of_another_document"
-    after = Document.objects.get(pk=d.pk)
+    after = Document.objects.across_tenants().get(pk=d.pk)
     assert after.published_version_id == world["v1"].pk
     assert after.state == d.state
-    assert DocumentEvent.objects.filter(document=d).count() == events
-    assert DocumentEvent.objects.filter(document=world["other"]).count() == other_events
-    assert Document.objects.get(pk=world["other"].pk).published_version_id is None
+    assert DocumentEvent.objects.across_tenants().filter(document=d).count() == events
+    assert DocumentEvent.objects.across_tenants().filter(document=world["other"]).count() == other_events
+    assert Document.objects.across_tenants().get(pk=world["other"].pk).published_version_id is None
 
 
 def test_multipart_create_and_patch_send_legal_hold_false(world, acme):
@@ -215,6 +215,6 @@ def test_multipart_create_and_patch_send_legal_hold_false(world, acme):
     services.document_update(document=document, actor=Actor(acme.owner.user), legal_hold=True, tags=["keep"])
     response = world["owner"].patch(f"/api/v1/documents/{document.pk}", {"title": "renamed"}, format="multipart")
     assert response.status_code == 200, response.content
-    after = Document.objects.get(pk=document.pk)
+    after = Document.objects.across_tenants().get(pk=document.pk)
     assert after.legal_hold is True, "a form PATCH of the title lifted the legal hold"
     assert after.tags == ["keep"], "a form PATCH of the title cleared the tags"

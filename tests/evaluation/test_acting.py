@@ -27,7 +27,7 @@ def golden(acme, beir_folder, django_capture_on_commit_callbacks):
 
 def _key(world, *scopes):
     raw = world.key(scopes=list(scopes))
-    return key_client(raw), ApiKey.objects.get(prefix=keys.parse_prefix(raw))
+    return key_client(raw), ApiKey.objects.across_tenants().get(prefix=keys.parse_prefix(raw))
 
 
 def _start(client, golden, capture, **body):
@@ -55,7 +55,7 @@ def test_the_reviewers_reproduction_is_refused(acme, golden, django_capture_on_c
     full, _ = _key(acme, Scope.EVALUATION, Scope.ACT_AS_USER, Scope.SEARCH, Scope.ASK)
     response = _start(full, golden, django_capture_on_commit_callbacks, as_user="reader", answers=True)
     assert response.status_code == 403 and response.json()["extra"]["required_scope"] == Scope.EVALUATION
-    assert not EvaluationRun.objects.exists() and not AuditRecord.objects.exists()
+    assert not EvaluationRun.objects.across_tenants().exists() and not AuditRecord.objects.across_tenants().exists()
 
 
 @pytest.mark.django_db
@@ -66,7 +66,7 @@ def test_members_evaluate_as_themselves_only_and_need_the_scopes_themselves(
     response = _start(owner, golden, django_capture_on_commit_callbacks, as_user="reader")
     assert response.status_code == 403 and response.json()["code"] == "act_as_user_denied"
     themselves = _start(owner, golden, django_capture_on_commit_callbacks, as_user="owner")
-    assert EvaluationRun.objects.get(pk=themselves.json()["id"]).status == RunStatus.DONE
+    assert EvaluationRun.objects.across_tenants().get(pk=themselves.json()["id"]).status == RunStatus.DONE
     # A role without evaluation is refused, whatever it sends.
     carol = tenants.member_create(tenant=acme.tenant, username="carol", role=Role.COMPLIANCE)
     for member in (acme.reader, carol):
@@ -88,7 +88,7 @@ def test_a_run_acts_with_the_keys_scopes_and_the_members_role_intersected_and_is
     with mock.patch.object(services, "search_run", spy):
         response = _start(client, golden, django_capture_on_commit_callbacks, as_user="owner", answers=True)
     assert response.status_code == 202, response.content
-    run = EvaluationRun.objects.get(pk=response.json()["id"])
+    run = EvaluationRun.objects.across_tenants().get(pk=response.json()["id"])
     assert run.status == RunStatus.DONE, run.error
     intersected = {Scope.EVALUATION, Scope.SEARCH, Scope.ASK}  # the owner's role has no act_as_user
     assert set(run.scopes) == intersected and run.api_key == api_key and run.api_key_prefix == api_key.prefix
@@ -137,9 +137,9 @@ def test_a_run_whose_key_or_member_changed_before_it_executes_fails_with_the_rea
     change(acme, api_key)
     for callback in queued:
         callback()
-    run = EvaluationRun.objects.get(pk=response.json()["id"])
+    run = EvaluationRun.objects.across_tenants().get(pk=response.json()["id"])
     assert run.status == RunStatus.FAILED and f"({code})" in run.error and "owner" in run.error, run.error
-    assert not run.queries.exists() and not AuditRecord.objects.exists()
+    assert not run.queries.exists() and not AuditRecord.objects.across_tenants().exists()
 
 
 @pytest.mark.django_db
@@ -153,7 +153,7 @@ def test_a_member_who_started_a_run_and_is_deactivated_before_it_executes_fails_
     tenants.member_set_active(membership=editor, active=False)
     for callback in queued:
         callback()
-    run = EvaluationRun.objects.get(pk=response.json()["id"])
+    run = EvaluationRun.objects.across_tenants().get(pk=response.json()["id"])
     assert run.status == RunStatus.FAILED and "(membership_inactive)" in run.error, run.error
 
 
@@ -164,14 +164,14 @@ def test_a_key_revoked_during_a_run_stops_it_at_the_next_question(acme, golden, 
 
     def search_then_revoke(**kwargs):
         outcome = real_search(**kwargs)
-        tenants.api_key_revoke(api_key=ApiKey.objects.get(pk=api_key.pk))
+        tenants.api_key_revoke(api_key=ApiKey.objects.across_tenants().get(pk=api_key.pk))
         return outcome
 
     with mock.patch.object(services, "search_run", search_then_revoke):
         response = _start(client, golden, django_capture_on_commit_callbacks, as_user="owner")
-    run = EvaluationRun.objects.get(pk=response.json()["id"])
+    run = EvaluationRun.objects.across_tenants().get(pk=response.json()["id"])
     assert run.status == RunStatus.FAILED and "(api_key_revoked)" in run.error
-    assert AuditRecord.objects.count() == 1  # the one question searched before the revocation, audited
+    assert AuditRecord.objects.across_tenants().count() == 1  # the one question searched before the revocation, audited
 
 
 @pytest.mark.django_db

@@ -45,7 +45,7 @@ def test_a_run_measures_each_question_and_records_its_configuration(acme, import
         "strategy": "tokens",
     }
     assert run.config["embedding_model"] and run.code_version and run.run_as == "owner"
-    flutter = RunQuery.objects.get(run=run, question__external_id="1")
+    flutter = RunQuery.objects.across_tenants().get(run=run, question__external_id="1")
     d1, d6 = (Document.objects.get(tenant=acme.tenant, external_id=x).pk for x in ("d1", "d6"))
     assert set(flutter.ranking[:2]) == {d1, d6} and len(flutter.ranking) == len(
         set(flutter.ranking)
@@ -74,7 +74,7 @@ def test_a_run_the_pipeline_would_refuse_is_refused_before_it_is_stored(acme, im
     with pytest.raises(ApplicationError, match="Re-ranking is not configured") as refused:
         services.run_start(golden_set=imported, config=services.RunConfig(rerank=True), run_as=acme.owner)
     assert refused.value.code == "rerank_unavailable"
-    assert not EvaluationRun.objects.filter(golden_set=imported).exists()
+    assert not EvaluationRun.objects.across_tenants().filter(golden_set=imported).exists()
 
 
 @pytest.mark.django_db
@@ -97,8 +97,8 @@ def test_a_run_is_judged_against_its_golden_sets_collection_only(
     get_search_backend().refresh()
     after = services.run_execute(run=services.run_start(golden_set=imported, config=config, run_as=acme.owner))
     assert after.metrics["nDCG@10"] == before.metrics["nDCG@10"] > 0.8
-    tiny = set(Document.objects.filter(collection=imported.collection).values_list("pk", flat=True))
-    assert all(set(q.ranking) <= tiny for q in RunQuery.objects.filter(run=after))
+    tiny = set(Document.objects.across_tenants().filter(collection=imported.collection).values_list("pk", flat=True))
+    assert all(set(q.ranking) <= tiny for q in RunQuery.objects.across_tenants().filter(run=after))
 
 
 @pytest.mark.django_db
@@ -107,7 +107,7 @@ def test_a_run_acts_only_for_a_member_whose_role_may_evaluate(acme, imported):
     with pytest.raises(PermissionDenied) as refused:
         services.run_start(golden_set=imported, config=services.RunConfig(), run_as=acme.reader)
     assert refused.value.code == "scope_missing" and refused.value.extra["required_scope"] == "evaluation"
-    assert not EvaluationRun.objects.exists()
+    assert not EvaluationRun.objects.across_tenants().exists()
 
 
 @pytest.mark.django_db
@@ -128,10 +128,10 @@ def test_comparison_lists_per_question_wins_and_losses(acme, imported):
         )
 
     dense, bm25 = run("dense"), run("bm25")
-    for q in RunQuery.objects.filter(run=bm25):  # make one question clearly worse in the second run
+    for q in RunQuery.objects.across_tenants().filter(run=bm25):  # make one question clearly worse in the second run
         if q.question.external_id == "2":
-            RunQuery.objects.filter(pk=q.pk).update(metrics={**q.metrics, "nDCG@10": 0.0})
-    comparison = services.run_compare(before=dense, after=EvaluationRun.objects.get(pk=bm25.pk))
+            RunQuery.objects.across_tenants().filter(pk=q.pk).update(metrics={**q.metrics, "nDCG@10": 0.0})
+    comparison = services.run_compare(before=dense, after=EvaluationRun.objects.across_tenants().get(pk=bm25.pk))
     assert [d.question for d in comparison.losses][:1] == ["buckling of cylindrical shells under compression"]
     assert comparison.losses[0].delta < 0 and comparison.losses[0].after == 0.0
     assert len(comparison.wins) + len(comparison.losses) + comparison.ties == 3
@@ -157,8 +157,8 @@ def test_the_end_to_end_command_prints_a_table_and_writes_a_plot(
     ):
         assert f"| {label} |" in out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert EvaluationRun.objects.filter(golden_set__name="tiny", status=RunStatus.DONE).count() == 7
-    assert GoldenSet.objects.get(name="tiny").tenant.memberships.get(username="eve").role == Role.OWNER
+    assert EvaluationRun.objects.across_tenants().filter(golden_set__name="tiny", status=RunStatus.DONE).count() == 7
+    assert GoldenSet.objects.across_tenants().get(name="tiny").tenant.memberships.get(username="eve").role == Role.OWNER
 
 
 @pytest.mark.django_db
@@ -170,8 +170,8 @@ def test_the_command_refuses_rerank_without_a_model_before_importing_anything(be
         call_command("evaluate_beir", str(beir_folder), "--tenant", "lab", "--as", "eve", "--rerank")
     assert (
         not Tenant.objects.filter(slug="lab").exists()
-        and not Document.objects.exists()
-        and not GoldenSet.objects.exists()
+        and not Document.objects.across_tenants().exists()
+        and not GoldenSet.objects.across_tenants().exists()
     )
 
 

@@ -423,10 +423,10 @@ def apply(built: Built, operation: tuple) -> None:
     kind, *args = operation
 
     def fresh(i: int) -> Document:  # services decide on the row as it is now
-        return Document.objects.get(pk=built.documents[i % len(built.documents)].pk)
+        return Document.objects.across_tenants().get(pk=built.documents[i % len(built.documents)].pk)
 
     def person(i: int) -> Membership:
-        return Membership.objects.get(pk=built.people[i % len(built.people)].pk)
+        return Membership.objects.across_tenants().get(pk=built.people[i % len(built.people)].pk)
 
     def group(i: int) -> TenantGroup | None:
         return built.groups[i % len(built.groups)] if built.groups else None
@@ -550,7 +550,9 @@ def callers(built: Built, spec: dict) -> list[Caller]:
     """Everyone who can still search, each resolved the way a request is. Those who cannot
     (deactivated members, revoked keys) are checked to be refused."""
     found = []
-    memberships = Membership.objects.filter(pk__in=[m.pk for m in built.people + built.other_memberships])
+    memberships = Membership.objects.across_tenants().filter(
+        pk__in=[m.pk for m in built.people + built.other_memberships]
+    )
     for membership in memberships.select_related("user", "tenant"):
         if not membership.is_active:
             with pytest.raises(PermissionDenied):
@@ -571,7 +573,7 @@ def callers(built: Built, spec: dict) -> list[Caller]:
             Caller(f"key {api_key.name} {api_key.scopes}", context, api_key.service_user, None, api_key.scopes)
         )
         if Scope.ACT_AS_USER in api_key.scopes:
-            member = Membership.objects.get(pk=target.pk)
+            member = Membership.objects.across_tenants().get(pk=target.pk)
             if not member.is_active:
                 with pytest.raises(NotFound):
                     act_for_user(context, member.username)
@@ -635,15 +637,17 @@ def request_of(query: dict, built: Built) -> RetrievalRequest:
 
 
 def check(built: Built, spec: dict, lagging: bool, stats: Stats) -> None:
-    docs = list(Document.objects.filter(tenant__in=[built.tenant, built.other]).select_related("collection"))
+    docs = list(
+        Document.objects.across_tenants().filter(tenant__in=[built.tenant, built.other]).select_related("collection")
+    )
     by_id = {d.pk: d for d in docs}
     # Every chunk in the database, with its document; a chunk is live when its version is the
     # published one of a published document.
     chunks = {
         cid: (doc_id, version_id)
-        for cid, doc_id, version_id in Chunk.objects.filter(version__document__in=docs).values_list(
-            "id", "version__document_id", "version_id"
-        )
+        for cid, doc_id, version_id in Chunk.objects.across_tenants()
+        .filter(version__document__in=docs)
+        .values_list("id", "version__document_id", "version_id")
     }
 
     def live(cid: str) -> bool:

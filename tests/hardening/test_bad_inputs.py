@@ -471,7 +471,7 @@ def test_a_bad_upload_is_refused_or_fails_with_a_reason_and_the_published_versio
         title="Handbook",
     )
     assert created.status_code == 201, created.content
-    document = Document.objects.get(pk=created.json()["id"])
+    document = Document.objects.across_tenants().get(pk=created.json()["id"])
     first = document.published_version
     assert first is not None and first.number == 1
 
@@ -493,13 +493,13 @@ def test_a_bad_upload_is_refused_or_fails_with_a_reason_and_the_published_versio
         assert not document.versions.filter(number=2).exists()  # nothing stored
     else:
         assert response.status_code == 201, response.content
-        version = DocumentVersion.objects.get(document=document, number=2)
+        version = DocumentVersion.objects.across_tenants().get(document=document, number=2)
         shown = client.get(f"/api/v1/documents/{document.pk}/versions/2").json()
         assert shown["status"] == case.outcome, shown
         if case.outcome == FAILED:
             assert case.says in shown["status_reason"], shown
             _assert_readable(shown["status_reason"])
-            assert not Chunk.objects.filter(version=version).exists()
+            assert not Chunk.objects.across_tenants().filter(version=version).exists()
             assert version.pk not in {r["version_id"] for r in _search(client, MARKER)}
         else:
             assert document.published_version_id == version.pk  # published when ready, as asked
@@ -508,7 +508,9 @@ def test_a_bad_upload_is_refused_or_fails_with_a_reason_and_the_published_versio
             for result in found:  # highlights are escaped HTML: only our <mark> tags are markup
                 for fragment in result["highlights"]:
                     assert "<" not in fragment.replace("<mark>", "").replace("</mark>", ""), fragment
-            assert not Chunk.objects.filter(version=version, text__contains="root:").exists()  # no /etc/passwd
+            assert (
+                not Chunk.objects.across_tenants().filter(version=version, text__contains="root:").exists()
+            )  # no /etc/passwd
 
     if document.published_version_id == first.pk:
         # The first version is still the one served: the document says so, and search finds it.
@@ -581,7 +583,7 @@ def test_unicode_edge_cases_in_json_fields_are_stored_or_refused_never_a_500(acm
     )
     if refusal is None:
         assert response.status_code == 201, response.content
-        assert Document.objects.get(pk=response.json()["id"]).title == title  # stored exactly as sent
+        assert Document.objects.across_tenants().get(pk=response.json()["id"]).title == title  # stored exactly as sent
     else:
         assert response.status_code == 400, response.content
         body = response.json()

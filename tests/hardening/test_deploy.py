@@ -215,7 +215,7 @@ def test_settings_files_hold_no_hard_coded_secret():
 @pytest.fixture
 def stored_key(acme) -> tuple[str, ApiKey]:
     raw = acme.key()
-    return raw, ApiKey.objects.get(prefix=keys.parse_prefix(raw))
+    return raw, ApiKey.objects.across_tenants().get(prefix=keys.parse_prefix(raw))
 
 
 @pytest.mark.django_db

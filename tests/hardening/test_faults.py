@@ -56,7 +56,7 @@ def _tenant_app(slug: str):
 def _published(document_id: int, number: int) -> bool:
     from apps.documents.models import Document
 
-    document = Document.objects.select_related("published_version").get(pk=document_id)
+    document = Document.objects.across_tenants().select_related("published_version").get(pk=document_id)
     return document.published_version is not None and document.published_version.number == number
 
 
@@ -122,7 +122,7 @@ def test_elasticsearch_frozen_during_a_query_is_a_503_and_audited(settings, djan
         os.kill(pid, signal.SIGCONT)
     assert response.status_code == 503 and response.json()["code"] == "search_unavailable", response.content
     assert waited < 15, f"the caller waited {waited:.0f} s for a frozen engine"
-    record = AuditRecord.objects.order_by("-pk").first()
+    record = AuditRecord.objects.across_tenants().order_by("-pk").first()
     assert record.outcome == Outcome.FAILED and record.query == query["query"] and "search_unavailable" in record.error
 
     assert wait_for(lambda: app.post("/api/v1/search", query, format="json").status_code == 200, timeout=60), (
@@ -181,7 +181,7 @@ def test_redis_stopped_queries_still_answered_uploads_processed_once_it_returns(
             )
             assert upload.status_code == 201, upload.content
             assert time.monotonic() - started < 10, "the upload hung on the stopped broker"
-            version = DocumentVersion.objects.get(document_id=upload.json()["id"])
+            version = DocumentVersion.objects.across_tenants().get(document_id=upload.json()["id"])
             assert version.status == IngestionStatus.PENDING  # accepted, recorded, waiting for the broker
 
             private_redis.start()
@@ -227,23 +227,26 @@ def test_a_worker_killed_mid_ingest_leaves_nothing_half_visible_and_the_rerun_is
             worker.wait_ready()
             app, _, document = _published_policy(worker)
             app.post(f"/api/v1/documents/{document['id']}/versions", {"file": text_file(POLICY_V2)}, format="multipart")
-            v2 = DocumentVersion.objects.get(document_id=document["id"], number=2)
-            DocumentVersion.objects.filter(pk=v2.pk).update(publish_when_ready=True)
+            v2 = DocumentVersion.objects.across_tenants().get(document_id=document["id"], number=2)
+            DocumentVersion.objects.across_tenants().filter(pk=v2.pk).update(publish_when_ready=True)
 
             def embedding() -> bool:
-                v = DocumentVersion.objects.get(pk=v2.pk)
+                v = DocumentVersion.objects.across_tenants().get(pk=v2.pk)
                 return v.status == IngestionStatus.PROCESSING and v.progress_total > 0
 
             assert wait_for(embedding, timeout=120, interval=0.05), f"v2 never started; worker log: {worker.log.name}"
             worker.kill()
 
             v2.refresh_from_db()
-            assert v2.status == IngestionStatus.PROCESSING and not Chunk.objects.filter(version=v2).exists()
+            assert (
+                v2.status == IngestionStatus.PROCESSING
+                and not Chunk.objects.across_tenants().filter(version=v2).exists()
+            )
             worker_index.refresh()
             hits = app.post(
                 "/api/v1/search", {"query": "expense number within thirty days", "k": 50}, format="json"
             ).json()["results"]
-            v1 = DocumentVersion.objects.get(document_id=document["id"], number=1)
+            v1 = DocumentVersion.objects.across_tenants().get(document_id=document["id"], number=1)
             assert hits and {h["version_id"] for h in hits} == {v1.pk}
             assert _published(document["id"], 1)  # the published version keeps serving
 
@@ -253,13 +256,13 @@ def test_a_worker_killed_mid_ingest_leaves_nothing_half_visible_and_the_rerun_is
             assert wait_for(lambda: _published(document["id"], 2), timeout=180), (
                 f"re-run did not finish; log: {replacement.log.name}"
             )
-            chunks = dict(Chunk.objects.filter(version=v2).values_list("id", "text_sha256"))
+            chunks = dict(Chunk.objects.across_tenants().filter(version=v2).values_list("id", "text_sha256"))
 
             assert wait_for(_index_settled, timeout=60)  # the worker's follow-up sync (v2 published) has landed
             fingerprints = worker_index.fingerprints()
             ingestion_services.ingest_version(version_id=v2.pk)  # once more: converges to the same state
             worker_index.refresh()
-            assert dict(Chunk.objects.filter(version=v2).values_list("id", "text_sha256")) == chunks
+            assert dict(Chunk.objects.across_tenants().filter(version=v2).values_list("id", "text_sha256")) == chunks
             assert worker_index.fingerprints() == fingerprints
             hits = app.post(
                 "/api/v1/search", {"query": "expense number within thirty days", "k": 50}, format="json"

@@ -27,13 +27,17 @@ def test_the_sweep_finds_versions_whose_task_never_came_or_whose_worker_died(acm
         ).json()["id"]
         for i in range(4)
     ]  # not committed here: no task ran, all pending
-    pending_old, _pending_new, processing_old, ready = (DocumentVersion.objects.get(document_id=i) for i in ids)
+    pending_old, _pending_new, processing_old, ready = (
+        DocumentVersion.objects.across_tenants().get(document_id=i) for i in ids
+    )
     hour_ago = timezone.now() - timedelta(hours=1)
-    DocumentVersion.objects.filter(pk=pending_old.pk).update(created_at=hour_ago)
-    DocumentVersion.objects.filter(pk=processing_old.pk).update(
+    DocumentVersion.objects.across_tenants().filter(pk=pending_old.pk).update(created_at=hour_ago)
+    DocumentVersion.objects.across_tenants().filter(pk=processing_old.pk).update(
         created_at=hour_ago, status=IngestionStatus.PROCESSING, processing_started_at=hour_ago
     )
-    DocumentVersion.objects.filter(pk=ready.pk).update(created_at=hour_ago, status=IngestionStatus.READY)
+    DocumentVersion.objects.across_tenants().filter(pk=ready.pk).update(
+        created_at=hour_ago, status=IngestionStatus.READY
+    )
 
     stalled = ingestion_services.stalled_versions(
         pending_after=timedelta(minutes=2), processing_after=timedelta(minutes=30)
@@ -53,7 +57,7 @@ def test_requeued_versions_are_ingested(acme, settings):
         format="multipart",
     ).json()
     settings.INGESTION = {**settings.INGESTION, "REQUEUE_PENDING_AFTER": 0}
-    version = DocumentVersion.objects.get(document_id=document["id"])
+    version = DocumentVersion.objects.across_tenants().get(document_id=document["id"])
     assert version.status == IngestionStatus.PENDING
     ingestion_services.requeue_stalled()  # tasks run in-process here: the sweep's task ingests at once
     version.refresh_from_db()

@@ -410,7 +410,7 @@ def build_world(slug: str, word: str) -> World:
     app = key_client(caller_key)
     searched = app.post("/api/v1/search", {"query": f"when is the {word} hangar inspected"}, format="json")
     assert searched.status_code == 200 and searched.json()["results"], searched.content
-    record = AuditRecord.objects.get(pk=searched.json()["audit_id"])
+    record = AuditRecord.objects.across_tenants().get(pk=searched.json()["audit_id"])
     reviewed = _session(compliance, slug).post(
         f"/api/v1/audit/records/{record.pk}/reviews",
         {"status": "flagged", "comment": f"{word} answer checked"},
@@ -423,7 +423,7 @@ def build_world(slug: str, word: str) -> World:
         "/api/v1/evaluation/golden-sets", {"name": f"{word} golden", "description": f"{word} questions"}, format="json"
     )
     assert golden.status_code == 201, golden.content
-    golden_set = GoldenSet.objects.get(pk=golden.json()["id"])
+    golden_set = GoldenSet.objects.across_tenants().get(pk=golden.json()["id"])
     asked = owner_client.post(
         f"/api/v1/evaluation/golden-sets/{golden_set.pk}/questions",
         format="json",
@@ -443,10 +443,10 @@ def build_world(slug: str, word: str) -> World:
                 format="json",
             )
         assert started.status_code == 202, started.content
-        runs.append(EvaluationRun.objects.get(pk=started.json()["id"]))
-    assert all(run.status == "done" for run in EvaluationRun.objects.filter(pk__in=[r.pk for r in runs])), (
-        "evaluation runs failed"
-    )
+        runs.append(EvaluationRun.objects.across_tenants().get(pk=started.json()["id"]))
+    assert all(
+        run.status == "done" for run in EvaluationRun.objects.across_tenants().filter(pk__in=[r.pk for r in runs])
+    ), "evaluation runs failed"
     return World(
         tenant=tenant,
         word=word,
@@ -461,7 +461,7 @@ def build_world(slug: str, word: str) -> World:
         versions=versions,
         record=record,
         golden_set=golden_set,
-        question=GoldenQuestion.objects.get(pk=asked.json()["id"]),
+        question=GoldenQuestion.objects.across_tenants().get(pk=asked.json()["id"]),
         runs=runs,
     )
 
@@ -551,7 +551,7 @@ def snapshot(world: World) -> dict:
         ),
         "audit": (
             AuditRecord.objects.filter(tenant=tenant).count(),
-            Review.objects.filter(record__tenant=tenant).count(),
+            Review.objects.across_tenants().filter(record__tenant=tenant).count(),
         ),
         "golden": sorted(GoldenSet.objects.filter(tenant=tenant).values_list("pk", "name")),
         "questions": GoldenQuestion.objects.filter(golden_set__tenant=tenant).count(),

@@ -41,9 +41,9 @@ def ingest(collection, source, django_capture_on_commit_callbacks, **options):
 def test_a_folder_becomes_documents_keyed_by_their_path(collection, handbook, django_capture_on_commit_callbacks):
     report = ingest(collection, handbook, django_capture_on_commit_callbacks, publish=True)
     assert (report.documents, report.refused, report.failed, report.skipped) == (2, 1, 0, 0)
-    assert report.chunks == Chunk.objects.filter(version__document__collection=collection).count() > 0
+    assert report.chunks == Chunk.objects.across_tenants().filter(version__document__collection=collection).count() > 0
     assert report.problems == ["refused empty.txt: 'empty.txt' is empty."]
-    documents = {d.external_id: d for d in Document.objects.filter(collection=collection)}
+    documents = {d.external_id: d for d in Document.objects.across_tenants().filter(collection=collection)}
     assert set(documents) == {"policies/travel-policy.md", "expenses.txt"}
     assert documents["policies/travel-policy.md"].title == "travel policy"
     assert all(d.published_version is not None for d in documents.values())  # --publish: each one once ready
@@ -56,13 +56,13 @@ def test_running_again_skips_what_is_unchanged_and_versions_what_changed(
     ingest(collection, handbook, django_capture_on_commit_callbacks)  # drafts
     again = ingest(collection, handbook, django_capture_on_commit_callbacks, publish=True)
     assert (again.documents, again.skipped, again.published, again.refused) == (0, 2, 2, 1)
-    assert not Document.objects.filter(collection=collection, published_version__isnull=True).exists()
+    assert not Document.objects.across_tenants().filter(collection=collection, published_version__isnull=True).exists()
     assert "skipped 2 unchanged, of which 2 published now" in again.summary()
 
     (handbook / "expenses.txt").write_text(EXPENSES + "Claims above 500 euros need a manager's approval.\n")
     changed = ingest(collection, handbook, django_capture_on_commit_callbacks, publish=True)
     assert (changed.documents, changed.skipped) == (1, 1)
-    expenses = Document.objects.get(collection=collection, external_id="expenses.txt")
+    expenses = Document.objects.across_tenants().get(collection=collection, external_id="expenses.txt")
     assert list(expenses.versions.order_by("number").values_list("number", "status")) == [
         (1, IngestionStatus.READY),
         (2, IngestionStatus.READY),
@@ -75,9 +75,9 @@ def test_a_version_left_half_done_is_ingested_again_not_uploaded_again(
     collection, handbook, django_capture_on_commit_callbacks
 ):
     ingest(collection, handbook, django_capture_on_commit_callbacks)
-    travel = Document.objects.get(collection=collection, external_id="policies/travel-policy.md")
+    travel = Document.objects.across_tenants().get(collection=collection, external_id="policies/travel-policy.md")
     travel.versions.update(status=IngestionStatus.PROCESSING)  # as an interrupted run leaves it
-    Chunk.objects.filter(version__document=travel).delete()
+    Chunk.objects.across_tenants().filter(version__document=travel).delete()
 
     resumed = ingest(collection, handbook, django_capture_on_commit_callbacks)
     assert (resumed.documents, resumed.skipped) == (1, 1)
@@ -97,9 +97,9 @@ def test_a_beir_corpus_is_read_line_by_line_and_a_bad_line_is_named(
     corpus.write_text("".join(json.dumps(row) + "\n" for row in rows) + "\n")
     report = ingest(collection, corpus, django_capture_on_commit_callbacks, limit=5)
     assert report.documents == 2
-    titles = dict(Document.objects.filter(collection=collection).values_list("external_id", "title"))
+    titles = dict(Document.objects.across_tenants().filter(collection=collection).values_list("external_id", "title"))
     assert titles == {"d1": "Boundary layers", "2": "Document 2"}
-    first = Document.objects.get(collection=collection, external_id="d1").versions.get()
+    first = Document.objects.across_tenants().get(collection=collection, external_id="d1").versions.get()
     assert first.file.open("rb").read().decode() == "Boundary layers\n\nLaminar flow over a flat plate."
 
     corpus.write_text(json.dumps(rows[0]) + "\n{not json\n")
@@ -112,7 +112,10 @@ def test_the_command_reports_its_figures_and_refuses_a_bad_source(acme, handbook
     call_command("ingest_bulk", str(handbook), tenant=acme.tenant.slug, collection="Handbook")
     out = capsys.readouterr().out
     assert "2 documents" in out and "1 refused" in out and "documents/s" in out
-    assert Document.objects.filter(collection__name="Handbook", collection__tenant=acme.tenant).count() == 2
+    assert (
+        Document.objects.across_tenants().filter(collection__name="Handbook", collection__tenant=acme.tenant).count()
+        == 2
+    )
 
     (tmp_path / "corpus.csv").write_text("_id,text\n")
     with pytest.raises(CommandError, match=r"neither a folder nor a .jsonl corpus"):

@@ -48,12 +48,17 @@ def app(acme, django_capture_on_commit_callbacks):
 @pytest.mark.django_db
 def test_upload_to_ready_to_searchable(app, acme):
     document = app.upload(POLICY)
-    version = DocumentVersion.objects.get(document_id=document["id"])
+    version = DocumentVersion.objects.across_tenants().get(document_id=document["id"])
     assert version.status == IngestionStatus.READY, version.status_reason
-    assert version.progress_done == version.progress_total == Chunk.objects.filter(version=version).count() > 5
-    parsed_text = Section.objects.filter(version=version).order_by("ordinal")
+    assert (
+        version.progress_done
+        == version.progress_total
+        == Chunk.objects.across_tenants().filter(version=version).count()
+        > 5
+    )
+    parsed_text = Section.objects.across_tenants().filter(version=version).order_by("ordinal")
     assert [s.heading for s in parsed_text][:2] == ["", "Rule 0"] or next(s.heading for s in parsed_text) == "Rule 0"
-    for chunk in Chunk.objects.filter(version=version):
+    for chunk in Chunk.objects.across_tenants().filter(version=version):
         section = chunk.section
         assert section.start_offset <= chunk.start_offset < chunk.end_offset <= section.end_offset
         assert (
@@ -80,7 +85,7 @@ def test_upload_to_ready_to_searchable(app, acme):
     assert backend.search(query).hits == []  # so not found before publishing
     assert app.publish(document["id"], 1).status_code == 200
     backend.refresh()
-    assert len(backend.fingerprints()) == Chunk.objects.filter(version=version).count()
+    assert len(backend.fingerprints()) == Chunk.objects.across_tenants().filter(version=version).count()
     hits = backend.search(query).hits
     assert hits and "Clause 7.3" in hits[0].text
 
@@ -97,21 +102,21 @@ def test_bad_content_fails_the_version_and_the_published_one_keeps_serving(app, 
     document = app.upload(POLICY)
     app.publish(document["id"], 1)
     app.upload(content, name, document=document["id"])
-    bad = DocumentVersion.objects.get(document_id=document["id"], number=2)
+    bad = DocumentVersion.objects.across_tenants().get(document_id=document["id"], number=2)
     assert bad.status == IngestionStatus.FAILED and reason in bad.status_reason
-    assert not Chunk.objects.filter(version=bad).exists()
-    assert Document.objects.get(pk=document["id"]).published_version.number == 1
+    assert not Chunk.objects.across_tenants().filter(version=bad).exists()
+    assert Document.objects.across_tenants().get(pk=document["id"]).published_version.number == 1
     assert app.get(f"/api/v1/documents/{document['id']}/history").json()["results"][0]["action"] == "ingestion_failed"
 
 
 @pytest.mark.django_db
 def test_re_ingesting_is_idempotent(app):
     document = app.upload(POLICY)
-    version = DocumentVersion.objects.get(document_id=document["id"])
-    before = dict(Chunk.objects.filter(version=version).values_list("id", "text_sha256"))
+    version = DocumentVersion.objects.across_tenants().get(document_id=document["id"])
+    before = dict(Chunk.objects.across_tenants().filter(version=version).values_list("id", "text_sha256"))
     fingerprints = get_search_backend().fingerprints()
     report = ingestion_services.ingest_version(version_id=version.pk)
-    assert dict(Chunk.objects.filter(version=version).values_list("id", "text_sha256")) == before
+    assert dict(Chunk.objects.across_tenants().filter(version=version).values_list("id", "text_sha256")) == before
     assert get_search_backend().fingerprints() == fingerprints
     assert report.reused == report.chunks and report.embedded == 0
 
@@ -127,15 +132,15 @@ def test_re_ingesting_into_fewer_chunks_leaves_none_of_the_old_ones_in_the_index
 
     document = app.upload(POLICY)
     assert app.publish(document["id"], 1).status_code == 200
-    version = DocumentVersion.objects.get(document_id=document["id"])
-    collection = Collection.objects.filter(pk=version.document.collection_id)
+    version = DocumentVersion.objects.across_tenants().get(document_id=document["id"])
+    collection = Collection.objects.across_tenants().filter(pk=version.document.collection_id)
     collection.update(chunk_size=16, chunk_overlap=0)
     ingestion_services.ingest_version(version_id=version.pk)
-    before = Chunk.objects.filter(version=version).count()
+    before = Chunk.objects.across_tenants().filter(version=version).count()
     collection.update(chunk_size=254)
     with django_capture_on_commit_callbacks(execute=True):  # the index follows after commit
         ingestion_services.ingest_version(version_id=version.pk)
-    after = Chunk.objects.filter(version=version).count()
+    after = Chunk.objects.across_tenants().filter(version=version).count()
     assert after < before
     backend = get_search_backend()
     backend.refresh()
@@ -149,16 +154,17 @@ def test_a_small_edit_embeds_only_the_chunks_that_changed(app):
         b"Clause 7.3: employees book travel number 73", b"Clause 7.3: staff reserve trips numbered 73"
     )
     app.upload(edited, document=document["id"])
-    v2 = DocumentVersion.objects.get(document_id=document["id"], number=2)
+    v2 = DocumentVersion.objects.across_tenants().get(document_id=document["id"], number=2)
     report = ingestion_services.ingest_version(version_id=v2.pk)  # again, to read the figures
     assert v2.status == IngestionStatus.READY
-    total = Chunk.objects.filter(version=v2).count()
+    total = Chunk.objects.across_tenants().filter(version=v2).count()
     changed = (
-        Chunk.objects.filter(version=v2)
+        Chunk.objects.across_tenants()
+        .filter(version=v2)
         .exclude(
-            text_sha256__in=Chunk.objects.filter(version__document_id=document["id"], version__number=1).values(
-                "text_sha256"
-            )
+            text_sha256__in=Chunk.objects.across_tenants()
+            .filter(version__document_id=document["id"], version__number=1)
+            .values("text_sha256")
         )
         .count()
     )
@@ -175,14 +181,14 @@ def test_chunks_are_embedded_with_their_documents_title_and_a_new_title_is_embed
     from apps.tenants.actors import Actor
 
     document = app.upload(POLICY)
-    chunk = Chunk.objects.filter(version__document_id=document["id"]).order_by("ordinal").last()
+    chunk = Chunk.objects.across_tenants().filter(version__document_id=document["id"]).order_by("ordinal").last()
     stored = np.frombuffer(bytes(chunk.embedding), dtype=np.float32)
     embedder = get_embedder()
     assert np.allclose(stored, embedder.encode([f"Travel policy\n{chunk.text}"])[0], atol=1e-5)
     assert not np.allclose(stored, embedder.encode([chunk.text])[0], atol=1e-3)
     assert chunk.embedding_model.endswith(":title")
 
-    doc = Document.objects.get(pk=document["id"])
+    doc = Document.objects.across_tenants().get(pk=document["id"])
     document_services.document_update(document=doc, actor=Actor(None), title="Expenses handbook")
     report = ingestion_services.ingest_version(version_id=doc.versions.get(number=1).pk)
     assert report.embedded == report.chunks and report.reused == 0
@@ -194,8 +200,10 @@ def test_admins_see_failed_versions_and_retry_them(app, django_capture_on_commit
     from django.test import Client
 
     document = app.upload(POLICY)
-    version = DocumentVersion.objects.get(document_id=document["id"])
-    DocumentVersion.objects.filter(pk=version.pk).update(status=IngestionStatus.PROCESSING)  # a task that kept failing
+    version = DocumentVersion.objects.across_tenants().get(document_id=document["id"])
+    DocumentVersion.objects.across_tenants().filter(pk=version.pk).update(
+        status=IngestionStatus.PROCESSING
+    )  # a task that kept failing
     ingestion_services.version_fail(
         version_id=version.pk, reason="Ingestion stopped after 8 retries on temporarily unavailable services"
     )
@@ -235,18 +243,18 @@ def test_reembed_finds_chunks_of_another_model_and_embeds_them_again(app, capsys
     from apps.corpus.embedding import get_embedder
 
     document = app.upload(POLICY)
-    version = DocumentVersion.objects.get(document_id=document["id"])
-    ids = set(Chunk.objects.filter(version=version).values_list("id", flat=True))
-    Chunk.objects.filter(version=version).update(embedding_model="an-older-model:0123")
+    version = DocumentVersion.objects.across_tenants().get(document_id=document["id"])
+    ids = set(Chunk.objects.across_tenants().filter(version=version).values_list("id", flat=True))
+    Chunk.objects.across_tenants().filter(version=version).update(embedding_model="an-older-model:0123")
 
     call_command("reembed", "--dry-run")
     assert "1 versions hold" in capsys.readouterr().out
-    assert not Chunk.objects.filter(
-        version=version, embedding_model=get_embedder().identity
-    ).exists()  # dry run: nothing
+    assert (
+        not Chunk.objects.across_tenants().filter(version=version, embedding_model=get_embedder().identity).exists()
+    )  # dry run: nothing
 
     call_command("reembed")
-    chunks = Chunk.objects.filter(version=version)
+    chunks = Chunk.objects.across_tenants().filter(version=version)
     assert set(chunks.values_list("id", flat=True)) == ids  # the same chunks, now of the current model
     assert set(chunks.values_list("embedding_model", flat=True)) == {get_embedder().identity}
     version.refresh_from_db()

@@ -57,7 +57,9 @@ def test_lifecycle_changes_reach_the_index(acme, on_commit, published_document):
     on_commit(document_services.document_archive, document=published_document, actor=Actor(None))
     assert found(acme.reader) == []
     on_commit(
-        document_services.document_unarchive, document=Document.objects.get(pk=published_document.pk), actor=Actor(None)
+        document_services.document_unarchive,
+        document=Document.objects.across_tenants().get(pk=published_document.pk),
+        actor=Actor(None),
     )
     assert found(acme.reader)
 
@@ -75,7 +77,7 @@ def test_grant_changes_reach_the_index(acme, on_commit, published_document):
     assert found(acme.reader) == []
     on_commit(
         document_services.document_grants_inherit,
-        document=Document.objects.get(pk=published_document.pk),
+        document=Document.objects.across_tenants().get(pk=published_document.pk),
         actor=Actor(None),
     )
     assert found(acme.reader)
@@ -106,22 +108,26 @@ def test_a_new_version_replaces_the_old_one_in_results(acme, on_commit, publishe
 @pytest.mark.django_db
 def test_purge_removes_chunks_from_database_and_index(acme, on_commit, published_document):
     search_services.sync_document(document_id=published_document.pk)
-    document = Document.objects.get(pk=published_document.pk)
+    document = Document.objects.across_tenants().get(pk=published_document.pk)
     on_commit(document_services.document_delete, document=document, actor=Actor(None))
-    on_commit(document_services.document_purge, document=Document.objects.get(pk=document.pk), actor=Actor(None))
+    on_commit(
+        document_services.document_purge,
+        document=Document.objects.across_tenants().get(pk=document.pk),
+        actor=Actor(None),
+    )
     assert found(acme.owner) == []
     assert get_search_backend().fingerprints() == {}
     # The corpus forgot the text and vectors in the purge's own transaction.
-    assert not Chunk.objects.filter(version__document=document).exists()
-    assert not Section.objects.filter(version__document=document).exists()
+    assert not Chunk.objects.across_tenants().filter(version__document=document).exists()
+    assert not Section.objects.across_tenants().filter(version__document=document).exists()
 
 
 @pytest.mark.django_db
 def test_a_purge_that_fails_after_the_corpus_forgot_keeps_the_corpus(acme, on_commit, published_document, monkeypatch):
     """The corpus forgets inside the purge's transaction: if the purge fails later, nothing is lost."""
-    document = Document.objects.get(pk=published_document.pk)
+    document = Document.objects.across_tenants().get(pk=published_document.pk)
     on_commit(document_services.document_delete, document=document, actor=Actor(None))
-    chunks = Chunk.objects.filter(version__document=document).count()
+    chunks = Chunk.objects.across_tenants().filter(version__document=document).count()
     assert chunks > 0
 
     def broken(*args, **kwargs):
@@ -129,9 +135,13 @@ def test_a_purge_that_fails_after_the_corpus_forgot_keeps_the_corpus(acme, on_co
 
     monkeypatch.setattr(document_services, "_event", broken)
     with pytest.raises(RuntimeError):
-        on_commit(document_services.document_purge, document=Document.objects.get(pk=document.pk), actor=Actor(None))
-    assert Chunk.objects.filter(version__document=document).count() == chunks
-    assert Document.objects.get(pk=document.pk).purged_at is None
+        on_commit(
+            document_services.document_purge,
+            document=Document.objects.across_tenants().get(pk=document.pk),
+            actor=Actor(None),
+        )
+    assert Chunk.objects.across_tenants().filter(version__document=document).count() == chunks
+    assert Document.objects.across_tenants().get(pk=document.pk).purged_at is None
 
 
 @pytest.mark.django_db
@@ -179,7 +189,7 @@ def test_a_change_committed_while_a_rebuild_streams_is_in_the_index_after_it(
             archived.append(True)
             on_commit(
                 document_services.document_archive,
-                document=Document.objects.get(pk=published_document.pk),
+                document=Document.objects.across_tenants().get(pk=published_document.pk),
                 actor=Actor(None),
             )
 
@@ -246,7 +256,9 @@ def test_a_sync_that_read_an_older_state_never_writes_after_a_newer_one(acme, mo
     worker = threading.Thread(target=first_sync)
     worker.start()
     assert has_read.wait(10)
-    document_services.document_archive(document=Document.objects.get(pk=published_document.pk), actor=Actor(None))
+    document_services.document_archive(
+        document=Document.objects.across_tenants().get(pk=published_document.pk), actor=Actor(None)
+    )
     search_services.sync_document(document_id=published_document.pk)  # the archive's own sync
     worker.join(10)
     backend.refresh()

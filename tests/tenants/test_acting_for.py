@@ -147,7 +147,7 @@ def test_acting_for_someone_goes_through_act_for_and_is_audited_as_both(
     as_user, body = PROBES[route](library)
     raw = library.world.key(scopes=RETRIEVAL_SCOPES)
     client = key_client(raw)
-    before = AuditRecord.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    before = AuditRecord.objects.across_tenants().order_by("-pk").values_list("pk", flat=True).first() or 0
     with (
         mock.patch.object(resolution, "act_for", wraps=resolution.act_for) as act_for,
         django_capture_on_commit_callbacks(execute=True),
@@ -155,14 +155,14 @@ def test_acting_for_someone_goes_through_act_for_and_is_audited_as_both(
         response = client.post(f"/{route}", {**body, "as_user": as_user}, format="json")
     assert response.status_code in (200, 202), response.content
     assert act_for.call_count >= 1 and all(call.kwargs.get("as_user") == as_user for call in act_for.call_args_list)
-    records = list(AuditRecord.objects.filter(pk__gt=before))
+    records = list(AuditRecord.objects.across_tenants().filter(pk__gt=before))
     assert records, "a retrieval must leave an audit record"
     member = {"alice": library.alice, "owner": library.world.owner}[as_user]
     for record in records:
         assert record.username == as_user and record.user_id == member.user_id and record.acting_for_user
         assert record.api_key_prefix == raw.split("_")[1]
     if route == "api/v1/evaluation/runs":
-        run = EvaluationRun.objects.get(pk=response.json()["id"])
+        run = EvaluationRun.objects.across_tenants().get(pk=response.json()["id"])
         assert run.status == RunStatus.DONE, run.error
         # submitted, then once per question on the worker
         assert act_for.call_count == 1 + run.queries.count()
@@ -177,7 +177,10 @@ def test_without_act_as_user_no_retrieving_url_acts_for_anyone(route, library, d
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/{route}", {**body, "as_user": as_user}, format="json")
     assert response.status_code == 403 and response.json()["extra"]["required_scope"] == Scope.ACT_AS_USER
-    assert not AuditRecord.objects.filter(username=as_user).exists() and not EvaluationRun.objects.exists()
+    assert (
+        not AuditRecord.objects.across_tenants().filter(username=as_user).exists()
+        and not EvaluationRun.objects.across_tenants().exists()
+    )
 
 
 @pytest.mark.django_db
@@ -187,7 +190,7 @@ def test_the_audited_services_refuse_a_context_act_for_did_not_resolve(library):
     context = resolution.member_context(library.alice)  # whom it acts for was never resolved
     with pytest.raises(RuntimeError, match="act_for"):
         answer_services.search_run(context=context, request=RetrievalRequest(query="hotel"))
-    assert not AuditRecord.objects.exists()
+    assert not AuditRecord.objects.across_tenants().exists()
     resolved = resolution.act_for(context, require=(Scope.SEARCH,))
     assert (
         answer_services.search_run(context=resolved, request=RetrievalRequest(query="hotel")).record.username == "alice"

@@ -54,13 +54,15 @@ class TestApiKeys:
 
     def test_revoked_key(self, acme):
         raw = acme.key()
-        services.api_key_revoke(api_key=ApiKey.objects.get(prefix=raw[3:15]))
+        services.api_key_revoke(api_key=ApiKey.objects.across_tenants().get(prefix=raw[3:15]))
         body = assert_error(key_client(raw).get(WHOAMI), 401, "api_key_revoked")
         assert "revoked on" in body["message"]
 
     def test_expired_key(self, acme):
         raw = acme.key(expires_at=timezone.now() + timedelta(seconds=30))
-        ApiKey.objects.filter(prefix=raw[3:15]).update(expires_at=timezone.now() - timedelta(seconds=1))
+        ApiKey.objects.across_tenants().filter(prefix=raw[3:15]).update(
+            expires_at=timezone.now() - timedelta(seconds=1)
+        )
         assert_error(key_client(raw).get(WHOAMI), 401, "api_key_expired")
 
     def test_key_of_an_inactive_tenant(self, acme):
@@ -77,9 +79,9 @@ class TestApiKeys:
 
     def test_use_is_recorded(self, acme):
         raw = acme.key()
-        assert ApiKey.objects.get(prefix=raw[3:15]).last_used_at is None
+        assert ApiKey.objects.across_tenants().get(prefix=raw[3:15]).last_used_at is None
         key_client(raw).get(WHOAMI)
-        assert ApiKey.objects.get(prefix=raw[3:15]).last_used_at is not None
+        assert ApiKey.objects.across_tenants().get(prefix=raw[3:15]).last_used_at is not None
 
 
 @pytest.mark.django_db

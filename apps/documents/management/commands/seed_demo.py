@@ -79,7 +79,7 @@ class Command(BaseCommand):
             )
         created = 0
         for doc in spec["documents"]:
-            if Document.objects.filter(collection=collection, title=doc["title"]).exists():
+            if Document.objects.filter(tenant=tenant, collection=collection, title=doc["title"]).exists():
                 continue
             path = folder / doc["file"]
             metadata = {k: doc[k] for k in ("category", "tags", "author") if k in doc}

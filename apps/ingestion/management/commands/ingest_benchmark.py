@@ -111,7 +111,8 @@ class Command(BaseCommand):
         finally:
             # The corpus forgets the benchmark's chunks and announces it: the index drops them too.
             corpus_services.versions_forget(
-                version_ids=DocumentVersion.objects.filter(document__tenant=tenant).values_list("pk", flat=True)
+                tenant_id=tenant.pk,
+                version_ids=DocumentVersion.objects.filter(document__tenant=tenant).values_list("pk", flat=True),
             )
             self._drop(tenant)
         pipeline_rate, encode_rate = chunks / pipeline_seconds, len(texts) / encode_seconds

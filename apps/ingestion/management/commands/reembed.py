@@ -29,11 +29,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, tenant, dry_run, **options):
         identity = get_embedder().identity
-        stale = Chunk.objects.exclude(embedding_model=identity).filter(version__purged_at__isnull=True)
         if tenant:
             if not Tenant.objects.filter(slug=tenant).exists():
                 raise CommandError(f"No tenant '{tenant}'.")
-            stale = stale.filter(version__document__tenant__slug=tenant)
+            chunks = Chunk.objects.filter(version__document__tenant__slug=tenant)
+        else:
+            chunks = Chunk.objects.across_tenants()  # the whole corpus: an operator's model change
+        stale = chunks.exclude(embedding_model=identity).filter(version__purged_at__isnull=True)
         version_ids = sorted(set(stale.values_list("version_id", flat=True)))
         self.stdout.write(
             f"{len(version_ids)} versions hold {stale.count()} chunks embedded by another model than {identity}"
