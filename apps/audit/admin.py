@@ -7,6 +7,7 @@ Only superusers and staff members holding the compliance role see it, and only f
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -99,7 +100,10 @@ class DocumentFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if not self.value() or not is_ascii_digits(self.value()) or int(self.value()) > MAX_BIGINT:
             return queryset
-        return queryset.filter(pk__in=RetrievedChunk.objects.filter(document_id=int(self.value())).values("record_id"))
+        # Bound to each listed record (so to its tenant), not a list of every tenant's record ids.
+        return queryset.filter(
+            Exists(RetrievedChunk.objects.filter(record=OuterRef("pk"), document_id=int(self.value())))
+        )
 
 
 @admin.register(AuditRecord)

@@ -58,13 +58,11 @@ def record_list(
     if filters.date_to:
         records = records.filter(created_at__date__lte=filters.date_to)
     if filters.document_id is not None:
-        records = records.filter(
-            pk__in=RetrievedChunk.objects.filter(document_id=filters.document_id).values("record_id")
-        )
+        touched = RetrievedChunk.objects.filter(record__tenant=tenant, document_id=filters.document_id)
+        records = records.filter(pk__in=touched.values("record_id"))
     if filters.version_id is not None:
-        records = records.filter(
-            pk__in=RetrievedChunk.objects.filter(version_id=filters.version_id).values("record_id")
-        )
+        touched = RetrievedChunk.objects.filter(record__tenant=tenant, version_id=filters.version_id)
+        records = records.filter(pk__in=touched.values("record_id"))
     if filters.kind:
         records = records.filter(kind=filters.kind)
     if filters.outcome:

@@ -168,7 +168,7 @@ class CollectionAdmin(GrantsAdminMixin, TenantScopedAdmin):
 
     @admin.display(description="documents")
     def document_count(self, obj: Collection) -> int:
-        return obj.documents.count()
+        return obj.documents.filter(tenant=obj.tenant).count()
 
     @admin.display(description="grants")
     def grants_link(self, obj: Collection):

@@ -153,13 +153,13 @@ def collection_update(*, collection: Collection, name: str | None = None, descri
 
 @transaction.atomic
 def collection_delete(*, collection: Collection) -> None:
-    live = collection.documents.filter(purged_at__isnull=True).count()
+    live = collection.documents.filter(tenant=collection.tenant, purged_at__isnull=True).count()
     if live:
         raise Conflict(
             f"Collection '{collection.name}' still holds {live} document(s); delete and purge them first.",
             code="collection_not_empty",
         )
-    if collection.documents.exists():
+    if collection.documents.filter(tenant=collection.tenant).exists():
         raise Conflict(
             f"Collection '{collection.name}' holds the tombstones of purged documents, kept so audit records "
             "still resolve; it cannot be deleted (rename it instead).",

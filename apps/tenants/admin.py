@@ -25,7 +25,7 @@ from apps.core.params import MAX_BIGINT, is_ascii_digits
 
 from . import services
 from .models import ApiKey, Membership, Role, Scope, Tenant, TenantGroup
-from .scoping import TenantScopedQuerySet, crossing_tenants, tenant_path
+from .scoping import TenantScopedQuerySet, crossing_tenants, tenant_id_of, tenant_path
 
 if TYPE_CHECKING:
     from django.contrib.admin import AdminSite
@@ -123,6 +123,10 @@ def scope_queryset(queryset, tenant_ids, lookup: str | None = None):
     model = queryset.model
     lookup = lookup or tenant_path(model)
     if lookup is not None:
+        if len(set(tenant_ids)) > 1 and isinstance(queryset, TenantScopedQuerySet):
+            # Someone who administers several tenants sees their rows together: that is several
+            # tenants on purpose, restricted to the ones they hold here.
+            queryset = queryset.across_tenants()
         return queryset.filter(**{f"{lookup}__in": tenant_ids})
     shared = _shared_filter(model, tenant_ids)
     if shared is not None:
@@ -130,25 +134,6 @@ def scope_queryset(queryset, tenant_ids, lookup: str | None = None):
     if issubclass(model, _not_tenant_data()):
         return queryset
     return queryset.none()
-
-
-def tenant_id_of(obj) -> int | None:
-    """The tenant an object belongs to, saved or not (followed in memory, so a question being added
-    answers through the golden set its form chose); None when unknown or not tenant data."""
-    if obj is None:
-        return None
-    path = tenant_path(type(obj))
-    if path is None:
-        return None
-    if path == "pk":
-        return obj.pk
-    field = obj._meta.get_field(path.split("__", 1)[0])
-    if field.related_model is Tenant:
-        return getattr(obj, field.attname)
-    try:
-        return tenant_id_of(getattr(obj, field.name))
-    except ObjectDoesNotExist:
-        return None
 
 
 class TenantCheckedForm(_ModelForm):
