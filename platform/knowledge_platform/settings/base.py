@@ -314,6 +314,10 @@ EMBEDDING = {
     # Embed each chunk as "document title + chunk text": a chunk from the middle of a document
     # keeps what it is about (+0.011 dense nDCG@10 on Cranfield, docs/evaluation.md).
     "WITH_TITLE": env.bool("EMBEDDING_WITH_TITLE", default=True),
+    # Torch's intra-op threads per process; 0 shares the machine's cores among the processes that
+    # serve side by side (SERVING_PROCESSES, set by gunicorn.conf.py and the Celery worker), so
+    # three gunicorn workers on two cores do not run six spinning threads (docs/benchmarks/throughput.md).
+    "THREADS": env.int("EMBEDDING_THREADS", default=0),
 }
 
 # --------------------------------------------------------------------------- answers
