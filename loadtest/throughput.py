@@ -553,6 +553,9 @@ def report(cells: list[Cell], meta: dict) -> str:
             "**These figures were taken on a shared 2-core machine, with other sessions' test suites running: "
             "re-measure on a quiet machine before treating them as the baseline.**",
             "",
+            "Where the time goes, and the same benchmark with one torch thread per worker (`--torch-threads 1`): "
+            "[throughput-profile.md](throughput-profile.md).",
+            "",
         ]
     )
 
