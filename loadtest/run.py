@@ -32,6 +32,19 @@ PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 
 
+def server_env(base) -> dict:
+    """`base` (the caller's environment) with what serving the production settings on loopback
+    needs: generated secrets where none are set, plain HTTP, rate limits raised above any load (so
+    that a 429 is a real error). loadtest/throughput.py serves with the same."""
+    env = {**base, "PYTHONPATH": f"{ROOT}:{ROOT / 'platform'}"}
+    env.setdefault("DJANGO_SETTINGS_MODULE", "knowledge_platform.settings.production")
+    env.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
+    env.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
+    env.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")  # plain HTTP on loopback
+    env["API_THROTTLE_CALLER"] = env["API_THROTTLE_TENANT"] = "1000000/min"
+    return env
+
+
 def manage(*args: str, env: dict) -> str:
     result = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
     if result.returncode != 0:
@@ -136,12 +149,7 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=None, help="Markdown report (printed either way)")
     args = parser.parse_args()
 
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'platform'}"}
-    env.setdefault("DJANGO_SETTINGS_MODULE", "knowledge_platform.settings.production")
-    env.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
-    env.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
-    env.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")  # plain HTTP on loopback
-    env["API_THROTTLE_CALLER"] = env["API_THROTTLE_TENANT"] = "1000000/min"
+    env = server_env(os.environ)
     url = f"http://127.0.0.1:{args.port}"
 
     manage("migrate", "--no-input", "-v0", env=env)
