@@ -7,7 +7,7 @@ It times by wrapping the platform's own functions in this process only (nothing 
 authentication, tenant resolution, throttles, act_for, principals, each pipeline step, the
 Elasticsearch call, highlighting, the audit append, output serialisation, JSON rendering. CPU is
 the process's (time.process_time), so torch's intra-op threads count in `embed`. Run after
-bin/throughput has set the tenant up (it reads var/throughput/setup.json):
+bin/throughput has set the tenant up (it reads the set-up throughput.py keeps beside the services' data):
 
     bin/throughput profile [--requests 60] [--cprofile 40] [--output /tmp/profile.md]
 
@@ -37,7 +37,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
-SETUP = ROOT / "var" / "throughput" / "setup.json"
+SETUP = Path(os.environ.get("KP_STATE_DIR", "/var/lib/knowledge-platform")) / "throughput" / "setup.json"
 
 # --------------------------------------------------------------------------- what is timed
 # (label, module, attribute path): a function or method replaced by a timed wrapper.

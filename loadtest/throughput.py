@@ -55,7 +55,9 @@ from run import manage, server_env, wait_ready  # noqa: E402 (loadtest/run.py, b
 
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
-STATE = ROOT / "var" / "throughput"
+# Beside the services' data (bin/services), not in the checkout: the benchmark's database and its
+# audit key ring, import marker and media belong together, whichever checkout runs it.
+STATE = Path(os.environ.get("KP_STATE_DIR", "/var/lib/knowledge-platform")) / "throughput"
 TENANT, OWNER, KEY_NAME = "tp-cranfield", "owner", "throughput benchmark"
 DATASET = Path(os.environ.get("KP_CRANFIELD", ROOT.parent / "shared" / "datasets" / "cranfield"))
 if not DATASET.is_dir():
@@ -617,6 +619,8 @@ def main() -> int:
     floor_threads, cosine, os_threads = "as the platform sets them", float("nan"), "–"
 
     os.environ.update(env)  # the floor's workers read the same settings as the server
+    # ... and share the cores as the server's workers do (gunicorn.conf.py sets this for them).
+    os.environ.setdefault("SERVING_PROCESSES", str(workers))
 
     log = tempfile.NamedTemporaryFile("w", prefix="throughput-", suffix=".log", delete=False)  # noqa: SIM115 (the server's log outlives this block)
     calls: dict[str, Callable[[int], dict]] = {}
