@@ -42,8 +42,9 @@ from contextlib import contextmanager
 from typing import Any, Self
 
 from django.apps import apps as django_apps
-from django.core.exceptions import FieldDoesNotExist
-from django.db import models
+from django.core.exceptions import FieldDoesNotExist, FieldError
+from django.db import DEFAULT_DB_ALIAS, models
+from django.db.models import Q
 from django.db.models.expressions import Case, Col, Func, RawSQL, ResolvedOuterRef, Value
 from django.db.models.lookups import Exact, In, Lookup
 from django.db.models.sql.datastructures import Join
@@ -203,15 +204,24 @@ def _tenant_leaf(query: Query, outer: Query | None) -> Any:
         if not isinstance(condition, Exact | In) or tenant_fk is None:
             return None
         lhs = condition.lhs
-        if _is_col(lhs, tenant_alias, tenant_fk) or (
-            isinstance(lhs, Col)
+        # Tenant values are tagged with the tenant's column they name ("pk", "slug"), so that an
+        # id and a slug that look alike are not taken for each other.
+        column = (
+            "pk"
+            if _is_col(lhs, tenant_alias, tenant_fk)
+            else lhs.target.attname
+            if isinstance(lhs, Col)
             and lhs.alias in tenant_joins
             and lhs.target.model is tenant_fk.related_model
             and lhs.target.unique
-        ):
+            else None
+        )
+        if column is not None:
             values = _values(condition)
             if values is not None:
-                return values
+                if column == "pk" or lhs.target.primary_key:
+                    return {("pk", str(value)) for value in values}
+                return {(column, value) for value in values}
         hop = next((fk for alias, fk in hops if _is_col(lhs, alias, fk)), None)
         if hop is None:
             return None
@@ -227,7 +237,8 @@ def _pinned_rows(rows: Query, model: type[models.Model], query: Query) -> set | 
     """The one tenant of the subquery `rows`, when it lists primary keys of `model` pinned to one
     tenant (`document__in=Document.objects.filter(tenant=a)`); else None."""
     selects_pk = len(rows.select) == 1 and getattr(rows.select[0], "target", None) is model._meta.pk
-    if not (issubclass(rows.model, model) and selects_pk):  # type: ignore[arg-type]
+    # A union's select is its first part's: the other parts could list any key.
+    if rows.combinator or not (issubclass(rows.model, model) and selects_pk):  # type: ignore[arg-type]
         return None
     fault, tenants = _check(rows, None, query)
     if fault or not tenants or len(tenants) != 1 or _OUTER_TENANT in tenants:
@@ -252,8 +263,8 @@ def _outer_target(condition: Any, inner: Query, outer: Query) -> type[models.Mod
             return outer.model
         model: Any = outer_model
         names = path.split("__")
-        for depth, name in enumerate(names, start=1):
-            field = model._meta.get_field(name)
+        for depth, hop in enumerate(names, start=1):
+            field = model._meta.get_field(hop)
             prefix = "__".join(names[:depth])
             if name in (prefix, f"{prefix}_id", f"{prefix}__pk", f"{prefix}__id"):
                 return field.related_model
@@ -311,6 +322,21 @@ def _join_fault(query: Query) -> str | None:
     return None
 
 
+def _compile_time_join_fault(query: Query) -> str | None:
+    """`_join_fault` of the joins Django adds only when it compiles: an ordering across relations
+    (`order_by("user__memberships__…")`, the model's own ordering) and select_related. Checked on a
+    compiled copy, only when there are such joins to make."""
+    ordering = query.order_by or (query.get_meta().ordering if query.default_ordering else None) or ()
+    if not (query.select_related or any(not isinstance(o, str) or "__" in o for o in ordering)):
+        return None
+    compiled = query.clone()
+    try:
+        compiled.get_compiler(DEFAULT_DB_ALIAS).pre_sql_setup()
+    except FieldError:
+        return None  # a name that does not exist: Django says so when the query runs
+    return _join_fault(compiled)
+
+
 def _scope_fault(query: Query, *, parent: models.Model | None = None, outer: Query | None = None) -> str | None:
     """Why `query` could return, compare with or change rows of more than one tenant; None when it
     cannot. `parent` is the row a related manager was reached from; `outer`, the query a subquery
@@ -326,15 +352,23 @@ def _check(query: Query, parent: models.Model | None, outer: Query | None) -> tu
     if query.combinator:
         # Every part, whatever the combinator: an intersection or a difference with another
         # tenant's rows compares with them.
-        parts = [_check(part, None, outer) for part in query.combined_queries]
+        # A part that pins nothing (one of no tenant's table, one that says it crosses tenants)
+        # does not switch off the count of the others' tenants; an empty part adds none.
+        parts = [_check(part, None, outer) for part in query.combined_queries if not part.is_empty()]
         fault = next((fault for fault, _ in parts if fault), None)
-        if fault or any(tenants is None for _, tenants in parts):
+        if fault:
             return fault, None
-        tenants = set().union(*(tenants or () for _, tenants in parts))
-        return ("its parts name several tenants" if len(tenants) > 1 else None), tenants
+        tenants = set().union(*(tenants for _, tenants in parts if tenants is not None))
+        if len(tenants) > 1:
+            return "its parts name several tenants", tenants
+        return None, (tenants if parts and all(t is not None for _, t in parts) else None)
     if query.extra or query.extra_tables or query.extra_order_by:
         return "extra() is raw SQL, which the check cannot read", None
-    fault = _join_fault(query) or next((f for e in _expressions(query) if (f := _expression_fault(e, query))), None)
+    fault = (
+        _join_fault(query)
+        or _compile_time_join_fault(query)
+        or next((f for e in _expressions(query) if (f := _expression_fault(e, query))), None)
+    )
     if fault:
         return fault, None
     if tenant_path(query.model) in (None, "pk"):  # type: ignore[arg-type]
@@ -343,12 +377,16 @@ def _check(query: Query, parent: models.Model | None, outer: Query | None) -> tu
     pinned = _pinned_values(rows, _tenant_leaf(query, outer))
     if pinned is not None and len(pinned) <= 1:
         return None, pinned
-    if (
-        parent is not None
-        and _held_tenant_row(parent)
-        and parent.pk in (_pinned_values(rows, _hint_leaf(query, parent)) or ())
-    ):
-        return None, None  # the parent's key, or (a prefetch) the keys of the rows fetched with it
+    if parent is not None and _held_tenant_row(parent):
+        # The parent's key, or (a prefetch) the keys of the rows fetched with it, each of which must
+        # be a stored row of the parent's tenant (a prefetch hints only its first row).
+        keys = _pinned_values(rows, _hint_leaf(query, parent)) or set()
+        if parent.pk in keys:
+            parent_model: Any = type(parent)
+            if len(keys) == 1 or set(
+                parent_model._base_manager.filter(pk__in=keys).values_list(tenant_path(parent_model), flat=True)
+            ) == {_tenant_of_key(parent_model, parent.pk)}:
+                return None, None
     if pinned is not None:
         return "it names several tenants", pinned
     return ("it names no tenant" if outer is None else "a subquery in it names no tenant"), None
@@ -357,13 +395,22 @@ def _check(query: Query, parent: models.Model | None, outer: Query | None) -> tu
 def _held_tenant_row(parent: Any) -> bool:
     """A row of one tenant's data the caller has read or saved (not one made up from an id, and not
     a tenant: tenants are everybody's to list)."""
-    return parent is not None and tenant_path(type(parent)) not in (None, "pk") and not parent._state.adding
+    return (
+        parent is not None
+        and tenant_path(type(parent)) not in (None, "pk")
+        and not parent._state.adding
+        and getattr(parent, "_held_pk", _NOT_HELD) == parent.pk  # not re-keyed since
+    )
+
+
+_NOT_HELD = object()
 
 
 def _expressions(query: Query) -> Iterator[Any]:
     """Every expression of `query` a subquery or raw SQL can hide in."""
     yield query.where
     yield from query.annotations.values()
+    yield from (relation.condition for relation in getattr(query, "_filtered_relations", {}).values())
     yield from (item for item in query.order_by if not isinstance(item, str))
     if isinstance(query.group_by, tuple):
         yield from query.group_by
@@ -378,9 +425,13 @@ def _expression_fault(expression: Any, query: Query) -> str | None:
         isinstance(expression, Func) and _RAW_FUNC_PARTS & set(expression.extra)
     ):
         return "raw SQL, which the check cannot read"
+    if isinstance(expression, models.QuerySet):
+        expression = expression.query
     if isinstance(expression, Query):
         return _scope_fault(expression, outer=query)
-    if isinstance(expression, WhereNode):
+    if isinstance(expression, Q):  # not resolved yet (a FilteredRelation's condition)
+        children = [child[1] if isinstance(child, tuple) else child for child in expression.children]
+    elif isinstance(expression, WhereNode):
         children = expression.children
     elif isinstance(expression, Lookup):
         children = [expression.lhs, expression.rhs]
@@ -439,18 +490,20 @@ class TenantScopedQuerySet(models.QuerySet):
         if fault is None and tenants and len(tenants) == 1:
             return next(iter(tenants))
         parent = self._hints.get("instance")  # type: ignore[attr-defined]
-        return tenant_id_of(parent) if _held_tenant_row(parent) else None
+        tenant = _tenant_of_key(type(parent), parent.pk) if _held_tenant_row(parent) else None
+        return None if tenant is None else ("pk", str(tenant))
 
     def _require_in_tenant(self, rows: Any, what: str) -> None:
+        """Each of `rows` (rows about to be written, or tenant ids) is of the pinned tenant."""
         pinned = self._one_tenant()
         if pinned is None:
             return
         for row in rows:
-            tenant = tenant_id_of(row)
-            if tenant is None or not _is_tenant(pinned, tenant):
+            tenant = _stored_tenant_of(row) if isinstance(row, models.Model) else row
+            if not _is_tenant(pinned, tenant):
                 raise TenantScopeMissing(
-                    f"{what} through a queryset of one tenant would be another tenant's "
-                    f"({type(row)._meta.label}): make it through that tenant's own rows."
+                    f"{what} through a queryset of one tenant would be another tenant's: "
+                    "make it through that tenant's own rows."
                 )
 
     def create(self, **kwargs: Any) -> Any:
@@ -467,7 +520,16 @@ class TenantScopedQuerySet(models.QuerySet):
                 "row that holds the same key: say .across_tenants() and check the keys."
             )
         self._require_in_tenant(objs, f"A new {self.model._meta.label}")
-        return super().bulk_create(objs, *args, **kwargs)
+        made = super().bulk_create(objs, *args, **kwargs)
+        for row in made:
+            row._held_pk = row.pk  # type: ignore[attr-defined]
+        return made
+
+    def update_or_create(self, defaults: Any = None, create_defaults: Any = None, **kwargs: Any) -> Any:
+        # The update half saves the row found through the base manager: its new keys are checked
+        # here as an update's are (the create half goes through create()).
+        self._require_kept_in_tenant({k: v for k, v in (defaults or {}).items() if not callable(v)})
+        return super().update_or_create(defaults=defaults, create_defaults=create_defaults, **kwargs)
 
     def _require_kept_in_tenant(self, values: dict[str, Any]) -> None:
         """An update may not move rows into another tenant: a new value of a key to tenant data
@@ -481,13 +543,14 @@ class TenantScopedQuerySet(models.QuerySet):
                 continue  # Django's update names the error
             if not (field.many_to_one or field.one_to_one) or tenant_path(field.related_model) is None:
                 continue
-            rows = []
+            key_column, path = field.target_field.attname, tenant_path(field.related_model)
+            tenants = []
             for target in _assigned_values(value, self.model._meta.label, name):
-                if target is not None and not isinstance(target, models.Model):
-                    target = field.related_model._base_manager.filter(**{field.target_field.attname: target}).first()
-                if target is not None:
-                    rows.append(target)
-            self._require_in_tenant(rows, f"The {name} set by an update")
+                key = getattr(target, key_column) if isinstance(target, models.Model) else target
+                if key is not None:  # the stored row's tenant, never a row in memory's
+                    rows = field.related_model._base_manager.filter(**{key_column: key})
+                    tenants.append(rows.values_list(path, flat=True).first())
+            self._require_in_tenant(tenants, f"The {name} set by an update")
 
     def raw(self, *args: Any, **kwargs: Any) -> Any:
         if not (getattr(self.query, "crosses_tenants", None) or _crossing.get()):
@@ -555,17 +618,43 @@ class TenantScopedQuerySet(models.QuerySet):
         return super().explain(format=format, **options)
 
 
-def _is_tenant(value: Any, tenant_id: Any) -> bool:
-    """Whether `value`, as a query pins a tenant with it (its key, or a unique column such as the
-    slug), names the tenant `tenant_id`."""
+def _is_tenant(pinned: Any, tenant_id: Any) -> bool:
+    """Whether `pinned`, a (column, value) a query pins its tenant with (("pk", "3"), ("slug",
+    "acme")), names the tenant `tenant_id`."""
     from .models import Tenant
 
-    if str(value) == str(tenant_id):
-        return True
-    tenant = Tenant._base_manager.filter(pk=tenant_id).first()
-    return tenant is not None and any(
-        f.unique and getattr(tenant, f.attname) == value for f in Tenant._meta.concrete_fields
-    )
+    if tenant_id is None or not isinstance(pinned, tuple):
+        return False
+    column, value = pinned
+    if column == "pk":
+        return value == str(tenant_id)
+    return Tenant._base_manager.filter(pk=tenant_id, **{column: value}).exists()
+
+
+def _tenant_of_key(model: type[models.Model], key: Any) -> Any:
+    """The tenant id of the stored row of `model` with primary key `key` (None: no such row): read
+    from the database, not from a row in memory, which could be made up."""
+    path = tenant_path(model)
+    if key is None or path is None:
+        return None
+    if path == "pk":
+        return key
+    return model._base_manager.filter(pk=key).values_list(path, flat=True).first()
+
+
+def _stored_tenant_of(row: models.Model) -> Any:
+    """The tenant a row being written will belong to, by the key it will store (its first key
+    on the tenant path, looked up in the database), not by a related row held in memory."""
+    from .models import Tenant
+
+    path = tenant_path(type(row))
+    if path is None:
+        return None
+    if path == "pk":
+        return row.pk
+    field: Any = row._meta.get_field(path.split("__", 1)[0])
+    key = getattr(row, field.attname)
+    return key if field.related_model is Tenant else _tenant_of_key(field.related_model, key)
 
 
 def _assigned_values(value: Any, label: str, name: str) -> list[Any]:
@@ -602,6 +691,18 @@ class TenantOwned(models.Model):
 
     class Meta:
         abstract = True
+
+    # The key a row was read or saved under: only such a row vouches for what hangs off it (a row
+    # made up from an id, or re-keyed since, does not).
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        self._held_pk = self.pk
+
+    @classmethod
+    def from_db(cls, *args: Any, **kwargs: Any) -> Any:
+        row = super().from_db(*args, **kwargs)
+        row._held_pk = row.pk
+        return row
 
     # Uniqueness spans tenants (the database enforces it on the whole table), so its validation
     # looks at every tenant's rows; it answers only "taken or not".
