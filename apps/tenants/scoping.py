@@ -325,9 +325,15 @@ def _join_fault(query: Query) -> str | None:
 def _compile_time_join_fault(query: Query) -> str | None:
     """`_join_fault` of the joins Django adds only when it compiles: an ordering across relations
     (`order_by("user__memberships__…")`, the model's own ordering) and select_related. Checked on a
-    compiled copy, only when there are such joins to make."""
+    compiled copy, only when such a join could leave tenant data through a shared table (compiling
+    costs about as much as the query: recheck's `select_related("section")` does not need it)."""
+    model: Any = query.model
     ordering = query.order_by or (query.get_meta().ordering if query.default_ordering else None) or ()
-    if not (query.select_related or any(not isinstance(o, str) or "__" in o for o in ordering)):
+    paths = [item.lstrip("-").split("__") for item in ordering if isinstance(item, str)]
+    paths += list(_select_related_paths(query.select_related))
+    if not (
+        any(not isinstance(item, str) for item in ordering) or any(_may_leave_tenant_data(model, p) for p in paths)
+    ):
         return None
     compiled = query.clone()
     try:
@@ -335,6 +341,32 @@ def _compile_time_join_fault(query: Query) -> str | None:
     except FieldError:
         return None  # a name that does not exist: Django says so when the query runs
     return _join_fault(compiled)
+
+
+def _select_related_paths(select_related: Any, prefix: tuple = ()) -> Iterator[list[str]]:
+    """The relation paths a select_related dict names (True follows forward keys only, which do
+    not lead from a shared table into tenant data)."""
+    if isinstance(select_related, dict):
+        for name, rest in select_related.items():
+            yield [*prefix, name]
+            yield from _select_related_paths(rest, (*prefix, name))
+
+
+def _may_leave_tenant_data(model: Any, names: list[str]) -> bool:
+    """Whether following `names` from `model` steps from a table that is not one tenant's (or from
+    Tenant) into tenant data: the joins `_join_fault` looks at, found from names before compiling."""
+    for name in names:
+        try:
+            field: Any = model._meta.get_field(name)
+        except FieldDoesNotExist:
+            return False
+        target = field.related_model
+        if target is None:
+            return False
+        if _is_tenant_data(target) and tenant_path(model) in (None, "pk"):
+            return True
+        model = target
+    return False
 
 
 def _scope_fault(query: Query, *, parent: models.Model | None = None, outer: Query | None = None) -> str | None:
