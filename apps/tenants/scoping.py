@@ -181,6 +181,12 @@ def _path_aliases(query: Query) -> list[tuple[str | None, Any]]:
     return hops
 
 
+def _tenant_model() -> type[models.Model]:
+    from .models import Tenant
+
+    return Tenant
+
+
 def _is_col(expression: Any, alias: str | None, field: Any) -> bool:
     return isinstance(expression, Col) and expression.alias == alias and expression.target is field
 
@@ -193,35 +199,38 @@ def _tenant_leaf(query: Query, outer: Query | None) -> Any:
     query's path (`tenant=OuterRef("tenant")`, `version=OuterRef("pk")` in a subquery of versions,
     `version=OuterRef("version")` in one of chunks)."""
     hops = _path_aliases(query)
-    tenant_alias, tenant_fk = hops[-1] if hops else (None, None)
+    # The tenant column only when the query joins the whole path to it: where it stops short, the
+    # last key it reaches (`version__document_id=…`) is a parent's id, not a tenant.
+    complete = bool(hops) and hops[-1][1].related_model is _tenant_model()
+    tenant_alias, tenant_fk = hops[-1] if complete else (None, None)
     tenant_joins = {
         alias
         for alias, join in query.alias_map.items()
         if isinstance(join, Join) and join.parent_alias == tenant_alias and join.join_field is tenant_fk
     }
 
+    def tenant_column(lhs: Any) -> str | None:
+        """The tenant's column `lhs` is: "pk" (the tenant key, or the tenant's own key joined
+        through it), a unique column of the tenant joined through it ("slug"), or None."""
+        if tenant_fk is None or not isinstance(lhs, Col):
+            return None
+        if _is_col(lhs, tenant_alias, tenant_fk):
+            return "pk"
+        if lhs.alias in tenant_joins and lhs.target.model is tenant_fk.related_model and lhs.target.unique:
+            return "pk" if lhs.target.primary_key else lhs.target.attname
+        return None
+
     def leaf(condition: Any) -> set | None:
-        if not isinstance(condition, Exact | In) or tenant_fk is None:
+        if not isinstance(condition, Exact | In):
             return None
         lhs = condition.lhs
-        # Tenant values are tagged with the tenant's column they name ("pk", "slug"), so that an
-        # id and a slug that look alike are not taken for each other.
-        column = (
-            "pk"
-            if _is_col(lhs, tenant_alias, tenant_fk)
-            else lhs.target.attname
-            if isinstance(lhs, Col)
-            and lhs.alias in tenant_joins
-            and lhs.target.model is tenant_fk.related_model
-            and lhs.target.unique
-            else None
-        )
+        column = tenant_column(lhs)
         if column is not None:
             values = _values(condition)
             if values is not None:
-                if column == "pk" or lhs.target.primary_key:
-                    return {("pk", str(value)) for value in values}
-                return {(column, value) for value in values}
+                # Tagged with the tenant's column they name, so that an id and a slug that look
+                # alike are not taken for each other.
+                return {(column, value if column != "pk" else str(value)) for value in values}
         hop = next((fk for alias, fk in hops if _is_col(lhs, alias, fk)), None)
         if hop is None:
             return None

@@ -199,3 +199,15 @@ def test_a_slug_pin_is_not_another_tenants_id(acme, globex, two):
     by_slug = Document.objects.filter(tenant__slug=str(g_tenant.pk))
     # Today: a document of globex (id 2) made through the queryset of tenant "2" (id 3).
     refused(lambda: by_slug.create(tenant=g_tenant, collection=g_collection, title="x"))
+
+
+# Found in the final read of the diff: a path joined only part of the way.
+
+
+def test_a_parents_id_part_way_along_the_path_is_not_a_tenant(acme, globex, two):
+    g_document, g_version = two["globex"][2], two["globex"][3]
+    # Django joins chunk -> version and stops: the version's document id is not a tenant.
+    refused(Chunk.objects.filter(version__document_id=g_document.pk).values_list("text"))  # before: globex's
+    refused(Chunk.objects.filter(version_id=g_version.pk))
+    refused(Section.objects.filter(version__document=g_document))
+    assert Chunk.objects.filter(version__document__tenant=globex.tenant, version__document=g_document).count() == 2
