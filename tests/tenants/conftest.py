@@ -5,6 +5,7 @@ import pytest
 from apps.corpus.models import Section
 from apps.documents import services as document_services
 from apps.tenants.actors import Actor
+from apps.tenants.scoping import TenantScopeMissing
 from tests.documents.conftest import text_file
 from tests.search.conftest import add_chunks
 
@@ -25,3 +26,10 @@ def two(acme, globex):
         Section.objects.create(version=version, ordinal=0, text="s", start_offset=0, end_offset=1)
         made[world.tenant.slug] = (world.tenant, collection, document, version)
     return made
+
+
+def refused(queryset_or_run):
+    """The attack tests' assertion: running the queryset (or calling the function) is refused."""
+    with pytest.raises(TenantScopeMissing):
+        run = queryset_or_run if callable(queryset_or_run) else lambda: list(queryset_or_run)
+        run()

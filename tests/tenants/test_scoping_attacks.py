@@ -9,7 +9,6 @@ import asyncio
 import io
 import json
 
-import pytest
 from django.core.management import call_command
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.db.models.expressions import RawSQL
@@ -18,14 +17,7 @@ from apps.audit.models import AuditRecord, Review
 from apps.corpus.models import Chunk
 from apps.documents.models import Collection, Document, DocumentVersion
 from apps.tenants.models import Membership, Tenant
-from apps.tenants.scoping import TenantScopeMissing
-
-
-def refused(queryset_or_run):
-    with pytest.raises(TenantScopeMissing):
-        run = queryset_or_run if callable(queryset_or_run) else lambda: list(queryset_or_run)
-        run()
-
+from tests.tenants.conftest import refused
 
 # Combining querysets: a pinned part does not vouch for an unpinned one.
 

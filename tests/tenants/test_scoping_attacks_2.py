@@ -6,7 +6,6 @@ how they run now."""
 
 from __future__ import annotations
 
-import pytest
 from django.db.models import (
     CharField,
     Count,
@@ -26,14 +25,7 @@ from django.db.models.functions import FirstValue, Lag
 from apps.corpus.models import Chunk, Section
 from apps.documents.models import Collection, Document, DocumentVersion
 from apps.tenants.models import Membership, Tenant, TenantGroup
-from apps.tenants.scoping import TenantScopeMissing
-
-
-def refused(queryset_or_run):
-    with pytest.raises(TenantScopeMissing):
-        run = queryset_or_run if callable(queryset_or_run) else lambda: list(queryset_or_run)
-        run()
-
+from tests.tenants.conftest import refused
 
 # Window functions: a filter on a window moves the whole OR it sits in to an outer query (QUALIFY),
 # so the tenant "pin" is applied after the window ran over every tenant's rows.

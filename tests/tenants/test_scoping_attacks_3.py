@@ -6,7 +6,6 @@ fix)."""
 
 from __future__ import annotations
 
-import pytest
 from django.db.models import (
     Exists,
     F,
@@ -24,13 +23,7 @@ from apps.corpus.models import Chunk, Section
 from apps.documents.models import Document, DocumentVersion
 from apps.tenants import services
 from apps.tenants.models import Membership, Tenant
-from apps.tenants.scoping import TenantScopeMissing
-
-
-def refused(queryset_or_run):
-    with pytest.raises(TenantScopeMissing):
-        run = queryset_or_run if callable(queryset_or_run) else lambda: list(queryset_or_run)
-        run()
+from tests.tenants.conftest import refused
 
 
 def _secret(version):
