@@ -144,6 +144,7 @@ def setup_phase(out: Path, limit: int | None) -> None:
     import django
 
     django.setup()
+    from django.core.management import call_command
     from django.db import connection, transaction
 
     from apps.answers import services as answers
@@ -174,6 +175,9 @@ def setup_phase(out: Path, limit: int | None) -> None:
         )
         collection = Collection.objects.get(tenant=tenant, name="cranfield")
         marker.write_text(str(tenant.pk))
+    # A corpus an earlier checkout imported may lack what ingestion stores now (another model, or
+    # no sentence vectors): brought up to date as an operator would, a no-op when it is current.
+    call_command("reembed", tenant=TENANT, stdout=sys.stderr)
     documents = Document.objects.filter(tenant=tenant, collection=collection).count()
     questions = list(
         GoldenQuestion.objects.for_tenant(tenant)

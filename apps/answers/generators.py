@@ -3,7 +3,8 @@
 
 * `ExtractiveGenerator` (the default, offline): the passages' sentences most similar to the
   question (all-MiniLM-L6-v2 cosine), each quoted with its citation; no sentence above the
-  threshold → "no grounded answer".
+  threshold → "no grounded answer". The sentences' vectors are the ones ingestion stored
+  (`corpus.Sentence`), read for the request; only a sentence it did not embed is encoded here.
 * `ChatGenerator`: any OpenAI-compatible chat endpoint (the `openai` client with a base URL). The
   prompt demands [n] citations to the numbered passages; a reply that cites a passage that was not
   in its context, or none at all, is refused rather than shown.
@@ -12,7 +13,7 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,7 +21,9 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from apps.core.exceptions import ServiceUnavailable
+from apps.corpus import sentences as corpus_sentences
 from apps.corpus.embedding import get_embedder
+from apps.corpus.types import SectionSentences
 
 from .types import Answer, Citation, Passage
 
@@ -34,28 +37,39 @@ def _refusal(generator: str, model: str, reason: str) -> Answer:
     return Answer(text=NO_ANSWER, citations=[], grounded=False, generator=generator, model=model, refusal_reason=reason)
 
 
-@lru_cache(maxsize=1)
-def _segmenter():
-    import pysbd
-
-    return pysbd.Segmenter(language="en", clean=False, char_span=True)
-
-
 def sentences(passage: Passage) -> list[tuple[str, int, int]]:
-    """(sentence, start, end) with offsets into the version's extracted text. Paragraphs (split at
-    blank lines) are segmented one by one, so a heading never glues onto the sentence below it;
-    inside a paragraph a line break is just a space (hard-wrapped text). Headings in capitals and
-    fragments under five words are dropped."""
-    found = []
-    for paragraph in re.finditer(r"\S(?:.|\n(?!\s*\n))*", passage.text):
-        flat = paragraph.group().replace("\n", " ")  # same length: offsets stay exact
-        for span in _segmenter().segment(flat):
-            text = span.sent.strip()
-            if len(text.split()) < 5 or text.isupper():  # headings and fragments are not answers
-                continue
-            start = passage.start_offset + paragraph.start() + span.start + span.sent.index(text[0])
-            found.append((text, start, start + len(text)))
-    return found
+    """(sentence, start, end) with offsets into the version's extracted text (`corpus.sentences`)."""
+    return corpus_sentences.spans(passage.text, passage.start_offset)
+
+
+Candidate = tuple[Passage, str, int, int]  # a passage, one of its sentences, its start and end offsets
+
+
+def candidates_with_vectors(
+    passages: list[Passage], stored: Mapping[int, SectionSentences]
+) -> tuple[list[Candidate], list[np.ndarray | None]]:
+    """Every sentence of the passages, with the vector ingestion stored for it (None: not stored).
+    A whole section that ingestion embedded gives its stored sentences as they are (no segmenting
+    here); a lone chunk, or a section it did not embed, is segmented, and each sentence takes the
+    stored vector of the same span of its section if there is one (a sentence a chunk's edge cuts
+    through has none)."""
+    candidates: list[Candidate] = []
+    vectors: list[np.ndarray | None] = []
+    for passage in passages:
+        whole = stored.get(passage.section_id) if passage.section_id is not None else None
+        if whole is not None:
+            for (start, end), vector in zip(whole.spans, whole.vectors, strict=True):
+                text = passage.text[start - passage.start_offset : end - passage.start_offset].replace("\n", " ")
+                candidates.append((passage, text, start, end))
+                vectors.append(vector)
+            continue
+        home = stored.get(passage.home_section_id) if passage.home_section_id is not None else None
+        row_of = {span: row for row, span in enumerate(home.spans)} if home is not None else {}
+        for text, start, end in sentences(passage):
+            row = row_of.get((start, end))
+            candidates.append((passage, text, start, end))
+            vectors.append(home.vectors[row] if home is not None and row is not None else None)
+    return candidates, vectors
 
 
 class ExtractiveGenerator:
@@ -69,15 +83,31 @@ class ExtractiveGenerator:
     def model(self) -> str:
         return get_embedder().identity
 
-    def generate(self, question: str, passages: list[Passage], *, question_vector: np.ndarray | None = None) -> Answer:
-        candidates = [(passage, *sentence) for passage in passages for sentence in sentences(passage)]
+    def generate(
+        self,
+        question: str,
+        passages: list[Passage],
+        *,
+        question_vector: np.ndarray | None = None,
+        stored_sentences: Mapping[int, SectionSentences] | None = None,
+    ) -> Answer:
+        """`stored_sentences`: the sentence vectors ingestion stored for the passages' sections
+        (`corpus.selectors.section_sentences`), by section id; whatever they lack is encoded now."""
+        candidates, known = candidates_with_vectors(passages, stored_sentences or {})
         if not candidates:
             return _refusal(self.name, self.model, "the context holds no sentences")
         embedder = get_embedder()
         if question_vector is None:
             question_vector = embedder.encode([question])[0]
-        similarity = embedder.encode([c[1] for c in candidates]) @ question_vector
-        chosen: list[tuple[tuple[Passage, str, int, int], float]] = []  # (passage, sentence, start, end), similarity
+        missing = [i for i, vector in enumerate(known) if vector is None]
+        vectors = np.zeros((len(candidates), len(question_vector)), dtype=np.float32)
+        if missing:
+            vectors[missing] = embedder.encode([candidates[i][1] for i in missing])
+        for i, vector in enumerate(known):
+            if vector is not None:
+                vectors[i] = vector
+        similarity = vectors @ question_vector
+        chosen: list[tuple[Candidate, float]] = []
         seen: set[str] = set()
         for index in np.argsort(-similarity, kind="stable"):
             if similarity[index] < self.min_similarity or len(chosen) == self.max_sentences:
@@ -151,7 +181,11 @@ class ChatGenerator:
     def hypothetical_passage(self, question: str) -> str:
         return self._complete([{"role": "system", "content": HYDE_PROMPT}, {"role": "user", "content": question}])
 
-    def generate(self, question: str, passages: list[Passage], *, question_vector=None) -> Answer:
+    def generate(
+        self, question: str, passages: list[Passage], *, question_vector=None, stored_sentences=None
+    ) -> Answer:
+        """The chat model reads the passages' text; `question_vector` and `stored_sentences` are
+        the extractive generator's, not needed here."""
         if not passages:
             return _refusal(self.name, self.model, "nothing was retrieved")
         context = "\n\n".join(f"[{p.number}] {p.title}\n{p.text}" for p in passages)

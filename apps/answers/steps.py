@@ -23,6 +23,7 @@ import numpy as np
 from django.conf import settings
 
 from apps.core.exceptions import ApplicationError, ServiceUnavailable
+from apps.corpus import selectors as corpus_selectors
 from apps.corpus.embedding import get_embedder
 from apps.corpus.models import Chunk
 from apps.documents.selectors import readable_published_documents
@@ -32,7 +33,7 @@ from apps.search.types import MAX_K, Candidate, Mode, SearchQuery
 from apps.tenants.resolution import TenantContext
 
 from . import context as context_assembly
-from .generators import get_generator
+from .generators import ExtractiveGenerator, get_generator
 from .rerank import get_reranker
 from .types import RUN_INPUTS, ChunkFacts, PipelineRun, RankedChunk, RetrievalRequest
 
@@ -314,13 +315,23 @@ class AssembleContext(Step):
 
 class Generate(Step):
     name = "generate"
-    reads = ("request", "vector", "dense_text", "passages")
+    reads = ("context", "request", "vector", "dense_text", "passages")
     writes = ("answer",)
 
     def __call__(self, run: PipelineRun) -> None:
+        generator = get_generator()
         # The question's own vector, not a HyDE one: the generator compares answer sentences with the question.
         vector = run.vector if run.vector is not None and not run.dense_text else None
-        run.answer = get_generator().generate(run.request.query, run.passages, question_vector=vector)
+        stored = {}
+        if isinstance(generator, ExtractiveGenerator) and run.passages:
+            stored = corpus_selectors.section_sentences(
+                tenant_id=run.context.tenant.pk,
+                section_ids={p.home_section_id for p in run.passages if p.home_section_id is not None},
+                model=get_embedder().identity,
+            )
+        run.answer = generator.generate(
+            run.request.query, run.passages, question_vector=vector, stored_sentences=stored
+        )
 
 
 RETRIEVE: tuple[Step, ...] = (

@@ -143,6 +143,14 @@ class Passage:
     tokens: int
     section_id: int | None = None  # the parent section given whole, else None (a lone chunk)
 
+    @property
+    def home_section_id(self) -> int | None:
+        """The section this passage is or lies in (a lone chunk's own section), if known."""
+        if self.section_id is not None:
+            return self.section_id
+        facts = self.chunks[0].facts
+        return facts.section.section_id if facts is not None and facts.section is not None else None
+
     def chunk_at(self, offset: int) -> RankedChunk:
         """The retrieved child chunk holding this character offset (else the passage's best)."""
         for ranked in self.chunks:

@@ -32,6 +32,9 @@ class Section(TenantOwned):
     start_offset = models.PositiveIntegerField()
     end_offset = models.PositiveIntegerField()
     page = models.PositiveIntegerField(null=True, blank=True)
+    # The model identity that embedded this section's sentences (its `Sentence` rows); empty when
+    # they were not embedded (ingested before sentences were, or with INGEST_SENTENCE_VECTORS off).
+    sentences_model = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["version", "ordinal"]
@@ -68,6 +71,36 @@ class Chunk(TenantOwned):
 
     def __str__(self) -> str:
         return self.id
+
+    @property
+    def vector(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.embedding), dtype=np.float32)
+
+
+class Sentence(TenantOwned):
+    """A sentence of a section (`apps.corpus.sentences.spans`) with its vector, embedded once at
+    ingestion: the extractive generator compares the question with these instead of encoding its
+    context's sentences on every request. The text is not copied: it is the section's, at these
+    offsets (into the version's extracted text)."""
+
+    section = models.ForeignKey(Section, on_delete=models.CASCADE, related_name="sentences")
+    start_offset = models.PositiveIntegerField()
+    end_offset = models.PositiveIntegerField()
+    # sha256 of the sentence as encoded (line breaks as spaces): a later version reuses the vector
+    # of an unchanged sentence instead of encoding it again.
+    text_sha256 = models.CharField(max_length=64)
+    embedding = models.BinaryField()  # float32, L2-normalised, the sentence alone (no title)
+    embedding_model = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["section", "start_offset"]
+        constraints = [
+            models.UniqueConstraint(fields=["section", "start_offset"], name="sentence_start_unique_in_section")
+        ]
+        indexes = [models.Index(fields=["text_sha256", "embedding_model"], name="sentence_embedding_reuse")]
+
+    def __str__(self) -> str:
+        return f"section {self.section_id} sentence at {self.start_offset}"
 
     @property
     def vector(self) -> np.ndarray:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class ChunkRef:
@@ -11,3 +13,12 @@ class ChunkRef:
 
     chunk_id: str
     tenant_id: int
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: a NumPy array has no single truth value to compare by
+class SectionSentences:
+    """A section's sentences as ingestion embedded them: each one's offsets into the version's
+    extracted text, and its vector (one row of `vectors` per span)."""
+
+    spans: tuple[tuple[int, int], ...]
+    vectors: np.ndarray

@@ -24,9 +24,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.corpus import events as corpus_events
+from apps.corpus import sentences as corpus_sentences
 from apps.corpus import services as corpus_services
 from apps.corpus.embedding import Embedder, get_embedder
-from apps.corpus.models import Chunk, Section, chunk_id
+from apps.corpus.models import Chunk, Section, Sentence, chunk_id
 from apps.corpus.vectors import EMBEDDING_DIMS
 from apps.documents import services as document_services
 from apps.documents.models import ChunkStrategy, Document, DocumentVersion, IngestionStatus
@@ -45,6 +46,8 @@ class IngestReport:
     chunks: int = 0
     embedded: int = 0  # chunks the model had to encode
     reused: int = 0  # chunks whose embedding was found by (input hash, model)
+    sentences: int = 0  # sentences stored with their vectors, for extractive answers
+    sentences_embedded: int = 0  # of those, the ones the model had to encode (the rest were reused)
     seconds: float = 0.0
     reason: str = ""
 
@@ -53,20 +56,50 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+KnownVectors = Callable[[set[str]], dict[str, bytes | memoryview]]
+
+
+def stored_chunk_vectors(*, tenant_id: int, embedder: Embedder) -> KnownVectors:
+    """The tenant's stored chunk vectors of this model, by the hash of the input they encoded."""
+
+    def known(hashes: set[str]) -> dict[str, bytes | memoryview]:
+        return dict(
+            Chunk.objects.for_tenant(tenant_id)
+            .filter(embedding_input_sha256__in=hashes, embedding_model=embedder.identity)
+            .values_list("embedding_input_sha256", "embedding")
+        )
+
+    return known
+
+
+def stored_sentence_vectors(*, tenant_id: int, embedder: Embedder) -> KnownVectors:
+    """The tenant's stored sentence vectors of this model, by the hash of the sentence."""
+
+    def known(hashes: set[str]) -> dict[str, bytes | memoryview]:
+        return dict(
+            Sentence.objects.for_tenant(tenant_id)
+            .filter(text_sha256__in=hashes, embedding_model=embedder.identity)
+            .values_list("text_sha256", "embedding")
+        )
+
+    return known
+
+
 def embed_with_reuse(
-    texts: list[str], *, tenant_id: int, embedder: Embedder, on_progress: Progress | None = None, batch: int = 512
+    texts: list[str],
+    *,
+    tenant_id: int,
+    embedder: Embedder,
+    known_vectors: KnownVectors | None = None,
+    on_progress: Progress | None = None,
+    batch: int = 512,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Vectors for `texts` (model inputs, Embedder.passage_input): those already stored for the
-    same input and model (within the tenant) are reused; the rest are encoded in batches, reporting
-    progress. Returns (vectors, reused mask)."""
+    """Vectors for `texts` (model inputs): those the tenant already stored for the same input and
+    model are reused (chunk vectors by default, `known_vectors` says where else to look); the rest
+    are encoded in batches, reporting progress. Returns (vectors, reused mask)."""
     hashes = [text_hash(t) for t in texts]
-    known = dict(
-        Chunk.objects.filter(
-            embedding_input_sha256__in=set(hashes),
-            embedding_model=embedder.identity,
-            version__document__tenant_id=tenant_id,
-        ).values_list("embedding_input_sha256", "embedding")
-    )
+    known_vectors = known_vectors or stored_chunk_vectors(tenant_id=tenant_id, embedder=embedder)
+    known = known_vectors(set(hashes)) if hashes else {}
     vectors = np.zeros((len(texts), EMBEDDING_DIMS), dtype=np.float32)
     todo = []
     for i, h in enumerate(hashes):
@@ -117,6 +150,18 @@ def _progress(version: DocumentVersion) -> Progress:
     return report
 
 
+def _part_of(progress: Progress | None, *, before: int, total: int) -> Progress | None:
+    """Progress of one part of the work, counted into the whole: `before` done ahead of it."""
+    if progress is None:
+        return None
+    whole = progress
+
+    def report(done: int, _: int) -> None:
+        whole(before + done, total)
+
+    return report
+
+
 @dataclass
 class _Prepared:
     version: DocumentVersion
@@ -124,6 +169,12 @@ class _Prepared:
     plans: list[chunking.ChunkPlan]
     texts: list[str]  # the chunks' texts
     inputs: list[str]  # what the model encodes for each (title + text)
+    # Per parsed section, its sentences (text, start, end); None when sentence vectors are off.
+    sentences: list[list[tuple[str, int, int]]] | None
+
+    @property
+    def sentence_texts(self) -> list[str]:
+        return [text for section in self.sentences or () for text, _, _ in section]
 
 
 def _prepare(version: DocumentVersion, embedder: Embedder) -> _Prepared | IngestReport:
@@ -137,11 +188,18 @@ def _prepare(version: DocumentVersion, embedder: Embedder) -> _Prepared | Ingest
     plans = _plans(parsed, version, embedder)
     texts = [parsed.text[p.start : p.end] for p in plans]
     title = version.document.title
-    return _Prepared(version, parsed, plans, texts, [embedder.passage_input(title, t) for t in texts])
+    sentences = (
+        [corpus_sentences.spans(parsed.text[s.start : s.end], s.start) for s in parsed.sections]
+        if settings.INGESTION["SENTENCE_VECTORS"]
+        else None
+    )
+    return _Prepared(version, parsed, plans, texts, [embedder.passage_input(title, t) for t in texts], sentences)
 
 
-def _store(items: list[_Prepared], vectors: np.ndarray, embedder: Embedder) -> list[_Prepared]:
-    """Sections and chunks of a batch of versions in one transaction, replacing any earlier ones:
+def _store(
+    items: list[_Prepared], vectors: np.ndarray, sentence_vectors: np.ndarray, embedder: Embedder
+) -> list[_Prepared]:
+    """Sections, chunks and sentences of a batch of versions in one transaction, replacing any earlier ones:
     a handful of statements for the whole batch, not several per version (at 300 small documents
     the per-version round trips cost as much as a tenth of the model's time). Returns the items
     stored: a version purged while the batch was being embedded is left out."""
@@ -176,10 +234,28 @@ def _store(items: list[_Prepared], vectors: np.ndarray, embedder: Embedder) -> l
                 start_offset=s.start,
                 end_offset=s.end,
                 page=s.page,
+                sentences_model=embedder.identity if item.sentences is not None else "",
             )
             for item in items
             for i, s in enumerate(item.parsed.sections)
         )
+        sentence_rows, first_section, row = [], 0, 0
+        for item in items:
+            for i, found in enumerate(item.sentences or ()):
+                for text, start, end in found:
+                    sentence_rows.append(
+                        Sentence(
+                            section=sections[first_section + i],
+                            start_offset=start,
+                            end_offset=end,
+                            text_sha256=text_hash(text),
+                            embedding=sentence_vectors[row].tobytes(),
+                            embedding_model=embedder.identity,
+                        )
+                    )
+                    row += 1
+            first_section += len(item.parsed.sections)
+        Sentence.objects.bulk_create(sentence_rows, batch_size=1000)
         chunks, first_section = [], 0
         for item in items:
             row = first_row[item.version.pk]
@@ -258,13 +334,30 @@ def ingest_versions(*, version_ids: list[int], embedder: Embedder | None = None)
         by_tenant.setdefault(item.version.document.tenant_id, []).append(item)
     for tenant_id, items in by_tenant.items():
         inputs = [t for item in items for t in item.inputs]
+        sentence_texts = [t for item in items for t in item.sentence_texts]
+        # Progress counts what the model encodes: the chunks, then the sentences.
         progress = _progress(items[0].version) if len(items) == 1 else None
-        vectors, reused = embed_with_reuse(inputs, tenant_id=tenant_id, embedder=embedder, on_progress=progress)
-        stored = {item.version.pk for item in _store(items, vectors, embedder)}
-        offset = 0
+        total = len(inputs) + len(sentence_texts)
+        vectors, reused = embed_with_reuse(
+            inputs,
+            tenant_id=tenant_id,
+            embedder=embedder,
+            on_progress=_part_of(progress, before=0, total=total),
+        )
+        sentence_vectors, sentences_reused = embed_with_reuse(
+            sentence_texts,
+            tenant_id=tenant_id,
+            embedder=embedder,
+            known_vectors=stored_sentence_vectors(tenant_id=tenant_id, embedder=embedder),
+            on_progress=_part_of(progress, before=len(inputs), total=total),
+        )
+        stored = {item.version.pk for item in _store(items, vectors, sentence_vectors, embedder)}
+        offset = sentence_offset = 0
         for item in items:
             part = slice(offset, offset + len(item.texts))
             offset += len(item.texts)
+            sentence_part = slice(sentence_offset, sentence_offset + len(item.sentence_texts))
+            sentence_offset += len(item.sentence_texts)
             if item.version.pk not in stored:
                 reports[item.version.pk] = IngestReport(
                     item.version.pk, "skipped", reason="purged while being ingested"
@@ -277,6 +370,8 @@ def ingest_versions(*, version_ids: list[int], embedder: Embedder | None = None)
                 chunks=len(item.plans),
                 embedded=len(item.plans) - int(reused[part].sum()),
                 reused=int(reused[part].sum()),
+                sentences=len(item.sentence_texts),
+                sentences_embedded=len(item.sentence_texts) - int(sentences_reused[sentence_part].sum()),
                 seconds=round(time.perf_counter() - started, 3),
             )
         # The index copies them now, each document in its current state (a re-ingested published

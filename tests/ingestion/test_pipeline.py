@@ -261,3 +261,27 @@ def test_reembed_finds_chunks_of_another_model_and_embeds_them_again(app, capsys
     assert version.status == IngestionStatus.READY
     call_command("reembed")
     assert "0 versions hold" in capsys.readouterr().out.splitlines()[-1]
+
+
+@pytest.mark.django_db
+def test_reembed_embeds_the_sentences_of_versions_ingested_without_them(app, capsys):
+    from django.core.management import call_command
+
+    from apps.corpus.embedding import get_embedder
+    from apps.corpus.models import Sentence
+
+    document = app.upload(POLICY)
+    version = DocumentVersion.objects.across_tenants().get(document_id=document["id"])
+    sections = Section.objects.across_tenants().filter(version=version)
+    count = Sentence.objects.across_tenants().filter(section__version=version).count()
+    assert count > 100
+    # As a version ingested before sentence vectors were stored looks:
+    Sentence.objects.across_tenants().filter(section__version=version).delete()
+    sections.update(sentences_model="")
+
+    call_command("reembed")
+    assert "0 versions hold 0 chunks" in (out := capsys.readouterr().out) and "1 more have sections" in out, out
+    assert set(sections.values_list("sentences_model", flat=True)) == {get_embedder().identity}
+    assert Sentence.objects.across_tenants().filter(section__version=version).count() == count
+    call_command("reembed")
+    assert "0 more have sections" in capsys.readouterr().out

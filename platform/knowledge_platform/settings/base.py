@@ -277,6 +277,10 @@ INGESTION = {
     # or still processing (its worker died; longer than any retry back-off of a live task).
     "REQUEUE_PENDING_AFTER": env.int("INGESTION_REQUEUE_PENDING_AFTER", default=120),
     "REQUEUE_PROCESSING_AFTER": env.int("INGESTION_REQUEUE_PROCESSING_AFTER", default=1800),
+    # Embed every section's sentences at ingestion, for the extractive generator (which otherwise
+    # encodes its context's sentences on every ask). Off saves that ingestion time where answers
+    # come from a chat model, or not at all.
+    "SENTENCE_VECTORS": env.bool("INGEST_SENTENCE_VECTORS", default=True),
 }
 
 # --------------------------------------------------------------------------- search

@@ -1,6 +1,7 @@
 """Re-embed what another model (or input convention) embedded: every version holding chunks whose
-`embedding_model` is not the current model's identity is ingested again (parse, chunk, embed,
-store, index — idempotent, same chunk ids), in batches, with a progress bar. Search keeps serving
+`embedding_model` is not the current model's identity, or sections whose sentences it did not embed
+(ingested before sentence vectors were stored, or by another model), is ingested again (parse,
+chunk, embed, store, index — idempotent, same chunk ids), in batches, with a progress bar. Search keeps serving
 the published versions meanwhile; each batch is swapped in by one transaction and one index write.
 
     manage.py reembed [--tenant acme] [--dry-run]
@@ -8,12 +9,13 @@ the published versions meanwhile; each batch is swapped in by one transaction an
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from apps.corpus.embedding import get_embedder
-from apps.corpus.models import Chunk
+from apps.corpus.models import Chunk, Section
 from apps.ingestion import services
 from apps.tenants.models import Tenant
 
@@ -33,13 +35,20 @@ class Command(BaseCommand):
             if not Tenant.objects.filter(slug=tenant).exists():
                 raise CommandError(f"No tenant '{tenant}'.")
             chunks = Chunk.objects.filter(version__document__tenant__slug=tenant)
+            sections = Section.objects.filter(version__document__tenant__slug=tenant)
         else:
             chunks = Chunk.objects.across_tenants()  # the whole corpus: an operator's model change
+            sections = Section.objects.across_tenants()
         stale = chunks.exclude(embedding_model=identity).filter(version__purged_at__isnull=True)
-        version_ids = sorted(set(stale.values_list("version_id", flat=True)))
-        self.stdout.write(
-            f"{len(version_ids)} versions hold {stale.count()} chunks embedded by another model than {identity}"
-        )
+        wanted = set(stale.values_list("version_id", flat=True))
+        message = f"{len(wanted)} versions hold {stale.count()} chunks embedded by another model than {identity}"
+        if settings.INGESTION["SENTENCE_VECTORS"]:
+            unsentenced = sections.exclude(sentences_model=identity).filter(version__purged_at__isnull=True)
+            without = set(unsentenced.values_list("version_id", flat=True))
+            message += f"; {len(without - wanted)} more have sections whose sentences it did not embed"
+            wanted |= without
+        version_ids = sorted(wanted)
+        self.stdout.write(message)
         if dry_run or not version_ids:
             return
         failed = 0
