@@ -22,8 +22,9 @@ def refs_of(*, tenant_id: int, **filters: Any) -> list[ChunkRef]:
 
 @transaction.atomic
 def versions_forget(*, tenant_id: int, version_ids: Iterable[int]) -> int:
-    """Delete the sections and chunks (texts and vectors) of these versions of the tenant, and
-    announce the chunks removed so the index drops them after commit. Returns how many chunks went."""
+    """Delete the sections (with their sentences) and chunks, texts and vectors, of these versions
+    of the tenant, and announce the chunks removed so the index drops them after commit. Returns how
+    many chunks went."""
     ids = list(version_ids)
     refs = refs_of(tenant_id=tenant_id, version_id__in=ids)
     Chunk.objects.for_tenant(tenant_id).filter(version_id__in=ids).delete()
