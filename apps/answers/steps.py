@@ -1,8 +1,7 @@
 """The retrieval pipeline as small steps over one `PipelineRun`, declared once:
 
     RETRIEVE = expand (HyDE, optional) → embed → search → fuse → feedback (optional) → re-rank (optional)
-        → re-check
-    SEARCH = RETRIEVE → select          ASK = RETRIEVE → context → generate
+    SEARCH = RETRIEVE → re-check → select          ASK = RETRIEVE → re-check (with sections) → context → generate
 
 Each step names the `PipelineRun` fields it reads and the ones it writes (Haystack's components,
 as plain classes). A `Pipeline` refuses, when it is defined, a step that reads a field no earlier
@@ -116,9 +115,13 @@ def _fused(query: SearchQuery, bm25: list[Candidate], dense: list[Candidate]) ->
     return [RankedChunk(hit=hit, fused_rank=hit.rank) for hit in ranking.rank(query, bm25, dense)]
 
 
-def recheck(context: TenantContext, ranked: Sequence[RankedChunk]) -> list[RankedChunk]:
+def recheck(
+    context: TenantContext, ranked: Sequence[RankedChunk], *, sections: bool = False, vectors: bool = False
+) -> list[RankedChunk]:
     """`ranked` again, each marked as passing the database's re-check or not (with the reason), and
-    carrying the database's facts about its chunk. One query for the documents, one for the chunks."""
+    carrying the database's facts about its chunk: with its parent section's text and offsets if
+    `sections`, its vector if `vectors` (neither is read otherwise: a search needs no section text,
+    only feedback needs vectors). One query for the documents, one for the chunks."""
     document_ids = {r.hit.document_id for r in ranked}
     readable = dict(
         readable_published_documents(context)
@@ -126,11 +129,22 @@ def recheck(context: TenantContext, ranked: Sequence[RankedChunk]) -> list[Ranke
         .order_by()
         .values_list("pk", "published_version_id")
     )
-    rows = Chunk.objects.for_tenant(context.tenant).select_related("section").in_bulk([r.hit.chunk_id for r in ranked])
+    columns = (
+        *ChunkFacts.COLUMNS,
+        *(ChunkFacts.SECTION_COLUMNS if sections else ()),
+        *(ChunkFacts.VECTOR_COLUMNS if vectors else ()),
+    )
+    rows = {
+        row["id"]: row
+        for row in Chunk.objects.for_tenant(context.tenant)
+        .filter(pk__in=[r.hit.chunk_id for r in ranked])
+        .order_by()
+        .values(*columns)
+    }
     checked = []
     for r in ranked:
         row = rows.get(r.hit.chunk_id)
-        if row is None or row.version_id != r.hit.version_id:
+        if row is None or row["version_id"] != r.hit.version_id:
             checked.append(replace(r, passed_recheck=False, recheck_reason="the chunk is no longer in the database"))
             continue
         if r.hit.document_id not in readable:
@@ -225,7 +239,7 @@ class RecheckFeedbackCandidates(Step):
             return
         wanted = settings.ANSWERS["FEEDBACK_DOCUMENTS"]
         candidates = feedback.one_per_document(run.ranked, lambda r: r.hit.document_id, 2 * wanted)
-        run.feedback_candidates = recheck(run.context, candidates)
+        run.feedback_candidates = recheck(run.context, candidates, vectors=True)
 
 
 class Feedback(Step):
@@ -242,7 +256,7 @@ class Feedback(Step):
         assert run.search_query is not None and run.vector is not None  # Search and EmbedQuery wrote them
         moved = feedback.moved_vector(
             run.vector,
-            [r.facts.vector for r in chosen if r.facts is not None],
+            [r.facts.vector for r in chosen if r.facts is not None and r.facts.vector is not None],
             query_weight=settings.ANSWERS["FEEDBACK_QUERY_WEIGHT"],
         )
         run.feedback_chunks = [r.hit.chunk_id for r in chosen]
@@ -281,14 +295,18 @@ class Rerank(Step):
 class RecheckPermissions(Step):
     """The engine filtered by the principals its index holds; the database has the last word. A
     grant revoked a moment ago, a document archived, a version replaced: whatever the index has not
-    caught up with yet is dropped here, before anything leaves the process."""
+    caught up with yet is dropped here, before anything leaves the process. An ask's re-check also
+    loads the chunks' parent sections, for its context."""
 
     name = "recheck"
     reads = ("context", "ranked")
     writes = ("ranked",)
 
+    def __init__(self, *, sections: bool) -> None:
+        self.sections = sections
+
     def __call__(self, run: PipelineRun) -> None:
-        run.ranked = recheck(run.context, run.ranked)
+        run.ranked = recheck(run.context, run.ranked, sections=self.sections)
 
 
 class ShowResults(Step):
@@ -343,7 +361,6 @@ RETRIEVE: tuple[Step, ...] = (
     Feedback(),
     Refuse(),
     Rerank(),
-    RecheckPermissions(),
 )
-SEARCH = Pipeline((*RETRIEVE, ShowResults()))
-ASK = Pipeline((*RETRIEVE, AssembleContext(), Generate()))
+SEARCH = Pipeline((*RETRIEVE, RecheckPermissions(sections=False), ShowResults()))
+ASK = Pipeline((*RETRIEVE, RecheckPermissions(sections=True), AssembleContext(), Generate()))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
 from apps.access.principals import tenant_wide
-from apps.corpus.models import Chunk
 from apps.search.types import (
     DEFAULT_DENSE_WEIGHT,
     DEFAULT_RRF_K,
@@ -74,27 +75,40 @@ class SectionFacts:
 @dataclass(frozen=True, eq=False)  # eq=False: a NumPy vector has no single truth value to compare by
 class ChunkFacts:
     """What the database says of a retrieved chunk, loaded by the permission re-check: plain values,
-    so no ORM row travels further down the pipeline (context, generator, response, audit record)."""
+    so no ORM row travels further down the pipeline (context, generator, response, audit record).
+    The parent section and the vector only where a step needs them (an ask's context, feedback)."""
 
     text: str
     text_sha256: str
     start_offset: int  # into the version's extracted text
     end_offset: int
-    section: SectionFacts | None
-    vector: np.ndarray  # for feedback
+    section: SectionFacts | None  # None: not loaded (a search), or the chunk has none
+    vector: np.ndarray | None  # for feedback; None: not loaded
+
+    # The columns the re-check reads (Chunk field look-ups), the section's and the vector's if asked.
+    COLUMNS: ClassVar[tuple[str, ...]] = ("id", "version_id", "text", "text_sha256", "start_offset", "end_offset")
+    SECTION_COLUMNS: ClassVar[tuple[str, ...]] = (
+        "section_id",
+        "section__text",
+        "section__start_offset",
+        "section__end_offset",
+    )
+    VECTOR_COLUMNS: ClassVar[tuple[str, ...]] = ("embedding",)
 
     @classmethod
-    def of(cls, row: Chunk) -> ChunkFacts:
-        section = row.section
+    def of(cls, row: Mapping[str, Any]) -> ChunkFacts:
+        """From a `values()` row of those columns."""
         return cls(
-            text=row.text,
-            text_sha256=row.text_sha256,
-            start_offset=row.start_offset,
-            end_offset=row.end_offset,
-            section=SectionFacts(section.pk, section.text, section.start_offset, section.end_offset)
-            if section is not None
+            text=row["text"],
+            text_sha256=row["text_sha256"],
+            start_offset=row["start_offset"],
+            end_offset=row["end_offset"],
+            section=SectionFacts(
+                row["section_id"], row["section__text"], row["section__start_offset"], row["section__end_offset"]
+            )
+            if row.get("section_id") is not None
             else None,
-            vector=row.vector,
+            vector=np.frombuffer(bytes(row["embedding"]), dtype=np.float32) if "embedding" in row else None,
         )
 
 

@@ -36,8 +36,10 @@ def test_a_field_that_does_not_exist_is_refused():
 
 def test_search_and_ask_differ_only_in_their_tails():
     assert SEARCH.steps[: len(RETRIEVE)] == ASK.steps[: len(RETRIEVE)] == RETRIEVE
-    assert [s.name for s in SEARCH.steps[len(RETRIEVE) :]] == ["select"]
-    assert [s.name for s in ASK.steps[len(RETRIEVE) :]] == ["context", "generate"]
+    assert [s.name for s in SEARCH.steps[len(RETRIEVE) :]] == ["recheck", "select"]
+    assert [s.name for s in ASK.steps[len(RETRIEVE) :]] == ["recheck", "context", "generate"]
+    # Only an ask's context needs the chunks' parent sections: a search's re-check leaves them unread.
+    assert (SEARCH.steps[len(RETRIEVE)].sections, ASK.steps[len(RETRIEVE)].sections) == (False, True)
 
 
 def test_the_timing_names_are_those_the_response_and_the_audit_record_list():

@@ -90,9 +90,10 @@ def _lone_chunk_passages(tenant, version) -> list[Passage]:
     """Each chunk of the version as a passage of its own (what context assembly gives when its
     section is too long for the budget)."""
     passages = []
-    for number, chunk in enumerate(Chunk.objects.for_tenant(tenant).filter(version=version).select_related("section")):
+    columns = (*ChunkFacts.COLUMNS, *ChunkFacts.SECTION_COLUMNS)
+    for number, chunk in enumerate(Chunk.objects.for_tenant(tenant).filter(version=version).values(*columns)):
         hit = SearchHit(
-            chunk_id=chunk.id,
+            chunk_id=chunk["id"],
             document_id=version.document_id,
             version_id=version.pk,
             collection_id=version.document.collection_id,
@@ -100,7 +101,7 @@ def _lone_chunk_passages(tenant, version) -> list[Passage]:
             score=1.0,
             components={},
             title="",
-            text=chunk.text,
+            text=chunk["text"],
             highlights=[],
         )
         ranked = RankedChunk(hit=hit, fused_rank=number + 1, facts=ChunkFacts.of(chunk), passed_recheck=True)
@@ -110,11 +111,11 @@ def _lone_chunk_passages(tenant, version) -> list[Passage]:
                 document_id=version.document_id,
                 version_id=version.pk,
                 title="",
-                text=chunk.text,
-                start_offset=chunk.start_offset,
-                end_offset=chunk.end_offset,
+                text=chunk["text"],
+                start_offset=chunk["start_offset"],
+                end_offset=chunk["end_offset"],
                 chunks=[ranked],
-                tokens=chunk.token_count,
+                tokens=len(chunk["text"].split()),
             )
         )
     return passages
