@@ -203,9 +203,12 @@ def _store(
     a handful of statements for the whole batch, not several per version (at 300 small documents
     the per-version round trips cost as much as a tenth of the model's time). Returns the items
     stored: a version purged while the batch was being embedded is left out."""
-    first_row, row = {}, 0
+    # Rows of `vectors` and `sentence_vectors` per version, counted over every item handed in:
+    # an item left out below (purged meanwhile) must not shift the others onto its vectors.
+    first_row, first_sentence_row, row, sentence_row = {}, {}, 0, 0
     for item in items:
         first_row[item.version.pk], row = row, row + len(item.plans)
+        first_sentence_row[item.version.pk], sentence_row = sentence_row, sentence_row + len(item.sentence_texts)
     with transaction.atomic():
         # The documents' rows are locked, as a purge locks them, then read again: a purge that
         # committed meanwhile wins, and no text or vector of a purged version is written back.
@@ -239,8 +242,9 @@ def _store(
             for item in items
             for i, s in enumerate(item.parsed.sections)
         )
-        sentence_rows, first_section, row = [], 0, 0
+        sentence_rows, first_section = [], 0
         for item in items:
+            row = first_sentence_row[item.version.pk]
             for i, found in enumerate(item.sentences or ()):
                 for text, start, end in found:
                     sentence_rows.append(
