@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .models import Section, Sentence
+from .models import Section
 from .types import SectionSentences
 from .vectors import EMBEDDING_DIMS
 
@@ -18,22 +18,26 @@ def section_sentences(*, tenant_id: int, section_ids: Iterable[int], model: str)
     ids = set(section_ids)
     if not ids:
         return {}
-    embedded = (
-        Section.objects.for_tenant(tenant_id).filter(pk__in=ids, sentences_model=model).values_list("pk", flat=True)
-    )
-    found: dict[int, tuple[list[tuple[int, int]], list[bytes]]] = {pk: ([], []) for pk in embedded}
-    if not found:
-        return {}
+    # One statement (the sections, LEFT JOINed to their sentences), so that a re-ingest committing
+    # meanwhile cannot make a section read as embedded come back with none of its sentences.
     rows = (
-        Sentence.objects.for_tenant(tenant_id)
-        .filter(section_id__in=found, embedding_model=model)
-        .order_by("section_id", "start_offset")
-        .values_list("section_id", "start_offset", "end_offset", "embedding")
+        Section.objects.for_tenant(tenant_id)
+        .filter(pk__in=ids, sentences_model=model)
+        .order_by("pk", "sentences__start_offset")
+        .values_list(
+            "pk",
+            "sentences__start_offset",
+            "sentences__end_offset",
+            "sentences__embedding",
+            "sentences__embedding_model",
+        )
     )
-    for section_id, start, end, embedding in rows:
-        spans, vectors = found[section_id]
-        spans.append((start, end))
-        vectors.append(bytes(embedding))
+    found: dict[int, tuple[list[tuple[int, int]], list[bytes]]] = {}
+    for section_id, start, end, embedding, embedding_model in rows:
+        spans, vectors = found.setdefault(section_id, ([], []))
+        if start is not None and embedding_model == model:  # None: a section that holds no sentence
+            spans.append((start, end))
+            vectors.append(bytes(embedding))
     return {
         section_id: SectionSentences(
             spans=tuple(spans),

@@ -185,7 +185,9 @@ def test_sentences_of_another_model_are_neither_read_nor_reused_and_reembed_repl
 
 
 @pytest.mark.django_db
-def test_another_tenants_poisoned_sentence_vectors_are_not_reused_by_hash(library, globex, django_capture_on_commit_callbacks):
+def test_another_tenants_poisoned_sentence_vectors_are_not_reused_by_hash(
+    library, globex, django_capture_on_commit_callbacks
+):
     """Acme's stored sentence vectors are poisoned; Globex ingests the very same text: its vectors
     are encoded afresh (reuse by hash is pinned to the tenant) and its answers are unaffected."""
     rows = Sentence.objects.for_tenant(library.world.tenant)
@@ -206,7 +208,9 @@ def test_another_tenants_poisoned_sentence_vectors_are_not_reused_by_hash(librar
 
 
 @pytest.mark.django_db
-def test_section_sentences_reads_only_the_tenants_own_among_mixed_ids(library, globex, django_capture_on_commit_callbacks):
+def test_section_sentences_reads_only_the_tenants_own_among_mixed_ids(
+    library, globex, django_capture_on_commit_callbacks
+):
     """A request for a mix of the tenant's section ids and another tenant's gets only its own."""
     collection = documents.collection_create(tenant=globex.tenant, name="Handbook")
     add_document(globex.tenant, collection, "Security policy", SECURITY, django_capture_on_commit_callbacks)
@@ -315,3 +319,41 @@ def test_odd_text_gives_the_same_candidates_stored_or_encoded_for_whole_sections
             with_stored = generator.generate(question, passages, stored_sentences=stored)
             without = generator.generate(question, passages)
             assert (with_stored.text, with_stored.citations) == (without.text, without.citations), question
+
+
+@pytest.mark.django_db
+def test_a_reingest_between_the_selectors_reads_does_not_turn_a_section_into_one_without_sentences(
+    library, monkeypatch
+):
+    """A re-ingest (reembed) commits between the selector's reads (which sections are embedded,
+    then their sentences): the old section must come back absent (then encoded) or whole, never as
+    holding no sentence (which silently drops every sentence of that passage from the answer)."""
+    tenant, version = library.world.tenant, library.security.published_version
+    section = next(s for s in Section.objects.for_tenant(tenant).filter(version=version) if spans(s.text, 0))
+    reads, reingested = [], []
+
+    def reingest():
+        reingested.append(True)
+        assert ingestion.ingest_version(version_id=version.pk).status == "ready"  # new sections, new ids
+
+    for model in (Section, Sentence):
+        real = model.objects.for_tenant
+
+        def counted(tenant_id, real=real):
+            if not reingested:  # the re-ingest's own reads are not the selector's
+                reads.append(tenant_id)
+                if len(reads) == 2:  # between the selector's first read and its second
+                    reingest()
+            return real(tenant_id)
+
+        monkeypatch.setattr(model.objects, "for_tenant", counted)
+    stored = corpus_selectors.section_sentences(
+        tenant_id=tenant.pk, section_ids={section.pk}, model=get_embedder().identity
+    )
+    monkeypatch.undo()
+    if not reingested:  # one read: the re-ingest comes after it
+        reingest()
+    assert not Section.objects.for_tenant(tenant).filter(pk=section.pk).exists()
+    assert section.pk not in stored or stored[section.pk].spans, (
+        "a section that is gone was read as one that holds no sentence"
+    )
