@@ -32,8 +32,9 @@ class Section(TenantOwned):
     start_offset = models.PositiveIntegerField()
     end_offset = models.PositiveIntegerField()
     page = models.PositiveIntegerField(null=True, blank=True)
-    # The model identity that embedded this section's sentences (its `Sentence` rows); empty when
-    # they were not embedded (ingested before sentences were, or with INGEST_SENTENCE_VECTORS off).
+    # The model identity that embedded this section's sentences (its `Sentence` rows) and the rule
+    # that split them (`corpus.sentences.segmented_by`); empty when they were not embedded (ingested
+    # before sentences were, or with INGEST_SENTENCE_VECTORS off).
     sentences_model = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:

@@ -7,14 +7,16 @@ from collections.abc import Iterable
 import numpy as np
 
 from .models import Section
+from .sentences import segmented_by
 from .types import SectionSentences
 from .vectors import EMBEDDING_DIMS
 
 
 def section_sentences(*, tenant_id: int, section_ids: Iterable[int], model: str) -> dict[int, SectionSentences]:
-    """The sentences ingestion embedded with `model` for these sections of the tenant, by section id.
-    A section it did not embed with that model (ingested before sentences were stored, or by
-    another model) is absent; one it embedded that holds no sentence maps to an empty set."""
+    """The sentences ingestion embedded with `model` (an embedder identity), split by today's rule,
+    for these sections of the tenant, by section id. A section it did not embed so (ingested before
+    sentences were stored, by another model or another rule) is absent; one it embedded that holds
+    no sentence maps to an empty set."""
     ids = set(section_ids)
     if not ids:
         return {}
@@ -22,7 +24,7 @@ def section_sentences(*, tenant_id: int, section_ids: Iterable[int], model: str)
     # meanwhile cannot make a section read as embedded come back with none of its sentences.
     rows = (
         Section.objects.for_tenant(tenant_id)
-        .filter(pk__in=ids, sentences_model=model)
+        .filter(pk__in=ids, sentences_model=segmented_by(model))
         .order_by("pk", "sentences__start_offset")
         .values_list(
             "pk",

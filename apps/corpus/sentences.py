@@ -13,6 +13,14 @@ from typing import Any
 # sentence below it; inside a paragraph a line break is just a space (hard-wrapped text).
 _PARAGRAPH = re.compile(r"\S(?:.|\n(?!\s*\n))*")
 MIN_WORDS = 5  # shorter fragments are not answers
+# Raise when the rule changes (the paragraph pattern, MIN_WORDS, pysbd's version): a section
+# segmented by another rule then reads as not embedded, and `manage.py reembed` segments it again.
+SEGMENTATION = "sentences-v1 pysbd-0.3.4"
+
+
+def segmented_by(model_identity: str) -> str:
+    """What `Section.sentences_model` holds for sentences split by this rule and embedded by that model."""
+    return f"{model_identity} {SEGMENTATION}"
 
 
 @lru_cache(maxsize=1)

@@ -237,7 +237,7 @@ def _store(
                 start_offset=s.start,
                 end_offset=s.end,
                 page=s.page,
-                sentences_model=embedder.identity if item.sentences is not None else "",
+                sentences_model=corpus_sentences.segmented_by(embedder.identity) if item.sentences is not None else "",
             )
             for item in items
             for i, s in enumerate(item.parsed.sections)

@@ -14,7 +14,7 @@ from apps.answers.types import ChunkFacts, Passage, RankedChunk
 from apps.corpus import selectors as corpus_selectors
 from apps.corpus.embedding import get_embedder
 from apps.corpus.models import Chunk, Section, Sentence
-from apps.corpus.sentences import spans
+from apps.corpus.sentences import segmented_by, spans
 from apps.documents import services as documents
 from apps.search.types import SearchHit
 from apps.tenants.actors import Actor
@@ -47,7 +47,7 @@ def ask(library, query=QUESTION, **options):
 def test_ingestion_stores_each_sections_sentences_with_the_models_vectors(library):
     tenant, embedder = library.world.tenant, get_embedder()
     sections = list(Section.objects.for_tenant(tenant).filter(version=library.security.published_version))
-    assert sections and all(s.sentences_model == embedder.identity for s in sections)
+    assert sections and all(s.sentences_model == segmented_by(embedder.identity) for s in sections)
     stored = 0
     for section in sections:
         expected = spans(section.text, section.start_offset)
@@ -212,3 +212,21 @@ def test_with_sentence_vectors_off_nothing_is_stored_and_answers_still_come(
     assert not Sentence.objects.for_tenant(library.world.tenant).filter(section__in=sections).exists()
     answer = ask(library, "Which purchase orders need a second signature above 7 thousand euros?")
     assert answer["grounded"] is True and "second signature" in answer["answer"]
+
+
+@pytest.mark.django_db
+def test_sentences_split_by_an_earlier_rule_are_not_read_and_reembed_splits_them_again(library, capsys):
+    from django.core.management import call_command
+
+    tenant, identity = library.world.tenant, get_embedder().identity
+    sections = Section.objects.for_tenant(tenant).filter(version=library.security.published_version)
+    ids = set(sections.values_list("pk", flat=True))
+    assert corpus_selectors.section_sentences(tenant_id=tenant.pk, section_ids=ids, model=identity)
+    sections.update(sentences_model=f"{identity} sentences-v0 pysbd-0.3.3")
+    assert corpus_selectors.section_sentences(tenant_id=tenant.pk, section_ids=ids, model=identity) == {}
+
+    call_command("reembed", "--tenant", tenant.slug)
+    assert "1 more have sections whose sentences it did not embed" in capsys.readouterr().out
+    assert {s.sentences_model for s in sections.all()} == {segmented_by(identity)}
+    ids = set(sections.values_list("pk", flat=True))  # a re-ingest writes the sections anew
+    assert corpus_selectors.section_sentences(tenant_id=tenant.pk, section_ids=ids, model=identity)

@@ -16,6 +16,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from apps.corpus.embedding import get_embedder
 from apps.corpus.models import Chunk, Section
+from apps.corpus.sentences import segmented_by
 from apps.ingestion import services
 from apps.tenants.models import Tenant
 
@@ -43,7 +44,9 @@ class Command(BaseCommand):
         wanted = set(stale.values_list("version_id", flat=True))
         message = f"{len(wanted)} versions hold {stale.count()} chunks embedded by another model than {identity}"
         if settings.INGESTION["SENTENCE_VECTORS"]:
-            unsentenced = sections.exclude(sentences_model=identity).filter(version__purged_at__isnull=True)
+            unsentenced = sections.exclude(sentences_model=segmented_by(identity)).filter(
+                version__purged_at__isnull=True
+            )
             without = set(unsentenced.values_list("version_id", flat=True))
             message += f"; {len(without - wanted)} more have sections whose sentences it did not embed"
             wanted |= without
