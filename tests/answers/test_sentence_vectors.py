@@ -16,6 +16,7 @@ from apps.corpus.embedding import get_embedder
 from apps.corpus.models import Chunk, Section, Sentence
 from apps.corpus.sentences import segmented_by, spans
 from apps.documents import services as documents
+from apps.search.backends import get_search_backend
 from apps.search.types import SearchHit
 from apps.tenants.actors import Actor
 from tests.answers.conftest import add_document
@@ -210,6 +211,7 @@ def test_with_sentence_vectors_off_nothing_is_stored_and_answers_still_come(
     sections = Section.objects.for_tenant(library.world.tenant).filter(version=document.published_version)
     assert {s.sentences_model for s in sections} == {""}
     assert not Sentence.objects.for_tenant(library.world.tenant).filter(section__in=sections).exists()
+    get_search_backend().refresh()
     answer = ask(library, "Which purchase orders need a second signature above 7 thousand euros?")
     assert answer["grounded"] is True and "second signature" in answer["answer"]
 
