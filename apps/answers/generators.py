@@ -42,18 +42,18 @@ def sentences(passage: Passage) -> list[tuple[str, int, int]]:
     return corpus_sentences.spans(passage.text, passage.start_offset)
 
 
-Candidate = tuple[Passage, str, int, int]  # a passage, one of its sentences, its start and end offsets
+SentenceCandidate = tuple[Passage, str, int, int]  # a passage, one of its sentences, its start and end offsets
 
 
 def candidates_with_vectors(
     passages: list[Passage], stored: Mapping[int, SectionSentences]
-) -> tuple[list[Candidate], list[np.ndarray | None]]:
+) -> tuple[list[SentenceCandidate], list[np.ndarray | None]]:
     """Every sentence of the passages, with the vector ingestion stored for it (None: not stored).
     A whole section that ingestion embedded gives its stored sentences as they are (no segmenting
     here); a lone chunk, or a section it did not embed, is segmented, and each sentence takes the
     stored vector of the same span of its section if there is one (a sentence a chunk's edge cuts
     through has none)."""
-    candidates: list[Candidate] = []
+    candidates: list[SentenceCandidate] = []
     vectors: list[np.ndarray | None] = []
     for passage in passages:
         whole = stored.get(passage.section_id) if passage.section_id is not None else None
@@ -107,7 +107,7 @@ class ExtractiveGenerator:
             if vector is not None:
                 vectors[i] = vector
         similarity = vectors @ question_vector
-        chosen: list[tuple[Candidate, float]] = []
+        chosen: list[tuple[SentenceCandidate, float]] = []
         seen: set[str] = set()
         for index in np.argsort(-similarity, kind="stable"):
             if similarity[index] < self.min_similarity or len(chosen) == self.max_sentences:
