@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.serializers import StrictInputSerializer
+from apps.core.serializers import StrictInputSerializer, StringField
 from apps.search.types import DEFAULT_DENSE_WEIGHT, DEFAULT_RRF_K, MAX_K, Fusion, Mode, SearchFilters
 from apps.tenants import resolution
 from apps.tenants.models import Scope
@@ -29,9 +29,9 @@ def _id() -> serializers.IntegerField:
 class FiltersInputSerializer(StrictInputSerializer):
     collections = serializers.ListField(child=_id(), required=False, max_length=100)
     documents = serializers.ListField(child=_id(), required=False, max_length=1000)
-    categories = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=50)
+    categories = serializers.ListField(child=StringField(max_length=100), required=False, max_length=50)
     tags = serializers.ListField(
-        child=serializers.CharField(max_length=100),
+        child=StringField(max_length=100),
         required=False,
         max_length=50,
         help_text="A chunk matches if its document has any of these tags.",
@@ -46,7 +46,7 @@ class FiltersInputSerializer(StrictInputSerializer):
 
 
 class SearchInputSerializer(StrictInputSerializer):
-    query = serializers.CharField(help_text="What to look for, in plain words (no query syntax).")
+    query = StringField(help_text="What to look for, in plain words (no query syntax).")
     k = serializers.IntegerField(min_value=1, max_value=MAX_K, default=10)
     mode = serializers.ChoiceField(choices=[m.value for m in Mode], default=Mode.HYBRID.value)
     fusion = serializers.ChoiceField(
@@ -74,7 +74,7 @@ class SearchInputSerializer(StrictInputSerializer):
         ),
     )
     filters = FiltersInputSerializer(required=False)
-    as_user = serializers.CharField(
+    as_user = StringField(
         required=False,
         max_length=150,
         help_text="API keys with act_as_user: run as this tenant username, with their access.",
@@ -150,44 +150,44 @@ class ScoresOutputSerializer(serializers.Serializer):
 
 class ResultOutputSerializer(serializers.Serializer):
     rank = serializers.IntegerField()
-    chunk_id = serializers.CharField(source="hit.chunk_id")
+    chunk_id = StringField(source="hit.chunk_id")
     document_id = serializers.IntegerField(source="hit.document_id")
     version_id = serializers.IntegerField(source="hit.version_id")
     collection_id = serializers.IntegerField(source="hit.collection_id")
-    title = serializers.CharField(source="hit.title")
-    text = serializers.CharField(source="hit.text")
+    title = StringField(source="hit.title")
+    text = StringField(source="hit.text")
     start_offset = serializers.IntegerField(source="facts.start_offset", help_text="Into the version's extracted text.")
     end_offset = serializers.IntegerField(source="facts.end_offset")
-    highlights = serializers.ListField(child=serializers.CharField(), source="hit.highlights")
+    highlights = serializers.ListField(child=StringField(), source="hit.highlights")
     scores = ScoresOutputSerializer()
 
 
 class CitationOutputSerializer(serializers.Serializer):
     marker = serializers.IntegerField(help_text="The [n] in the answer text.")
-    chunk_id = serializers.CharField()
+    chunk_id = StringField()
     document_id = serializers.IntegerField()
     version_id = serializers.IntegerField()
     start_offset = serializers.IntegerField()
     end_offset = serializers.IntegerField()
-    quote = serializers.CharField()
+    quote = StringField()
 
 
 class SearchOutputSerializer(serializers.Serializer):
     audit_id = serializers.IntegerField()
-    query = serializers.CharField()
-    mode = serializers.CharField()
+    query = StringField()
+    mode = StringField()
     results = ResultOutputSerializer(many=True)
     timings = serializers.DictField(child=serializers.FloatField(), help_text="Milliseconds per pipeline step.")
 
 
 class AskOutputSerializer(serializers.Serializer):
     audit_id = serializers.IntegerField()
-    query = serializers.CharField()
-    answer = serializers.CharField()
+    query = StringField()
+    answer = StringField()
     grounded = serializers.BooleanField(help_text="False: no grounded answer (see refusal_reason).")
-    refusal_reason = serializers.CharField()
-    generator = serializers.CharField()
-    model = serializers.CharField()
+    refusal_reason = StringField()
+    generator = StringField()
+    model = StringField()
     citations = CitationOutputSerializer(many=True)
     sources = ResultOutputSerializer(many=True, help_text="The chunks given to the generator.")
     timings = serializers.DictField(child=serializers.FloatField())

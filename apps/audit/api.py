@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from apps.core.exceptions import PermissionDenied
 from apps.core.pagination import paginated_response, paginated_schema
-from apps.core.serializers import StrictInputSerializer
+from apps.core.serializers import StrictInputSerializer, StringField
 from apps.tenants.models import Scope
 from apps.tenants.permissions import tenant_context
 from apps.tenants.resolution import role_may_use
@@ -34,7 +34,7 @@ def compliance_context(request: Request):
 
 # --------------------------------------------------------------------------- shapes
 class FiltersQuerySerializer(StrictInputSerializer):
-    user = serializers.CharField(required=False, max_length=150, help_text="A tenant username.")
+    user = StringField(required=False, max_length=150, help_text="A tenant username.")
     date_from = serializers.DateField(required=False)
     date_to = serializers.DateField(required=False)
     document = serializers.IntegerField(
@@ -84,49 +84,47 @@ class RecordOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     sequence = serializers.IntegerField()
     created_at = serializers.DateTimeField()
-    kind = serializers.CharField()
-    outcome = serializers.CharField()
-    username = serializers.CharField()
-    api_key_prefix = serializers.CharField()
+    kind = StringField()
+    outcome = StringField()
+    username = StringField()
+    api_key_prefix = StringField()
     acting_for_user = serializers.BooleanField()
-    query = serializers.CharField()
+    query = StringField()
     filters = serializers.DictField()
     parameters = serializers.DictField()
-    answer = serializers.CharField()
+    answer = StringField()
     citations = serializers.ListField(child=serializers.DictField())
-    generator = serializers.CharField()
-    generator_model = serializers.CharField()
+    generator = StringField()
+    generator_model = StringField()
     timings = serializers.DictField()
-    error = serializers.CharField()
-    review_status = serializers.CharField(allow_null=True)
-    principals = serializers.ListField(child=serializers.CharField())
+    error = StringField()
+    review_status = StringField(allow_null=True)
+    principals = serializers.ListField(child=StringField())
     # `context` is the JSON key. The stubs read it as overriding Field.context; DRF's metaclass takes
     # declared fields out of the class, so it does not.
     context = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]
-    embedding_model = serializers.CharField()
-    search_backend = serializers.CharField()
-    index_generation = serializers.CharField()
-    key_id = serializers.CharField()
-    record_hash = serializers.CharField()
+    embedding_model = StringField()
+    search_backend = StringField()
+    index_generation = StringField()
+    key_id = StringField()
+    record_hash = StringField()
 
 
 class EvidenceOutputSerializer(serializers.Serializer):
     rank = serializers.IntegerField(source="entry.rank")
-    chunk_id = serializers.CharField(source="entry.chunk_id")
+    chunk_id = StringField(source="entry.chunk_id")
     document_id = serializers.IntegerField(source="entry.document_id")
     version_id = serializers.IntegerField(source="entry.version_id")
-    text_sha256 = serializers.CharField(source="entry.text_sha256")
-    served_sha256 = serializers.CharField(
+    text_sha256 = StringField(source="entry.text_sha256")
+    served_sha256 = StringField(
         source="entry.served_sha256", help_text="SHA-256 of the text the search engine served (its own copy)."
     )
     scores = serializers.DictField(source="entry.scores")
     passed_recheck = serializers.BooleanField(source="entry.passed_recheck")
-    recheck_reason = serializers.CharField(source="entry.recheck_reason")
+    recheck_reason = StringField(source="entry.recheck_reason")
     shown = serializers.BooleanField(source="entry.shown")
     cited = serializers.BooleanField(source="entry.cited")
-    text = serializers.CharField(
-        allow_null=True, help_text="The exact text, from the immutable version (null once purged)."
-    )
+    text = StringField(allow_null=True, help_text="The exact text, from the immutable version (null once purged).")
     text_matches = serializers.BooleanField(allow_null=True, help_text="The text still hashes to what the record kept.")
     served_matches = serializers.BooleanField(
         allow_null=True,
@@ -137,9 +135,9 @@ class EvidenceOutputSerializer(serializers.Serializer):
 
 
 class ReviewOutputSerializer(serializers.Serializer):
-    status = serializers.CharField()
-    comment = serializers.CharField()
-    reviewer_name = serializers.CharField()
+    status = StringField()
+    comment = StringField()
+    reviewer_name = StringField()
     created_at = serializers.DateTimeField()
 
 
@@ -150,7 +148,7 @@ class RecordDetailOutputSerializer(RecordOutputSerializer):
 
 class ReviewInputSerializer(StrictInputSerializer):
     status = serializers.ChoiceField(choices=ReviewStatus.values)
-    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    comment = StringField(required=False, allow_blank=True, default="", max_length=5000)
 
 
 # --------------------------------------------------------------------------- views
@@ -214,32 +212,30 @@ class RecordReviewView(APIView):
 
 class ReplayedChunkSerializer(serializers.Serializer):
     rank = serializers.IntegerField()
-    chunk_id = serializers.CharField()
+    chunk_id = StringField()
     document_id = serializers.IntegerField()
     version_id = serializers.IntegerField()
     shown = serializers.BooleanField()
     cited = serializers.BooleanField()
-    text = serializers.CharField(
-        allow_null=True, help_text="Re-derived from the version's stored file (null: it cannot be)."
-    )
+    text = StringField(allow_null=True, help_text="Re-derived from the version's stored file (null: it cannot be).")
     text_matches = serializers.BooleanField(allow_null=True)
     served_matches = serializers.BooleanField(allow_null=True)
-    now = serializers.ListField(child=serializers.CharField(), help_text="What would differ if the query ran now.")
+    now = serializers.ListField(child=StringField(), help_text="What would differ if the query ran now.")
 
 
 class ReplayedPassageSerializer(serializers.Serializer):
     number = serializers.IntegerField()
     version_id = serializers.IntegerField()
     section_id = serializers.IntegerField(allow_null=True)
-    text = serializers.CharField(allow_null=True)
+    text = StringField(allow_null=True)
     text_matches = serializers.BooleanField(allow_null=True)
 
 
 class ReplayedCitationSerializer(serializers.Serializer):
     marker = serializers.IntegerField()
-    chunk_id = serializers.CharField()
+    chunk_id = StringField()
     version_id = serializers.IntegerField()
-    quote = serializers.CharField()
+    quote = StringField()
     quote_matches = serializers.BooleanField(allow_null=True)
 
 
@@ -255,9 +251,9 @@ class ReplayOutputSerializer(serializers.Serializer):
         many=True, help_text="The passages given to the generator."
     )
     citations = ReplayedCitationSerializer(many=True)
-    now = serializers.ListField(child=serializers.CharField(), help_text="What changed since for the whole query.")
+    now = serializers.ListField(child=StringField(), help_text="What changed since for the whole query.")
     unverifiable = serializers.ListField(
-        child=serializers.CharField(),
+        child=StringField(),
         help_text=(
             "Texts that should be checkable and are not (a version file altered or missing): they fail the replay."
         ),
@@ -282,13 +278,11 @@ class RecordReplayView(APIView):
 
 class ProofOutputSerializer(serializers.Serializer):
     record_id = serializers.IntegerField()
-    canonical = serializers.CharField(help_text="The record's canonical bytes (UTF-8 JSON), exactly as hashed.")
-    content_sha256 = serializers.CharField(help_text="SHA-256 of `canonical`: the record's Merkle leaf.")
+    canonical = StringField(help_text="The record's canonical bytes (UTF-8 JSON), exactly as hashed.")
+    content_sha256 = StringField(help_text="SHA-256 of `canonical`: the record's Merkle leaf.")
     leaf_index = serializers.IntegerField()
     tree_size = serializers.IntegerField()
-    audit_path = serializers.ListField(
-        child=serializers.CharField(), help_text="RFC 9162 inclusion path, leaf upwards."
-    )
+    audit_path = serializers.ListField(child=StringField(), help_text="RFC 9162 inclusion path, leaf upwards.")
     checkpoint = serializers.DictField(help_text="The signed checkpoint (Ed25519) whose Merkle root the path reaches.")
 
 

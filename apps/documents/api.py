@@ -24,7 +24,7 @@ from apps.access.levels import LEVEL_NAMES, Level
 from apps.core.exceptions import NotFound
 from apps.core.pagination import paginated_response, paginated_schema
 from apps.core.parsers import JSONParser
-from apps.core.serializers import StrictInputSerializer
+from apps.core.serializers import StrictInputSerializer, StringField
 from apps.tenants import selectors as tenant_selectors
 from apps.tenants.actors import Actor
 from apps.tenants.models import Scope
@@ -57,25 +57,25 @@ READ_WRITE = {
 # --------------------------------------------------------------------------- output shapes
 class CollectionOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    name = serializers.CharField()
-    description = serializers.CharField()
+    name = StringField()
+    description = StringField()
     chunk_size = serializers.IntegerField()
     chunk_overlap = serializers.IntegerField()
-    chunk_strategy = serializers.CharField()
+    chunk_strategy = StringField()
     created_at = serializers.DateTimeField()
 
 
 class VersionOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     number = serializers.IntegerField()
-    original_filename = serializers.CharField()
-    media_type = serializers.CharField()
+    original_filename = StringField()
+    media_type = StringField()
     size = serializers.IntegerField()
-    sha256 = serializers.CharField()
-    change_note = serializers.CharField()
+    sha256 = StringField()
+    change_note = StringField()
     created_at = serializers.DateTimeField()
-    status = serializers.CharField()
-    status_reason = serializers.CharField()
+    status = StringField()
+    status_reason = StringField()
     progress_done = serializers.IntegerField()
     progress_total = serializers.IntegerField()
     processing_started_at = serializers.DateTimeField(allow_null=True)
@@ -87,14 +87,14 @@ class VersionOutputSerializer(serializers.Serializer):
 class DocumentOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     collection = serializers.IntegerField(source="collection_id")
-    title = serializers.CharField()
-    external_id = serializers.CharField()
-    author = serializers.CharField()
-    category = serializers.CharField()
-    tags = serializers.ListField(child=serializers.CharField())
+    title = StringField()
+    external_id = StringField()
+    author = StringField()
+    category = StringField()
+    tags = serializers.ListField(child=StringField())
     effective_date = serializers.DateField(allow_null=True)
-    source_url = serializers.CharField()
-    state = serializers.CharField()
+    source_url = StringField()
+    state = StringField()
     published_version = VersionOutputSerializer(allow_null=True)
     has_own_grants = serializers.BooleanField()
     retention_until = serializers.DateField(allow_null=True)
@@ -105,10 +105,10 @@ class DocumentOutputSerializer(serializers.Serializer):
 
 
 class EventOutputSerializer(serializers.Serializer):
-    action = serializers.CharField()
+    action = StringField()
     version = serializers.IntegerField(source="version.number", allow_null=True, default=None)
     actor = serializers.SerializerMethodField()
-    reason = serializers.CharField()
+    reason = StringField()
     details = serializers.DictField()
     created_at = serializers.DateTimeField()
 
@@ -117,9 +117,9 @@ class EventOutputSerializer(serializers.Serializer):
 
 
 class GrantSerializer(serializers.Serializer):
-    user = serializers.CharField(required=False, help_text="A tenant username.")
+    user = StringField(required=False, help_text="A tenant username.")
     group = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text="A tenant group id.")
-    api_key = serializers.CharField(required=False, help_text="An API key prefix: grants the key's own reads.")
+    api_key = StringField(required=False, help_text="An API key prefix: grants the key's own reads.")
     level = serializers.ChoiceField(choices=LEVEL_NAMES)
 
     def validate(self, data):
@@ -134,7 +134,7 @@ class GrantsInputSerializer(serializers.Serializer):
 
 
 class ReasonSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+    reason = StringField(required=False, default="", allow_blank=True, max_length=2000)
 
 
 # --------------------------------------------------------------------------- grants helpers
@@ -176,8 +176,8 @@ class CollectionListCreateView(APIView):
     required_scopes = READ_WRITE
 
     class CollectionCreateSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=200)
-        description = serializers.CharField(required=False, default="", allow_blank=True)
+        name = StringField(max_length=200)
+        description = StringField(required=False, default="", allow_blank=True)
         chunk_size = serializers.IntegerField(
             required=False, min_value=16, max_value=254, help_text="Model tokens per chunk (default 200)."
         )
@@ -211,8 +211,8 @@ class CollectionDetailView(APIView):
     required_scopes = READ_WRITE
 
     class CollectionUpdateSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=200, required=False)
-        description = serializers.CharField(required=False, allow_blank=True)
+        name = StringField(max_length=200, required=False)
+        description = StringField(required=False, allow_blank=True)
 
     @extend_schema(responses=CollectionOutputSerializer, tags=["collections"])
     def get(self, request: Request, collection_id: int) -> Response:
@@ -269,13 +269,11 @@ class CollectionGrantsView(APIView):
 class DocumentMetadataSerializer(serializers.Serializer):
     """The document fields a caller may set; every one optional (PATCH semantics)."""
 
-    title = serializers.CharField(max_length=500, required=False)
-    external_id = serializers.CharField(
-        max_length=500, required=False, allow_blank=True, help_text="Your own id for it."
-    )
-    author = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    category = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    title = StringField(max_length=500, required=False)
+    external_id = StringField(max_length=500, required=False, allow_blank=True, help_text="Your own id for it.")
+    author = StringField(max_length=200, required=False, allow_blank=True)
+    category = StringField(max_length=100, required=False, allow_blank=True)
+    tags = serializers.ListField(child=StringField(max_length=100), required=False)
     effective_date = serializers.DateField(required=False, allow_null=True)
     source_url = serializers.URLField(max_length=1000, required=False, allow_blank=True)
     retention_until = serializers.DateField(
@@ -311,17 +309,17 @@ class DocumentListCreateView(APIView):
     class DocumentFilterSerializer(serializers.Serializer):
         collection = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
         state = serializers.ChoiceField(choices=DocumentState.choices, required=False)
-        category = serializers.CharField(required=False)
-        tag = serializers.CharField(required=False)
-        q = serializers.CharField(required=False, help_text="Words in the title.")
+        category = StringField(required=False)
+        tag = StringField(required=False)
+        q = StringField(required=False, help_text="Words in the title.")
         effective_from = serializers.DateField(required=False)
         effective_to = serializers.DateField(required=False)
 
     class DocumentCreateSerializer(DocumentMetadataSerializer):
         collection = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-        title = serializers.CharField(max_length=500)
+        title = StringField(max_length=500)
         file = serializers.FileField(required=False, help_text="The first version (optional).")
-        change_note = serializers.CharField(required=False, default="", allow_blank=True)
+        change_note = StringField(required=False, default="", allow_blank=True)
         publish_when_ready = serializers.BooleanField(
             required=False, default=False, help_text="Publish it as soon as ingestion is done."
         )
@@ -417,7 +415,7 @@ class VersionListCreateView(APIView):
 
     class VersionUploadSerializer(serializers.Serializer):
         file = serializers.FileField()
-        change_note = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+        change_note = StringField(required=False, default="", allow_blank=True, max_length=2000)
         publish_when_ready = serializers.BooleanField(
             required=False, default=False, help_text="Publish it as soon as ingestion is done (needs manage access)."
         )
@@ -502,7 +500,7 @@ class DocumentRollbackView(APIView):
         version_id = serializers.IntegerField(
             min_value=1, max_value=2**63 - 1, help_text="The id of an earlier, ready version of this document."
         )
-        reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+        reason = StringField(required=False, default="", allow_blank=True, max_length=2000)
 
     @extend_schema(
         request=RollbackSerializer,
@@ -564,8 +562,8 @@ class DocumentPurgeView(_LifecycleView):
 
 class RetentionOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    title = serializers.CharField()
-    state = serializers.CharField()
+    title = StringField()
+    state = StringField()
     legal_hold = serializers.BooleanField()
     retention_until = serializers.DateField(allow_null=True)
     purged_at = serializers.DateTimeField(allow_null=True)
@@ -583,7 +581,7 @@ class DocumentRetentionView(APIView):
         retention_until = serializers.DateField(
             required=False, allow_null=True, help_text="Purge is refused before this date; null clears it."
         )
-        reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+        reason = StringField(required=False, default="", allow_blank=True, max_length=2000)
 
     def _get(self, request: Request, document_id: int):
         context = tenant_context(request)

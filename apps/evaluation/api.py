@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from apps.core.exceptions import ApplicationError, NotFound
 from apps.core.pagination import paginated_response, paginated_schema
 from apps.core.params import parse_id
-from apps.core.serializers import StrictInputSerializer
+from apps.core.serializers import StrictInputSerializer, StringField
 from apps.search.types import MAX_K, Fusion, Mode
 from apps.tenants.models import Scope
 from apps.tenants.permissions import tenant_context
@@ -42,16 +42,16 @@ class JudgementSerializer(serializers.Serializer):
 
 
 class QuestionInputSerializer(StrictInputSerializer):
-    text = serializers.CharField(max_length=2000)
-    reference_answer = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
+    text = StringField(max_length=2000)
+    reference_answer = StringField(required=False, allow_blank=True, default="", max_length=10000)
     judgements = JudgementSerializer(many=True, help_text="The relevant documents, graded (higher is more relevant).")
 
 
 class QuestionOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    external_id = serializers.CharField()
-    text = serializers.CharField()
-    reference_answer = serializers.CharField()
+    external_id = StringField()
+    text = StringField()
+    reference_answer = StringField()
     judgements = serializers.SerializerMethodField()
 
     def get_judgements(self, question) -> list[dict]:
@@ -59,14 +59,14 @@ class QuestionOutputSerializer(serializers.Serializer):
 
 
 class GoldenSetInputSerializer(StrictInputSerializer):
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    name = StringField(max_length=200)
+    description = StringField(required=False, allow_blank=True, default="", max_length=5000)
 
 
 class GoldenSetOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    name = serializers.CharField()
-    description = serializers.CharField()
+    name = StringField()
+    description = StringField()
     created_at = serializers.DateTimeField()
     question_count = serializers.IntegerField(source="questions.count")
 
@@ -79,7 +79,7 @@ class RunInputSerializer(StrictInputSerializer):
     golden_set = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     # `label` is the JSON key. The stubs read it as overriding Field.label; DRF's metaclass takes declared
     # fields out of the class, so it does not.
-    label = serializers.CharField(  # type: ignore[assignment]
+    label = StringField(  # type: ignore[assignment]
         required=False, allow_blank=True, default="", max_length=200
     )
     mode = serializers.ChoiceField(choices=[m.value for m in Mode], default=Mode.HYBRID.value)
@@ -97,7 +97,7 @@ class RunInputSerializer(StrictInputSerializer):
         default=False, help_text="Also ask each question and check the answer's citations."
     )
     limit = serializers.IntegerField(min_value=1, required=False, help_text="Only the first N questions.")
-    as_user = serializers.CharField(
+    as_user = StringField(
         required=False,
         max_length=150,
         help_text="Whose access is evaluated: required for API keys (with act_as_user), whose scopes "
@@ -109,17 +109,17 @@ class RunInputSerializer(StrictInputSerializer):
 class RunOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     golden_set = serializers.IntegerField(source="golden_set_id")
-    label = serializers.CharField()  # type: ignore[assignment]  # the JSON key: see RunInputSerializer.label
-    status = serializers.CharField()
-    error = serializers.CharField()
+    label = StringField()  # type: ignore[assignment]  # the JSON key: see RunInputSerializer.label
+    status = StringField()
+    error = StringField()
     config = serializers.DictField()
-    code_version = serializers.CharField()
-    run_as = serializers.CharField()
-    api_key_prefix = serializers.CharField(
+    code_version = StringField()
+    run_as = StringField()
+    api_key_prefix = StringField(
         help_text="The key that started the run, acting for run_as; empty when the member did."
     )
     scopes = serializers.ListField(
-        child=serializers.CharField(), help_text="The scopes the run acts with (the key's and the member's role's)."
+        child=StringField(), help_text="The scopes the run acts with (the key's and the member's role's)."
     )
     metrics = serializers.DictField()
     answer_checks = serializers.DictField()
@@ -129,7 +129,7 @@ class RunOutputSerializer(serializers.Serializer):
 
 class RunQueryOutputSerializer(serializers.Serializer):
     question = serializers.IntegerField(source="question_id")
-    text = serializers.CharField(source="question.text")
+    text = StringField(source="question.text")
     metrics = serializers.DictField()
     ranking = serializers.ListField(child=serializers.IntegerField())
     answer = serializers.DictField()
@@ -141,14 +141,14 @@ class RunDetailOutputSerializer(RunOutputSerializer):
 
 class DeltaOutputSerializer(serializers.Serializer):
     question_id = serializers.IntegerField()
-    question = serializers.CharField()
+    question = StringField()
     before = serializers.FloatField()
     after = serializers.FloatField()
     delta = serializers.FloatField()
 
 
 class ComparisonOutputSerializer(serializers.Serializer):
-    measure = serializers.CharField()
+    measure = StringField()
     before = serializers.FloatField()
     after = serializers.FloatField()
     wins = DeltaOutputSerializer(many=True)

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.pagination import paginated_response, paginated_schema
+from apps.core.serializers import StringField
 
 from . import selectors, services
 from .models import Role, Scope
@@ -17,19 +18,19 @@ from .permissions import tenant_context
 
 
 class MemberOutputSerializer(serializers.Serializer):
-    username = serializers.CharField()
-    role = serializers.CharField()
+    username = StringField()
+    role = StringField()
     is_active = serializers.BooleanField()
-    email = serializers.CharField(source="user.email", help_text="An email address, or empty when none is known.")
-    first_name = serializers.CharField(source="user.first_name")
-    last_name = serializers.CharField(source="user.last_name")
+    email = StringField(source="user.email", help_text="An email address, or empty when none is known.")
+    first_name = StringField(source="user.first_name")
+    last_name = StringField(source="user.last_name")
     created_at = serializers.DateTimeField()
     deactivated_at = serializers.DateTimeField(allow_null=True)
 
 
 class GroupOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    name = serializers.CharField()
+    name = StringField()
     is_everyone = serializers.BooleanField(help_text="The group of all members: a grant to it is tenant-wide.")
     created_at = serializers.DateTimeField()
     members = serializers.SerializerMethodField()
@@ -39,9 +40,9 @@ class GroupOutputSerializer(serializers.Serializer):
 
 
 class ApiKeyOutputSerializer(serializers.Serializer):
-    prefix = serializers.CharField()
-    name = serializers.CharField()
-    scopes = serializers.ListField(child=serializers.CharField())
+    prefix = StringField()
+    name = StringField()
+    scopes = serializers.ListField(child=StringField())
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField(allow_null=True)
     revoked_at = serializers.DateTimeField(allow_null=True)
@@ -53,7 +54,7 @@ class TenantContextView(APIView):
     class TenantContextSerializer(serializers.Serializer):
         tenant = serializers.DictField()
         acting_as = serializers.DictField()
-        scopes = serializers.ListField(child=serializers.CharField())
+        scopes = serializers.ListField(child=StringField())
 
     @extend_schema(responses=TenantContextSerializer, tags=["tenancy"], summary="The tenant and scopes of this request")
     def get(self, request: Request) -> Response:
@@ -77,11 +78,11 @@ class UserListCreateView(APIView):
     required_scope = Scope.USERS_MANAGE
 
     class UserCreateSerializer(serializers.Serializer):
-        username = serializers.CharField(max_length=150, help_text="Unique within the tenant.")
+        username = StringField(max_length=150, help_text="Unique within the tenant.")
         role = serializers.ChoiceField(choices=Role.choices, default=Role.READER)
         email = serializers.EmailField(required=False, default="")
-        first_name = serializers.CharField(required=False, default="", max_length=150)
-        last_name = serializers.CharField(required=False, default="", max_length=150)
+        first_name = StringField(required=False, default="", max_length=150)
+        last_name = StringField(required=False, default="", max_length=150)
 
     @extend_schema(
         operation_id="users_list",
@@ -165,7 +166,7 @@ class UserActivateView(_UserActivationView):
 
 # --------------------------------------------------------------------------- groups
 class GroupNameInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=150)
+    name = StringField(max_length=150)
 
 
 class GroupListCreateView(APIView):
@@ -223,7 +224,7 @@ class GroupMemberAddView(APIView):
     required_scope = Scope.GROUPS_MANAGE
 
     class GroupMemberSerializer(serializers.Serializer):
-        username = serializers.CharField(max_length=150)
+        username = StringField(max_length=150)
 
     @extend_schema(
         request=GroupMemberSerializer, responses=GroupOutputSerializer, tags=["groups"], summary="Add a member"
@@ -255,12 +256,12 @@ class ApiKeyListCreateView(APIView):
     required_scope = Scope.KEYS_MANAGE
 
     class ApiKeyCreateSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=100)
+        name = StringField(max_length=100)
         scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), allow_empty=False)
         expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
     class ApiKeyCreatedSerializer(ApiKeyOutputSerializer):
-        key = serializers.CharField(help_text="The raw key. Shown this once; it is not stored.")
+        key = StringField(help_text="The raw key. Shown this once; it is not stored.")
 
     @extend_schema(
         operation_id="api_keys_list",

@@ -734,3 +734,21 @@ def test_malformed_json_bodies_are_a_400_never_a_500(acme, url):
         if response.status_code != 400 or not response.json().get("message"):
             problems.append(f"{name}: {response.status_code} {response.content[:200]!r}")
     assert not problems, "\n".join(problems)
+
+
+# --------------------------------------------------------------------------- JSON types
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/groups", {"name": 89261467562}, "name"),  # schemathesis's find: a group named "89261467562"
+        ("/api/v1/collections", {"name": 7}, "name"),
+        ("/api/v1/search", {"query": 12.5}, "query"),
+        ("/api/v1/ask", {"query": 3}, "query"),
+        ("/api/v1/users", {"username": 42, "role": "reader"}, "username"),
+    ],
+)
+def test_a_number_where_the_schema_promises_text_is_refused_naming_the_field(acme, path, body, field):
+    response = key_client(acme.key()).post(path, body, format="json")
+    assert response.status_code == 400, (path, response.content)
+    assert field in json.dumps(response.json()) and "string" in json.dumps(response.json())
