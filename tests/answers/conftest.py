@@ -14,10 +14,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.access.grants import Grant
 from apps.access.levels import Level
+from apps.answers.types import ChunkFacts, Passage, RankedChunk
+from apps.corpus.models import Chunk, Section
 from apps.documents import services as document_services
 from apps.documents import services as documents
 from apps.documents.models import Document
 from apps.search.backends import get_search_backend
+from apps.search.types import SearchHit
 from apps.tenants import services as tenants
 from apps.tenants.actors import Actor
 from apps.tenants.models import Membership, Role, Scope
@@ -107,3 +110,71 @@ def library(acme, django_capture_on_commit_callbacks) -> Library:
     )
     get_search_backend().refresh()
     return library
+
+
+def _hit_of(chunk: Chunk, version, rank: int) -> SearchHit:
+    return SearchHit(
+        chunk_id=chunk.id,
+        document_id=version.document_id,
+        version_id=version.pk,
+        collection_id=version.document.collection_id,
+        rank=rank,
+        score=1.0,
+        components={},
+        title="",
+        text=chunk.text,
+        highlights=[],
+    )
+
+
+def version_passages(tenant, version) -> tuple[list[Passage], list[Passage]]:
+    """(every section of the version as a whole passage, every chunk as a lone passage: what
+    context assembly gives when a section is too long for the budget), for the generator's tests."""
+    chunks = list(Chunk.objects.for_tenant(tenant).filter(version=version))
+    facts = {  # as an ask's re-check loads them
+        row["id"]: ChunkFacts.of(row)
+        for row in Chunk.objects.for_tenant(tenant)
+        .filter(version=version)
+        .values(*ChunkFacts.COLUMNS, *ChunkFacts.SECTION_COLUMNS)
+    }
+    ranked = [
+        RankedChunk(hit=_hit_of(c, version, n + 1), fused_rank=n + 1, facts=facts[c.id], passed_recheck=True)
+        for n, c in enumerate(chunks)
+    ]
+    by_section: dict[int, list[RankedChunk]] = {}
+    for r in ranked:
+        by_section.setdefault(r.facts.section.section_id, []).append(r)
+    wholes = []
+    for n, section in enumerate(Section.objects.for_tenant(tenant).filter(version=version)):
+        held = by_section.get(section.pk)
+        if not held:
+            continue  # a section no chunk lies in is never a passage
+        wholes.append(
+            Passage(
+                number=n + 1,
+                document_id=version.document_id,
+                version_id=version.pk,
+                title="",
+                text=section.text,
+                start_offset=section.start_offset,
+                end_offset=section.end_offset,
+                chunks=held,
+                tokens=0,
+                section_id=section.pk,
+            )
+        )
+    lone = [
+        Passage(
+            number=n + 1,
+            document_id=version.document_id,
+            version_id=version.pk,
+            title="",
+            text=r.facts.text,
+            start_offset=r.facts.start_offset,
+            end_offset=r.facts.end_offset,
+            chunks=[r],
+            tokens=0,
+        )
+        for n, r in enumerate(ranked)
+    ]
+    return wholes, lone

@@ -10,16 +10,14 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.answers.generators import ExtractiveGenerator, candidates_with_vectors
-from apps.answers.types import ChunkFacts, Passage, RankedChunk
 from apps.corpus import selectors as corpus_selectors
 from apps.corpus.embedding import get_embedder
-from apps.corpus.models import Chunk, Section, Sentence
+from apps.corpus.models import Section, Sentence
 from apps.corpus.sentences import segmented_by, spans
 from apps.documents import services as documents
 from apps.search.backends import get_search_backend
-from apps.search.types import SearchHit
 from apps.tenants.actors import Actor
-from tests.answers.conftest import add_document
+from tests.answers.conftest import add_document, version_passages
 
 QUESTION = "How long must a password be?"
 
@@ -87,41 +85,6 @@ def test_a_refusal_is_the_same_with_stored_vectors_and_without(library, encoded)
     assert first["answer"] == second["answer"]
 
 
-def _lone_chunk_passages(tenant, version) -> list[Passage]:
-    """Each chunk of the version as a passage of its own (what context assembly gives when its
-    section is too long for the budget)."""
-    passages = []
-    columns = (*ChunkFacts.COLUMNS, *ChunkFacts.SECTION_COLUMNS)
-    for number, chunk in enumerate(Chunk.objects.for_tenant(tenant).filter(version=version).values(*columns)):
-        hit = SearchHit(
-            chunk_id=chunk["id"],
-            document_id=version.document_id,
-            version_id=version.pk,
-            collection_id=version.document.collection_id,
-            rank=number + 1,
-            score=1.0,
-            components={},
-            title="",
-            text=chunk["text"],
-            highlights=[],
-        )
-        ranked = RankedChunk(hit=hit, fused_rank=number + 1, facts=ChunkFacts.of(chunk), passed_recheck=True)
-        passages.append(
-            Passage(
-                number=number + 1,
-                document_id=version.document_id,
-                version_id=version.pk,
-                title="",
-                text=chunk["text"],
-                start_offset=chunk["start_offset"],
-                end_offset=chunk["end_offset"],
-                chunks=[ranked],
-                tokens=len(chunk["text"].split()),
-            )
-        )
-    return passages
-
-
 LONG = (
     "# Procurement\n\n"
     + " ".join(f"Purchase order {i} needs a second signature above {i} thousand euros." for i in range(120))
@@ -135,7 +98,7 @@ def test_a_lone_chunk_takes_the_stored_vector_of_each_sentence_it_holds_whole(
     tenant = library.world.tenant
     document = add_document(tenant, library.travel.collection, "Procurement", LONG, django_capture_on_commit_callbacks)
     version = document.published_version
-    passages = _lone_chunk_passages(tenant, version)
+    _, passages = version_passages(tenant, version)
     assert len(passages) > 1, "the section is cut into several chunks"
     stored = corpus_selectors.section_sentences(
         tenant_id=tenant.pk, section_ids={p.home_section_id for p in passages}, model=get_embedder().identity

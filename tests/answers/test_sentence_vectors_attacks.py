@@ -10,18 +10,16 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.answers.generators import ExtractiveGenerator, candidates_with_vectors, sentences
-from apps.answers.types import ChunkFacts, Passage, RankedChunk
 from apps.corpus import selectors as corpus_selectors
 from apps.corpus.embedding import get_embedder
-from apps.corpus.models import Chunk, Section, Sentence
+from apps.corpus.models import Section, Sentence
 from apps.corpus.sentences import segmented_by, spans
 from apps.documents import services as documents
 from apps.documents.models import Document
 from apps.ingestion import parsers
 from apps.ingestion import services as ingestion
-from apps.search.types import SearchHit
 from apps.tenants.actors import Actor
-from tests.answers.conftest import SECURITY, add_document
+from tests.answers.conftest import SECURITY, add_document, version_passages
 
 QUESTION = "How long must a password be?"
 
@@ -31,73 +29,6 @@ def ask(library, query=QUESTION, membership=None, **options):
     response = client.post("/api/v1/ask", {"query": query, **options}, format="json")
     assert response.status_code == 200, response.content
     return response.json()
-
-
-def _hit(chunk: Chunk, version, rank: int) -> SearchHit:
-    return SearchHit(
-        chunk_id=chunk.id,
-        document_id=version.document_id,
-        version_id=version.pk,
-        collection_id=version.document.collection_id,
-        rank=rank,
-        score=1.0,
-        components={},
-        title="",
-        text=chunk.text,
-        highlights=[],
-    )
-
-
-def _passages(tenant, version) -> tuple[list[Passage], list[Passage]]:
-    """(every section of the version as a whole passage, every chunk as a lone passage)."""
-    chunks = list(Chunk.objects.for_tenant(tenant).filter(version=version))
-    facts = {  # as an ask's re-check loads them
-        row["id"]: ChunkFacts.of(row)
-        for row in Chunk.objects.for_tenant(tenant)
-        .filter(version=version)
-        .values(*ChunkFacts.COLUMNS, *ChunkFacts.SECTION_COLUMNS)
-    }
-    ranked = [
-        RankedChunk(hit=_hit(c, version, n + 1), fused_rank=n + 1, facts=facts[c.id], passed_recheck=True)
-        for n, c in enumerate(chunks)
-    ]
-    by_section: dict[int, list[RankedChunk]] = {}
-    for r in ranked:
-        by_section.setdefault(r.facts.section.section_id, []).append(r)
-    wholes = []
-    for n, section in enumerate(Section.objects.for_tenant(tenant).filter(version=version)):
-        held = by_section.get(section.pk)
-        if not held:
-            continue  # a section no chunk lies in is never a passage
-        wholes.append(
-            Passage(
-                number=n + 1,
-                document_id=version.document_id,
-                version_id=version.pk,
-                title="",
-                text=section.text,
-                start_offset=section.start_offset,
-                end_offset=section.end_offset,
-                chunks=held,
-                tokens=0,
-                section_id=section.pk,
-            )
-        )
-    lone = [
-        Passage(
-            number=n + 1,
-            document_id=version.document_id,
-            version_id=version.pk,
-            title="",
-            text=r.facts.text,
-            start_offset=r.facts.start_offset,
-            end_offset=r.facts.end_offset,
-            chunks=[r],
-            tokens=0,
-        )
-        for n, r in enumerate(ranked)
-    ]
-    return wholes, lone
 
 
 def _upload(document, content: bytes):
@@ -301,7 +232,7 @@ def test_odd_text_gives_the_same_candidates_stored_or_encoded_for_whole_sections
     sections = list(Section.objects.for_tenant(tenant).filter(version=version))
     assert any(len(s.text) > parsers.MAX_SECTION_CHARS // 2 for s in sections)
     assert len([s for s in sections if s.heading.startswith("Long")]) > 1, "the long section was cut"
-    wholes, lone = _passages(tenant, version)
+    wholes, lone = version_passages(tenant, version)
     stored = corpus_selectors.section_sentences(
         tenant_id=tenant.pk, section_ids={s.pk for s in sections}, model=get_embedder().identity
     )
