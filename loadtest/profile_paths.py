@@ -61,6 +61,7 @@ TIMED = [
     ("step context", "apps.answers.steps", "AssembleContext.__call__"),
     ("step generate", "apps.answers.steps", "Generate.__call__"),
     ("  Embedder.encode (every call)", "apps.corpus.embedding", "Embedder.encode"),
+    ("  Embedder.encode_queries (every call)", "apps.corpus.embedding", "Embedder.encode_queries"),
     ("audit: entry built", "apps.answers.services", "_entry"),
     ("audit: record_append", "apps.audit.services", "record_append"),
     ("  audit: lock chain head", "apps.audit.services", "_locked_head"),
@@ -156,7 +157,7 @@ STAGES: list[tuple[str, str | tuple[str, ...]]] = [
     ("audit: rest of record_append (hashes, INSERT, head UPDATE, COMMIT)", "record_append (apps/audit/services.py"),
     ("audit: entry built", "_entry (apps/answers/services.py"),
     ("generate: sentence split (pysbd)", "sentences (apps/answers/generators.py"),
-    ("generate: sentence embedding", ("Generate.__call__", "Embedder.encode")),
+    ("generate: sentence embedding", ("Generate.__call__", "Embedder.encode")),  # encode_queries too
     ("generate: other", "Generate.__call__"),
     ("context assembly", "AssembleContext.__call__"),
     ("embed: query encoding", "EmbedQuery.__call__"),

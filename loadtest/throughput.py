@@ -8,8 +8,8 @@
    through the real pipeline (answers.services.search_run, as /search would for that key and
    member), and the msearch bodies its backend sends (tenant, published and principals filters,
    BM25 and kNN) are recorded;
-3. the floor: the platform's own embedder (apps.corpus.embedding, so the same model, settings and
-   torch threads) encodes the query and the captured msearch is sent with that vector, in as many
+3. the floor: the platform's own embedder (apps.corpus.embedding, so the same model, settings,
+   query runtime and threads) encodes the query and the captured msearch is sent with that vector, in as many
    worker processes as gunicorn serves with, at each concurrency;
 4. the platform: gunicorn started as the production image starts it (docker/Dockerfile's CMD, bound
    to loopback), POST /api/v1/search (hybrid, k 10) and /api/v1/ask (extractive) at each concurrency;
@@ -253,7 +253,8 @@ def floor_init(bodies: list[list[dict]], queries: list[str], torch_threads: int 
     from apps.search.backends.elasticsearch import build_client
 
     embedder = get_embedder()
-    embedder.model  # noqa: B018 (loads the model, and sets torch's threads as the platform does)
+    # Loads the query path the platform serves with (EMBEDDING_QUERY_RUNTIME), with its threads.
+    embedder.encode_queries(["warm up"])
     if torch_threads:
         import torch
 
@@ -267,7 +268,7 @@ def floor_call(index: int) -> dict:
     """Encode the query, then send the platform's msearch for it with that vector."""
     started = time.perf_counter()
     cpu = time.thread_time()
-    vector = _floor["embedder"].encode([_floor["queries"][index]])[0]
+    vector = _floor["embedder"].encode_queries([_floor["queries"][index]])[0]
     encoded = time.perf_counter()
     searches = [dict(part) for part in _floor["bodies"][index]]
     for part in searches:
@@ -287,7 +288,7 @@ def floor_call(index: int) -> dict:
 
 
 def floor_vector(index: int) -> list[float]:
-    return [float(x) for x in _floor["embedder"].encode([_floor["queries"][index]])[0]]
+    return [float(x) for x in _floor["embedder"].encode_queries([_floor["queries"][index]])[0]]
 
 
 def floor_pid(_: int) -> int:
@@ -522,9 +523,10 @@ def report(cells: list[Cell], meta: dict) -> str:
             f"{meta['chunks']:,} chunks in its index; {meta['queries']} Cranfield questions, each caller taking the "
             "next one in turn; an owner's access (an API key with act_as_user, `as_user` the tenant's owner).",
             "",
-            f"- **floor**: the platform's embedder (`apps.corpus.embedding`, torch intra-op threads "
-            f"{meta['floor_threads']}) encodes the query, then the msearch the platform built for that query (captured "
-            "from the real pipeline: tenant, `published` and principals filters, BM25 and kNN) is sent with that "
+            f"- **floor**: the platform's embedder's query path (`apps.corpus.embedding`, "
+            f"`EMBEDDING_QUERY_RUNTIME` {meta['floor_threads']}) encodes the query, then the msearch the "
+            "platform built for that query (captured from the real pipeline: tenant, `published` and "
+            "principals filters, BM25 and kNN) is sent with that "
             f"vector; in {meta['workers']} worker processes (a process pool: one call at a time each, like a sync "
             "gunicorn worker). Vectors agree with the platform's: "
             f"min cosine {meta['cosine']:.6f}.",
@@ -640,7 +642,7 @@ def main() -> int:
                 )
             )
             pids = sorted(set(pool.map(floor_pid, range(workers * 4))))
-            floor_threads = str(pool.submit(_torch_threads).result())
+            floor_threads = pool.submit(_query_runtime).result()
             platform_vectors = [next(p for p in body if "knn" in p)["knn"]["query_vector"] for body in setup["msearch"]]
             mine = list(pool.map(floor_vector, range(min(n, 20))))
             cosine = min(
@@ -760,10 +762,17 @@ def main() -> int:
     return 0
 
 
-def _torch_threads() -> int:
-    import torch
+def _query_runtime() -> str:
+    from django.conf import settings
 
-    return torch.get_num_threads()
+    from apps.corpus.embedding import intra_op_threads
+
+    runtime = settings.EMBEDDING["QUERY_RUNTIME"]
+    if runtime == "torch":
+        import torch
+
+        return f"torch, {torch.get_num_threads()} intra-op thread(s)"
+    return f"{runtime}, {intra_op_threads()} intra-op thread(s)"
 
 
 if __name__ == "__main__":

@@ -98,11 +98,11 @@ class ExtractiveGenerator:
             return _refusal(self.name, self.model, "the context holds no sentences")
         embedder = get_embedder()
         if question_vector is None:
-            question_vector = embedder.encode([question])[0]
+            question_vector = embedder.encode_queries([question])[0]
         missing = [i for i, vector in enumerate(known) if vector is None]
         vectors = np.zeros((len(candidates), len(question_vector)), dtype=np.float32)
         if missing:
-            vectors[missing] = embedder.encode([candidates[i][1] for i in missing])
+            vectors[missing] = embedder.encode_queries([candidates[i][1] for i in missing])
         for i, vector in enumerate(known):
             if vector is not None:
                 vectors[i] = vector

@@ -190,7 +190,7 @@ class EmbedQuery(Step):
 
     def __call__(self, run: PipelineRun) -> None:
         if run.request.mode != Mode.BM25:
-            run.vector = get_embedder().encode([run.dense_text or run.request.query])[0]
+            run.vector = get_embedder().encode_queries([run.dense_text or run.request.query])[0]
 
 
 class Search(Step):

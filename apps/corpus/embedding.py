@@ -20,6 +20,8 @@ from .vectors import EMBEDDING_DIMS
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from .query_encoder import OnnxQueryEncoder
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -42,14 +44,28 @@ def intra_op_threads() -> int:
     return max(1, (os.cpu_count() or 1) // processes)
 
 
+QUERY_RUNTIMES = ("onnx", "torch")
+
+
 class Embedder:
     def __init__(
-        self, model_path: str, *, batch_size: int = 32, max_seq_length: int | None = None, with_title: bool = True
+        self,
+        model_path: str,
+        *,
+        batch_size: int = 32,
+        max_seq_length: int | None = None,
+        with_title: bool = True,
+        query_runtime: str = "torch",
     ) -> None:
+        if query_runtime not in QUERY_RUNTIMES:
+            raise ImproperlyConfigured(
+                f"EMBEDDING_QUERY_RUNTIME is {query_runtime!r}; it takes one of {', '.join(QUERY_RUNTIMES)}."
+            )
         self.model_path = model_path
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
         self.with_title = with_title
+        self.query_runtime = query_runtime
         self._lock = threading.Lock()
 
     @cached_property
@@ -72,9 +88,16 @@ class Embedder:
         return model
 
     @cached_property
-    def identity(self) -> str:
-        """Names the model and its exact weights: a changed model gets a new identity, so stored
-        embeddings of the old one are recognised and re-embedded."""
+    def query_encoder(self) -> OnnxQueryEncoder | None:
+        """The ONNX Runtime encoder for a request's texts, or None when they go through torch."""
+        if self.query_runtime != "onnx":
+            return None
+        from .query_encoder import load
+
+        return load(self, threads=intra_op_threads())
+
+    @cached_property
+    def weights_digest(self) -> str:
         weights = sorted(Path(self.model_path).glob("*.safetensors")) or sorted(Path(self.model_path).glob("*.bin"))
         digest = hashlib.sha256()
         for path in weights:
@@ -82,11 +105,32 @@ class Embedder:
             digest.update(str(path.stat().st_size).encode())
             with path.open("rb") as handle:
                 digest.update(handle.read(1 << 20))
+        return digest.hexdigest()[:16]
+
+    @cached_property
+    def identity(self) -> str:
+        """Names the model and its exact weights: a changed model gets a new identity, so stored
+        embeddings of the old one are recognised and re-embedded. The query runtime is not part of
+        it: its vectors are torch's within cosine 0.999 (checked when it is exported)."""
         # The input convention is part of the identity: vectors of "title + text" and of the text
         # alone are not interchangeable.
-        return f"{Path(self.model_path).name}:{digest.hexdigest()[:16]}:{self.max_seq_length or 'default'}" + (
+        return f"{Path(self.model_path).name}:{self.weights_digest}:{self.max_seq_length or 'default'}" + (
             ":title" if self.with_title else ""
         )
+
+    @cached_property
+    def effective_max_seq_length(self) -> int:
+        """The length texts are truncated at: EMBEDDING_MAX_SEQ_LENGTH, else the model folder's own."""
+        from .query_encoder import configured_max_seq_length
+
+        length = self.max_seq_length or configured_max_seq_length(self.model_path)
+        if length is None:  # a folder without sentence-transformers' config: ask the loaded model
+            length = self.model.max_seq_length
+        if not length:
+            raise ImproperlyConfigured(
+                f"The model at {self.model_path} names no input length: set EMBEDDING_MAX_SEQ_LENGTH."
+            )
+        return length
 
     def passage_input(self, title: str, text: str) -> str:
         """What the model encodes for a chunk: its document's title, then its text — also when the
@@ -114,6 +158,12 @@ class Embedder:
             )
         return vectors.astype(np.float32, copy=False)
 
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """A request's few short texts (its query, an answer's sentences): on the query runtime
+        (EMBEDDING_QUERY_RUNTIME). Same rows as encode(), within cosine 0.999."""
+        encoder = self.query_encoder
+        return self.encode(texts) if encoder is None else encoder.encode(texts)
+
 
 def _dimensions_of(model: SentenceTransformer) -> int | None:
     """None when the model cannot tell (such a model is refused: it is not EMBEDDING_DIMS)."""
@@ -136,5 +186,6 @@ def get_embedder() -> Embedder:
             batch_size=config["BATCH_SIZE"],
             max_seq_length=config["MAX_SEQ_LENGTH"],
             with_title=config.get("WITH_TITLE", True),
+            query_runtime=config.get("QUERY_RUNTIME", "torch"),
         )
     return _embedder

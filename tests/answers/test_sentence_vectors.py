@@ -24,15 +24,26 @@ QUESTION = "How long must a password be?"
 
 @pytest.fixture
 def encoded(monkeypatch):
-    """Every text the embedding model encodes from here on (the model itself still runs)."""
-    embedder, texts = get_embedder(), []
-    real = embedder.encode
+    """Every text the embedding model encodes from here on: ingestion's (`encode`) and a request's
+    (`encode_queries`, on whichever runtime serves), each once; the model itself still runs."""
+    embedder, texts, in_query = get_embedder(), [], [False]
+    real_encode, real_queries = embedder.encode, embedder.encode_queries
 
-    def counting(batch, **kwargs):
+    def encode(batch, **kwargs):
+        if not in_query[0]:  # the torch query runtime goes through encode(): counted once
+            texts.extend(batch)
+        return real_encode(batch, **kwargs)
+
+    def encode_queries(batch):
         texts.extend(batch)
-        return real(batch, **kwargs)
+        in_query[0] = True
+        try:
+            return real_queries(batch)
+        finally:
+            in_query[0] = False
 
-    monkeypatch.setattr(embedder, "encode", counting)
+    monkeypatch.setattr(embedder, "encode", encode)
+    monkeypatch.setattr(embedder, "encode_queries", encode_queries)
     return texts
 
 

@@ -132,10 +132,12 @@ _vectors: dict[str, np.ndarray] = {}
 
 
 def vectors() -> dict[str, np.ndarray]:
-    """The real model's vectors of both pools, computed once per process."""
+    """The real model's vectors of both pools, computed once per process: the chunks' as ingestion
+    embeds them, the queries' on the query runtime a search uses."""
     if not _vectors:
-        texts = CHUNK_TEXTS + QUERY_POOL
-        _vectors.update(zip(texts, get_embedder().encode(texts), strict=True))
+        embedder = get_embedder()
+        _vectors.update(zip(CHUNK_TEXTS, embedder.encode(CHUNK_TEXTS), strict=True))
+        _vectors.update(zip(QUERY_POOL, embedder.encode_queries(QUERY_POOL), strict=True))
     return _vectors
 
 
@@ -144,10 +146,17 @@ class PooledEmbedder:
     own vector for a pooled query without a 0.5 s forward pass; anything else is encoded for real."""
 
     def encode(self, texts: list[str], **kwargs) -> np.ndarray:
+        pooled = self._pooled(texts)
+        return pooled if pooled is not None else get_embedder().encode(texts, **kwargs)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        pooled = self._pooled(texts)
+        return pooled if pooled is not None else get_embedder().encode_queries(texts)
+
+    @staticmethod
+    def _pooled(texts: list[str]) -> np.ndarray | None:
         cache = vectors()
-        if all(t in cache for t in texts):
-            return np.stack([cache[t] for t in texts])
-        return get_embedder().encode(texts, **kwargs)
+        return np.stack([cache[t] for t in texts]) if all(t in cache for t in texts) else None
 
 
 # ------------------------------------------------------------------------------------ strategies

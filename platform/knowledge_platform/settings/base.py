@@ -322,6 +322,15 @@ EMBEDDING = {
     # serve side by side (SERVING_PROCESSES, set by gunicorn.conf.py and the Celery worker), so
     # three gunicorn workers on two cores do not run six spinning threads (docs/benchmarks/throughput.md).
     "THREADS": env.int("EMBEDDING_THREADS", default=0),
+    # What encodes a request's few short texts (the query, an answer's missing sentences):
+    # "onnx", the same weights on ONNX Runtime, exported at install time (manage.py
+    # export_query_encoder, run by bin/venv and the image), about half torch's time per query and
+    # within cosine 0.999 of its vectors (checked at export); or "torch". Ingestion's batches stay
+    # on torch, faster there (docs/benchmarks/throughput-profile.md).
+    "QUERY_RUNTIME": env.str("EMBEDDING_QUERY_RUNTIME", default="onnx"),
+    # Where the exported encoder lives, one file per model, weights and length; empty: beside the
+    # installed packages (<sys.prefix>/share/knowledge-platform/models).
+    "ONNX_DIR": env.str("EMBEDDING_ONNX_DIR", default=""),
 }
 
 # --------------------------------------------------------------------------- answers
