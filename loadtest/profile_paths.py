@@ -43,7 +43,7 @@ SETUP = Path(os.environ.get("KP_STATE_DIR", "/var/lib/knowledge-platform")) / "t
 # (label, module, attribute path): a function or method replaced by a timed wrapper.
 TIMED = [
     ("request (test client)", "django.test.client", "Client.post"),
-    ("throttles (Redis)", "apps.core.throttling", "_TenantScopedThrottle.allow_request"),
+    ("throttles (Redis)", "apps.core.throttling", "TenantScopedThrottle.allow_request"),
     ("authenticate: API key look-up", "apps.tenants.authentication", "ApiKeyAuthentication.authenticate"),
     ("tenant resolution", "apps.tenants.permissions", "TenantPermission.has_permission"),
     ("input validation", "rest_framework.serializers", "BaseSerializer.is_valid"),

@@ -209,7 +209,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     # Per key (or member) and per tenant; rates in API_THROTTLE_RATES below.
-    "DEFAULT_THROTTLE_CLASSES": ["apps.core.throttling.CallerRateThrottle", "apps.core.throttling.TenantRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["apps.core.throttling.TenantScopedThrottle"],
     # Proxies in front of the app (X-Forwarded-For entries to trust) for the client IP of the
     # Basic-auth failure limit; unset, DRF reads the whole X-Forwarded-For header, or REMOTE_ADDR.
     "NUM_PROXIES": env.int("API_NUM_PROXIES", default=None),
@@ -380,6 +380,15 @@ _default_cache = "locmemcache://"
 if PLATFORM_PROFILE == PROFILE_FULL and CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     _default_cache = CELERY_BROKER_URL.rsplit("/", 1)[0] + "/1"
 CACHES = {"default": env.cache_url("CACHE_URL", default=_default_cache)}
+# Where the API's rate-limit windows live (a `limits` storage URI): the cache's Redis when the cache
+# is Redis (the full profile), else this process's memory (the embedded profile's single process).
+_cache_location = CACHES["default"].get("LOCATION")
+API_THROTTLE_STORAGE = env.str(
+    "API_THROTTLE_STORAGE",
+    default=_cache_location
+    if CACHES["default"]["BACKEND"].endswith(".RedisCache") and isinstance(_cache_location, str)
+    else "memory://",
+)
 
 # --------------------------------------------------------------------------- logging
 LOGGING = {
