@@ -53,10 +53,10 @@ class ApiKeyAuthentication(BaseAuthentication):
 
 class ThrottledBasicAuthentication(BasicAuthentication):
     """DRF's Basic authentication, with failed attempts counted per client IP and per username in
-    the default cache (like the API throttles: Redis on the full profile, so every process counts
-    together). Past settings.BASIC_AUTH_FAILURES_PER_MINUTE failures in the current minute, either
-    count answers 429 with Retry-After, before the password is even checked, so guessing stops
-    for that address and for that username wherever it comes from. Successes are not counted."""
+    the default cache (Redis on the full profile, so every process counts together). Past
+    settings.BASIC_AUTH_FAILURES_PER_MINUTE failures in the current minute, either count answers 429
+    with Retry-After, before the password is even checked, so guessing stops for that address and
+    for that username wherever it comes from. Successes are not counted."""
 
     WINDOW = 60  # seconds
 

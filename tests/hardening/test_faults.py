@@ -146,7 +146,8 @@ def test_redis_stopped_queries_still_answered_uploads_processed_once_it_returns(
     from apps.ingestion import tasks as ingestion_tasks
     from tests.documents.conftest import text_file
 
-    # Throttle counters in the private Redis too, as on a deployment (the test settings use memory).
+    # The cache and the rate limits' windows in the private Redis too, as on a deployment (the test
+    # settings keep both in memory).
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -154,6 +155,7 @@ def test_redis_stopped_queries_still_answered_uploads_processed_once_it_returns(
             "OPTIONS": {"socket_connect_timeout": 1},
         }
     }
+    settings.API_THROTTLE_STORAGE = private_redis.url.replace("/0", "/1")
     settings.INGESTION = {**settings.INGESTION, "REQUEUE_PENDING_AFTER": 0}
     worker = Worker(f"kp-test-{uuid.uuid4().hex[:8]}", broker_url=private_redis.url)
     with task_queue(worker.queue, broker_url=private_redis.url):

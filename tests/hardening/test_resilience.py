@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -64,20 +68,48 @@ def test_requeued_versions_are_ingested(acme, settings):
     assert version.status == IngestionStatus.READY
 
 
-@pytest.mark.django_db
-def test_rate_limits_fail_open_when_their_cache_is_down(acme, settings):
-    """Counters live in Redis; with Redis unreachable the API answers without a limit rather than
-    refusing every call (access control does not depend on the counters)."""
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:1/1",
-            "OPTIONS": {"socket_connect_timeout": 0.5},
-        }
-    }
+@pytest.fixture
+def throttle_store(settings, monkeypatch):
+    """Point the rate limits' windows somewhere (a fresh limiter, no outage remembered)."""
+    from apps.core import throttling
+
+    monkeypatch.setattr(throttling, "_store_down_until", 0.0)
     settings.API_THROTTLE_RATES = {"caller": "1/min", "tenant": "1/min"}
+
+    def point_at(uri: str) -> None:
+        settings.API_THROTTLE_STORAGE = uri
+
+    return point_at
+
+
+@pytest.mark.django_db
+def test_rate_limits_fail_open_when_their_store_is_down(acme, throttle_store, caplog):
+    """Windows live in Redis; with Redis unreachable the API answers without a limit rather than
+    refusing every call (access control does not depend on them), and says so once, not per call."""
+    throttle_store("redis://127.0.0.1:1/1")  # nothing listens on port 1
     client = key_client(acme.key())
-    assert [client.get("/api/v1/tenant").status_code for _ in range(3)] == [200, 200, 200]
+    with caplog.at_level(logging.WARNING, logger="apps.core.throttling"):
+        assert [client.get("/api/v1/tenant").status_code for _ in range(3)] == [200, 200, 200]
+    assert caplog.text.count("rate limits not applied") == 1
+
+
+@pytest.mark.django_db
+def test_a_hung_rate_limit_store_does_not_hold_requests(acme, throttle_store):
+    """A Redis that accepts connections and never answers (a stuck server, a half-open network):
+    redis-py's default would hold each request 5 s; the limiter gives up within a fraction of a
+    second, and later requests do not wait on it at all."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+    throttle_store(f"redis://127.0.0.1:{listener.getsockname()[1]}/1")
+    client = key_client(acme.key())
+    started = time.monotonic()
+    try:
+        assert [client.get("/api/v1/tenant").status_code for _ in range(3)] == [200, 200, 200]
+        assert time.monotonic() - started < 3  # over 5 s with redis-py's default timeout
+        assert held, "the limiter never reached the hung store"
+    finally:
+        listener.close()
 
 
 def test_every_periodic_task_names_a_registered_task(settings):

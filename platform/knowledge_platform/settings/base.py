@@ -374,20 +374,20 @@ API_THROTTLE_RATES = {
 }
 # Failed Basic-auth logins allowed per client IP and per username each minute; then 429 until it ends.
 BASIC_AUTH_FAILURES_PER_MINUTE = env.int("BASIC_AUTH_FAILURES_PER_MINUTE", default=10)
-# Throttle counters must be shared by every process that serves the API: the full profile keeps
-# them in Redis (the broker's server, database 1) unless CACHE_URL names another cache.
+# Counters every process that serves the API must share (the Basic-auth failure counts; the rate
+# limits' windows below): the full profile keeps them in Redis (the broker's server, database 1)
+# unless CACHE_URL names another cache.
 _default_cache = "locmemcache://"
 if PLATFORM_PROFILE == PROFILE_FULL and CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     _default_cache = CELERY_BROKER_URL.rsplit("/", 1)[0] + "/1"
-CACHES = {"default": env.cache_url("CACHE_URL", default=_default_cache)}
-# Where the API's rate-limit windows live (a `limits` storage URI): the cache's Redis when the cache
-# is Redis (the full profile), else this process's memory (the embedded profile's single process).
-_cache_location = CACHES["default"].get("LOCATION")
+_cache_url = env.str("CACHE_URL", default=_default_cache)
+CACHES = {"default": env.cache_url_config(_cache_url)}
+# Where the API's rate-limit windows live: a `limits` storage URI (redis://, rediss://, memcached://,
+# memory://). The cache's Redis URL when the cache is Redis (its query string, timeouts and TLS
+# options included), else this process's memory: right for runserver's one process, per process
+# under gunicorn (each worker then allows the full rate; point it at a shared store there).
 API_THROTTLE_STORAGE = env.str(
-    "API_THROTTLE_STORAGE",
-    default=_cache_location
-    if CACHES["default"]["BACKEND"].endswith(".RedisCache") and isinstance(_cache_location, str)
-    else "memory://",
+    "API_THROTTLE_STORAGE", default=_cache_url if _cache_url.startswith(("redis://", "rediss://")) else "memory://"
 )
 
 # --------------------------------------------------------------------------- logging

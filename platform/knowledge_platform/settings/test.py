@@ -31,7 +31,9 @@ STORAGES = {
 }
 # A test worker process must key and sign with the same ring as the test itself.
 AUDIT["KEYS"] = env.str("AUDIT_KEYS", default="test:test-only-audit-key-0123456789-abcdefghijklmnop")
-# Throttling has tests of its own (tests/answers/test_throttling.py, which lower these); elsewhere a
-# suite's worth of requests must not trip a limit, and counters stay in this process.
+# Throttling has tests of its own (tests/answers/test_throttling.py, which lower these and take the
+# real Redis on the full profile, under a key prefix of their own); elsewhere a suite's worth of
+# requests must not trip a limit, and counters stay in this process, never in a shared Redis.
 API_THROTTLE_RATES = {"caller": "100000/min", "tenant": "100000/min"}
+API_THROTTLE_STORAGE = "memory://"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
