@@ -126,7 +126,7 @@ def installed_export() -> Path:
 
 def test_the_platform_serves_queries_with_onnx_by_default_and_never_loads_torch_for_them():
     """The default settings choose ONNX Runtime; a serving process that only encodes queries never
-    imports torch (about 430 MiB of memory instead of 1 GiB, docs/benchmarks/throughput-profile.md)."""
+    imports torch (240 MiB of memory instead of 964, docs/benchmarks/throughput-profile.md)."""
     assert get_embedder().query_runtime == "onnx"
     script = (
         "import sys, django; django.setup()\n"
