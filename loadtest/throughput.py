@@ -532,8 +532,9 @@ def report(cells: list[Cell], meta: dict) -> str:
             f"min cosine {meta['cosine']:.6f}.",
             f"- **/search**: `POST /api/v1/search` (hybrid, RRF, k 10); **/ask**: `POST /api/v1/ask` (k 5, the "
             f"extractive generator). Server: `{meta['server']}` (docker/Dockerfile's CMD, bound to loopback), "
-            "production settings, the application's database role, rate limits raised above the load; OS threads "
-            f"per gunicorn worker after warm-up: {meta['os_threads']}.",
+            "production settings, the application's database role, rate limits raised above the load, the "
+            f"query-vector cache {meta['query_cache']}; OS threads per gunicorn worker after warm-up: "
+            f"{meta['os_threads']}.",
             f"- Closed-loop callers (no think time), {meta['warmup']:g} s warm-up then {meta['duration']:g} s timed "
             f"per row and round ({meta['rounds']} round(s), pooled); rows interleaved (at each caller count the "
             "floor, then /search, then /ask), so each ratio compares rows taken close together; a call counts when "
@@ -583,6 +584,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="sweeps of every row, pooled (default 1)")
     parser.add_argument("--queries", type=int, default=None, help="the first N Cranfield questions (default all)")
     parser.add_argument("--torch-threads", type=int, default=None, help="probe: torch threads per worker after load")
+    parser.add_argument(
+        "--query-cache",
+        type=int,
+        default=0,
+        help="the server's per-caller query-vector cache size (EMBEDDING_QUERY_CACHE_SIZE); default 0, off: "
+        "every request encodes, as the floor does",
+    )
     parser.add_argument("--database", default="kp_tp", help="PostgreSQL database of the run (default kp_tp)")
     parser.add_argument("--index-prefix", default="kp-tp", help="Elasticsearch index prefix (default kp-tp)")
     parser.add_argument("--port", type=int, default=8790)
@@ -652,7 +660,9 @@ def main() -> int:
             calls["floor"] = lambda i: pool.submit(floor_call, i).result()
             groups_of["floor"] = process_groups(pids)
         if any(t in ("search", "ask") for t in targets):
-            serve_env = {**env, "DATABASE_URL": serving_url(env)}
+            # The query-vector cache off unless asked for: a caller repeats every question once per
+            # 113 requests, so with it on nearly every request would skip the encoder the floor runs.
+            serve_env = {**env, "DATABASE_URL": serving_url(env), "EMBEDDING_QUERY_CACHE_SIZE": str(args.query_cache)}
             extra = ["--config", str(ROOT / "loadtest" / "gunicorn_probe.py")] if args.torch_threads else []
             if args.torch_threads:
                 serve_env["KP_PROBE_TORCH_THREADS"] = str(args.torch_threads)
@@ -728,6 +738,7 @@ def main() -> int:
             "audit": audit,
             "os_threads": os_threads,
             "rounds": args.rounds,
+            "query_cache": f"{args.query_cache:,} entries" if args.query_cache else "off (every request encodes)",
         },
     )
     print(text)

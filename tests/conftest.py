@@ -57,6 +57,17 @@ def _tasks_in_process(request):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_query_vectors():
+    """Ids are reused across tests: a caller's cached query vectors must not outlive their test
+    (a test counting what the encoder is asked would otherwise see a hit from an earlier one)."""
+    from apps.answers import query_vectors
+
+    query_vectors.clear()
+    yield
+    query_vectors.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_audit_checkpoints(settings, tmp_path):
     """Every test signs its audit checkpoints into a sink of its own (ids are reused across tests)."""
     settings.STORAGES = {

@@ -33,6 +33,7 @@ from apps.tenants.resolution import TenantContext
 
 from . import context as context_assembly
 from .generators import ExtractiveGenerator, get_generator
+from .query_vectors import query_vector
 from .rerank import get_reranker
 from .types import RUN_INPUTS, ChunkFacts, PipelineRun, RankedChunk, RetrievalRequest
 
@@ -185,12 +186,13 @@ class ExpandQuery(Step):
 
 class EmbedQuery(Step):
     name = "embed"
-    reads = ("request", "dense_text")
+    reads = ("context", "request", "dense_text")
     writes = ("vector",)
 
     def __call__(self, run: PipelineRun) -> None:
         if run.request.mode != Mode.BM25:
-            run.vector = get_embedder().encode_queries([run.dense_text or run.request.query])[0]
+            # Encoded, or the vector of this caller's own earlier identical query (query_vectors.py).
+            run.vector = query_vector(run.context, run.dense_text or run.request.query, get_embedder())
 
 
 class Search(Step):

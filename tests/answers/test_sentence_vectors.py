@@ -82,7 +82,8 @@ def test_an_answer_reads_the_stored_vectors_and_says_what_encoding_them_said(lib
     Section.objects.for_tenant(library.world.tenant).update(sentences_model="another-model")
     encoded.clear()
     again = ask(library)
-    assert len(encoded) > 3 and encoded[0] == QUESTION
+    # The question's vector is this caller's own from the first ask (answers/query_vectors.py).
+    assert len(encoded) > 3 and QUESTION not in encoded
     assert again["answer"] == answer["answer"] and again["citations"] == answer["citations"]
 
 

@@ -145,6 +145,14 @@ class PooledEmbedder:
     """The real embedder behind a cache of the pools: the pipeline's EmbedQuery gets the model's
     own vector for a pooled query without a 0.5 s forward pass; anything else is encoded for real."""
 
+    @property
+    def identity(self) -> str:
+        return get_embedder().identity
+
+    @property
+    def query_runtime(self) -> str:
+        return get_embedder().query_runtime
+
     def encode(self, texts: list[str], **kwargs) -> np.ndarray:
         pooled = self._pooled(texts)
         return pooled if pooled is not None else get_embedder().encode(texts, **kwargs)
