@@ -1,17 +1,25 @@
 """A request's query vector, kept in the serving process for the caller who asked, so a repeated
 query (the next page, a refresh, a retry, the same question asked again) skips the encoder.
 
-Keyed by who asked (tenant, API key, acting member) and what encoded it (model identity, query
-runtime) as well as the text: a vector is only ever served back to the caller whose own query made
-it. A cache shared across callers would be a side channel: a caller could time whether anyone else,
-in their tenant or another, asked the same text lately. The vector of a text depends on nothing
-else, so a hit is exactly the vector the encoder would give.
+Who may get a vector back, and what a caller can learn from the cache's behaviour:
 
-Bounded LRU of EMBEDDING_QUERY_CACHE_SIZE entries per process (a 384-float vector, about 1.6 KiB
-each, with its key); 0 turns it off. docs/benchmarks/throughput-profile.md has the measurement."""
+- Keyed by who asked (tenant, API key, acting member) as well as the text: a vector is only ever
+  served back to the caller whose own query made it. A cache shared across callers would tell a
+  caller, by the time a query took (or its `timings.embed`), that someone else asked that text.
+- One LRU per tenant, of EMBEDDING_QUERY_CACHE_SIZE entries: no other tenant's queries can evict a
+  tenant's entries, so their activity shows nowhere. Inside a tenant the budget is shared: a member
+  who refills their own entries can tell that colleagues asked *something* new since (never what).
+- The model identity and query runtime are part of the key; the text is keyed by its SHA-256, so
+  the cache holds no query text. HyDE's text (query + a generated passage) is not cached: it
+  practically never repeats.
+
+A hit is exactly the vector the encoder gave for that text. Memory: about 1.7 KiB per entry, at
+most tenants × EMBEDDING_QUERY_CACHE_SIZE entries per process; 0 turns it off. Measured in
+docs/benchmarks/throughput-profile.md."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from typing import TYPE_CHECKING, Protocol
 
@@ -33,36 +41,27 @@ class QueryEncoder(Protocol):  # apps.corpus.embedding.Embedder
     def encode_queries(self, texts: list[str]) -> np.ndarray: ...
 
 
-_lock = threading.Lock()
-_cache: LRUCache | None = None
+_lock = threading.Lock()  # cachetools' caches are not thread-safe; a hit holds it for microseconds
+_per_tenant: dict[int, LRUCache] = {}
 
 
-def _entries() -> LRUCache | None:
-    global _cache
+def query_vector(context: TenantContext, text: str, embedder: QueryEncoder, *, cache: bool = True) -> np.ndarray:
+    """The vector of `text` for this caller: from their own earlier query, else encoded now.
+    `cache=False` encodes and keeps nothing (a text that will not repeat)."""
     size = settings.EMBEDDING.get("QUERY_CACHE_SIZE", 0)
-    if size <= 0:
-        return None
-    if _cache is None or _cache.maxsize != size:
-        with _lock:
-            if _cache is None or _cache.maxsize != size:
-                _cache = LRUCache(maxsize=size)
-    return _cache
-
-
-def query_vector(context: TenantContext, text: str, embedder: QueryEncoder) -> np.ndarray:
-    """The vector of `text` for this caller: from their own earlier query, else encoded now."""
-    entries = _entries()
-    if entries is None:
+    if not cache or size <= 0:
         return embedder.encode_queries([text])[0]
     key = (
-        context.tenant.pk,
         context.api_key.pk if context.api_key else None,
         context.user.pk,
         embedder.identity,
         embedder.query_runtime,
-        text,
+        hashlib.sha256(text.encode()).digest(),
     )
-    with _lock:  # cachetools' caches are not thread-safe; a hit takes microseconds
+    with _lock:
+        entries = _per_tenant.get(context.tenant.pk)
+        if entries is None or entries.maxsize != size:
+            entries = _per_tenant[context.tenant.pk] = LRUCache(maxsize=size)
         vector = entries.get(key)
     if vector is None:
         vector = embedder.encode_queries([text])[0]
@@ -73,7 +72,6 @@ def query_vector(context: TenantContext, text: str, embedder: QueryEncoder) -> n
 
 
 def clear() -> None:
-    """Forget every vector (tests; a process serving on after a model change gets a new identity)."""
+    """Forget every vector (tests, whose ids repeat from one test to the next)."""
     with _lock:
-        if _cache is not None:
-            _cache.clear()
+        _per_tenant.clear()

@@ -191,8 +191,10 @@ class EmbedQuery(Step):
 
     def __call__(self, run: PipelineRun) -> None:
         if run.request.mode != Mode.BM25:
-            # Encoded, or the vector of this caller's own earlier identical query (query_vectors.py).
-            run.vector = query_vector(run.context, run.dense_text or run.request.query, get_embedder())
+            # Encoded, or the vector of this caller's own earlier identical query (query_vectors.py);
+            # HyDE's text (query + generated passage) never repeats, so it is not kept.
+            text = run.dense_text or run.request.query
+            run.vector = query_vector(run.context, text, get_embedder(), cache=not run.dense_text)
 
 
 class Search(Step):

@@ -3,12 +3,14 @@ skips the encoder and gets exactly the vector it would have got; nobody else's q
 it for them (a shared cache would let a caller time whether someone else asked the same text);
 bounded; off at size 0."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from apps.answers import query_vectors
 from apps.corpus.embedding import get_embedder
-from tests.conftest import key_client
+from tests.conftest import key_client, user_client
 
 QUERY = "how long must passwords be"
 
@@ -16,7 +18,7 @@ QUERY = "how long must passwords be"
 @pytest.fixture
 def encoded(monkeypatch, settings):
     """The texts the real encoder is asked for, with an empty cache of the default size."""
-    settings.EMBEDDING = {**settings.EMBEDDING, "QUERY_CACHE_SIZE": 2048}
+    settings.EMBEDDING = {**settings.EMBEDDING, "QUERY_CACHE_SIZE": 256}
     embedder, texts = get_embedder(), []
     real = embedder.encode_queries
 
@@ -57,6 +59,53 @@ def test_nobody_else_gets_a_vector_from_the_callers_query(library, globex, encod
     assert acting.status_code == 200, acting.content
     search(key_client(globex.key()))
     assert encoded == [QUERY] * 5
+
+
+@pytest.mark.django_db
+def test_one_person_in_two_tenants_has_a_cache_in_each(library, globex, encoded):
+    """The same platform user, a member of two tenants: a query asked in one is encoded again in
+    the other (tenants never share an entry)."""
+    from apps.tenants import services as tenants
+
+    tenants.membership_add(tenant=globex.tenant, user=library.alice.user, username="alice")
+    search(library.client(library.alice))
+    search(user_client(library.alice, globex.tenant.slug))
+    assert encoded == [QUERY] * 2
+
+
+@pytest.mark.django_db
+def test_another_model_or_runtime_never_reads_an_entry(acme, encoded):
+    context = _context(acme)
+    served = get_embedder()
+    query_vectors.query_vector(context, QUERY, served)
+    for identity, runtime in [("other-model:0:default", served.query_runtime), (served.identity, "other-runtime")]:
+        other = SimpleNamespace(identity=identity, query_runtime=runtime, encode_queries=served.encode_queries)
+        query_vectors.query_vector(context, QUERY, other)
+    assert encoded == [QUERY] * 3
+
+
+@pytest.mark.django_db
+def test_another_tenants_queries_never_evict_a_tenants_entries(acme, globex, encoded, settings):
+    """Each tenant has its own budget: a caller cannot learn another tenant's activity from seeing
+    their own entries go."""
+    settings.EMBEDDING = {**settings.EMBEDDING, "QUERY_CACHE_SIZE": 2}
+    mine, theirs = _context(acme), _context(globex)
+    for text in ["travel", "hotel"]:
+        query_vectors.query_vector(mine, text, get_embedder())
+    for text in ["one", "two", "three", "four"]:
+        query_vectors.query_vector(theirs, text, get_embedder())
+    encoded.clear()
+    for text in ["travel", "hotel"]:
+        query_vectors.query_vector(mine, text, get_embedder())
+    assert encoded == []  # both still there
+
+
+@pytest.mark.django_db
+def test_a_text_asked_not_to_be_kept_is_encoded_every_time(acme, encoded):
+    """HyDE's query + generated passage (steps.EmbedQuery passes cache=False for it)."""
+    for _ in range(2):
+        query_vectors.query_vector(_context(acme), QUERY, get_embedder(), cache=False)
+    assert encoded == [QUERY] * 2
 
 
 @pytest.mark.django_db

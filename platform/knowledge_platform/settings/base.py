@@ -328,9 +328,10 @@ EMBEDDING = {
     # within cosine 0.999 of its vectors (checked at export); or "torch". Ingestion's batches stay
     # on torch, faster there (docs/benchmarks/throughput-profile.md).
     "QUERY_RUNTIME": env.str("EMBEDDING_QUERY_RUNTIME", default="onnx"),
-    # Query vectors kept per serving process for the caller who asked (apps/answers/query_vectors.py):
-    # a repeated query skips the encoder; never shared between callers. 0 turns it off.
-    "QUERY_CACHE_SIZE": env.int("EMBEDDING_QUERY_CACHE_SIZE", default=2048),
+    # Query vectors kept per serving process for the caller who asked (apps/answers/query_vectors.py),
+    # in one LRU of this many entries per tenant (~1.7 KiB each): a repeated query skips the encoder;
+    # never served to another caller, never evicted by another tenant. 0 turns it off.
+    "QUERY_CACHE_SIZE": env.int("EMBEDDING_QUERY_CACHE_SIZE", default=256),
     # Where the exported encoder lives, one file per model, weights and length; empty: beside the
     # installed packages (<sys.prefix>/share/knowledge-platform/models).
     "ONNX_DIR": env.str("EMBEDDING_ONNX_DIR", default=""),
