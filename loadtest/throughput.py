@@ -689,7 +689,7 @@ def main() -> int:
             # Every worker loads the model on its first request: warm them all before anything is timed.
             warm = http_call(args.port, "/api/v1/search", setup["key"], bodies["search"])
             with futures.ThreadPoolExecutor(workers * 2) as warmers:
-                list(warmers.map(warm, range(workers * 6)))
+                list(warmers.map(warm, (i % n for i in range(workers * 6))))  # --queries may be fewer
             served = process_groups([c.pid for c in psutil.Process(process.pid).children()])
             os_threads = ", ".join(str(proc.num_threads()) for proc in served["serving"])
             for target in ("search", "ask"):
