@@ -22,7 +22,7 @@ for _ in $(seq 600); do
   kill -0 "$bench" 2>/dev/null || { cat "$out/run.log" >&2; exit 1; }
   sleep 0.5
 done
-master=$(pgrep -f "gunicorn knowledge_platform.wsgi:application --bind 127.0.0.1:$port" | head -1)
+master=$(pgrep -f "knowledge_platform.wsgi:application --bind 127.0.0.1:$port" | head -1)
 sleep 2
 "$spy" record --pid "$master" --subprocesses --idle --nonblocking --rate 50 --duration 20 --format raw -o "$out/wall.txt" >"$out/spy-wall.log" 2>&1 &
 "$spy" record --pid "$master" --subprocesses --nonblocking --rate 50 --duration 20 --format raw -o "$out/cpu.txt" >"$out/spy-cpu.log" 2>&1 &
