@@ -192,7 +192,7 @@ def act_for(
         else:
             context.require(Scope.ACT_AS_USER)
             membership = (
-                Membership.objects.select_related("user", "tenant")
+                Membership.objects.select_related("user")
                 .filter(tenant=context.tenant, username=as_user, is_active=True)
                 .first()
             )
@@ -200,6 +200,7 @@ def act_for(
                 raise NotFound(
                     f"No active member '{as_user}' in tenant '{context.tenant.slug}'.", code="user_not_found"
                 )
+            membership.tenant = context.tenant  # the row the filter named: no join to fetch it again
             acting = TenantContext(
                 tenant=context.tenant,
                 user=membership.user,
