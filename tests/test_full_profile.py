@@ -1,6 +1,8 @@
 """Real connections to the full profile's services: PostgreSQL, Redis, Elasticsearch (TLS with the
 configured CA and credentials). Under CI=true these fail, never skip, when a service is missing."""
 
+import secrets
+
 import pytest
 import redis
 from celery import current_app as celery_app
@@ -44,3 +46,21 @@ def test_elasticsearch_refuses_wrong_credentials():
     with pytest.raises(SearchBackendError, match=r"unable to authenticate|401|security_exception"):
         backend.health()
     backend.close()
+
+
+@pytest.mark.django_db
+def test_values_are_bound_by_the_server_and_a_repeated_statement_is_prepared():
+    """settings/base.py (DATABASE_PREPARED_STATEMENTS, on by default): a value never becomes SQL
+    text, and a statement sent more than five times on a connection is prepared there, so it is
+    parsed and planned once per connection."""
+    from apps.tenants.models import Tenant
+
+    marker = f"prepared-{secrets.token_hex(4)}"
+    for _ in range(7):
+        assert not Tenant.objects.filter(slug=marker).exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        statements = [row[0] for row in cursor.fetchall()]
+    tenant_lookups = [s for s in statements if '"tenants_tenant"' in s and '"slug"' in s]
+    assert tenant_lookups, statements
+    assert all("$1" in s and marker not in s for s in tenant_lookups), tenant_lookups

@@ -10,11 +10,16 @@ from dataclasses import replace
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from apps.access.principals import context_principals
 from apps.answers.steps import recheck
 from apps.answers.types import RankedChunk
+from apps.audit.models import AuditRecord
 from apps.corpus.models import Chunk
 from apps.documents import services as documents
 from apps.documents.models import Document, DocumentState
+from apps.search.backends import get_search_backend
+from apps.search.projection import project, searchable_chunks_of
+from apps.search.types import Mode, SearchQuery
 from apps.tenants.actors import Actor
 from apps.tenants.resolution import act_for, member_context
 from tests.answers.conftest import _hit_of
@@ -189,40 +194,43 @@ def test_act_for_picks_the_member_of_the_keys_tenant_only(library, globex):
 
 
 @pytest.mark.django_db
-def test_through_the_api_a_mislabelled_hit_does_not_show_an_unreadable_documents_title(library, monkeypatch):
-    """The same attack end to end: an index (stale or tampered) hands back a travel chunk labelled
-    as the salary bands; alice must not be shown the salary bands' id, collection or title."""
-    from apps.answers import steps
-    from apps.audit.models import AuditRecord
-    from apps.search.types import Candidate
-
+def test_through_the_api_a_mislabelled_index_entry_does_not_show_an_unreadable_documents_title(library):
+    """The same attack end to end, on the real index (Elasticsearch on the full profile): one of
+    the travel policy's chunks is written back to it labelled as the salary bands (document id,
+    collection, title), with the travel policy's principals so that alice's filter lets it
+    through, as a stale or tampered index would hand it back. alice's search must not show the
+    salary bands' id, collection or title, and the audit record must say the hit was refused."""
     tenant = library.world.tenant
-
-    def candidate(document, label):
-        chunk = Chunk.objects.for_tenant(tenant).filter(version=document.published_version).order_by("ordinal")[0]
-        return Candidate(
-            chunk_id=chunk.id,
-            document_id=label.pk,
-            version_id=document.published_version_id,
-            collection_id=label.collection_id,
-            score=1.0,
-            title=label.title,
-            text=chunk.text,
-        )
-
-    rows = [candidate(library.travel, library.travel), candidate(library.travel, library.salaries)]
-    rows[1] = replace(
-        rows[1],
-        chunk_id=Chunk.objects.for_tenant(tenant)
-        .filter(version=library.travel.published_version)
-        .order_by("ordinal")[1]
-        .id,
+    entries = list(project(searchable_chunks_of(version=library.travel.published_version)))
+    assert len(entries) >= 2, "the travel policy needs two chunks: one stays true, one is relabelled"
+    tampered = replace(
+        entries[-1],
+        document_id=library.salaries.pk,
+        collection_id=library.salaries.collection_id,
+        title=library.salaries.title,
     )
-    monkeypatch.setattr(steps, "_retrieve", lambda query: (rows, []))
-    response = library.client(library.alice).post("/api/v1/search", {"query": "travel", "mode": "bm25"}, format="json")
+    backend = get_search_backend()
+    backend.index_chunks([tampered])
+    backend.refresh()
+    # The relabelled chunk by its own words, and the travel policy's true chunks by its title.
+    words = " ".join(tampered.text.split()[:12]) + " travel policy"
+    # The attack reaches the re-check: the index does hand the relabelled entry to alice.
+    alice = act_for(member_context(library.alice))
+    bm25, _ = backend.retrieve(
+        SearchQuery(
+            tenant_id=tenant.pk, principals=tuple(context_principals(alice)), text=words, mode=Mode.BM25, k=20
+        )
+    )
+    assert library.salaries.pk in {c.document_id for c in bm25}, bm25
+
+    response = library.client(library.alice).post("/api/v1/search", {"query": words, "mode": "bm25"}, format="json")
     assert response.status_code == 200, response.content
     shown = response.json()["results"]
-    assert {r["document_id"] for r in shown} == {library.travel.pk}, shown
+    assert library.travel.pk in {r["document_id"] for r in shown}, shown  # the true chunks still show
+    assert library.salaries.pk not in {r["document_id"] for r in shown}, shown
     assert library.salaries.title not in {r["title"] for r in shown}
-    record = AuditRecord.objects.across_tenants().order_by("-pk").first()
-    assert not any(c.shown and c.document_id == library.salaries.pk for c in record.chunks.all())
+    assert library.salaries.collection_id not in {r["collection_id"] for r in shown}
+    record = AuditRecord.objects.for_tenant(tenant).order_by("-sequence").first()
+    refused = [c for c in record.chunks.all() if c.document_id == library.salaries.pk]
+    assert refused and not any(c.shown or c.passed_recheck for c in refused), refused
+    assert {c.recheck_reason for c in refused} == {MISLABELLED}

@@ -1,5 +1,6 @@
 """Settings come from the environment; production passes Django's deployment checklist."""
 
+import json
 import os
 import secrets
 import subprocess
@@ -120,3 +121,39 @@ def test_s3_compatible_storage_is_configured_from_the_environment(tmp_path):
 def test_an_unknown_storage_is_refused(tmp_path):
     result = manage("check", FILE_STORAGE="ftp", PLATFORM_VAR_DIR=str(tmp_path))
     assert result.returncode != 0 and "use 'local' or 's3'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("switch", "options"),
+    [
+        ({}, {"server_side_binding": True, "prepare_threshold": 5}),
+        ({"DATABASE_PREPARED_STATEMENTS": "false"}, {}),
+    ],
+)
+def test_on_postgresql_the_server_binds_parameters_and_prepares_statements_unless_switched_off(
+    tmp_path, switch, options
+):
+    """On by default (settings/base.py, measured in docs/benchmarks/throughput-profile.md); off for
+    a pooler that cannot keep prepared statements. No database is reached: the settings only."""
+    result = manage(
+        "shell",
+        "-c",
+        "import json; from django.conf import settings; print(json.dumps(settings.DATABASES['default'].get('OPTIONS', {})))",
+        DATABASE_URL="postgres://kp:secret@127.0.0.1:5432/kp",
+        PLATFORM_VAR_DIR=str(tmp_path),
+        **switch,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == options
+
+
+def test_sqlite_gets_no_postgresql_options(tmp_path):
+    result = manage(
+        "shell",
+        "-c",
+        "import json; from django.conf import settings; print(json.dumps(settings.DATABASES['default'].get('OPTIONS', {})))",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        PLATFORM_VAR_DIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "server_side_binding" not in json.loads(result.stdout.strip().splitlines()[-1])
