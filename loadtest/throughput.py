@@ -58,7 +58,8 @@ BIN = Path(PYTHON).parent
 # Beside the services' data (bin/services), not in the checkout: the benchmark's database and its
 # audit key ring, import marker and media belong together, whichever checkout runs it.
 STATE = Path(os.environ.get("KP_STATE_DIR", "/var/lib/knowledge-platform")) / "throughput"
-TENANT, OWNER, KEY_NAME = "tp-cranfield", "owner", "throughput benchmark"
+TENANT, OWNER, READER, KEY_NAME = "tp-cranfield", "owner", "reader", "throughput benchmark"
+READERS_GROUP = "cranfield readers"
 DATASET = Path(os.environ.get("KP_CRANFIELD", ROOT.parent / "shared" / "datasets" / "cranfield"))
 if not DATASET.is_dir():
     DATASET = Path("/work/shared/datasets/cranfield")
@@ -138,9 +139,18 @@ def option(command: list[str], name: str) -> str:
 
 
 # =========================================================================== setup (a Django process)
-def setup_phase(out: Path, limit: int | None) -> None:
+ACCESS = {
+    OWNER: "an owner's access (an API key with act_as_user, `as_user` the tenant's owner: reads by role)",
+    READER: "a reader's access (an API key with act_as_user, `as_user` a reader who reads the collection "
+    "through a group's grant: the re-check's guardian look-ups)",
+}
+
+
+def setup_phase(out: Path, limit: int | None, as_user: str = OWNER) -> None:
     """Runs inside Django (python loadtest/throughput.py --phase setup): the tenant, the corpus, the
-    key, the queries and the platform's own msearch bodies for them, as JSON in `out`."""
+    key, the queries and the platform's own msearch bodies for them, as JSON in `out`. With
+    `as_user` READER the calls run for a reader who reads the corpus through a group's grant on its
+    collection (django-guardian), not by role as the owner does."""
     import django
 
     django.setup()
@@ -175,6 +185,8 @@ def setup_phase(out: Path, limit: int | None) -> None:
         )
         collection = Collection.objects.get(tenant=tenant, name="cranfield")
         marker.write_text(str(tenant.pk))
+    if as_user == READER:
+        _reader_through_a_group(tenant, collection)
     # A corpus an earlier checkout imported may lack what ingestion stores now (another model, or
     # no sentence vectors): brought up to date as an operator would, a no-op when it is current.
     call_command("reembed", tenant=TENANT, stdout=sys.stderr)
@@ -208,10 +220,10 @@ def setup_phase(out: Path, limit: int | None) -> None:
     backend.client.msearch = recording
     key = ApiKey.objects.across_tenants().select_related("tenant", "service_user").get(pk=api_key.pk)
     caller = resolution.resolve_tenant_context(user=key.service_user, api_key=key, tenant_slug=None)
-    context = resolution.act_for(caller, as_user=OWNER, require=(Scope.SEARCH,))
+    context = resolution.act_for(caller, as_user=as_user, require=(Scope.SEARCH,))
     bodies, hits = [], []
     for text in questions:
-        data = SearchInputSerializer(data={"query": text, "mode": "hybrid", "k": 10, "as_user": OWNER})
+        data = SearchInputSerializer(data={"query": text, "mode": "hybrid", "k": 10, "as_user": as_user})
         data.is_valid(raise_exception=True)
         before = len(sent)
         outcome = answers.search_run(context=context, request=data.to_request())
@@ -224,7 +236,7 @@ def setup_phase(out: Path, limit: int | None) -> None:
         json.dumps(
             {
                 "key": raw_key,
-                "as_user": OWNER,
+                "as_user": as_user,
                 "tenant": TENANT,
                 "tenant_id": tenant.pk,
                 "documents": documents,
@@ -235,6 +247,34 @@ def setup_phase(out: Path, limit: int | None) -> None:
             }
         )
     )
+
+
+def _reader_through_a_group(tenant, collection) -> None:
+    """A reader in a group granted VIEW on the Cranfield collection, and the index's principals
+    brought up to date as `search_reconcile` does (the grant's own re-index is a task, and no worker
+    listens on this benchmark's queue)."""
+    from django.db import transaction
+
+    from apps.access.grants import Grant
+    from apps.access.levels import Level
+    from apps.documents import services as documents
+    from apps.search import services as search
+    from apps.tenants import services as tenants
+    from apps.tenants.actors import Actor
+    from apps.tenants.models import Membership, Role, TenantGroup
+
+    with transaction.atomic():
+        reader = Membership.objects.filter(tenant=tenant, username=READER).first() or tenants.member_create(
+            tenant=tenant, username=READER, role=Role.READER
+        )
+        group = TenantGroup.objects.filter(tenant=tenant, name=READERS_GROUP).first() or tenants.group_create(
+            tenant=tenant, name=READERS_GROUP
+        )
+        if not reader.user.groups.filter(pk=group.auth_group_id).exists():
+            tenants.group_member_add(group=group, membership=reader)
+        documents.grants_replace(obj=collection, grants=[Grant(group.auth_group, Level.VIEW)], actor=Actor(user=None))
+    report = search.reconcile(repair=True)
+    print(f"[throughput] reader '{READER}' reads through group '{READERS_GROUP}'; index: {report}", file=sys.stderr)
 
 
 # =========================================================================== the floor (worker processes)
@@ -521,7 +561,7 @@ def report(cells: list[Cell], meta: dict) -> str:
             f"{meta['when']}; {os.cpu_count()} cores, Python {platform.python_version()}, profile full, Elasticsearch "
             f"backend; code {meta['code']}. Tenant `{meta['tenant']}`: Cranfield, {meta['documents']:,} documents, "
             f"{meta['chunks']:,} chunks in its index; {meta['queries']} Cranfield questions, each caller taking the "
-            "next one in turn; an owner's access (an API key with act_as_user, `as_user` the tenant's owner).",
+            f"next one in turn; {ACCESS[meta.get('as_user', OWNER)]}.",
             "",
             f"- **floor**: the platform's embedder's query path (`apps.corpus.embedding`, "
             f"`EMBEDDING_QUERY_RUNTIME` {meta['floor_threads']}) encodes the query, then the msearch the "
@@ -583,6 +623,13 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=1, help="sweeps of every row, pooled (default 1)")
     parser.add_argument("--queries", type=int, default=None, help="the first N Cranfield questions (default all)")
+    parser.add_argument(
+        "--as",
+        dest="as_user",
+        choices=[OWNER, READER],
+        default=OWNER,
+        help="whom the key acts for: the owner (reads by role) or a reader (through a group's grant)",
+    )
     parser.add_argument("--torch-threads", type=int, default=None, help="probe: torch threads per worker after load")
     parser.add_argument(
         "--query-cache",
@@ -598,7 +645,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="raw figures as JSON")
     args = parser.parse_args()
     if args.phase == "setup":
-        setup_phase(args.setup_out, args.queries)
+        setup_phase(args.setup_out, args.queries, args.as_user)
         return 0
 
     command_line = "bin/throughput " + shlex.join(sys.argv[1:])
@@ -613,7 +660,7 @@ def main() -> int:
     setup_file = STATE / "setup.json"
     started = time.monotonic()
     subprocess.run(
-        [PYTHON, __file__, "--phase", "setup", "--setup-out", str(setup_file)]
+        [PYTHON, __file__, "--phase", "setup", "--setup-out", str(setup_file), "--as", args.as_user]
         + (["--queries", str(args.queries)] if args.queries else []),
         cwd=ROOT,
         env={**env, "LOG_LEVEL": "WARNING"},
@@ -726,6 +773,7 @@ def main() -> int:
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "code": code + ("-dirty" if dirty else ""),
             "tenant": setup["tenant"],
+            "as_user": setup["as_user"],
             "documents": setup["documents"],
             "chunks": setup["chunks"],
             "queries": n,

@@ -217,9 +217,7 @@ def test_through_the_api_a_mislabelled_index_entry_does_not_show_an_unreadable_d
     # The attack reaches the re-check: the index does hand the relabelled entry to alice.
     alice = act_for(member_context(library.alice))
     bm25, _ = backend.retrieve(
-        SearchQuery(
-            tenant_id=tenant.pk, principals=tuple(context_principals(alice)), text=words, mode=Mode.BM25, k=20
-        )
+        SearchQuery(tenant_id=tenant.pk, principals=tuple(context_principals(alice)), text=words, mode=Mode.BM25, k=20)
     )
     assert library.salaries.pk in {c.document_id for c in bm25}, bm25
 
