@@ -111,7 +111,8 @@ def main() -> int:
 
     first = args.variants[0]
     print(
-        f"\n/{args.path}, one caller, {args.requests} requests per variant, interleaved (ms; the caller's wall clock):\n"
+        f"\n/{args.path}, one caller, {args.requests} requests per variant, interleaved "
+        "(ms; the caller's wall clock):\n"
     )
     print("| variant | p50 | p95 | p99 | mean | p50 ÷ first | pipeline steps p50 |")
     print("|---|---:|---:|---:|---:|---:|---:|")

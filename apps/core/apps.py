@@ -8,7 +8,10 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from django.core import checks
+        from django.db.backends.signals import connection_created
 
+        from .db import install
         from .throttling import check_rates
 
         checks.register(check_rates)
+        connection_created.connect(install, dispatch_uid="core.reprepare_after_schema_change")

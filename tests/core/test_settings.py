@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+PRINT_DATABASE_OPTIONS = (
+    "import json; from django.conf import settings; print(json.dumps(settings.DATABASES['default'].get('OPTIONS', {})))"
+)
 PROFILE_VARIABLES = ("PLATFORM_PROFILE", "DATABASE_URL", "CELERY_BROKER_URL", "ELASTICSEARCH_URL", "SEARCH_BACKEND")
 
 
@@ -138,7 +141,7 @@ def test_on_postgresql_the_server_binds_parameters_and_prepares_statements_unles
     result = manage(
         "shell",
         "-c",
-        "import json; from django.conf import settings; print(json.dumps(settings.DATABASES['default'].get('OPTIONS', {})))",
+        PRINT_DATABASE_OPTIONS,
         DATABASE_URL="postgres://kp:secret@127.0.0.1:5432/kp",
         PLATFORM_VAR_DIR=str(tmp_path),
         **switch,
@@ -151,7 +154,7 @@ def test_sqlite_gets_no_postgresql_options(tmp_path):
     result = manage(
         "shell",
         "-c",
-        "import json; from django.conf import settings; print(json.dumps(settings.DATABASES['default'].get('OPTIONS', {})))",
+        PRINT_DATABASE_OPTIONS,
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         PLATFORM_VAR_DIR=str(tmp_path),
     )

@@ -102,13 +102,17 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
     "DATABASE_PREPARED_STATEMENTS", default=True
 ):
-    # Parameters bound by the server, and a statement sent five times on a connection prepared
-    # there (psycopg's automatic preparation): the key, member and group look-ups and the audit's
-    # statements of every request are parsed and planned once per connection, not per request
-    # (0.1-0.3 ms of planning each). A /search measured 2 ms faster at p50, servers side by side
-    # (docs/benchmarks/throughput-profile.md). Off behind a pooler that cannot keep prepared
-    # statements (PgBouncer in transaction mode without max_prepared_statements).
-    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
+    # Parameters bound by the server, and a statement sent more than five times on a connection
+    # prepared there (psycopg's automatic preparation): the key, member and group look-ups and the
+    # audit's statements of every request are parsed and planned once per connection, not per
+    # request (0.1-0.3 ms of planning each). A /search measured 2.3 ms faster at p50, servers side
+    # by side (docs/benchmarks/throughput-profile.md). A statement whose result columns a migration
+    # changed is prepared again (apps/core/db.py). Off behind a pooler that cannot keep prepared
+    # statements (PgBouncer in transaction mode without max_prepared_statements). Options given in
+    # DATABASE_URL's query string win.
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options.setdefault("server_side_binding", True)
+    options.setdefault("prepare_threshold", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # PostgreSQL roles other than the one in DATABASE_URL (which migrates and owns the tables); see
 # docs/audit.md, "Database privileges". After every migrate the APP role is granted what the
