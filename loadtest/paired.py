@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import wait_ready
-from throughput import BIN, ROOT, STATE, benchmark_env, production_gunicorn, serving_url
+from throughput import BIN, ROOT, STATE, benchmark_env, http_call, production_gunicorn, serving_url
 
 
 def variant_env(spec: str) -> dict[str, str]:
@@ -40,25 +39,6 @@ def variant_env(spec: str) -> dict[str, str]:
     if any(len(pair) != 2 for pair in pairs):
         raise SystemExit(f"a variant is NAME=value[,NAME=value…]: {spec!r}")
     return dict(pairs)
-
-
-def post(port: int, path: str, key: str, body: dict) -> tuple[float, dict]:
-    began = time.perf_counter()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    try:
-        connection.request(
-            "POST",
-            path,
-            body=json.dumps(body),
-            headers={"Authorization": f"Api-Key {key}", "Content-Type": "application/json"},
-        )
-        response = connection.getresponse()
-        payload = response.read()
-    finally:
-        connection.close()
-    if response.status != 200:
-        raise SystemExit(f"{path} on port {port}: {response.status} {payload[:300]!r}")
-    return (time.perf_counter() - began) * 1000, json.loads(payload)
 
 
 def main() -> int:
@@ -80,9 +60,9 @@ def main() -> int:
     ports = [args.port + i for i in range(len(args.variants))]
     queries = setup["queries"]
     if args.path == "search":
-        body_of = lambda i: {"query": queries[i % len(queries)], "mode": "hybrid", "k": 10, "as_user": setup["as_user"]}  # noqa: E731
+        body_of = lambda i: {"query": queries[i], "mode": "hybrid", "k": 10, "as_user": setup["as_user"]}  # noqa: E731
     else:
-        body_of = lambda i: {"query": queries[i % len(queries)], "as_user": setup["as_user"]}  # noqa: E731
+        body_of = lambda i: {"query": queries[i], "as_user": setup["as_user"]}  # noqa: E731
     walls: dict[str, list[float]] = {v: [] for v in args.variants}
     steps: dict[str, list[float]] = {v: [] for v in args.variants}
     with contextlib.ExitStack() as stack:
@@ -101,13 +81,21 @@ def main() -> int:
             stack.callback(server.terminate)
         for port in ports:
             wait_ready(f"http://127.0.0.1:{port}", timeout=120)
-        pairs = list(zip(args.variants, ports, strict=True))
+        # The benchmark's own caller (one new connection per call, as it sends them).
+        calls = [
+            (v, http_call(p, f"/api/v1/{args.path}", setup["key"], body_of))
+            for v, p in zip(args.variants, ports, strict=True)
+        ]
         for i in tqdm(range(args.warmup + args.requests), desc="paired requests", unit="round", file=sys.stderr):
-            for variant, port in pairs if i % 2 else pairs[::-1]:
-                wall, data = post(port, f"/api/v1/{args.path}", setup["key"], body_of(i))
+            for variant, call in calls if i % 2 else calls[::-1]:
+                began = time.perf_counter()
+                detail = call(i % len(queries))
+                wall = (time.perf_counter() - began) * 1000
+                if not detail["ok"]:
+                    raise SystemExit(f"{variant}: {detail['error']}")
                 if i >= args.warmup:
                     walls[variant].append(wall)
-                    steps[variant].append(sum(data.get("timings", {}).values()))
+                    steps[variant].append(sum(detail["timings"].values()))
 
     first = args.variants[0]
     print(

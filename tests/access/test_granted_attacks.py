@@ -6,9 +6,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from guardian.models import UserObjectPermission
-from guardian.shortcuts import get_objects_for_user
 
-from apps.access.checks import _granted_q, granted, role_level, visible
+from apps.access.checks import _granted_q, granted, visible
 from apps.access.grants import Grant
 from apps.access.levels import Level, codename, model_name_of
 from apps.documents import services as document_services
@@ -18,42 +17,20 @@ from apps.tenants.actors import Actor
 from apps.tenants.models import Role, Scope
 from apps.tenants.resolution import TenantContext, resolve_tenant_context
 from apps.tenants.scoping import TenantScopeMissing
+from tests.access.test_principals import guardian_granted
 
 ACTOR = Actor(None)
-
-
-def _guardian(user, model, level, tenant, **where):
-    rows = get_objects_for_user(
-        user,
-        codename(level, model_name_of(model)),
-        klass=model.objects.filter(tenant=tenant, **where),
-        accept_global_perms=False,
-    )
-    return set(rows.values_list("pk", flat=True))
-
-
-def _oracle(context, model, level):
-    tenant = context.tenant
-    if role_level(context) >= level:
-        return set(model.objects.filter(tenant=tenant).values_list("pk", flat=True))
-    if model is Collection:
-        return _guardian(context.user, Collection, level, tenant)
-    collections = _guardian(context.user, Collection, level, tenant)
-    inheriting = Document.objects.filter(tenant=tenant, has_own_grants=False, collection__in=collections)
-    return _guardian(context.user, Document, level, tenant, has_own_grants=True) | set(
-        inheriting.values_list("pk", flat=True)
-    )
 
 
 def _assert_same(context, label=""):
     for model in (Collection, Document):
         for level in Level:
             got = set(granted(context, model.objects.all(), level).values_list("pk", flat=True))
-            assert got == _oracle(context, model, level), (label, model.__name__, level)
+            assert got == guardian_granted(context, model, level), (label, model.__name__, level)
     # visible(): per state, the level the state needs
     want = set()
     for document in Document.objects.filter(tenant=context.tenant):
-        if document.pk in _oracle(context, Document, Document.level_to_see[document.state]):
+        if document.pk in guardian_granted(context, Document, Document.level_to_see[document.state]):
             want.add(document.pk)
     assert set(visible(context, Document.objects.all()).values_list("pk", flat=True)) == want, label
 

@@ -2,6 +2,8 @@
 happens to a serving process's connections: a deploy's migration run by another process, and a
 change of role on the connection. Found by the review of the change (2026-12-04)."""
 
+from contextlib import contextmanager
+
 import psycopg
 import pytest
 from django.db import connection
@@ -23,43 +25,43 @@ def _owner_connection():
     )
 
 
-def test_a_migration_run_by_another_process_does_not_break_the_servers_open_connections():
-    """A deploy runs `migrate` (its own process) while web and worker processes keep their
-    connections (CONN_MAX_AGE=60). A migration that changes a column's type or length (AlterField,
-    e.g. CharField max_length 200 -> 300) must not make the next request's query fail."""
+@contextmanager
+def _a_prepared_lookup_then_a_migration_from_another_process():
+    """A tenant look-up run often enough that psycopg prepares it on this connection (6+ runs),
+    then the deploy's `migrate` (another process, another connection) widening a column the
+    look-up returns; the column is put back afterwards."""
     Tenant.objects.create(slug="t1", name="T1")
-    for _ in range(7):  # 6+ executions: psycopg prepares the statement on this connection
+    for _ in range(7):
         assert list(Tenant.objects.filter(slug="t1").values_list("slug", "name")) == [("t1", "T1")]
-    with _owner_connection() as other:  # the deploy's `migrate`
+    with _owner_connection() as other:
         other.execute("ALTER TABLE tenants_tenant ALTER COLUMN name TYPE varchar(300)")
     try:
-        # The next request on the same (persistent) connection, in autocommit like a view.
-        assert list(Tenant.objects.filter(slug="t1").values_list("slug", "name")) == [("t1", "T1")]
+        yield
     finally:
         connection.close()
         with _owner_connection() as other:
             other.execute("ALTER TABLE tenants_tenant ALTER COLUMN name TYPE varchar(200)")
 
 
+def test_a_migration_run_by_another_process_does_not_break_the_servers_open_connections():
+    """A deploy runs `migrate` (its own process) while web and worker processes keep their
+    connections (CONN_MAX_AGE=60). A migration that changes a column's type or length (AlterField,
+    e.g. CharField max_length 200 -> 300) must not make the next request's query fail."""
+    with _a_prepared_lookup_then_a_migration_from_another_process():
+        # The next request on the same (persistent) connection, in autocommit like a view.
+        assert list(Tenant.objects.filter(slug="t1").values_list("slug", "name")) == [("t1", "T1")]
+
+
 def test_inside_a_transaction_the_statement_fails_once_and_the_next_one_is_replanned():
     from django.db import DatabaseError, transaction
 
-    Tenant.objects.create(slug="t1", name="T1")
-    for _ in range(7):
-        list(Tenant.objects.filter(slug="t1").values_list("slug", "name"))
-    with _owner_connection() as other:
-        other.execute("ALTER TABLE tenants_tenant ALTER COLUMN name TYPE varchar(300)")
-    try:
+    with _a_prepared_lookup_then_a_migration_from_another_process():
         try:
             with transaction.atomic():
                 list(Tenant.objects.filter(slug="t1").values_list("slug", "name"))
         except DatabaseError:
             pass  # the transaction is lost, its rollback clears psycopg's prepared statements
         assert list(Tenant.objects.filter(slug="t1").values_list("slug", "name")) == [("t1", "T1")]
-    finally:
-        connection.close()
-        with _owner_connection() as other:
-            other.execute("ALTER TABLE tenants_tenant ALTER COLUMN name TYPE varchar(200)")
 
 
 def test_a_statement_prepared_under_one_role_runs_with_the_privileges_of_the_role_executing_it():
