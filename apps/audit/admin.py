@@ -15,7 +15,7 @@ from django.utils.text import Truncator
 
 from apps.core.params import MAX_BIGINT, is_ascii_digits
 from apps.documents.models import Document
-from apps.tenants.admin import TenantScopedAdmin, admin_user, scope_queryset
+from apps.tenants.admin import ReadOnlyAdminMixin, TenantScopedAdmin, admin_user, scope_queryset
 from apps.tenants.models import Membership, Tenant
 from apps.tenants.resolution import AUDIT_ROLES
 
@@ -30,7 +30,7 @@ def compliance_tenant_ids(request: HttpRequest) -> list[int] | None:
         return None
     return list(
         Membership.objects.of_user(admin_user(request))
-        .filter(is_active=True, role__in=AUDIT_ROLES)
+        .filter(is_active=True, role__in=AUDIT_ROLES, tenant__is_active=True)  # a suspension closes it too
         .values_list("tenant_id", flat=True)
     )
 
@@ -107,7 +107,7 @@ class DocumentFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuditRecord)
-class AuditRecordAdmin(TenantScopedAdmin):
+class AuditRecordAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = ("sequence", "created_at", "tenant", "kind", "who", "short_query", "outcome", "review")
     list_display_links = ("sequence", "short_query")
     list_filter = (AuditTenantFilter, "kind", "outcome", ReviewStatusFilter, UserFilter, DocumentFilter, "created_at")
@@ -127,15 +127,6 @@ class AuditRecordAdmin(TenantScopedAdmin):
             return False
         ids = compliance_tenant_ids(request)
         return obj is None or ids is None or obj.tenant_id in ids
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         return selectors._with_review_status(super().get_queryset(request).select_related("tenant"))

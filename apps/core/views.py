@@ -65,7 +65,7 @@ class ReadinessView(APIView):
 
 
 def _wants_json(request) -> bool:
-    return request.path.startswith(("/api/", "/health/"))
+    return request.path.startswith(("/api/", "/health/", "/scim/"))
 
 
 def json_not_found(request, exception=None):

@@ -329,7 +329,9 @@ class DocumentAdmin(GrantsAdminMixin, TenantScopedAdmin):
         tenant_ids = admin_tenant_ids(request)
         from apps.tenants.resolution import RETENTION_ROLES
 
-        holders = Membership.objects.of_user(request.user).filter(is_active=True, role__in=RETENTION_ROLES)
+        holders = Membership.objects.of_user(request.user).filter(
+            is_active=True, role__in=RETENTION_ROLES, tenant__is_active=True
+        )
         if tenant_ids is not None:
             holders = holders.filter(tenant_id__in=tenant_ids)
         return fields if holders.exists() else [f for f in fields if f not in services.RETENTION_FIELDS]

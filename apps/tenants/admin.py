@@ -24,7 +24,8 @@ from apps.core.exceptions import ApplicationError
 from apps.core.params import MAX_BIGINT, is_ascii_digits
 
 from . import services
-from .models import ApiKey, Membership, Role, Scope, Tenant, TenantGroup
+from .actors import Actor
+from .models import ApiKey, DirectoryEvent, Membership, Role, Scope, Tenant, TenantGroup
 from .scoping import TenantScopedQuerySet, crossing_tenants, tenant_id_of, tenant_path
 
 if TYPE_CHECKING:
@@ -453,6 +454,17 @@ class TenantAdmin(TenantScopedAdmin):
         # Suspending and renaming a tenant are the platform operator's (an admin must not lift a suspension).
         return [] if request.user.is_superuser else ["slug", "is_active"]
 
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        # Through the service, like the operator's tenant_create: a tenant is born with its
+        # 'everyone' group, which tenant-wide grants are made to.
+        created = services.tenant_create(slug=obj.slug, name=obj.name)
+        if not obj.is_active:
+            services.tenant_set_active(tenant=created, active=False)
+        obj.pk, obj.created_at = created.pk, created.created_at
+
 
 @admin.register(Membership)
 class MembershipAdmin(TenantScopedAdmin):
@@ -476,7 +488,7 @@ class MembershipAdmin(TenantScopedAdmin):
         return False  # deactivate instead: the services decide who may touch whose membership
 
     def save_model(self, request, obj, form, change):
-        grantor = admin_grantor(request, obj.tenant)
+        grantor = {**admin_grantor(request, obj.tenant), "actor": Actor(user=request.user)}
         if change:
             stored = Membership.objects.for_tenant(obj.tenant_id).get(pk=obj.pk)
             services.member_set_role(membership=stored, role=obj.role, **grantor)
@@ -496,28 +508,31 @@ class TenantGroupAdmin(TenantScopedAdmin):
     readonly_fields = ["auth_group"]
 
     def get_readonly_fields(self, request, obj=None):
+        # external_id is the directory's (SCIM): shown, set by provisioning only.
         if obj is not None:
-            return ["tenant", "auth_group"] + (["name"] if obj.is_everyone else [])
-        return ["auth_group"]
+            return ["tenant", "auth_group", "external_id"] + (["name"] if obj.is_everyone else [])
+        return ["auth_group", "external_id"]
 
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and not (obj is not None and obj.is_everyone)
 
     def delete_model(self, request, obj):
-        services.group_delete(group=obj)
+        services.group_delete(group=obj, actor=Actor(user=request.user))
 
     def delete_queryset(self, request, queryset):
         for group in queryset:
             if group.is_everyone:
                 self.message_user(request, f"Kept “{group}”: the everyone group cannot be deleted.", messages.WARNING)
             else:
-                services.group_delete(group=group)
+                services.group_delete(group=group, actor=Actor(user=request.user))
 
     def save_model(self, request, obj, form, change):
+        actor = Actor(user=request.user)
         if change:
-            services.group_rename(group=obj, name=obj.name)
+            stored = TenantGroup.objects.for_tenant(obj.tenant_id).get(pk=obj.pk)  # obj holds the new name already
+            services.group_rename(group=stored, name=obj.name, actor=actor)
         else:
-            created = services.group_create(tenant=obj.tenant, name=obj.name)
+            created = services.group_create(tenant=obj.tenant, name=obj.name, actor=actor)
             obj.pk, obj.auth_group = created.pk, created.auth_group
 
 
@@ -624,3 +639,27 @@ class AutocompleteView(AutocompleteJsonView):
         if isinstance(field, ForeignObjectRel) or not field.concrete or not field.is_relation:
             raise PermissionDenied
         return super().process_request(request)
+
+
+class ReadOnlyAdminMixin:
+    """A page of records nobody makes, edits or deletes here (a history, the audit trail): what
+    writes them is a service, with every change it makes."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DirectoryEvent)
+class DirectoryEventAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    """The directory's history, read-only: the services write it with every change."""
+
+    list_display = ["at", "tenant", "kind", "member", "group", "actor_user", "actor_api_key"]
+    list_filter = [TenantListFilter, "kind"]
+    search_fields = ["member", "group"]
+    date_hierarchy = "at"

@@ -104,7 +104,11 @@ class UserListCreateView(APIView):
         data.is_valid(raise_exception=True)
         context = tenant_context(request)
         membership = services.member_create(
-            tenant=context.tenant, granting_scopes=context.scopes, granting_role=context.role, **data.validated_data
+            tenant=context.tenant,
+            granting_scopes=context.scopes,
+            granting_role=context.role,
+            actor=context.actor,
+            **data.validated_data,
         )
         return Response(MemberOutputSerializer(membership).data, status=status.HTTP_201_CREATED)
 
@@ -133,6 +137,7 @@ class UserDetailView(APIView):
             role=data.validated_data["role"],
             granting_scopes=context.scopes,
             granting_role=context.role,
+            actor=context.actor,
         )
         return Response(MemberOutputSerializer(membership).data)
 
@@ -145,7 +150,11 @@ class _UserActivationView(APIView):
         context = tenant_context(request)
         membership = selectors.membership_get(tenant=context.tenant, username=username)
         membership = services.member_set_active(
-            membership=membership, active=self.activate, granting_scopes=context.scopes, granting_role=context.role
+            membership=membership,
+            active=self.activate,
+            granting_scopes=context.scopes,
+            granting_role=context.role,
+            actor=context.actor,
         )
         return Response(MemberOutputSerializer(membership).data)
 
@@ -191,7 +200,8 @@ class GroupListCreateView(APIView):
     def post(self, request: Request) -> Response:
         data = GroupNameInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        group = services.group_create(tenant=tenant_context(request).tenant, name=data.validated_data["name"])
+        context = tenant_context(request)
+        group = services.group_create(tenant=context.tenant, name=data.validated_data["name"], actor=context.actor)
         return Response(GroupOutputSerializer(group).data, status=status.HTTP_201_CREATED)
 
 
@@ -209,14 +219,16 @@ class GroupDetailView(APIView):
     def patch(self, request: Request, group_id: int) -> Response:
         data = GroupNameInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        group = selectors.group_get(tenant=tenant_context(request).tenant, group_id=group_id)
-        group = services.group_rename(group=group, name=data.validated_data["name"])
+        context = tenant_context(request)
+        group = selectors.group_get(tenant=context.tenant, group_id=group_id)
+        group = services.group_rename(group=group, name=data.validated_data["name"], actor=context.actor)
         return Response(GroupOutputSerializer(group).data)
 
     @extend_schema(responses={204: None}, tags=["groups"], summary="Delete a group")
     def delete(self, request: Request, group_id: int) -> Response:
-        group = selectors.group_get(tenant=tenant_context(request).tenant, group_id=group_id)
-        services.group_delete(group=group)
+        context = tenant_context(request)
+        group = selectors.group_get(tenant=context.tenant, group_id=group_id)
+        services.group_delete(group=group, actor=context.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -232,10 +244,10 @@ class GroupMemberAddView(APIView):
     def post(self, request: Request, group_id: int) -> Response:
         data = self.GroupMemberSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        tenant = tenant_context(request).tenant
-        group = selectors.group_get(tenant=tenant, group_id=group_id)
-        membership = selectors.membership_get(tenant=tenant, username=data.validated_data["username"])
-        services.group_member_add(group=group, membership=membership)
+        context = tenant_context(request)
+        group = selectors.group_get(tenant=context.tenant, group_id=group_id)
+        membership = selectors.membership_get(tenant=context.tenant, username=data.validated_data["username"])
+        services.group_member_add(group=group, membership=membership, actor=context.actor)
         return Response(GroupOutputSerializer(group).data)
 
 
@@ -244,10 +256,10 @@ class GroupMemberRemoveView(APIView):
 
     @extend_schema(responses={200: GroupOutputSerializer}, tags=["groups"], summary="Remove a member")
     def delete(self, request: Request, group_id: int, username: str) -> Response:
-        tenant = tenant_context(request).tenant
-        group = selectors.group_get(tenant=tenant, group_id=group_id)
-        membership = selectors.membership_get(tenant=tenant, username=username)
-        services.group_member_remove(group=group, membership=membership)
+        context = tenant_context(request)
+        group = selectors.group_get(tenant=context.tenant, group_id=group_id)
+        membership = selectors.membership_get(tenant=context.tenant, username=username)
+        services.group_member_remove(group=group, membership=membership, actor=context.actor)
         return Response(GroupOutputSerializer(group).data)
 
 

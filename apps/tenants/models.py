@@ -12,7 +12,9 @@ from .scoping import TenantOwned, TenantScopedQuerySet
 
 # A tenant-local user name: what the tenant app calls its user (an id, an email, a login).
 tenant_username_validator = RegexValidator(
-    r"^[\w.@+-]{1,150}$", "Use up to 150 letters, digits and @ . + - _ characters."
+    # \Z, not $: `$` also matches before a final newline, and "bob\n" would stand beside "bob".
+    r"^[\w.@+-]{1,150}\Z",
+    "Use up to 150 letters, digits and @ . + - _ characters.",
 )
 
 
@@ -57,6 +59,8 @@ class Membership(TenantOwned):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     deactivated_at = models.DateTimeField(null=True, blank=True)
+    # The identity provider's own id for this person (SCIM externalId), when a directory provisions them.
+    external_id = models.CharField(max_length=255, blank=True, default="")
 
     objects = MembershipQuerySet.as_manager()  # type: ignore[misc]  # narrows TenantOwned's manager
 
@@ -84,6 +88,7 @@ class TenantGroup(TenantOwned):
     # tenant-wide grant. It is kept by the services; it cannot be renamed, deleted or edited.
     is_everyone = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    external_id = models.CharField(max_length=255, blank=True, default="")  # SCIM externalId, as for members
 
     class Meta:
         ordering = ["tenant", "name"]
@@ -113,6 +118,9 @@ class Scope(models.TextChoices):
     KEYS_MANAGE = "keys:manage", "Manage API keys"
     ACT_AS_USER = "act_as_user", "Act for a named user of the tenant"
     AUDIT_READ = "audit:read", "Read the answer audit trail"
+    # An identity provider's provisioning key (SCIM 2.0, apps/provisioning): the users and groups
+    # a directory pushes, with a tenant admin's authority over them, less roles (docs/identity.md).
+    SCIM = "scim", "Provision users and groups from a directory (SCIM 2.0)"
     EVALUATION = "evaluation", "Manage golden sets and run retrieval evaluations"
 
 
@@ -157,3 +165,40 @@ class ApiKey(TenantOwned):
     @property
     def is_expired(self) -> bool:
         return self.expires_at is not None and self.expires_at <= timezone.now()
+
+
+class DirectoryEvent(TenantOwned):
+    """One change to a tenant's people or groups, whoever made it (the API, SCIM, the admin site, the
+    operator's commands): group membership decides what a person may read, so who changed it, and
+    when, is part of the audit story. Written by the services (services._record), never edited."""
+
+    class Kind(models.TextChoices):
+        MEMBER_CREATED = "member_created"
+        MEMBER_UPDATED = "member_updated"  # name, email or external id
+        MEMBER_DEACTIVATED = "member_deactivated"
+        MEMBER_REACTIVATED = "member_reactivated"
+        ROLE_CHANGED = "role_changed"
+        GROUP_CREATED = "group_created"
+        GROUP_UPDATED = "group_updated"  # renamed, or its external id
+        GROUP_DELETED = "group_deleted"
+        GROUP_MEMBER_ADDED = "group_member_added"
+        GROUP_MEMBER_REMOVED = "group_member_removed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="directory_events")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    # Names, not keys: the history outlives a deleted group, and reads the same after a rename.
+    member = models.CharField(max_length=150, blank=True, help_text="The member's tenant-local username.")
+    group = models.CharField(max_length=150, blank=True, help_text="The group's name at the time.")
+    details = models.JSONField(default=dict, blank=True, help_text="What changed: {field: [before, after]}.")
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["tenant", "-at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-at"], name="directory_event_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.member or self.group} ({self.at:%Y-%m-%d %H:%M})"

@@ -11,13 +11,24 @@ from typing import TYPE_CHECKING
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
 from apps.core.exceptions import ApplicationError, Conflict, NotAuthenticated, PermissionDenied
 
 from . import keys
-from .models import ApiKey, Membership, Role, Scope, Tenant, TenantGroup, tenant_username_validator
+from .actors import Actor
+from .models import (
+    ApiKey,
+    DirectoryEvent,
+    Membership,
+    Role,
+    Scope,
+    Tenant,
+    TenantGroup,
+    tenant_username_validator,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -28,18 +39,61 @@ UserModel = get_user_model()
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
+def _record(
+    tenant: Tenant,
+    kind: str,
+    actor: Actor | None,
+    *,
+    member: Membership | None = None,
+    group: TenantGroup | None = None,
+    details: dict | None = None,
+) -> None:
+    """The history of the tenant's directory (models.DirectoryEvent), in the change's own transaction.
+    `actor` is None for the operator's commands and the platform's own changes."""
+    DirectoryEvent.objects.create(
+        tenant=tenant,
+        kind=kind,
+        member=member.username if member else "",
+        group=group.name if group else "",
+        details=details or {},
+        actor_user=actor.user if actor else None,
+        actor_api_key=actor.api_key if actor else None,
+    )
+
+
 # --------------------------------------------------------------------------- tenants
 @transaction.atomic
 def tenant_create(*, slug: str, name: str, owner: User | None = None) -> Tenant:
     if Tenant.objects.filter(slug=slug).exists():
         raise Conflict(f"A tenant with slug '{slug}' already exists.", code="tenant_exists")
-    tenant = Tenant(slug=slug, name=name)
-    tenant.full_clean()
+    tenant = Tenant(slug=slug, name=name.strip())
+    try:
+        tenant.full_clean()
+    except ValidationError as exc:
+        problems = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in exc.message_dict.items())
+        raise ApplicationError(
+            f"Invalid tenant: {problems}", code="invalid_tenant", extra={"fields": exc.message_dict}
+        ) from exc
     tenant.save()
     _group_create(tenant=tenant, name=TenantGroup.EVERYONE, is_everyone=True)
     if owner is not None:
         membership_add(tenant=tenant, user=owner, username=owner.get_username(), role=Role.OWNER)
     return tenant
+
+
+@transaction.atomic
+def tenant_set_active(*, tenant: Tenant, active: bool) -> bool:
+    """Suspend (or lift the suspension of) a whole tenant: every request of its keys and members is
+    refused from the next one on (resolution._require_active reads the flag on every request), and
+    so is work a worker starts later for it (resolution.stored_caller_context). Nothing is deleted
+    or revoked, so lifting it restores everything as it was. Returns whether anything changed."""
+    locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    changed = locked.is_active != active
+    if changed:
+        locked.is_active = active
+        locked.save(update_fields=["is_active"])
+    tenant.is_active = active
+    return changed
 
 
 # --------------------------------------------------------------------------- members
@@ -91,6 +145,7 @@ def membership_add(
     role: str = Role.READER,
     granting_scopes: frozenset[str] | None = None,
     granting_role: str | None = None,
+    actor: Actor | None = None,
 ) -> Membership:
     """Give an existing platform user a place in a tenant (a user may belong to several)."""
     _validate_username(username)
@@ -102,6 +157,7 @@ def membership_add(
         raise Conflict("That user is already a member of this tenant.", code="already_member")
     membership = Membership.objects.create(tenant=tenant, user=user, username=username, role=role)
     _join_everyone(membership)
+    _record(tenant, DirectoryEvent.Kind.MEMBER_CREATED, actor, member=membership, details={"role": role})
     return membership
 
 
@@ -129,14 +185,17 @@ def member_create(
     email: str = "",
     first_name: str = "",
     last_name: str = "",
+    external_id: str = "",
     granting_scopes: frozenset[str] | None = None,
     granting_role: str | None = None,
+    actor: Actor | None = None,
 ) -> Membership:
     """A new person of this tenant, provisioned by the tenant app. They authenticate through the
     tenant app (which acts for them), so no password is set."""
     _validate_username(username)
     _validate_role(role)
     _require_can_grant(role, granting_scopes, action="give", granting_role=granting_role)
+    _validate_person(email=email, first_name=first_name, last_name=last_name)
     if Membership.objects.filter(tenant=tenant, username=username).exists():
         raise Conflict(f"A user named '{username}' already exists in this tenant.", code="username_taken")
     user = UserModel(
@@ -144,8 +203,76 @@ def member_create(
     )
     user.set_unusable_password()
     user.save()
-    membership = Membership.objects.create(tenant=tenant, user=user, username=username, role=role)
+    membership = Membership.objects.create(
+        tenant=tenant, user=user, username=username, role=role, external_id=_validate_external_id(external_id)
+    )
     _join_everyone(membership)
+    _record(tenant, DirectoryEvent.Kind.MEMBER_CREATED, actor, member=membership, details={"role": role})
+    return membership
+
+
+def _validate_external_id(external_id: str) -> str:
+    if len(external_id) > 255:
+        raise ApplicationError("An external id has at most 255 characters.", code="invalid_external_id")
+    return external_id
+
+
+_MEMBER_FIELDS = {"email": 254, "first_name": 150, "last_name": 150}  # the auth user's column lengths
+
+
+def _validate_person(**person: str) -> None:
+    """What the API's serializers check, for every caller (the operator's commands, SCIM)."""
+    for field, value in person.items():
+        label = field.replace("_", " ")
+        if len(value) > _MEMBER_FIELDS[field] or not value.isprintable():
+            raise ApplicationError(
+                f"A {label} has at most {_MEMBER_FIELDS[field]} printable characters.", code=f"invalid_{field}"
+            )
+    if person.get("email"):
+        try:
+            validate_email(person["email"])
+        except ValidationError:
+            raise ApplicationError(f"{person['email']!r} is not an email address.", code="invalid_email") from None
+
+
+@transaction.atomic
+def member_update(
+    *,
+    membership: Membership,
+    username: str | None = None,
+    external_id: str | None = None,
+    granting_scopes: frozenset[str] | None = None,
+    granting_role: str | None = None,
+    actor: Actor | None = None,
+    **person: str,
+) -> Membership:
+    """Change what the tenant knows a person by: their tenant-local username, email, first and last
+    name, external id (None leaves a field as it is). Not the role or the active flag, which have
+    their own services. Records what changed, and only if something did."""
+    _require_can_grant(membership.role, granting_scopes, action="change a member with", granting_role=granting_role)
+    unknown = set(person) - set(_MEMBER_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Unknown member field(s): {', '.join(sorted(unknown))}.", code="invalid_field")
+    changes: dict[str, list[str]] = {}
+    if username is not None and username != membership.username:
+        _validate_username(username)
+        if Membership.objects.filter(tenant=membership.tenant, username=username).exists():
+            raise Conflict(f"A user named '{username}' already exists in this tenant.", code="username_taken")
+        changes["username"] = [membership.username, username]
+        membership.username = username
+    if external_id is not None and external_id != membership.external_id:
+        changes["external_id"] = [membership.external_id, _validate_external_id(external_id)]
+        membership.external_id = external_id
+    _validate_person(**person)
+    user = membership.user
+    for field, value in person.items():
+        if getattr(user, field) != value:
+            changes[field] = [getattr(user, field), value]
+            setattr(user, field, value)
+    if changes:
+        membership.save(update_fields=["username", "external_id"])
+        user.save(update_fields=list(_MEMBER_FIELDS))
+        _record(membership.tenant, DirectoryEvent.Kind.MEMBER_UPDATED, actor, member=membership, details=changes)
     return membership
 
 
@@ -156,6 +283,7 @@ def member_set_active(
     active: bool,
     granting_scopes: frozenset[str] | None = None,
     granting_role: str | None = None,
+    actor: Actor | None = None,
 ) -> Membership:
     """Deactivate (or reactivate) a person in one tenant; their other memberships are untouched."""
     _require_can_grant(
@@ -165,6 +293,8 @@ def member_set_active(
         membership.is_active = active
         membership.deactivated_at = None if active else timezone.now()
         membership.save(update_fields=["is_active", "deactivated_at"])
+        kind = DirectoryEvent.Kind.MEMBER_REACTIVATED if active else DirectoryEvent.Kind.MEMBER_DEACTIVATED
+        _record(membership.tenant, kind, actor, member=membership)
     return membership
 
 
@@ -175,12 +305,16 @@ def member_set_role(
     role: str,
     granting_scopes: frozenset[str] | None = None,
     granting_role: str | None = None,
+    actor: Actor | None = None,
 ) -> Membership:
     _validate_role(role)
     _require_can_grant(membership.role, granting_scopes, action="change a member with", granting_role=granting_role)
     _require_can_grant(role, granting_scopes, action="give", granting_role=granting_role)
-    membership.role = role
-    membership.save(update_fields=["role"])
+    if membership.role != role:
+        details = {"role": [membership.role, role]}
+        membership.role = role
+        membership.save(update_fields=["role"])
+        _record(membership.tenant, DirectoryEvent.Kind.ROLE_CHANGED, actor, member=membership, details=details)
     return membership
 
 
@@ -193,15 +327,23 @@ def _validate_group_name(name: str) -> str:
 
 
 @transaction.atomic
-def group_create(*, tenant: Tenant, name: str) -> TenantGroup:
-    return _group_create(tenant=tenant, name=_validate_group_name(name))
+def group_create(*, tenant: Tenant, name: str, external_id: str = "", actor: Actor | None = None) -> TenantGroup:
+    group = _group_create(tenant=tenant, name=_validate_group_name(name), external_id=external_id)
+    _record(tenant, DirectoryEvent.Kind.GROUP_CREATED, actor, group=group)
+    return group
 
 
-def _group_create(*, tenant: Tenant, name: str, is_everyone: bool = False) -> TenantGroup:
+def _group_create(*, tenant: Tenant, name: str, is_everyone: bool = False, external_id: str = "") -> TenantGroup:
     if TenantGroup.objects.filter(tenant=tenant, name=name).exists():
         raise Conflict(f"A group named '{name}' already exists in this tenant.", code="group_exists")
     auth_group = Group.objects.create(name=f"tenant-{tenant.pk}-{uuid.uuid4().hex}")
-    return TenantGroup.objects.create(tenant=tenant, name=name, auth_group=auth_group, is_everyone=is_everyone)
+    return TenantGroup.objects.create(
+        tenant=tenant,
+        name=name,
+        auth_group=auth_group,
+        is_everyone=is_everyone,
+        external_id=_validate_external_id(external_id),
+    )
 
 
 def _refuse_everyone(group: TenantGroup) -> None:
@@ -213,19 +355,37 @@ def _refuse_everyone(group: TenantGroup) -> None:
 
 
 @transaction.atomic
-def group_rename(*, group: TenantGroup, name: str) -> TenantGroup:
+def group_rename(*, group: TenantGroup, name: str, actor: Actor | None = None) -> TenantGroup:
+    return group_update(group=group, name=name, actor=actor)
+
+
+@transaction.atomic
+def group_update(
+    *, group: TenantGroup, name: str | None = None, external_id: str | None = None, actor: Actor | None = None
+) -> TenantGroup:
+    """Rename a group and/or change its external id (None leaves it); records what changed."""
     _refuse_everyone(group)
-    name = _validate_group_name(name)
-    if TenantGroup.objects.filter(tenant=group.tenant, name=name).exclude(pk=group.pk).exists():
-        raise Conflict(f"A group named '{name}' already exists in this tenant.", code="group_exists")
-    group.name = name
-    group.save(update_fields=["name"])
+    changes: dict[str, list[str]] = {}
+    if name is not None:
+        name = _validate_group_name(name)
+        if TenantGroup.objects.filter(tenant=group.tenant, name=name).exclude(pk=group.pk).exists():
+            raise Conflict(f"A group named '{name}' already exists in this tenant.", code="group_exists")
+        if name != group.name:
+            changes["name"] = [group.name, name]
+            group.name = name
+    if external_id is not None and external_id != group.external_id:
+        changes["external_id"] = [group.external_id, _validate_external_id(external_id)]
+        group.external_id = external_id
+    if changes:
+        group.save(update_fields=["name", "external_id"])
+        _record(group.tenant, DirectoryEvent.Kind.GROUP_UPDATED, actor, group=group, details=changes)
     return group
 
 
 @transaction.atomic
-def group_delete(*, group: TenantGroup) -> None:
+def group_delete(*, group: TenantGroup, actor: Actor | None = None) -> None:
     _refuse_everyone(group)
+    _record(group.tenant, DirectoryEvent.Kind.GROUP_DELETED, actor, group=group)
     group.auth_group.delete()  # cascades to the TenantGroup and to guardian's grants
 
 
@@ -235,17 +395,21 @@ def _same_tenant(group: TenantGroup, membership: Membership) -> None:
 
 
 @transaction.atomic
-def group_member_add(*, group: TenantGroup, membership: Membership) -> None:
+def group_member_add(*, group: TenantGroup, membership: Membership, actor: Actor | None = None) -> None:
     _refuse_everyone(group)
     _same_tenant(group, membership)
-    membership.user.groups.add(group.auth_group)
+    if not membership.user.groups.filter(pk=group.auth_group_id).exists():
+        membership.user.groups.add(group.auth_group)
+        _record(group.tenant, DirectoryEvent.Kind.GROUP_MEMBER_ADDED, actor, member=membership, group=group)
 
 
 @transaction.atomic
-def group_member_remove(*, group: TenantGroup, membership: Membership) -> None:
+def group_member_remove(*, group: TenantGroup, membership: Membership, actor: Actor | None = None) -> None:
     _refuse_everyone(group)
     _same_tenant(group, membership)
-    membership.user.groups.remove(group.auth_group)
+    if membership.user.groups.filter(pk=group.auth_group_id).exists():
+        membership.user.groups.remove(group.auth_group)
+        _record(group.tenant, DirectoryEvent.Kind.GROUP_MEMBER_REMOVED, actor, member=membership, group=group)
 
 
 # --------------------------------------------------------------------------- API keys
@@ -313,8 +477,10 @@ def api_key_create(
     compliance role's). Both None is a trusted caller (a superuser on the admin site, a command).
     """
     scope_list = _validate_scopes(scopes, granting_scopes=granting_scopes, granting_role=granting_role)
-    if not name.strip():
-        raise ApplicationError("An API key needs a name.", code="invalid_name")
+    if not name.strip() or len(name.strip()) > 100 or not name.isprintable():
+        raise ApplicationError(
+            "An API key needs a name of 1 to 100 printable characters (no line breaks).", code="invalid_name"
+        )
     if expires_at is not None and expires_at <= timezone.now():
         raise ApplicationError("expires_at must be in the future.", code="invalid_expiry")
     generated = keys.generate()

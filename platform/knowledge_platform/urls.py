@@ -17,6 +17,7 @@ urlpatterns = [
     path("health/live", core_views.LivenessView.as_view(), name="health-live"),
     path("health/ready", core_views.ReadinessView.as_view(), name="health-ready"),
     path("api/v1/", include(api_v1)),
+    path("scim/v2/", include("apps.provisioning.urls")),  # a directory's provisioning (docs/identity.md)
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "apps.search",
     "apps.documents",
     "apps.access",
+    "apps.provisioning",
     "apps.corpus",
     "apps.ingestion",
     "apps.answers",
