@@ -85,3 +85,38 @@ def test_the_detail_page_replays_a_record_and_shows_what_differs(library, record
     _sql("UPDATE corpus_chunk SET start_offset = start_offset + 1 WHERE id = %s", [chunk_id])
     html = client.get(f"{LIST}{record.pk}/change/", {"replay": "1"}).content.decode()
     assert "Some texts do not match what the record kept." in html and "DIFFERS" in html
+
+
+def exported(response) -> list[dict]:
+    import csv
+    import io
+
+    assert response.status_code == 200 and response["Content-Type"] == "text/csv", response
+    return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+@pytest.mark.django_db
+def test_the_export_holds_what_the_filtered_list_shows_and_nothing_else(library, records, auditor, globex):
+    from apps.tenants import services as tenants
+    from apps.tenants.models import Role
+
+    client = staff(auditor)
+    everything = exported(client.get(f"{LIST}export/"))
+    assert sorted(int(row["id"]) for row in everything) == sorted(records)
+    bob = exported(client.get(f"{LIST}export/", {"username": "bob"}))
+    assert {row["query"] for row in bob} == {"When are bonuses paid?", "capital of France"}
+    by_document = exported(client.get(f"{LIST}export/", {"document": library.salaries.pk}))
+    touching = AuditRecord.objects.filter(tenant=library.world.tenant, chunks__document_id=library.salaries.pk)
+    assert {row["query"] for row in by_document} == set(touching.values_list("query", flat=True))
+    assert "When are bonuses paid?" in {row["query"] for row in by_document}
+    assert "how long must passwords be" not in {row["query"] for row in by_document}
+    assert "Export these records (CSV)" in client.get(LIST, {"username": "bob"}).content.decode()
+    # A filter the list refuses is refused here too; another tenant's id names nothing.
+    assert client.get(f"{LIST}export/", {"nonsense__field": "1"}).status_code == 302
+    assert exported(client.get(f"{LIST}export/", {"tenant": globex.tenant.pk})) == []
+    assert exported(client.get(f"{LIST}export/", {"tenant": "acme"})) == []  # an id, not a slug: was a 500
+    assert client.get(LIST, {"tenant": "9" * 30}).status_code == 200
+    # Other roles, and a compliance member of another tenant, export nothing of acme's.
+    assert staff(library.world.owner).get(f"{LIST}export/").status_code == 403
+    theirs = tenants.member_create(tenant=globex.tenant, username="gina", role=Role.COMPLIANCE)
+    assert exported(staff(theirs).get(f"{LIST}export/")) == []
