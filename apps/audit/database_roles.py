@@ -7,9 +7,10 @@ rows are ever deleted (migration audit/0004, apps/audit/purge.py).
 
 After every `migrate` (the `post_migrate` signal, connected in apps.py) the application role is
 given exactly what it needs, recomputed from nothing: ordinary read and write on the tables of the
-schema, but only SELECT and INSERT on the audit trail, no DELETE on the chain head, no writes to
-`django_migrations`, and EXECUTE on the purge function. Only on PostgreSQL, and only when a role
-is configured: elsewhere (SQLite, a development database served by its owner) nothing is granted.
+schema, but only SELECT and INSERT on the audit trail and the directory's history, no DELETE on
+the chain head, no writes to `django_migrations`, and EXECUTE on the purge function. Only on
+PostgreSQL, and only when a role is configured: elsewhere (SQLite, a development database served
+by its owner) nothing is granted.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ logger = logging.getLogger(__name__)
 
 # Append-only: the application may read and add rows, never change or remove them.
 AUDIT_TABLES = ("audit_auditrecord", "audit_retrievedchunk", "audit_review", "audit_retentionpurge")
+# The directory's history (tenants.DirectoryEvent): who changed the people and groups that access
+# follows. Append-only for the application too; it has no trigger (its owner is trusted, as for
+# every table), and nothing points at its rows.
+HISTORY_TABLES = ("tenants_directoryevent",)
 # The tip of each tenant's chain moves forward (a trigger refuses the rest); never deleted.
 CHAIN_HEAD_TABLE = "audit_chainhead"
 # What the purge function deletes from, and so all its owner may touch.
@@ -143,7 +148,7 @@ def grant_application_role(connection) -> bool:
         run("REVOKE ALL ON ALL SEQUENCES IN SCHEMA {schema} FROM {app}")
         run("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {app}")
         run("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {app}")
-        for table in AUDIT_TABLES:
+        for table in AUDIT_TABLES + HISTORY_TABLES:
             if _table_exists(cursor, schema, table):
                 run("REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM {app}", table=(schema, table))
         if _table_exists(cursor, schema, CHAIN_HEAD_TABLE):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.urls import reverse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -113,8 +114,8 @@ class _UserView(ScimView):
     def render(self, membership) -> dict[str, Any]:
         return resources.user_resource(membership, self.location("scim-user", membership.pk))
 
-    def membership(self, user_id: str):
-        return resources.user_get(tenant=tenant_context(self.request).tenant, user_id=user_id)
+    def membership(self, user_id: str, *, for_update: bool = False):
+        return resources.user_get(tenant=tenant_context(self.request).tenant, user_id=user_id, for_update=for_update)
 
 
 class UserListView(_UserView):
@@ -135,16 +136,22 @@ class UserDetailView(_UserView):
     def get(self, request: Request, user_id: str) -> Response:
         return Response(self.render(self.membership(user_id)))
 
+    # Writes read the User under a row lock, in one transaction with the change.
+    @transaction.atomic
     def put(self, request: Request, user_id: str) -> Response:
-        membership = resources.user_replace(membership=self.membership(user_id), body=request.data, actor=self.actor())
-        return Response(self.render(membership))
+        membership = self.membership(user_id, for_update=True)
+        return Response(
+            self.render(resources.user_replace(membership=membership, body=request.data, actor=self.actor()))
+        )
 
+    @transaction.atomic
     def patch(self, request: Request, user_id: str) -> Response:
-        membership = resources.user_patch(membership=self.membership(user_id), body=request.data, actor=self.actor())
-        return Response(self.render(membership))
+        membership = self.membership(user_id, for_update=True)
+        return Response(self.render(resources.user_patch(membership=membership, body=request.data, actor=self.actor())))
 
+    @transaction.atomic
     def delete(self, request: Request, user_id: str) -> Response:
-        resources.user_deactivate(membership=self.membership(user_id), actor=self.actor())
+        resources.user_deactivate(membership=self.membership(user_id, for_update=True), actor=self.actor())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -157,8 +164,8 @@ class _GroupView(ScimView):
             group, self.location("scim-group", group.pk), with_members="members" not in excluded
         )
 
-    def group(self, group_id: str):
-        return resources.group_get(tenant=tenant_context(self.request).tenant, group_id=group_id)
+    def group(self, group_id: str, *, for_update: bool = False):
+        return resources.group_get(tenant=tenant_context(self.request).tenant, group_id=group_id, for_update=for_update)
 
 
 class GroupListView(_GroupView):
@@ -179,16 +186,22 @@ class GroupDetailView(_GroupView):
     def get(self, request: Request, group_id: str) -> Response:
         return Response(self.render(self.group(group_id)))
 
+    # Writes read the Group under a row lock, in one transaction with the change.
+    @transaction.atomic
     def put(self, request: Request, group_id: str) -> Response:
-        group = resources.group_replace(group=self.group(group_id), body=request.data, actor=self.actor())
+        group = resources.group_replace(
+            group=self.group(group_id, for_update=True), body=request.data, actor=self.actor()
+        )
         return Response(self.render(group))
 
+    @transaction.atomic
     def patch(self, request: Request, group_id: str) -> Response:
-        resources.group_patch(group=self.group(group_id), body=request.data, actor=self.actor())
+        resources.group_patch(group=self.group(group_id, for_update=True), body=request.data, actor=self.actor())
         return Response(status=status.HTTP_204_NO_CONTENT)  # RFC 7644 §3.5.2: 204 when no body is asked for
 
+    @transaction.atomic
     def delete(self, request: Request, group_id: str) -> Response:
-        resources.group_delete(group=self.group(group_id), actor=self.actor())
+        resources.group_delete(group=self.group(group_id, for_update=True), actor=self.actor())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

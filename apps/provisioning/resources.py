@@ -34,15 +34,20 @@ def groups(*, tenant: Tenant):
     return selectors.group_list(tenant=tenant).filter(is_everyone=False).order_by("pk")
 
 
-def user_get(*, tenant: Tenant, user_id: str) -> Membership:
-    membership = users(tenant=tenant).filter(pk=_pk(user_id)).first() if _pk(user_id) else None
+def user_get(*, tenant: Tenant, user_id: str, for_update: bool = False) -> Membership:
+    """`for_update` (inside a transaction): locked until it ends, so two writes of one User from a
+    directory's parallel requests apply one after the other, each to what the other left."""
+    queryset = users(tenant=tenant).select_for_update() if for_update else users(tenant=tenant)
+    membership = queryset.filter(pk=_pk(user_id)).first() if _pk(user_id) else None
     if membership is None:
         raise ScimError(f"No User {user_id!r} in this tenant.", status=404, code="user_not_found")
     return membership
 
 
-def group_get(*, tenant: Tenant, group_id: str) -> TenantGroup:
-    group = groups(tenant=tenant).filter(pk=_pk(group_id)).first() if _pk(group_id) else None
+def group_get(*, tenant: Tenant, group_id: str, for_update: bool = False) -> TenantGroup:
+    """`for_update` as for user_get: a membership patch reads the members it changes under the lock."""
+    queryset = groups(tenant=tenant).select_for_update() if for_update else groups(tenant=tenant)
+    group = queryset.filter(pk=_pk(group_id)).first() if _pk(group_id) else None
     if group is None:
         raise ScimError(f"No Group {group_id!r} in this tenant.", status=404, code="group_not_found")
     return group

@@ -659,7 +659,7 @@ class ReadOnlyAdminMixin:
 class DirectoryEventAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     """The directory's history, read-only: the services write it with every change."""
 
-    list_display = ["at", "tenant", "kind", "member", "group", "actor_user", "actor_api_key"]
+    list_display = ["at", "tenant", "kind", "member", "group", "actor", "actor_api_key_prefix"]
     list_filter = [TenantListFilter, "kind"]
     search_fields = ["member", "group"]
     date_hierarchy = "at"

@@ -170,7 +170,8 @@ class ApiKey(TenantOwned):
 class DirectoryEvent(TenantOwned):
     """One change to a tenant's people or groups, whoever made it (the API, SCIM, the admin site, the
     operator's commands): group membership decides what a person may read, so who changed it, and
-    when, is part of the audit story. Written by the services (services._record), never edited."""
+    when, is part of the audit story. Written by the services (services._record); the application's
+    database role may only add rows (docs/identity.md)."""
 
     class Kind(models.TextChoices):
         MEMBER_CREATED = "member_created"
@@ -191,10 +192,15 @@ class DirectoryEvent(TenantOwned):
     member = models.CharField(max_length=150, blank=True, help_text="The member's tenant-local username.")
     group = models.CharField(max_length=150, blank=True, help_text="The group's name at the time.")
     details = models.JSONField(default=dict, blank=True, help_text="What changed: {field: [before, after]}.")
-    actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    # Who, as text like the audit trail's (username, api_key_prefix), not keys: the table is
+    # append-only for the application's database role (apps/audit/database_roles.py), so nothing may
+    # have to rewrite a row of it, as a SET_NULL would when a user is deleted.
+    actor = models.CharField(
+        max_length=150,
+        blank=True,
+        help_text="The member's tenant-local username, or the staff user's; empty for a key.",
     )
-    actor_api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_api_key_prefix = models.CharField(max_length=16, blank=True)
 
     class Meta:
         ordering = ["tenant", "-at", "-id"]

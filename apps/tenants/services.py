@@ -56,9 +56,18 @@ def _record(
         member=member.username if member else "",
         group=group.name if group else "",
         details=details or {},
-        actor_user=actor.user if actor else None,
-        actor_api_key=actor.api_key if actor else None,
+        actor=_actor_name(tenant, actor),
+        actor_api_key_prefix=actor.api_key.prefix if actor and actor.api_key else "",
     )
+
+
+def _actor_name(tenant: Tenant, actor: Actor | None) -> str:
+    """The name the tenant knows the acting person by: their tenant-local username, else (a
+    superuser on the admin site) the global one; empty for a key acting as itself, or nobody."""
+    if actor is None or actor.user is None or (actor.api_key and actor.user.pk == actor.api_key.service_user_id):
+        return ""
+    membership = Membership.objects.filter(tenant=tenant, user=actor.user).first()
+    return membership.username if membership else actor.user.get_username()
 
 
 # --------------------------------------------------------------------------- tenants

@@ -8,8 +8,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from apps.tenants import services
-from apps.tenants.models import ApiKey, DirectoryEvent, TenantGroup
-from tests.conftest import key_client
+from apps.tenants.models import DirectoryEvent, TenantGroup
+from tests.audit.test_database_privileges import app, app_role  # noqa: F401  (fixtures: the app's role)
+from tests.conftest import key_client, user_client
 from tests.tenants.test_operator_commands import run
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +20,7 @@ def events(tenant):
     return list(
         DirectoryEvent.objects.filter(tenant=tenant)
         .order_by("at", "id")
-        .values_list("kind", "member", "group", "details", "actor_user__username", "actor_api_key__prefix")
+        .values_list("kind", "member", "group", "details", "actor", "actor_api_key_prefix")
     )
 
 
@@ -38,17 +39,22 @@ def test_the_api_records_each_change_with_the_key_that_made_it(acme):
     assert app.delete(f"/api/v1/groups/{group}/members/hana").status_code == 200
     assert app.post("/api/v1/users/hana/deactivate").status_code == 200
     assert app.delete(f"/api/v1/groups/{group}").status_code == 204
-    service_user = ApiKey.objects.filter(tenant=acme.tenant, prefix=prefix).get().service_user.username
     assert events(acme.tenant)[start:] == [
-        ("member_created", "hana", "", {"role": "reader"}, service_user, prefix),
-        ("group_created", "", "HR", {}, service_user, prefix),
-        ("group_member_added", "hana", "HR", {}, service_user, prefix),
-        ("role_changed", "hana", "", {"role": ["reader", "editor"]}, service_user, prefix),
-        ("group_updated", "", "People", {"name": ["HR", "People"]}, service_user, prefix),
-        ("group_member_removed", "hana", "People", {}, service_user, prefix),
-        ("member_deactivated", "hana", "", {}, service_user, prefix),
-        ("group_deleted", "", "People", {}, service_user, prefix),
+        ("member_created", "hana", "", {"role": "reader"}, "", prefix),
+        ("group_created", "", "HR", {}, "", prefix),
+        ("group_member_added", "hana", "HR", {}, "", prefix),
+        ("role_changed", "hana", "", {"role": ["reader", "editor"]}, "", prefix),
+        ("group_updated", "", "People", {"name": ["HR", "People"]}, "", prefix),
+        ("group_member_removed", "hana", "People", {}, "", prefix),
+        ("member_deactivated", "hana", "", {}, "", prefix),
+        ("group_deleted", "", "People", {}, "", prefix),
     ]
+
+
+def test_a_member_is_named_by_their_tenant_local_username(acme):
+    owner = user_client(acme.owner, "acme")
+    assert owner.post("/api/v1/groups", {"name": "Legal"}, format="json").status_code == 201
+    assert events(acme.tenant)[-1] == ("group_created", "", "Legal", {}, "owner", "")
 
 
 def test_the_admin_site_records_the_staff_user_and_a_rename_is_saved(acme):
@@ -59,7 +65,7 @@ def test_the_admin_site_records_the_staff_user_and_a_rename_is_saved(acme):
     response = client.post(f"/admin/tenants/tenantgroup/{group.pk}/change/", {"name": "People", "external_id": ""})
     assert response.status_code == 302, response.content[:2000]
     assert TenantGroup.objects.filter(tenant=acme.tenant, pk=group.pk).get().name == "People"
-    assert events(acme.tenant)[-1] == ("group_updated", "", "People", {"name": ["HR", "People"]}, "root", None)
+    assert events(acme.tenant)[-1] == ("group_updated", "", "People", {"name": ["HR", "People"]}, "root", "")
     # The history is read-only there: nobody edits or deletes it, superusers included.
     event = DirectoryEvent.objects.filter(tenant=acme.tenant).first()
     assert client.get(f"/admin/tenants/directoryevent/{event.pk}/change/").status_code == 200
@@ -69,4 +75,32 @@ def test_the_admin_site_records_the_staff_user_and_a_rename_is_saved(acme):
 
 def test_the_operators_commands_record_changes_made_by_nobody_in_particular(acme):
     assert run("member_create", "--tenant", "acme", "hana", "--group", "everyone")[0] == 0
-    assert events(acme.tenant)[-1] == ("member_created", "hana", "", {"role": "reader"}, None, None)
+    assert events(acme.tenant)[-1] == ("member_created", "hana", "", {"role": "reader"}, "", "")
+
+
+@pytest.mark.full_profile
+@pytest.mark.django_db(transaction=True)
+def test_the_applications_database_role_can_add_to_the_history_but_never_rewrite_it(app):
+    """With the application's own credentials (what an insider holding them could do): the history
+    of who changed access takes new rows, and refuses to change or lose one."""
+    from psycopg import errors
+
+    from tests.audit.test_database_privileges import attempt
+
+    tenant = services.tenant_create(slug="acme", name="Acme")
+    services.member_create(tenant=tenant, username="hana")
+    event = DirectoryEvent.objects.filter(tenant=tenant, member="hana").get()
+    assert attempt(
+        app,
+        "INSERT INTO tenants_directoryevent (tenant_id, at, kind, member, \"group\", details, actor, "
+        "actor_api_key_prefix) VALUES (%s, now(), 'member_updated', 'hana', '', '{}', '', '')",
+        [tenant.pk],
+    ) is None  # fmt: skip
+    for statement in (
+        "UPDATE tenants_directoryevent SET actor = 'someone else' WHERE id = %s",
+        "DELETE FROM tenants_directoryevent WHERE id = %s",
+    ):
+        assert isinstance(attempt(app, statement, [event.pk]), errors.InsufficientPrivilege), statement
+    assert isinstance(attempt(app, "TRUNCATE tenants_directoryevent CASCADE"), errors.InsufficientPrivilege)
+    event.refresh_from_db()
+    assert event.actor == "" and DirectoryEvent.objects.filter(tenant=tenant).count() == 2
