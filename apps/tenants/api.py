@@ -10,10 +10,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.pagination import paginated_response, paginated_schema
-from apps.core.serializers import StringField
+from apps.core.serializers import StrictInputSerializer, StringField
 
 from . import selectors, services
-from .models import Role, Scope
+from .models import DirectoryEvent, Role, Scope
 from .permissions import tenant_context
 
 
@@ -261,6 +261,46 @@ class GroupMemberRemoveView(APIView):
         membership = selectors.membership_get(tenant=context.tenant, username=username)
         services.group_member_remove(group=group, membership=membership, actor=context.actor)
         return Response(GroupOutputSerializer(group).data)
+
+
+# --------------------------------------------------------------------------- the directory's history
+class DirectoryEventOutputSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    kind = StringField()
+    member = StringField(help_text="The member's tenant-local username at the time, or empty.")
+    group = StringField(help_text="The group's name at the time, or empty.")
+    details = serializers.DictField(help_text="What changed: {field: [before, after]}.")
+    actor = StringField(help_text="Who: a member's tenant-local username; empty for a key or the operator.")
+    actor_api_key_prefix = StringField(help_text="The key used, or empty.")
+
+
+class DirectoryEventListView(APIView):
+    """Who changed the tenant's people and groups, and when (docs/identity.md). Read-only: the
+    services write it with each change."""
+
+    required_scope = Scope.USERS_MANAGE
+
+    class DirectoryEventFilterSerializer(StrictInputSerializer):  # a misspelt filter is a 400, not everything
+        member = StringField(required=False, max_length=150)
+        group = StringField(required=False, max_length=150)
+        kind = serializers.ChoiceField(choices=DirectoryEvent.Kind.choices, required=False)
+
+    @extend_schema(
+        operation_id="directory_events_list",
+        parameters=[DirectoryEventFilterSerializer],
+        responses=paginated_schema(DirectoryEventOutputSerializer),
+        tags=["users"],
+        summary="The history of the tenant's people and groups, newest first",
+    )
+    def get(self, request: Request) -> Response:
+        # limit and offset are the pagination's (checked there); anything else unknown is a 400.
+        query = {name: value for name, value in request.query_params.items() if name not in ("limit", "offset")}
+        filters = self.DirectoryEventFilterSerializer(data=query)
+        filters.is_valid(raise_exception=True)
+        events = selectors.directory_event_list(tenant=tenant_context(request).tenant, **filters.validated_data)
+        return paginated_response(
+            request=request, view=self, queryset=events, serializer_class=DirectoryEventOutputSerializer
+        )
 
 
 # --------------------------------------------------------------------------- API keys

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 
 from apps.core.exceptions import NotFound
 
-from .models import ApiKey, Membership, TenantGroup
+from .models import ApiKey, DirectoryEvent, Membership, TenantGroup
 
 
 def membership_list(*, tenant) -> QuerySet[Membership]:
@@ -45,3 +45,17 @@ def api_key_get(*, tenant, prefix: str) -> ApiKey:
     if api_key is None:
         raise NotFound(f"No API key '{prefix}' in this tenant.", code="api_key_not_found")
     return api_key
+
+
+def directory_event_list(
+    *, tenant, member: str | None = None, group: str | None = None, kind: str | None = None
+) -> QuerySet[DirectoryEvent]:
+    """The tenant's directory history, newest first; `member` and `group` are names as recorded."""
+    events = DirectoryEvent.objects.filter(tenant=tenant).order_by("-at", "-id")
+    if member is not None:
+        events = events.filter(member=member)
+    if group is not None:
+        events = events.filter(group=group)
+    if kind is not None:
+        events = events.filter(kind=kind)
+    return events

@@ -14,6 +14,7 @@ urlpatterns = [
     path(
         "groups/<int:group_id>/members/<str:username>", api.GroupMemberRemoveView.as_view(), name="group-member-remove"
     ),
+    path("directory-events", api.DirectoryEventListView.as_view(), name="directory-event-list"),
     path("api-keys", api.ApiKeyListCreateView.as_view(), name="api-key-list"),
     path("api-keys/<str:prefix>/revoke", api.ApiKeyRevokeView.as_view(), name="api-key-revoke"),
 ]

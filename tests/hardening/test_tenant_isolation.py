@@ -182,9 +182,11 @@ QUERY_REFERENCES: dict[str, str] = {
     "version": "version",  # the audit filter takes a version *id*
     "golden_set": "golden_set",
     "user": "member",
+    "member": "member",  # the directory history's filter: a username, as recorded
 }
 QUERY_PLAIN = {
     "category",
+    "group",  # the directory history's filter: a group's name as recorded, compared within the tenant
     "date_from",
     "date_to",
     "effective_from",

@@ -104,3 +104,27 @@ def test_the_applications_database_role_can_add_to_the_history_but_never_rewrite
     assert isinstance(attempt(app, "TRUNCATE tenants_directoryevent CASCADE"), errors.InsufficientPrivilege)
     event.refresh_from_db()
     assert event.actor == "" and DirectoryEvent.objects.filter(tenant=tenant).count() == 2
+
+
+def test_the_api_shows_the_history_newest_first_filtered_and_to_its_tenant_only(acme, globex):
+    app = key_client(acme.key())
+    assert app.post("/api/v1/users", {"username": "hana"}, format="json").status_code == 201
+    group = app.post("/api/v1/groups", {"name": "HR"}, format="json").json()["id"]
+    assert app.post(f"/api/v1/groups/{group}/members", {"username": "hana"}, format="json").status_code == 200
+    services.member_create(tenant=globex.tenant, username="hana")  # the same name in another tenant
+
+    page = app.get("/api/v1/directory-events", {"member": "hana"}).json()
+    assert [event["kind"] for event in page["results"]] == ["group_member_added", "member_created"]
+    assert page["count"] == 2 and page["results"][0]["group"] == "HR" and page["results"][0]["actor_api_key_prefix"]
+    assert [e["group"] for e in app.get("/api/v1/directory-events", {"kind": "group_created"}).json()["results"]] == [
+        "HR"
+    ]
+    assert app.get("/api/v1/directory-events", {"limit": 1}).json()["results"][0]["kind"] == "group_member_added"
+    theirs = key_client(globex.key()).get("/api/v1/directory-events", {"member": "hana"}).json()
+    assert [event["kind"] for event in theirs["results"]] == ["member_created"]
+
+    refused = app.get("/api/v1/directory-events", {"kind": "everything"})
+    assert refused.status_code == 400 and "kind" in refused.json()["extra"]["fields"]
+    assert app.get("/api/v1/directory-events", {"membr": "hana"}).status_code == 400  # misspelt: never all of it
+    assert app.get("/api/v1/directory-events", {"limit": "9999"}).status_code == 400
+    assert key_client(acme.key(scopes=["search"])).get("/api/v1/directory-events").status_code == 403
