@@ -252,7 +252,7 @@ def _memberships(tenant: Tenant, ids: list[str]) -> list[Membership]:
     return found
 
 
-def _refuse_everyone_name(tenant: Tenant, name: str) -> None:
+def _refuse_everyone_name(name: str) -> None:
     if name.strip().lower() == TenantGroup.EVERYONE:
         raise ScimError(
             "'everyone' is the platform's own group of all members; a directory group needs another name.",
@@ -264,7 +264,7 @@ def _refuse_everyone_name(tenant: Tenant, name: str) -> None:
 @transaction.atomic
 def group_create(*, tenant: Tenant, body: Any, actor: Actor) -> TenantGroup:
     name, external_id, member_ids = _group_fields(body)
-    _refuse_everyone_name(tenant, name)
+    _refuse_everyone_name(name)
     if selectors.group_list(tenant=tenant).filter(name=name.strip()).exists():
         raise ScimError(f"A Group named {name.strip()!r} exists already.", status=409, scim_type="uniqueness")
     group = services.group_create(tenant=tenant, name=name, external_id=external_id, actor=actor)
@@ -283,7 +283,7 @@ def group_replace(*, group: TenantGroup, body: Any, actor: Actor) -> TenantGroup
 
 
 def _rename(group: TenantGroup, name: str, actor: Actor) -> None:
-    _refuse_everyone_name(group.tenant, name)
+    _refuse_everyone_name(name)
     if selectors.group_list(tenant=group.tenant).filter(name=name.strip()).exclude(pk=group.pk).exists():
         raise ScimError(f"A Group named {name.strip()!r} exists already.", status=409, scim_type="uniqueness")
     services.group_update(group=group, name=name, actor=actor)
